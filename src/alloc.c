@@ -1,0 +1,168 @@
+/* The allocation API behind every entry point: the hak_* functions, and the
+ * less common paths of free, realloc, calloc and aligned allocation. */
+#include <errno.h>
+#include <string.h>
+
+#include "fastpath.h"
+#include "msg.h"
+#include "options.h"
+#include "os.h"
+
+static _Atomic unsigned errors_reported;
+
+/* Reports misuse a bounded number of times: a broken program must not
+ * drown its own output. */
+static hak_cold void report_misuse(const char *what, const void *p) {
+  if (!HAK_OPT(REPORT_ERRORS)) return;
+  unsigned n = atomic_fetch_add_explicit(&errors_reported, 1, memory_order_relaxed);
+  if (n < 16) hak_error("%s of %p; ignored", what, p);
+  if (n == 16) hak_error("further errors are not reported");
+}
+
+void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
+  if (s->used == 0 || b == s->local_free || !hak_slab_owns_block(s, b)) {
+    report_misuse(hak_slab_owns_block(s, b) ? "double free" : "invalid free", b);
+    return;
+  }
+  b->next = s->local_free;
+  s->local_free = b;
+  if (--s->used == 0) hak_heap_retire(h, s);
+}
+
+void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
+  switch (seg->kind) {
+    case HAK_SEG_LARGE: hak_large_free(seg, p); return;
+    case HAK_SEG_BIG: hak_big_free(seg, p); return;
+    case HAK_SEG_TINY:
+    case HAK_SEG_MID:
+      if (hak_slab_owns_block(s, p)) {
+        hak_slab_free_remote(s, p);
+        return;
+      }
+      break;
+  }
+  report_misuse("invalid free", p);
+}
+
+void hak_free_special(void *p) {
+  if (!p) return;
+  hak_segment_t *seg = hak_segmap_lookup(p);
+  if (seg && seg->kind == HAK_SEG_BIG) {
+    hak_big_free(seg, p);
+    return;
+  }
+  report_misuse("invalid free (not allocated by hakmem)", p);
+}
+
+/* Usable size, or 0 when p is not a live hakmem block. */
+static size_t usable_size(const void *p) {
+  hak_segment_t *seg = hak_segmap_lookup(p);
+  if (!seg) return 0;
+  switch (seg->kind) {
+    case HAK_SEG_TINY:
+    case HAK_SEG_MID: {
+      hak_slab_t *s = &seg->slabs[((uintptr_t)p - (uintptr_t)seg) >> seg->slab_shift];
+      return hak_slab_owns_block(s, p) ? s->block_size : 0;
+    }
+    case HAK_SEG_LARGE: return hak_large_usable(seg, p);
+    case HAK_SEG_BIG: return hak_big_usable(seg, p);
+  }
+  return 0;
+}
+
+HAK_EXPORT void *hak_malloc(size_t n) { return hak_alloc_fast(n); }
+HAK_EXPORT void hak_free(void *p) { hak_free_fast(p); }
+HAK_EXPORT size_t hak_usable_size(const void *p) { return p ? usable_size(p) : 0; }
+HAK_EXPORT int hak_owns(const void *p) { return hak_segmap_lookup(p) != NULL; }
+
+void *hak_alloc_aligned(size_t align, size_t n, bool zero) {
+  if (align <= 16) {
+    void *p = hak_alloc_fast(n);
+    if (p && zero) memset(p, 0, n);
+    return p;
+  }
+  if (n > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (n <= HAK_MID_MAX && align <= HAK_MID_MAX) {
+    /* Slab starts are aligned to >= 8 KiB (Tiny) and 64 KiB (Mid): a class
+     * whose size is a multiple of `align` gives aligned blocks.  The power
+     * of two >= align is such a class, so the search ends. */
+    unsigned c = hak_class_of(n > align ? n : align);
+    while (hak_class_size(c) % align) c++;
+    void *p = hak_heap_alloc_class(hak_tls_heap, c);
+    if (p && zero) memset(p, 0, n);
+    return p;
+  }
+  if (hak_unlikely(hak_init_state != 2)) hak_process_init();
+  if (n + align < (size_t)HAK_OPT(BIG_THRESHOLD)) return hak_large_alloc(n, align, zero);
+  return hak_big_alloc(n, align, zero);
+}
+
+void *hak_calloc_impl(size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (n <= HAK_MID_MAX) {
+    void *p = hak_alloc_fast(n);
+    if (p) memset(p, 0, n);
+    return p;
+  }
+  return hak_alloc_aligned(HAK_PAGE, n, true); /* Large/Big skip zeroing fresh pages */
+}
+
+void *hak_realloc_impl(void *p, size_t n) {
+  if (!p) return hak_alloc_fast(n);
+  if (n == 0) { /* glibc: frees and returns NULL */
+    hak_free_fast(p);
+    return NULL;
+  }
+  size_t old = usable_size(p);
+  if (!old) {
+    report_misuse("invalid realloc", p);
+    errno = EINVAL;
+    return NULL;
+  }
+  if (n <= old && n >= old / 2) return p; /* fits, and not too wasteful */
+  hak_segment_t *seg = hak_segmap_lookup(p);
+  if (seg->kind == HAK_SEG_BIG && n >= (size_t)HAK_OPT(BIG_THRESHOLD)) {
+    void *q = hak_big_realloc(seg, p, n);
+    if (q) return q;
+  }
+  if (n > HAK_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *q = hak_alloc_fast(n);
+  if (!q) return NULL;
+  memcpy(q, p, old < n ? old : n);
+  hak_free_fast(p);
+  return q;
+}
+
+HAK_EXPORT void *hak_calloc(size_t count, size_t size) { return hak_calloc_impl(count, size); }
+HAK_EXPORT void *hak_realloc(void *p, size_t n) { return hak_realloc_impl(p, n); }
+
+HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) {
+  if (!hak_is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return hak_alloc_aligned(align, n, false);
+}
+
+HAK_EXPORT int hak_trim(void) {
+  size_t before = atomic_load(&hak_os.committed);
+  hak_heap_t *h = hak_tls_heap;
+  if (h != &hak_heap_empty) {
+    hak_segment_adopt_all(h);
+    hak_heap_collect(h, true);
+  }
+  hak_large_trim(true);
+  hak_big_trim(true);
+  hak_segment_cache_trim(true);
+  return atomic_load(&hak_os.committed) < before;
+}

@@ -1,0 +1,203 @@
+/* The Big tier (>= big threshold): each block has its own mapping, aligned
+ * to the segment size so that free() finds its header like any other.
+ * Freed mappings wait in the BigCache for a request of a fitting size; after
+ * the purge delay their pages are decommitted in one batch, and beyond the
+ * cache's budget they are unmapped. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "msg.h"
+#include "options.h"
+#include "os.h"
+
+enum { BIG_LIVE = 1, BIG_CACHED = 2 };
+
+typedef struct big_hdr {
+  hak_segment_t seg;
+  void *block;
+  uint32_t state;
+  bool committed;          /* cached: pages still resident */
+  uint64_t time;           /* cached: when it was freed */
+  struct big_hdr *next, *prev;
+} big_hdr_t;
+
+#define BIG_HDR HAK_PAGE
+#define BIG_GRAIN ((size_t)64 << 10) /* mapping sizes round up to this */
+
+static hak_lock_t big_lock = HAK_LOCK_INIT;
+static big_hdr_t *cache_first, *cache_last; /* newest first */
+static size_t cache_bytes, cache_committed;
+static _Atomic size_t cache_bytes_pub;
+
+static void cache_remove(big_hdr_t *b) {
+  if (b->prev) b->prev->next = b->next;
+  else cache_first = b->next;
+  if (b->next) b->next->prev = b->prev;
+  else cache_last = b->prev;
+  cache_bytes -= b->seg.map_size;
+  if (b->committed) cache_committed -= b->seg.map_size;
+  atomic_store_explicit(&cache_bytes_pub, cache_bytes, memory_order_relaxed);
+}
+
+static void big_unmap(big_hdr_t *b) {
+  size_t size = b->seg.map_size;
+  hak_segmap_set(b, size, false);
+  hak_os_commit_account(-(ptrdiff_t)(b->committed ? size : BIG_HDR));
+  hak_os_unmap(b, size);
+}
+
+static void big_decommit(big_hdr_t *b) {
+  hak_os_decommit((uint8_t *)b + BIG_HDR, b->seg.map_size - BIG_HDR);
+  b->committed = false;
+}
+
+/* Under the lock.  Returns the mappings to unmap (linked by next) so that
+ * the munmaps run outside it. */
+static big_hdr_t *cache_purge(uint64_t now, bool force) {
+  uint64_t delay = (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+  big_hdr_t *out = NULL;
+  for (big_hdr_t *b = cache_last; b; b = b->prev) {
+    if (!b->committed || (!force && b->time + delay > now)) continue;
+    big_decommit(b);
+    cache_committed -= b->seg.map_size;
+  }
+  while (cache_last && (force || cache_bytes > (size_t)HAK_OPT(BIGCACHE))) {
+    big_hdr_t *b = cache_last;
+    cache_remove(b);
+    b->next = out;
+    out = b;
+  }
+  return out;
+}
+
+static void unmap_list(big_hdr_t *b) {
+  while (b) {
+    big_hdr_t *next = b->next;
+    big_unmap(b);
+    b = next;
+  }
+}
+
+void *hak_big_alloc(size_t n, size_t align, bool zero) {
+  if (n > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) goto oom;
+  if (hak_unlikely(hak_init_state != 2)) hak_process_init();
+  size_t off = align <= BIG_HDR ? BIG_HDR : align;
+  size_t size = hak_align_up(off + n, BIG_GRAIN);
+  size_t map_align = align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
+  big_hdr_t *b = NULL;
+  if (off < HAK_SEG_SIZE) {
+    /* Best fit among cached mappings, wasting at most a quarter. */
+    hak_lock(&big_lock);
+    for (big_hdr_t *c = cache_first; c; c = c->next)
+      if (c->seg.map_size >= size && c->seg.map_size - size <= size / 4 &&
+          (!b || c->seg.map_size < b->seg.map_size))
+        b = c;
+    if (b) cache_remove(b);
+    hak_unlock(&big_lock);
+  }
+  bool fresh;
+  if (b) {
+    fresh = !b->committed;
+    if (fresh) hak_os_commit_account((ptrdiff_t)(b->seg.map_size - BIG_HDR));
+  } else {
+    b = hak_os_map_aligned(size, map_align);
+    if (!b) goto oom;
+    b->seg.map_size = size;
+    hak_os_commit_account((ptrdiff_t)size);
+    hak_segmap_set(b, size, true);
+    if (HAK_OPT(THP)) hak_os_hugepage(b, size);
+    fresh = true;
+  }
+  b->seg.kind = HAK_SEG_BIG;
+  b->seg.slab_shift = HAK_SEG_SHIFT;
+  b->block = (uint8_t *)b + off;
+  b->state = BIG_LIVE;
+  b->committed = true;
+  if (zero && !fresh) memset(b->block, 0, n);
+  return b->block;
+oom:
+  errno = ENOMEM;
+  return NULL;
+}
+
+static big_hdr_t *big_check(hak_segment_t *seg, const void *p) {
+  big_hdr_t *b = (big_hdr_t *)seg;
+  if (b->block != p || b->state != BIG_LIVE) return NULL;
+  return b;
+}
+
+void hak_big_free(hak_segment_t *seg, void *p) {
+  big_hdr_t *b = big_check(seg, p);
+  if (!b) {
+    if (HAK_OPT(REPORT_ERRORS))
+      hak_error("%s of %p (a Big block); ignored",
+                ((big_hdr_t *)seg)->block == p ? "double free" : "invalid free", p);
+    return;
+  }
+  uint64_t now = hak_os_now_ms();
+  big_hdr_t *drop = NULL;
+  hak_lock(&big_lock);
+  b->state = BIG_CACHED;
+  if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE ||
+      b->seg.map_size > (size_t)HAK_OPT(BIGCACHE)) {
+    drop = b; /* over-aligned or too big to be worth keeping */
+    b->next = NULL;
+  } else {
+    b->time = now;
+    b->prev = NULL;
+    b->next = cache_first;
+    if (cache_first) cache_first->prev = b;
+    else cache_last = b;
+    cache_first = b;
+    cache_bytes += b->seg.map_size;
+    cache_committed += b->seg.map_size;
+    atomic_store_explicit(&cache_bytes_pub, cache_bytes, memory_order_relaxed);
+  }
+  big_hdr_t *more = cache_purge(now, false);
+  hak_unlock(&big_lock);
+  unmap_list(drop);
+  unmap_list(more);
+}
+
+size_t hak_big_usable(hak_segment_t *seg, const void *p) {
+  big_hdr_t *b = big_check(seg, p);
+  return b ? b->seg.map_size - (size_t)((uint8_t *)p - (uint8_t *)b) : 0;
+}
+
+/* Grows or shrinks a Big block in place by moving its pages (no copy). */
+void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n) {
+  big_hdr_t *b = big_check(seg, p);
+  if (!b || b->block != (uint8_t *)b + BIG_HDR || n > HAK_MAX_REQUEST) return NULL;
+  size_t size = hak_align_up(BIG_HDR + n, BIG_GRAIN);
+  size_t old = b->seg.map_size;
+  hak_segmap_set(b, old, false);
+  big_hdr_t *nb = hak_os_remap_aligned(b, old, size, HAK_SEG_SIZE);
+  if (!nb) {
+    hak_segmap_set(b, old, true);
+    return NULL;
+  }
+  hak_os_commit_account((ptrdiff_t)(size - old));
+  nb->seg.map_size = size;
+  nb->block = (uint8_t *)nb + BIG_HDR;
+  hak_segmap_set(nb, size, true);
+  return nb->block;
+}
+
+size_t hak_big_trim(bool force) {
+  size_t before = atomic_load(&hak_os.committed);
+  hak_lock(&big_lock);
+  big_hdr_t *drop = cache_purge(hak_os_now_ms(), force);
+  hak_unlock(&big_lock);
+  unmap_list(drop);
+  size_t after = atomic_load(&hak_os.committed);
+  return before > after ? before - after : 0;
+}
+
+size_t hak_big_cached_bytes(void) { return atomic_load_explicit(&cache_bytes_pub, memory_order_relaxed); }
+
+void hak_big_lock(void) { hak_lock(&big_lock); }
+void hak_big_unlock(bool child) {
+  if (child) hak_lock_reset(&big_lock);
+  else hak_unlock(&big_lock);
+}

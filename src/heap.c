@@ -1,0 +1,261 @@
+/* Per-thread heaps: the slow path of small allocations (refill, fresh slabs),
+ * retiring empty slabs, and what happens when a thread ends or forks.
+ * A thread starts on the static empty heap: its first allocation misses
+ * into hak_malloc_slow, which gives it a heap of its own. */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+#include "options.h"
+#include "os.h"
+
+hak_slab_t hak_slab_empty;
+hak_heap_t hak_heap_empty = {
+    .direct = {[0 ... HAK_NDIRECT - 1] = &hak_slab_empty},
+    .cur = {[0 ... HAK_NCLASS - 1] = &hak_slab_empty},
+};
+__thread hak_heap_t *hak_tls_heap __attribute__((tls_model("initial-exec"))) = &hak_heap_empty;
+
+/* Heaps live in pages of their own, recycled through a free list. */
+static hak_lock_t heaps_lock = HAK_LOCK_INIT;
+static hak_heap_t *heaps_free;
+static hak_heap_t *heaps_all;
+static pthread_key_t heap_key;
+static _Atomic int heap_key_ready;
+
+/* How many full slabs a refill looks at before taking a fresh one. */
+#define QUEUE_SCAN 8
+
+static void queue_remove(hak_heap_t *h, hak_slab_t *s) {
+  hak_slabq_t *q = &h->queue[s->cls];
+  if (s->prev) s->prev->next = s->next;
+  else q->first = s->next;
+  if (s->next) s->next->prev = s->prev;
+  else q->last = s->prev;
+  s->next = s->prev = NULL;
+  s->in_queue = 0;
+}
+
+static void queue_push_front(hak_heap_t *h, hak_slab_t *s) {
+  hak_slabq_t *q = &h->queue[s->cls];
+  s->prev = NULL;
+  s->next = q->first;
+  if (q->first) q->first->prev = s;
+  else q->last = s;
+  q->first = s;
+  s->in_queue = 1;
+}
+
+static void queue_push_back(hak_heap_t *h, hak_slab_t *s) {
+  hak_slabq_t *q = &h->queue[s->cls];
+  s->next = NULL;
+  s->prev = q->last;
+  if (q->last) q->last->next = s;
+  else q->first = s;
+  q->last = s;
+  s->in_queue = 1;
+}
+
+void hak_heap_queue_push(hak_heap_t *h, hak_slab_t *slab) { queue_push_back(h, slab); }
+
+static void set_current(hak_heap_t *h, unsigned cls, hak_slab_t *s) {
+  h->cur[cls] = s;
+  if (cls < HAK_NTINY) {
+    /* Every request size that maps to this class points at the slab. */
+    size_t lo = cls == 0 ? 0 : hak_class_size(cls - 1) + 1;
+    size_t hi = hak_class_size(cls);
+    for (size_t i = (lo + 15) >> 4; i <= hi >> 4; i++) h->direct[i] = s;
+  }
+}
+
+static hak_heap_t *heap_new(void) {
+  hak_heap_t *h = NULL;
+  hak_lock(&heaps_lock);
+  if (!heaps_free) {
+    size_t chunk = (size_t)64 << 10;
+    uint8_t *m = hak_os_map_aligned(chunk, HAK_PAGE);
+    if (m) {
+      hak_os_commit_account((ptrdiff_t)chunk);
+      size_t sz = hak_align_up(sizeof(hak_heap_t), 64);
+      for (size_t off = 0; off + sz <= chunk; off += sz) {
+        hak_heap_t *x = (hak_heap_t *)(m + off);
+        x->next_all = heaps_free;
+        heaps_free = x;
+      }
+    }
+  }
+  if (heaps_free) {
+    h = heaps_free;
+    heaps_free = h->next_all;
+    memset(h, 0, sizeof *h);
+    for (unsigned i = 0; i < HAK_NDIRECT; i++) h->direct[i] = &hak_slab_empty;
+    for (unsigned i = 0; i < HAK_NCLASS; i++) h->cur[i] = &hak_slab_empty;
+    h->next_all = heaps_all;
+    if (heaps_all) heaps_all->prev_all = h;
+    heaps_all = h;
+  }
+  hak_unlock(&heaps_lock);
+  return h;
+}
+
+static void heap_delete(hak_heap_t *h) {
+  hak_lock(&heaps_lock);
+  if (h->prev_all) h->prev_all->next_all = h->next_all;
+  else heaps_all = h->next_all;
+  if (h->next_all) h->next_all->prev_all = h->prev_all;
+  h->next_all = heaps_free;
+  heaps_free = h;
+  hak_unlock(&heaps_lock);
+}
+
+static hak_heap_t *heap_for_thread(void) {
+  hak_heap_t *h = hak_tls_heap;
+  if (hak_likely(h != &hak_heap_empty)) return h;
+  hak_process_init();
+  h = heap_new();
+  if (!h) return NULL;
+  hak_tls_heap = h;
+  /* pthread_setspecific does not allocate for the first 32 keys. */
+  if (atomic_load_explicit(&heap_key_ready, memory_order_acquire)) pthread_setspecific(heap_key, h);
+  return h;
+}
+
+static void heap_maybe_purge(hak_heap_t *h) {
+  if (h->next_purge && (++h->slow_calls & 15) == 0) {
+    uint64_t now = hak_os_now_ms();
+    if (now >= h->next_purge) hak_segment_purge(h, now, false);
+  }
+}
+
+void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls) {
+  if (hak_unlikely(h == &hak_heap_empty)) {
+    h = heap_for_thread();
+    if (!h) goto oom;
+  }
+  heap_maybe_purge(h);
+  hak_slab_t *s = h->cur[cls];
+  if (s != &hak_slab_empty && (s->free || hak_slab_refill(s))) goto pop;
+  /* The current slab is full: look for one with frees to collect, sending
+   * the full ones to the back so that every slab gets its turn. */
+  s = h->queue[cls].first;
+  for (unsigned seen = 0; s && seen < QUEUE_SCAN; seen++) {
+    hak_slab_t *next = s->next;
+    if (s->free || hak_slab_refill(s)) {
+      queue_remove(h, s);
+      queue_push_front(h, s);
+      goto found;
+    }
+    if (next) {
+      queue_remove(h, s);
+      queue_push_back(h, s);
+    }
+    s = next == h->queue[cls].first ? NULL : next;
+  }
+  s = hak_segment_slab_acquire(h, cls);
+  if (!s) goto oom;
+  queue_push_front(h, s);
+  hak_slab_refill(s);
+found:
+  set_current(h, cls, s);
+pop:;
+  hak_block_t *b = s->free;
+  s->free = b->next;
+  s->used++;
+  return b;
+oom:
+  errno = ENOMEM;
+  return NULL;
+}
+
+/* The owner freed the last block of a slab. */
+void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
+  if (h->cur[s->cls] == s) return; /* keep the current slab: it would come right back */
+  queue_remove(h, s);
+  hak_segment_slab_release(h, s);
+  heap_maybe_purge(h);
+}
+
+/* Collects every slab's frees; releases empty slabs (with `force`, the
+ * current ones too) and, with `force`, purges everything at once. */
+void hak_heap_collect(hak_heap_t *h, bool force) {
+  if (h == &hak_heap_empty) return;
+  for (unsigned c = 0; c < HAK_NCLASS; c++) {
+    hak_slab_t *s = h->queue[c].first;
+    while (s) {
+      hak_slab_t *next = s->next;
+      if (s->local_free) {
+        hak_block_t *t = s->local_free;
+        while (t->next) t = t->next;
+        t->next = s->free;
+        s->free = s->local_free;
+        s->local_free = NULL;
+      }
+      hak_slab_collect(s);
+      if (s->used == 0 && (force || h->cur[c] != s)) {
+        if (h->cur[c] == s) set_current(h, c, &hak_slab_empty);
+        queue_remove(h, s);
+        hak_segment_slab_release(h, s);
+      }
+      s = next;
+    }
+  }
+  if (force) hak_segment_purge(h, 0, true);
+}
+
+static void heap_abandon(hak_heap_t *h) {
+  hak_heap_collect(h, true);
+  for (unsigned c = 0; c < HAK_NCLASS; c++) {
+    while (h->queue[c].first) queue_remove(h, h->queue[c].first);
+    set_current(h, c, &hak_slab_empty);
+  }
+  hak_segment_abandon_all(h);
+  heap_delete(h);
+}
+
+void hak_heap_abandon(hak_heap_t *h) {
+  if (h == &hak_heap_empty) return;
+  hak_tls_heap = &hak_heap_empty;
+  heap_abandon(h);
+}
+
+static void heap_thread_done(void *arg) {
+  (void)arg;
+  hak_heap_abandon(hak_tls_heap);
+}
+
+void hak_heap_thread_key_init(void) {
+  if (pthread_key_create(&heap_key, heap_thread_done) == 0) {
+    atomic_store_explicit(&heap_key_ready, 1, memory_order_release);
+    if (hak_tls_heap != &hak_heap_empty) pthread_setspecific(heap_key, hak_tls_heap);
+  }
+}
+
+/* In a forked child only the forking thread lives on: the other threads'
+ * heaps are abandoned so that their memory can be adopted and reused. */
+void hak_heap_fork_child(void) {
+  hak_lock_reset(&heaps_lock);
+  hak_heap_t *h = heaps_all;
+  while (h) {
+    hak_heap_t *next = h->next_all;
+    if (h != hak_tls_heap) heap_abandon(h);
+    h = next;
+  }
+}
+
+void hak_heap_lock(void) { hak_lock(&heaps_lock); }
+void hak_heap_unlock(bool child) {
+  if (child) hak_lock_reset(&heaps_lock);
+  else hak_unlock(&heaps_lock);
+}
+
+void *hak_malloc_slow(size_t n) {
+  if (n <= HAK_MID_MAX) return hak_heap_alloc_class(hak_tls_heap, hak_class_of(n));
+  if (hak_unlikely(n > HAK_MAX_REQUEST)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (hak_unlikely(hak_init_state != 2)) hak_process_init();
+  if (n < (size_t)HAK_OPT(BIG_THRESHOLD)) return hak_large_alloc(n, 0, false);
+  return hak_big_alloc(n, 0, false);
+}

@@ -1,0 +1,69 @@
+/* Process start-up and the rules for living inside other programs: lazy,
+ * re-entrant initialisation (malloc may run before any constructor), fork
+ * handlers around every global lock, the exit summary. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "msg.h"
+#include "options.h"
+#include "stats.h"
+
+/* 0: not started, 1: options being read, 2: ready. */
+_Atomic int hak_init_state;
+
+void hak_heap_lock(void);
+void hak_heap_unlock(bool child);
+
+static void fork_prepare(void) {
+  hak_heap_lock();
+  hak_segment_lock_all();
+  hak_large_lock();
+  hak_big_lock();
+}
+
+static void fork_parent(void) {
+  hak_big_unlock(false);
+  hak_large_unlock(false);
+  hak_segment_unlock_all(false);
+  hak_heap_unlock(false);
+}
+
+static void fork_child(void) {
+  hak_big_unlock(true);
+  hak_large_unlock(true);
+  hak_segment_unlock_all(true);
+  hak_heap_fork_child(); /* resets the heap registry lock itself */
+}
+
+void hak_process_init(void) {
+  int s = atomic_load_explicit(&hak_init_state, memory_order_acquire);
+  if (hak_likely(s == 2)) return;
+  int zero = 0;
+  if (!atomic_compare_exchange_strong(&hak_init_state, &zero, 1)) {
+    /* Another thread is reading the options (which never allocates). */
+    while (atomic_load_explicit(&hak_init_state, memory_order_acquire) != 2) sched_yield();
+    return;
+  }
+  hak_options_init();
+  atomic_store_explicit(&hak_init_state, 2, memory_order_release);
+  /* From here on malloc works, so these may allocate if they like. */
+  hak_heap_thread_key_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((constructor)) static void hak_ctor(void) { hak_process_init(); }
+
+__attribute__((destructor)) static void hak_dtor(void) {
+  if (!HAK_OPT(STATS)) return;
+  int fd = 2;
+  const char *path = hak_opt_str[HAK_O_STATS_FILE];
+  if (path) {
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) fd = 2;
+  }
+  hak_stats_print(fd);
+  if (fd != 2) close(fd);
+}

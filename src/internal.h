@@ -1,0 +1,209 @@
+/* Internal types and helpers shared by every hakmem source file.
+ * Layout in one sentence: memory comes in 4 MiB self-aligned segments
+ * (SuperSlabs); a segment is either cut into slabs of one size class
+ * (Tiny/Mid), or into page spans (Large), or holds one Big block. */
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hakmem.h"
+
+#define HAK_EXPORT __attribute__((visibility("default")))
+#define hak_likely(x) __builtin_expect(!!(x), 1)
+#define hak_unlikely(x) __builtin_expect(!!(x), 0)
+#define hak_noinline __attribute__((noinline))
+#define hak_cold __attribute__((cold, noinline))
+#define hak_inline static inline __attribute__((always_inline))
+
+/* ---- geometry ---------------------------------------------------------- */
+#define HAK_PAGE_SHIFT 12
+#define HAK_PAGE ((size_t)1 << HAK_PAGE_SHIFT)
+#define HAK_SEG_SHIFT 22
+#define HAK_SEG_SIZE ((size_t)1 << HAK_SEG_SHIFT)
+#define HAK_SEG_MASK (HAK_SEG_SIZE - 1)
+/* Tiny segments: 64 slabs of 64 KiB; Mid segments: 8 slabs of 512 KiB. */
+#define HAK_TINY_SLAB_SHIFT 16
+#define HAK_MID_SLAB_SHIFT 19
+#define HAK_MAX_SLABS 64
+/* Where the blocks of slab 0 start (the header lives before).  Keeps every
+ * slab start aligned to >= 8 KiB (Tiny) / 64 KiB (Mid), which is what
+ * aligned allocation from size classes relies on. */
+#define HAK_TINY_SLAB0_OFFSET ((size_t)8 << 10)
+#define HAK_MID_SLAB0_OFFSET ((size_t)64 << 10)
+
+/* ---- size classes ------------------------------------------------------ */
+/* 16-byte steps up to 256 B, then 8 classes per power of two: a block
+ * wastes < 12.5 % of its size above 256 B (below, 16-byte alignment rules). */
+#define HAK_TINY_MAX 1024u
+#define HAK_MID_MAX 32768u
+#define HAK_NCLASS 72
+#define HAK_NTINY 32
+#define HAK_NDIRECT (HAK_TINY_MAX / 16 + 1)
+/* Largest request we even try: beyond it mmap cannot succeed anyway, and
+ * size arithmetic (rounding, headers) must not overflow. */
+#define HAK_MAX_REQUEST ((size_t)1 << 46)
+
+hak_inline unsigned hak_bsr(size_t x) { return 63u - (unsigned)__builtin_clzl(x); }
+
+hak_inline unsigned hak_class_of(size_t n) {
+  if (n <= 256) return n <= 16 ? 0 : (unsigned)((n + 15) >> 4) - 1;
+  unsigned b = hak_bsr(n - 1);
+  return 16 + (b - 8) * 8 + (unsigned)(((n - 1) >> (b - 3)) & 7);
+}
+
+hak_inline size_t hak_class_size(unsigned c) {
+  if (c < 16) return (size_t)(c + 1) * 16;
+  unsigned g = (c - 16) / 8, i = (c - 16) % 8;
+  return ((size_t)256 << g) + (size_t)(i + 1) * ((size_t)32 << g);
+}
+
+/* ---- blocks, slabs, segments ------------------------------------------ */
+typedef struct hak_block { struct hak_block *next; } hak_block_t;
+typedef struct hak_heap hak_heap_t;
+typedef struct hak_segment hak_segment_t;
+
+typedef struct hak_slab {
+  hak_block_t *free;       /* the owner allocates from here */
+  uint32_t used;           /* blocks handed out, including pending remote frees */
+  uint32_t capacity;       /* blocks carved from the slab area so far */
+  hak_block_t *local_free; /* the owner's frees */
+  _Atomic(hak_heap_t *) heap; /* owner; NULL when free, abandoned, Large or Big */
+  _Atomic(hak_block_t *) thread_free; /* other threads' frees (push only) */
+  uint32_t block_size;     /* 0 while the slab is not in use */
+  uint32_t reserved;       /* blocks the slab area can hold */
+  uint8_t cls;
+  uint8_t index;           /* position in its segment */
+  uint8_t in_queue;
+  uint8_t pad[5];
+  struct hak_slab *next, *prev; /* the owner heap's queue of this class */
+  uint8_t *start;
+} hak_slab_t;
+
+enum { HAK_SEG_TINY = 1, HAK_SEG_MID = 2, HAK_SEG_LARGE = 3, HAK_SEG_BIG = 4 };
+
+/* Segment header.  slabs[] must stay at a fixed offset: free() indexes it
+ * before it knows the kind (Large/Big use slab_shift 22, hence slabs[0],
+ * whose heap is always NULL). */
+struct hak_segment {
+  uint32_t slab_shift;
+  uint8_t kind;
+  uint8_t nslabs;
+  uint8_t pad[2];
+  _Atomic(hak_heap_t *) heap;    /* owner of a Tiny/Mid segment */
+  uint64_t free_mask;            /* slabs not in use */
+  uint64_t dirty_mask;           /* free slabs whose pages may be resident */
+  uint64_t purge_at;             /* ms: when dirty slabs go back to the OS */
+  uint32_t used_slabs;
+  uint32_t pad2;
+  hak_segment_t *next, *prev;    /* owner's segment list / global lists */
+  size_t map_size;               /* bytes mapped from the segment start */
+  hak_slab_t slabs[1];           /* Tiny: 64, Mid: 8, Large/Big: 1 (unused) */
+};
+
+hak_inline hak_segment_t *hak_seg_of(const void *p) {
+  return (hak_segment_t *)((uintptr_t)p & ~(uintptr_t)HAK_SEG_MASK);
+}
+
+/* ---- segment map: one byte per 4 MiB of address space ------------------ */
+/* 0: not hakmem's; 1: a segment header starts here; k > 1: inside a Big
+ * mapping whose header is k-1 units lower (254 at most: walk again). */
+#define HAK_MAP_BITS 47
+extern _Atomic(uint8_t) hak_segmap[(size_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)];
+
+hak_inline uint8_t hak_segmap_get(uintptr_t a) {
+  if (hak_unlikely(a >> HAK_MAP_BITS)) return 0;
+  return atomic_load_explicit(&hak_segmap[a >> HAK_SEG_SHIFT], memory_order_relaxed);
+}
+void hak_segmap_set(void *base, size_t size, bool on);
+hak_segment_t *hak_segmap_lookup(const void *p); /* header of any interior pointer, or NULL */
+
+/* ---- per-thread heap ---------------------------------------------------- */
+typedef struct hak_slabq { hak_slab_t *first, *last; } hak_slabq_t;
+
+struct hak_heap {
+  hak_slab_t *direct[HAK_NDIRECT]; /* (n+15)/16 -> current slab, n <= 1 KiB */
+  hak_slab_t *cur[HAK_NCLASS];     /* current slab of each class */
+  hak_slabq_t queue[HAK_NCLASS];   /* every slab of the class this heap owns */
+  hak_segment_t *segs[2];          /* owned Tiny / Mid segments */
+  uint64_t slow_calls;
+  uint64_t next_purge;
+  hak_heap_t *next_all, *prev_all; /* registry of live heaps */
+  bool registered;
+};
+
+extern hak_slab_t hak_slab_empty;
+extern hak_heap_t hak_heap_empty;
+extern __thread hak_heap_t *hak_tls_heap __attribute__((tls_model("initial-exec")));
+
+/* ---- module entry points ------------------------------------------------ */
+/* init.c */
+void hak_process_init(void);
+extern _Atomic int hak_init_state;
+/* heap.c */
+void *hak_malloc_slow(size_t n);
+void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls);
+void hak_heap_retire(hak_heap_t *h, hak_slab_t *slab);
+void hak_heap_abandon(hak_heap_t *h);
+void hak_heap_collect(hak_heap_t *h, bool force);
+void hak_heap_fork_child(void);
+void hak_heap_queue_push(hak_heap_t *h, hak_slab_t *slab);
+void hak_heap_thread_key_init(void);
+/* segment.c */
+hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls);
+void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab);
+void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force);
+void hak_segment_abandon_all(hak_heap_t *h);
+void hak_segment_adopt_all(hak_heap_t *h);
+size_t hak_segment_cache_trim(bool force);
+void hak_segment_lock_all(void);
+void hak_segment_unlock_all(bool child);
+/* slab.c */
+void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls);
+bool hak_slab_refill(hak_slab_t *slab);
+uint32_t hak_slab_collect(hak_slab_t *slab);
+void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b);
+bool hak_slab_owns_block(const hak_slab_t *slab, const void *p);
+/* large.c */
+void *hak_large_alloc(size_t n, size_t align, bool zero);
+void hak_large_free(hak_segment_t *seg, void *p);
+size_t hak_large_usable(hak_segment_t *seg, const void *p);
+size_t hak_large_trim(bool force);
+void hak_large_lock(void);
+void hak_large_unlock(bool child);
+/* big.c */
+void *hak_big_alloc(size_t n, size_t align, bool zero);
+void hak_big_free(hak_segment_t *seg, void *p);
+size_t hak_big_usable(hak_segment_t *seg, const void *p);
+void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n);
+size_t hak_big_trim(bool force);
+size_t hak_big_cached_bytes(void);
+void hak_big_lock(void);
+void hak_big_unlock(bool child);
+/* alloc.c */
+void hak_free_special(void *p);
+void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *slab);
+void *hak_alloc_aligned(size_t align, size_t n, bool zero);
+
+/* ---- small utilities ---------------------------------------------------- */
+hak_inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+hak_inline bool hak_is_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+/* lock.c: a spin-then-yield lock; every global one is taken around fork. */
+typedef struct { _Atomic int v; } hak_lock_t;
+#define HAK_LOCK_INIT {0}
+void hak_lock_slow(hak_lock_t *l);
+hak_inline void hak_lock(hak_lock_t *l) {
+  int z = 0;
+  if (hak_likely(atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
+                                                       memory_order_relaxed)))
+    return;
+  hak_lock_slow(l);
+}
+hak_inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
+hak_inline void hak_lock_reset(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
+
+#endif

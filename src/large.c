@@ -1,0 +1,296 @@
+/* The Large tier (32 KiB < size < big threshold): page-granular spans in
+ * process-wide 4 MiB segments, with a per-class cache of freed spans in
+ * front.  Large allocations are rare enough for one lock; what matters is
+ * that they reuse memory instead of calling the kernel. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "msg.h"
+#include "options.h"
+#include "os.h"
+
+#define LPAGES ((unsigned)(HAK_SEG_SIZE >> HAK_PAGE_SHIFT)) /* 1024 */
+#define LWORDS (LPAGES / 64)
+#define LHEADER_PAGES 2u
+#define LCLASSES 65
+enum { PG_FREE = 0, PG_LIVE = 1, PG_CACHED = 2 };
+
+typedef struct large_seg {
+  hak_segment_t seg; /* common header: kind, slabs[0] for free()'s lookup */
+  uint64_t used[LWORDS];  /* pages in a live or cached span */
+  uint64_t dirty[LWORDS]; /* pages touched since they were last decommitted */
+  uint32_t free_pages;
+  uint64_t purge_at;
+  uint16_t span[LPAGES];  /* at a span's first page: its length in pages */
+  uint8_t state[LPAGES];  /* at a span's first page: PG_LIVE or PG_CACHED */
+} large_seg_t;
+_Static_assert(sizeof(large_seg_t) <= LHEADER_PAGES * HAK_PAGE, "large header too big");
+
+/* A cached span keeps its list links in its own first bytes. */
+typedef struct cached_span {
+  struct cached_span *next, *prev;
+  uint64_t time;
+} cached_span_t;
+
+static hak_lock_t large_lock = HAK_LOCK_INIT;
+static large_seg_t *segs;
+static cached_span_t *cache_first[LCLASSES], *cache_last[LCLASSES];
+static size_t cache_bytes;
+static uint64_t next_purge;
+
+static inline unsigned lclass(size_t pages) {
+  if (pages <= 16) return (unsigned)pages;
+  unsigned b = hak_bsr(pages - 1);
+  return 17 + (b - 4) * 8 + (unsigned)(((pages - 1) >> (b - 3)) & 7);
+}
+
+static inline size_t lpages_round(size_t pages) {
+  if (pages <= 16) return pages;
+  unsigned b = hak_bsr(pages - 1);
+  return (((pages - 1) >> (b - 3)) + 1) << (b - 3);
+}
+
+static inline bool bit_get(const uint64_t *m, unsigned i) { return (m[i >> 6] >> (i & 63)) & 1; }
+
+static void bits_set(uint64_t *m, unsigned i, unsigned n, bool on) {
+  for (unsigned k = i; k < i + n; k++) {
+    if (on) m[k >> 6] |= 1ull << (k & 63);
+    else m[k >> 6] &= ~(1ull << (k & 63));
+  }
+}
+
+static unsigned bits_count(const uint64_t *m, unsigned i, unsigned n) {
+  unsigned c = 0;
+  for (unsigned k = i; k < i + n; k++) c += bit_get(m, k);
+  return c;
+}
+
+/* First page >= i whose used bit equals `v` (LPAGES if none). */
+static unsigned next_with(const large_seg_t *ls, unsigned i, bool v) {
+  while (i < LPAGES) {
+    uint64_t w = ls->used[i >> 6];
+    if (!v) w = ~w;
+    w &= ~0ull << (i & 63);
+    if (w) return (i & ~63u) + (unsigned)__builtin_ctzll(w);
+    i = (i & ~63u) + 64;
+  }
+  return LPAGES;
+}
+
+static unsigned find_run(const large_seg_t *ls, unsigned n) {
+  if (ls->free_pages < n) return 0;
+  unsigned i = next_with(ls, LHEADER_PAGES, false);
+  while (i + n <= LPAGES) {
+    unsigned j = next_with(ls, i, true);
+    if (j - i >= n) return i;
+    i = next_with(ls, j, false);
+  }
+  return 0;
+}
+
+static large_seg_t *large_seg_new(void) {
+  large_seg_t *ls = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
+  if (!ls) return NULL;
+  hak_os_commit_account((ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
+  ls->seg.kind = HAK_SEG_LARGE;
+  ls->seg.slab_shift = HAK_SEG_SHIFT; /* free() lands on slabs[0]: no owner */
+  ls->seg.map_size = HAK_SEG_SIZE;
+  bits_set(ls->used, 0, LHEADER_PAGES, true);
+  ls->free_pages = LPAGES - LHEADER_PAGES;
+  ls->seg.next = (hak_segment_t *)segs;
+  segs = ls;
+  hak_segmap_set(ls, HAK_SEG_SIZE, true);
+  return ls;
+}
+
+static void span_mark(large_seg_t *ls, unsigned i, unsigned n, bool live) {
+  bits_set(ls->used, i, n, live);
+  if (live) ls->free_pages -= n;
+  else ls->free_pages += n;
+}
+
+/* Returns span pages [i, i+n) to the segment; they stay dirty until purged. */
+static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now) {
+  span_mark(ls, i, n, false);
+  ls->span[i] = 0;
+  ls->state[i] = PG_FREE;
+  if (!ls->purge_at) ls->purge_at = now + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+  if (!next_purge || ls->purge_at < next_purge) next_purge = ls->purge_at;
+}
+
+static void cache_remove(unsigned c, cached_span_t *cs) {
+  if (cs->prev) cs->prev->next = cs->next;
+  else cache_first[c] = cs->next;
+  if (cs->next) cs->next->prev = cs->prev;
+  else cache_last[c] = cs->prev;
+}
+
+static void seg_decommit_free(large_seg_t *ls) {
+  unsigned i = LHEADER_PAGES;
+  while (i < LPAGES) {
+    if (bit_get(ls->used, i) || !bit_get(ls->dirty, i)) {
+      i++;
+      continue;
+    }
+    unsigned j = i;
+    while (j < LPAGES && !bit_get(ls->used, j) && bit_get(ls->dirty, j)) j++;
+    hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
+    bits_set(ls->dirty, i, j - i, false);
+    i = j;
+  }
+  ls->purge_at = 0;
+}
+
+/* Under the lock: old cache entries go back to their segments, free dirty
+ * pages go back to the OS, empty segments (but one) are unmapped. */
+static void large_purge(uint64_t now, bool force) {
+  uint64_t delay = (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+  for (unsigned c = 0; c < LCLASSES; c++) {
+    /* Oldest at the tail. */
+    while (cache_last[c] && (force || cache_last[c]->time + delay <= now)) {
+      cached_span_t *cs = cache_last[c];
+      cache_remove(c, cs);
+      large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
+      unsigned i = (unsigned)(((uintptr_t)cs - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
+      cache_bytes -= (size_t)ls->span[i] * HAK_PAGE;
+      span_release(ls, i, ls->span[i], now);
+    }
+  }
+  next_purge = 0;
+  large_seg_t **pp = &segs;
+  while (*pp) {
+    large_seg_t *ls = *pp;
+    if (ls->purge_at && (force || ls->purge_at <= now)) seg_decommit_free(ls);
+    if (ls->free_pages == LPAGES - LHEADER_PAGES && (force || pp != &segs || ls->seg.next)) {
+      *pp = (large_seg_t *)ls->seg.next;
+      seg_decommit_free(ls);
+      hak_segmap_set(ls, HAK_SEG_SIZE, false);
+      hak_os_commit_account(-(ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
+      hak_os_unmap(ls, HAK_SEG_SIZE);
+      continue;
+    }
+    if (ls->purge_at && (!next_purge || ls->purge_at < next_purge)) next_purge = ls->purge_at;
+    pp = (large_seg_t **)&ls->seg.next;
+  }
+  for (unsigned c = 0; c < LCLASSES; c++)
+    if (cache_last[c] && (!next_purge || cache_last[c]->time + delay < next_purge))
+      next_purge = cache_last[c]->time + delay;
+}
+
+void *hak_large_alloc(size_t n, size_t align, bool zero) {
+  size_t pages = lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT);
+  size_t extra = align > HAK_PAGE ? (align >> HAK_PAGE_SHIFT) - 1 : 0;
+  if (pages + extra > LPAGES - LHEADER_PAGES) return hak_big_alloc(n, align, zero);
+  unsigned c = lclass(pages);
+  void *p = NULL;
+  bool fresh = false;
+  hak_lock(&large_lock);
+  if (!extra && cache_first[c]) {
+    cached_span_t *cs = cache_first[c];
+    cache_remove(c, cs);
+    large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
+    unsigned i = (unsigned)(((uintptr_t)cs - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
+    ls->state[i] = PG_LIVE;
+    cache_bytes -= pages * HAK_PAGE;
+    p = cs;
+  } else {
+    large_seg_t *ls = segs;
+    unsigned i = 0;
+    for (; ls; ls = (large_seg_t *)ls->seg.next)
+      if ((i = find_run(ls, (unsigned)(pages + extra))) != 0) break;
+    if (!ls && (ls = large_seg_new()) != NULL) i = find_run(ls, (unsigned)(pages + extra));
+    if (ls) {
+      unsigned total = (unsigned)(pages + extra);
+      if (extra) {
+        /* Keep the aligned part; the pages around it stay free. */
+        uintptr_t a = hak_align_up((uintptr_t)ls + (size_t)i * HAK_PAGE, align);
+        i = (unsigned)((a - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
+        total = (unsigned)pages;
+      }
+      span_mark(ls, i, total, true);
+      unsigned dirty = bits_count(ls->dirty, i, total);
+      fresh = dirty == 0;
+      hak_os_commit_account((ptrdiff_t)((size_t)(total - dirty) * HAK_PAGE));
+      bits_set(ls->dirty, i, total, true);
+      ls->span[i] = (uint16_t)total;
+      ls->state[i] = PG_LIVE;
+      p = (uint8_t *)ls + (size_t)i * HAK_PAGE;
+    }
+  }
+  hak_unlock(&large_lock);
+  if (!p) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (zero && !fresh) memset(p, 0, pages * HAK_PAGE);
+  return p;
+}
+
+static bool span_check(large_seg_t *ls, const void *p, unsigned *out) {
+  uintptr_t off = (uintptr_t)p - (uintptr_t)ls;
+  if (off & (HAK_PAGE - 1)) return false;
+  unsigned i = (unsigned)(off >> HAK_PAGE_SHIFT);
+  if (i < LHEADER_PAGES || ls->state[i] != PG_LIVE) return false;
+  *out = i;
+  return true;
+}
+
+void hak_large_free(hak_segment_t *seg, void *p) {
+  large_seg_t *ls = (large_seg_t *)seg;
+  uint64_t now = hak_os_now_ms();
+  unsigned i;
+  hak_lock(&large_lock);
+  if (!span_check(ls, p, &i)) {
+    bool cached = ((uintptr_t)p & (HAK_PAGE - 1)) == 0 &&
+                  ls->state[((uintptr_t)p - (uintptr_t)ls) >> HAK_PAGE_SHIFT] == PG_CACHED;
+    hak_unlock(&large_lock);
+    if (HAK_OPT(REPORT_ERRORS))
+      hak_error("%s of %p (a Large block); ignored", cached ? "double free" : "invalid free", p);
+    return;
+  }
+  size_t bytes = (size_t)ls->span[i] * HAK_PAGE;
+  if (ls->span[i] == lpages_round(ls->span[i]) && cache_bytes + bytes <= (size_t)HAK_OPT(LARGE_CACHE)) {
+    unsigned c = lclass(ls->span[i]);
+    cached_span_t *cs = p;
+    cs->time = now;
+    cs->prev = NULL;
+    cs->next = cache_first[c];
+    if (cache_first[c]) cache_first[c]->prev = cs;
+    else cache_last[c] = cs;
+    cache_first[c] = cs;
+    ls->state[i] = PG_CACHED;
+    cache_bytes += bytes;
+    if (!next_purge || now + (uint64_t)HAK_OPT(PURGE_DELAY_MS) < next_purge)
+      next_purge = now + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+  } else {
+    span_release(ls, i, ls->span[i], now);
+  }
+  if (next_purge && now >= next_purge) large_purge(now, false);
+  hak_unlock(&large_lock);
+}
+
+size_t hak_large_usable(hak_segment_t *seg, const void *p) {
+  large_seg_t *ls = (large_seg_t *)seg;
+  unsigned i;
+  /* Reading a live span's header needs no lock: only its owner frees it. */
+  if (!span_check(ls, p, &i)) return 0;
+  return (size_t)ls->span[i] * HAK_PAGE;
+}
+
+size_t hak_large_trim(bool force) {
+  size_t before = atomic_load(&hak_os.committed);
+  hak_lock(&large_lock);
+  large_purge(hak_os_now_ms(), force);
+  hak_unlock(&large_lock);
+  size_t after = atomic_load(&hak_os.committed);
+  return before > after ? before - after : 0;
+}
+
+size_t hak_large_cached_bytes(void) { return cache_bytes; }
+
+void hak_large_lock(void) { hak_lock(&large_lock); }
+void hak_large_unlock(bool child) {
+  if (child) hak_lock_reset(&large_lock);
+  else hak_unlock(&large_lock);
+}

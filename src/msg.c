@@ -1,0 +1,135 @@
+/* See msg.h.  Deliberately small: it is used on error paths where nothing
+ * else is safe. */
+#include "msg.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+static size_t fmt_num(char *tmp, unsigned long long v, unsigned base) {
+  size_t n = 0;
+  do {
+    tmp[n++] = "0123456789abcdef"[v % base];
+    v /= base;
+  } while (v);
+  return n;
+}
+
+size_t hak_vfmt(char *buf, size_t cap, const char *fmt, va_list ap) {
+  size_t o = 0;
+#define PUT(ch)                      \
+  do {                               \
+    if (o + 1 < cap) buf[o] = (ch);  \
+    o++;                             \
+  } while (0)
+  for (const char *f = fmt; *f; f++) {
+    if (*f != '%') {
+      PUT(*f);
+      continue;
+    }
+    f++;
+    int left = 0, width = 0, lng = 0;
+    if (*f == '-') left = 1, f++;
+    while (*f >= '0' && *f <= '9') width = width * 10 + (*f++ - '0');
+    while (*f == 'l' || *f == 'z') lng++, f++;
+    char tmp[32];
+    const char *s = tmp;
+    size_t len = 0;
+    int neg = 0;
+    switch (*f) {
+      case 's':
+        s = va_arg(ap, const char *);
+        if (!s) s = "(null)";
+        len = strlen(s);
+        break;
+      case 'c':
+        tmp[0] = (char)va_arg(ap, int);
+        len = 1;
+        break;
+      case 'd': {
+        long long v = lng ? va_arg(ap, long long) : va_arg(ap, int);
+        unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+        neg = v < 0;
+        char r[24];
+        size_t k = fmt_num(r, u, 10);
+        if (neg) tmp[len++] = '-';
+        while (k) tmp[len++] = r[--k];
+        break;
+      }
+      case 'u':
+      case 'x':
+      case 'p': {
+        unsigned long long v;
+        if (*f == 'p') {
+          v = (uintptr_t)va_arg(ap, void *);
+          tmp[len++] = '0', tmp[len++] = 'x';
+        } else {
+          v = lng ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned);
+        }
+        char r[24];
+        size_t k = fmt_num(r, v, *f == 'u' ? 10 : 16);
+        while (k) tmp[len++] = r[--k];
+        break;
+      }
+      case '%':
+        tmp[0] = '%';
+        len = 1;
+        break;
+      default:
+        tmp[0] = '?';
+        len = 1;
+        if (!*f) f--;
+        break;
+    }
+    int pad = width > (int)len ? width - (int)len : 0;
+    if (!left)
+      while (pad-- > 0) PUT(' ');
+    for (size_t i = 0; i < len; i++) PUT(s[i]);
+    if (left)
+      while (pad-- > 0) PUT(' ');
+  }
+#undef PUT
+  if (cap) buf[o < cap ? o : cap - 1] = 0;
+  return o < cap ? o : cap - 1;
+}
+
+size_t hak_fmt(char *buf, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = hak_vfmt(buf, cap, fmt, ap);
+  va_end(ap);
+  return n;
+}
+
+void hak_write_all(int fd, const char *s, size_t n) {
+  int saved = errno;
+  while (n) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    s += w;
+    n -= (size_t)w;
+  }
+  errno = saved;
+}
+
+void hak_fdprintf(int fd, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = hak_vfmt(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  hak_write_all(fd, buf, n);
+}
+
+void hak_error(const char *fmt, ...) {
+  char buf[512];
+  size_t n = hak_fmt(buf, sizeof buf, "hakmem: ");
+  va_list ap;
+  va_start(ap, fmt);
+  n += hak_vfmt(buf + n, sizeof buf - n - 1, fmt, ap);
+  va_end(ap);
+  buf[n++] = '\n';
+  hak_write_all(2, buf, n);
+}

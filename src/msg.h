@@ -1,0 +1,19 @@
+/* Messages without stdio: a tiny formatter writing to a file descriptor
+ * with write(2), safe inside malloc, signal handlers and after fork. */
+#ifndef HAKMEM_MSG_H
+#define HAKMEM_MSG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Formats %s %d %u %ld %lu %zu %zd %llu %p %x %c %% and a width for numbers
+ * (e.g. %12zu, %-10s) into buf; always NUL-terminates; returns the length. */
+size_t hak_vfmt(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t hak_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Writes to fd (retrying on short writes). */
+void hak_fdprintf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "hakmem: ..." on stderr. */
+void hak_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void hak_write_all(int fd, const char *s, size_t n);
+
+#endif

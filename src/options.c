@@ -1,0 +1,162 @@
+/* Options: parsed from `environ` once, at process init, without allocating. */
+#include "options.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "msg.h"
+
+extern char **environ;
+
+const hak_option_desc_t hak_option_table[HAK_O_COUNT] = {
+#define HAK_OPTION(id, name, kind, def, lo, hi, help) {name, kind, def, lo, hi, help},
+#include "options.def"
+#undef HAK_OPTION
+};
+
+long long hak_opt[HAK_O_COUNT];
+const char *hak_opt_str[HAK_O_COUNT];
+
+static const char *const mode_names[] = {"minimal", "fast", "balanced", "learning", "research"};
+
+const char *hak_mode_name(long long mode) {
+  return mode >= 0 && mode < 5 ? mode_names[mode] : "?";
+}
+
+static const char *env_value(const char *name) {
+  size_t n = strlen(name);
+  if (!environ) return NULL;
+  for (char **e = environ; *e; e++)
+    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  return NULL;
+}
+
+/* Parses a decimal number with an optional K/M/G suffix (sizes only). */
+static bool parse_number(const char *s, bool size, long long *out) {
+  unsigned long long v = 0;
+  if (!*s) return false;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    if (v > (1ull << 50)) return false;
+    v = v * 10 + (unsigned long long)(*s - '0');
+  }
+  if (size && *s) {
+    unsigned shift = 0;
+    switch (*s | 0x20) {
+      case 'k': shift = 10; break;
+      case 'm': shift = 20; break;
+      case 'g': shift = 30; break;
+      default: return false;
+    }
+    s++;
+    if ((*s | 0x20) == 'b' || (*s | 0x20) == 'i') s++; /* 4KB, 4KiB */
+    if (*s == 'B') s++;
+    if (v > (1ull << (62 - shift))) return false;
+    v <<= shift;
+  }
+  if (*s) return false;
+  *out = (long long)v;
+  return true;
+}
+
+static bool parse_value(const hak_option_desc_t *d, const char *s, long long *out) {
+  switch (d->kind) {
+    case HAK_OPT_BOOL:
+      if (!strcmp(s, "1") || !strcmp(s, "on") || !strcmp(s, "yes") || !strcmp(s, "true")) {
+        *out = 1;
+        return true;
+      }
+      if (!strcmp(s, "0") || !strcmp(s, "off") || !strcmp(s, "no") || !strcmp(s, "false")) {
+        *out = 0;
+        return true;
+      }
+      return false;
+    case HAK_OPT_MODE:
+      for (int i = 0; i < 5; i++)
+        if (!strcmp(s, mode_names[i])) {
+          *out = i;
+          return true;
+        }
+      return false;
+    case HAK_OPT_SIZE:
+    case HAK_OPT_INT:
+      return parse_number(s, d->kind == HAK_OPT_SIZE, out) && *out >= d->lo && *out <= d->hi;
+    case HAK_OPT_PATH:
+      *out = 1;
+      return *s != 0;
+  }
+  return false;
+}
+
+static void report_bad(const hak_option_desc_t *d, const char *s) {
+  switch (d->kind) {
+    case HAK_OPT_BOOL:
+      hak_error("%s=%s is not a boolean (use 0 or 1); using %lld", d->name, s, d->def);
+      break;
+    case HAK_OPT_MODE:
+      hak_error("%s=%s is not a mode (minimal, fast, balanced, learning, research); using %s",
+                d->name, s, hak_mode_name(d->def));
+      break;
+    case HAK_OPT_PATH:
+      hak_error("%s is empty; ignored", d->name);
+      break;
+    default:
+      hak_error("%s=%s is not a number in [%lld, %lld]%s; using %lld", d->name, s, d->lo, d->hi,
+                d->kind == HAK_OPT_SIZE ? " (K/M/G suffixes allowed)" : "", d->def);
+  }
+}
+
+void hak_options_init(void) {
+  for (int i = 0; i < HAK_O_COUNT; i++) {
+    const hak_option_desc_t *d = &hak_option_table[i];
+    hak_opt[i] = d->def;
+    const char *s = env_value(d->name);
+    if (!s) continue;
+    long long v;
+    if (parse_value(d, s, &v)) {
+      hak_opt[i] = v;
+      if (d->kind == HAK_OPT_PATH) hak_opt_str[i] = s;
+    } else {
+      report_bad(d, s);
+    }
+  }
+  /* Presets set what the user did not set explicitly. */
+  if (hak_opt[HAK_O_MODE] == HAK_MODE_RESEARCH && !env_value("HAKMEM_VERBOSE"))
+    hak_opt[HAK_O_VERBOSE] = 1;
+  if (hak_opt[HAK_O_MODE] == HAK_MODE_MINIMAL) {
+    if (!env_value("HAKMEM_BIGCACHE")) hak_opt[HAK_O_BIGCACHE] = 0;
+    if (!env_value("HAKMEM_LARGE_CACHE")) hak_opt[HAK_O_LARGE_CACHE] = 0;
+  }
+  /* A HAKMEM_* name we do not know is probably a typo. */
+  if (environ)
+    for (char **e = environ; *e; e++) {
+      if (strncmp(*e, "HAKMEM_", 7) != 0) continue;
+      size_t n = (size_t)(strchr(*e, '=') ? strchr(*e, '=') - *e : (long)strlen(*e));
+      bool known = false;
+      for (int i = 0; i < HAK_O_COUNT && !known; i++)
+        known = strlen(hak_option_table[i].name) == n && !strncmp(*e, hak_option_table[i].name, n);
+      if (!known) {
+        char name[64];
+        size_t k = n < sizeof name - 1 ? n : sizeof name - 1;
+        memcpy(name, *e, k);
+        name[k] = 0;
+        hak_error("unknown option %s ignored (see `hakmem options`)", name);
+      }
+    }
+  if (hak_opt[HAK_O_VERBOSE]) hak_options_print(2);
+}
+
+void hak_options_print(int fd) {
+  for (int i = 0; i < HAK_O_COUNT; i++) {
+    const hak_option_desc_t *d = &hak_option_table[i];
+    switch (d->kind) {
+      case HAK_OPT_MODE:
+        hak_fdprintf(fd, "hakmem: %-24s %s\n", d->name, hak_mode_name(hak_opt[i]));
+        break;
+      case HAK_OPT_PATH:
+        hak_fdprintf(fd, "hakmem: %-24s %s\n", d->name, hak_opt_str[i] ? hak_opt_str[i] : "-");
+        break;
+      default:
+        hak_fdprintf(fd, "hakmem: %-24s %lld\n", d->name, hak_opt[i]);
+    }
+  }
+}

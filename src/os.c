@@ -1,0 +1,147 @@
+/* The OS layer (see os.h).  Nothing here allocates. */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+hak_os_counters_t hak_os;
+static _Atomic int os_fail_maps;
+
+void hak_os_fail_next_maps(int n) { atomic_store(&os_fail_maps, n); }
+
+static void os_account_commit(ptrdiff_t delta) {
+  size_t c = atomic_fetch_add_explicit(&hak_os.committed, (size_t)delta, memory_order_relaxed) +
+             (size_t)delta;
+  size_t peak = atomic_load_explicit(&hak_os.peak_committed, memory_order_relaxed);
+  while (delta > 0 && c > peak &&
+         !atomic_compare_exchange_weak_explicit(&hak_os.peak_committed, &peak, c,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+  }
+}
+
+static void *os_mmap(size_t size) {
+  if (hak_unlikely(atomic_load_explicit(&os_fail_maps, memory_order_relaxed) > 0) &&
+      atomic_fetch_sub(&os_fail_maps, 1) > 0)
+    return NULL;
+  int saved = errno; /* a failed mmap must not leak its errno to callers */
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void os_munmap_raw(void *p, size_t size) {
+  if (!size) return;
+  int saved = errno;
+  munmap(p, size);
+  errno = saved;
+  atomic_fetch_add_explicit(&hak_os.n_munmap, 1, memory_order_relaxed);
+}
+
+void *hak_os_map_aligned(size_t size, size_t align) {
+  if (size > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) return NULL;
+  /* Try the exact size first: the kernel often hands out aligned areas
+   * when we keep asking for multiples of the alignment. */
+  void *p = os_mmap(size);
+  if (!p) return NULL;
+  if (((uintptr_t)p & (align - 1)) != 0) {
+    os_munmap_raw(p, size);
+    p = os_mmap(size + align);
+    if (!p) return NULL;
+    uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    os_munmap_raw(p, a - (uintptr_t)p);
+    os_munmap_raw((void *)(a + size), (uintptr_t)p + align - a);
+    p = (void *)a;
+  }
+  atomic_fetch_add_explicit(&hak_os.mapped, size, memory_order_relaxed);
+  return p;
+}
+
+void hak_os_unmap(void *p, size_t size) {
+  os_munmap_raw(p, size);
+  atomic_fetch_sub_explicit(&hak_os.mapped, size, memory_order_relaxed);
+}
+
+void hak_os_decommit(void *p, size_t size) {
+  if (!size) return;
+  int saved = errno;
+  madvise(p, size, MADV_DONTNEED);
+  errno = saved;
+  atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
+  os_account_commit(-(ptrdiff_t)size);
+}
+
+void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
+
+
+void hak_os_hugepage(void *p, size_t size) {
+#ifdef MADV_HUGEPAGE
+  int saved = errno;
+  madvise(p, size, MADV_HUGEPAGE);
+  errno = saved;
+  atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
+#else
+  (void)p, (void)size;
+#endif
+}
+
+void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
+  if (new_size > HAK_MAX_REQUEST) return NULL;
+  int saved = errno;
+  /* Reserve an aligned target, then move the pages into it. */
+  void *r = mmap(NULL, new_size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
+  if (r == MAP_FAILED) {
+    errno = saved;
+    return NULL;
+  }
+  uintptr_t a = ((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1);
+  os_munmap_raw(r, a - (uintptr_t)r);
+  os_munmap_raw((void *)(a + new_size), (uintptr_t)r + align - a);
+  void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)a);
+  atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
+  if (q == MAP_FAILED) {
+    os_munmap_raw((void *)a, new_size);
+    errno = saved;
+    return NULL;
+  }
+  errno = saved;
+  atomic_fetch_add_explicit(&hak_os.mapped, new_size - old_size, memory_order_relaxed);
+  return q;
+}
+
+uint64_t hak_os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+size_t hak_os_rss(void) {
+  int saved = errno;
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    errno = saved;
+    return 0;
+  }
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  errno = saved;
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *s = buf;
+  while (*s && *s != ' ') s++;
+  size_t pages = 0;
+  while (*s == ' ') s++;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + (size_t)(*s++ - '0');
+  return pages * HAK_PAGE;
+}

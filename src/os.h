@@ -1,0 +1,38 @@
+/* The OS layer: the only code that calls mmap, munmap, madvise or mremap.
+ * Every call returns an error code or NULL, never aborts, and is counted. */
+#ifndef HAKMEM_OS_H
+#define HAKMEM_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hak_os_counters {
+  _Atomic size_t mapped, committed, peak_committed;
+  _Atomic size_t n_mmap, n_munmap, n_madvise, n_mremap;
+} hak_os_counters_t;
+extern hak_os_counters_t hak_os;
+
+/* Accounting: `mapped` follows map/unmap; `committed` (bytes that may be
+ * resident) is kept by the callers, who know which ranges they touch:
+ * hak_os_commit_account(+n) when a range is handed out, hak_os_decommit
+ * subtracts, and a caller unmapping committed bytes subtracts them first. */
+void hak_os_commit_account(ptrdiff_t delta);
+/* Maps size bytes aligned to align (a power of two >= page); NULL on failure. */
+void *hak_os_map_aligned(size_t size, size_t align);
+void hak_os_unmap(void *p, size_t size);
+/* Gives pages back (contents lost, next touch reads zeros). */
+void hak_os_decommit(void *p, size_t size);
+/* Ask for transparent huge pages on a range (best effort). */
+void hak_os_hugepage(void *p, size_t size);
+/* Moves [p, p+old) to a fresh align-aligned area of new_size bytes without
+ * copying; NULL (and p untouched) on failure. */
+void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
+/* A coarse monotonic clock in milliseconds (vDSO, no syscall). */
+uint64_t hak_os_now_ms(void);
+/* Resident bytes of the process, from /proc/self/statm (0 if unknown). */
+size_t hak_os_rss(void);
+/* Test hook: fail the next n mappings (0 = never). */
+void hak_os_fail_next_maps(int n);
+
+#endif

@@ -1,0 +1,323 @@
+/* Segments (SuperSlabs): 4 MiB, aligned to their size, owned by one thread's
+ * heap and cut into slabs.  Also the process-wide lists: empty segments kept
+ * for reuse, and segments abandoned by exited threads until someone adopts
+ * them. */
+#include <string.h>
+
+#include "internal.h"
+#include "options.h"
+#include "os.h"
+
+_Atomic(uint8_t) hak_segmap[(size_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)];
+
+static hak_lock_t cache_lock = HAK_LOCK_INIT;
+static hak_segment_t *cache_first; /* empty segments, decommitted once purged */
+static size_t cache_count;
+static hak_lock_t abandoned_lock = HAK_LOCK_INIT;
+static hak_segment_t *abandoned[2]; /* by kind: Tiny, Mid */
+static _Atomic size_t abandoned_count;
+
+#define SEG_HEADER_BYTES HAK_TINY_SLAB0_OFFSET
+
+void hak_segmap_set(void *base, size_t size, bool on) {
+  uintptr_t u = (uintptr_t)base >> HAK_SEG_SHIFT;
+  size_t n = (size + HAK_SEG_MASK) >> HAK_SEG_SHIFT;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t v = 0;
+    if (on) v = (uint8_t)(i == 0 ? 1 : (i < 254 ? i + 1 : 255));
+    atomic_store_explicit(&hak_segmap[u + i], v, memory_order_relaxed);
+  }
+}
+
+hak_segment_t *hak_segmap_lookup(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  uint8_t v = hak_segmap_get(a);
+  if (!v) return NULL;
+  uintptr_t u = a >> HAK_SEG_SHIFT;
+  while (v > 1) {
+    u -= (uintptr_t)(v - 1);
+    v = atomic_load_explicit(&hak_segmap[u], memory_order_relaxed);
+  }
+  return v ? (hak_segment_t *)(u << HAK_SEG_SHIFT) : NULL;
+}
+
+static inline int seg_kind_index(unsigned kind) { return kind == HAK_SEG_TINY ? 0 : 1; }
+
+static void slab_range(hak_segment_t *seg, unsigned i, uint8_t **lo, size_t *len) {
+  size_t sb = (size_t)1 << seg->slab_shift;
+  uint8_t *b = (uint8_t *)seg + (size_t)i * sb;
+  uint8_t *s = i ? b : (uint8_t *)seg + SEG_HEADER_BYTES; /* keep the header */
+  *lo = s;
+  *len = (size_t)(b + sb - s);
+}
+
+static void seg_list_push(hak_segment_t **head, hak_segment_t *seg) {
+  seg->prev = NULL;
+  seg->next = *head;
+  if (*head) (*head)->prev = seg;
+  *head = seg;
+}
+
+static void seg_list_remove(hak_segment_t **head, hak_segment_t *seg) {
+  if (seg->prev) seg->prev->next = seg->next;
+  else *head = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+}
+
+static void seg_init(hak_segment_t *seg, unsigned kind) {
+  unsigned shift = kind == HAK_SEG_TINY ? HAK_TINY_SLAB_SHIFT : HAK_MID_SLAB_SHIFT;
+  unsigned n = (unsigned)(HAK_SEG_SIZE >> shift);
+  seg->slab_shift = shift;
+  seg->kind = (uint8_t)kind;
+  seg->nslabs = (uint8_t)n;
+  seg->free_mask = n == 64 ? ~0ull : (1ull << n) - 1;
+  seg->dirty_mask = 0;
+  seg->purge_at = 0;
+  seg->used_slabs = 0;
+  seg->map_size = HAK_SEG_SIZE;
+  for (unsigned i = 0; i < n; i++) {
+    memset(&seg->slabs[i], 0, sizeof seg->slabs[i]);
+    seg->slabs[i].index = (uint8_t)i;
+  }
+}
+
+/* A fresh or cached segment (cached ones are decommitted but for the
+ * header, whose pages stay counted as committed). */
+static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
+  hak_segment_t *seg = NULL;
+  hak_lock(&cache_lock);
+  if (cache_first) {
+    seg = cache_first;
+    seg_list_remove(&cache_first, seg);
+    cache_count--;
+  }
+  hak_unlock(&cache_lock);
+  if (!seg) {
+    seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
+    if (!seg) return NULL;
+    hak_os_commit_account((ptrdiff_t)SEG_HEADER_BYTES);
+    hak_segmap_set(seg, HAK_SEG_SIZE, true);
+  } /* cached segments were purged whole when they went into the cache */
+  seg_init(seg, kind);
+  atomic_store_explicit(&seg->heap, h, memory_order_relaxed);
+  seg_list_push(&h->segs[seg_kind_index(kind)], seg);
+  return seg;
+}
+
+static void seg_purge_one(hak_segment_t *seg) {
+  uint64_t m = seg->dirty_mask;
+  /* Batch runs of adjacent dirty slabs into one madvise. */
+  while (m) {
+    unsigned i = (unsigned)__builtin_ctzll(m);
+    unsigned j = i;
+    while (j + 1 < seg->nslabs && (m & (1ull << (j + 1)))) j++;
+    uint8_t *lo, *hi_lo;
+    size_t len, hi_len;
+    slab_range(seg, i, &lo, &len);
+    slab_range(seg, j, &hi_lo, &hi_len);
+    hak_os_decommit(lo, (size_t)(hi_lo + hi_len - lo));
+    for (unsigned k = i; k <= j; k++) m &= ~(1ull << k);
+  }
+  seg->dirty_mask = 0;
+}
+
+/* Empty segment: to the process-wide cache, or back to the OS. */
+static void seg_release(hak_heap_t *h, hak_segment_t *seg) {
+  seg_list_remove(&h->segs[seg_kind_index(seg->kind)], seg);
+  atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
+  seg_purge_one(seg);
+  hak_lock(&cache_lock);
+  if (cache_count < (size_t)HAK_OPT(SEGMENT_CACHE)) {
+    seg_list_push(&cache_first, seg);
+    cache_count++;
+    seg = NULL;
+  }
+  hak_unlock(&cache_lock);
+  if (seg) {
+    hak_segmap_set(seg, HAK_SEG_SIZE, false);
+    hak_os_commit_account(-(ptrdiff_t)SEG_HEADER_BYTES);
+    hak_os_unmap(seg, HAK_SEG_SIZE);
+  }
+}
+
+size_t hak_segment_cache_trim(bool force) {
+  (void)force;
+  size_t n = 0;
+  hak_lock(&cache_lock);
+  hak_segment_t *list = cache_first;
+  cache_first = NULL;
+  cache_count = 0;
+  hak_unlock(&cache_lock);
+  while (list) {
+    hak_segment_t *next = list->next;
+    hak_segmap_set(list, HAK_SEG_SIZE, false);
+    hak_os_commit_account(-(ptrdiff_t)SEG_HEADER_BYTES);
+    hak_os_unmap(list, HAK_SEG_SIZE);
+    n += HAK_SEG_SIZE;
+    list = next;
+  }
+  return n;
+}
+
+static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind);
+
+hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls) {
+  unsigned kind = cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID;
+  hak_segment_t *seg = h->segs[seg_kind_index(kind)];
+  while (seg && !seg->free_mask) seg = seg->next;
+  if (!seg) seg = adopt_one(h, kind);
+  if (!seg) seg = seg_obtain(h, kind);
+  if (!seg) return NULL;
+  /* Prefer a free slab that is still resident: no page faults, no syscall. */
+  uint64_t pick = seg->free_mask & seg->dirty_mask;
+  if (!pick) pick = seg->free_mask;
+  unsigned i = (unsigned)__builtin_ctzll(pick);
+  uint64_t bit = 1ull << i;
+  hak_slab_t *slab = &seg->slabs[i];
+  if (!(seg->dirty_mask & bit)) {
+    uint8_t *lo;
+    size_t len;
+    slab_range(seg, i, &lo, &len);
+    hak_os_commit_account((ptrdiff_t)len);
+  }
+  seg->free_mask &= ~bit;
+  seg->dirty_mask &= ~bit;
+  seg->used_slabs++;
+  hak_slab_init(slab, seg, cls);
+  atomic_store_explicit(&slab->heap, h, memory_order_relaxed);
+  return slab;
+}
+
+void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab) {
+  hak_segment_t *seg = hak_seg_of(slab);
+  uint64_t bit = 1ull << slab->index;
+  atomic_store_explicit(&slab->heap, NULL, memory_order_relaxed);
+  slab->block_size = 0;
+  seg->free_mask |= bit;
+  seg->dirty_mask |= bit;
+  seg->used_slabs--;
+  if (seg->used_slabs == 0 && (seg->prev || seg->next)) {
+    seg_release(h, seg); /* keep the heap's last segment of a kind as a spare */
+    return;
+  }
+  if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+  if (h->next_purge == 0 || seg->purge_at < h->next_purge) h->next_purge = seg->purge_at;
+}
+
+void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force) {
+  uint64_t next = 0;
+  for (int k = 0; k < 2; k++)
+    for (hak_segment_t *seg = h->segs[k]; seg; seg = seg->next) {
+      if (!seg->dirty_mask) continue;
+      if (force || now >= seg->purge_at) {
+        seg_purge_one(seg);
+        seg->purge_at = 0;
+      } else if (!next || seg->purge_at < next) {
+        next = seg->purge_at;
+      }
+    }
+  h->next_purge = next;
+}
+
+/* Thread exit: hand every segment to the abandoned lists.  The caller has
+ * already taken the slabs out of the heap's queues. */
+void hak_segment_abandon_all(hak_heap_t *h) {
+  for (int k = 0; k < 2; k++) {
+    while (h->segs[k]) {
+      hak_segment_t *seg = h->segs[k];
+      seg_list_remove(&h->segs[k], seg);
+      if (seg->used_slabs == 0) {
+        atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
+        seg_purge_one(seg);
+        hak_lock(&cache_lock);
+        bool keep = cache_count < (size_t)HAK_OPT(SEGMENT_CACHE);
+        if (keep) seg_list_push(&cache_first, seg), cache_count++;
+        hak_unlock(&cache_lock);
+        if (!keep) {
+          hak_segmap_set(seg, HAK_SEG_SIZE, false);
+          hak_os_commit_account(-(ptrdiff_t)SEG_HEADER_BYTES);
+          hak_os_unmap(seg, HAK_SEG_SIZE);
+        }
+        continue;
+      }
+      atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
+      for (unsigned i = 0; i < seg->nslabs; i++)
+        if (!(seg->free_mask & (1ull << i)))
+          atomic_store_explicit(&seg->slabs[i].heap, NULL, memory_order_release);
+      hak_lock(&abandoned_lock);
+      seg_list_push(&abandoned[k], seg);
+      atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
+      hak_unlock(&abandoned_lock);
+    }
+  }
+}
+
+/* Takes one abandoned segment of `kind`: its live slabs join h's queues, its
+ * empty ones are released.  Returns it if it has a free slab now. */
+static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
+  int k = seg_kind_index(kind);
+  for (;;) {
+    if (!atomic_load_explicit(&abandoned_count, memory_order_relaxed)) return NULL;
+    hak_lock(&abandoned_lock);
+    hak_segment_t *seg = abandoned[k];
+    if (seg) {
+      seg_list_remove(&abandoned[k], seg);
+      atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+    }
+    hak_unlock(&abandoned_lock);
+    if (!seg) return NULL;
+    atomic_store_explicit(&seg->heap, h, memory_order_relaxed);
+    seg_list_push(&h->segs[k], seg);
+    for (unsigned i = 0; i < seg->nslabs; i++) {
+      uint64_t bit = 1ull << i;
+      if (seg->free_mask & bit) continue;
+      hak_slab_t *slab = &seg->slabs[i];
+      atomic_store_explicit(&slab->heap, h, memory_order_release);
+      /* The dead owner's lists are ours now, plus what others freed since. */
+      if (slab->local_free) {
+        hak_block_t *t = slab->local_free;
+        while (t->next) t = t->next;
+        t->next = slab->free;
+        slab->free = slab->local_free;
+        slab->local_free = NULL;
+      }
+      hak_slab_collect(slab);
+      if (slab->used == 0) {
+        atomic_store_explicit(&slab->heap, NULL, memory_order_relaxed);
+        slab->block_size = 0;
+        seg->free_mask |= bit;
+        seg->dirty_mask |= bit;
+        seg->used_slabs--;
+      } else {
+        hak_heap_queue_push(h, slab);
+      }
+    }
+    if (seg->dirty_mask && !seg->purge_at)
+      seg->purge_at = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+    if (seg->dirty_mask && (h->next_purge == 0 || seg->purge_at < h->next_purge))
+      h->next_purge = seg->purge_at;
+    if (seg->free_mask) return seg;
+  }
+}
+
+/* Adopts every abandoned segment (malloc_trim): their empty slabs go back. */
+void hak_segment_adopt_all(hak_heap_t *h) {
+  while (adopt_one(h, HAK_SEG_TINY) || adopt_one(h, HAK_SEG_MID)) {
+  }
+}
+
+void hak_segment_lock_all(void) {
+  hak_lock(&cache_lock);
+  hak_lock(&abandoned_lock);
+}
+
+void hak_segment_unlock_all(bool child) {
+  if (child) {
+    hak_lock_reset(&abandoned_lock);
+    hak_lock_reset(&cache_lock);
+  } else {
+    hak_unlock(&abandoned_lock);
+    hak_unlock(&cache_lock);
+  }
+}

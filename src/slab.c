@@ -1,0 +1,88 @@
+/* A slab: one size class in one slice of a Tiny/Mid segment.  Blocks are
+ * carved lazily, a few pages at a time, so untouched memory stays out of
+ * RSS; frees come back on three lists (see internal.h). */
+#include <string.h>
+
+#include "internal.h"
+
+/* Carve at most this much of the slab per refill (fewer page faults at
+ * once, and small programs stay small). */
+#define SLAB_CARVE_BYTES ((size_t)16 << 10)
+
+void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
+  size_t slab_bytes = (size_t)1 << seg->slab_shift;
+  uint8_t *base = (uint8_t *)seg + ((size_t)slab->index << seg->slab_shift);
+  uint8_t *start = base;
+  if (slab->index == 0)
+    start = (uint8_t *)seg + (seg->kind == HAK_SEG_TINY ? HAK_TINY_SLAB0_OFFSET : HAK_MID_SLAB0_OFFSET);
+  size_t bs = hak_class_size(cls);
+  slab->free = NULL;
+  slab->local_free = NULL;
+  slab->used = 0;
+  slab->capacity = 0;
+  atomic_store_explicit(&slab->thread_free, NULL, memory_order_relaxed);
+  slab->block_size = (uint32_t)bs;
+  slab->reserved = (uint32_t)((size_t)(base + slab_bytes - start) / bs);
+  slab->cls = (uint8_t)cls;
+  slab->in_queue = 0;
+  slab->next = slab->prev = NULL;
+  slab->start = start;
+}
+
+/* Takes the other threads' frees; returns how many came back. */
+uint32_t hak_slab_collect(hak_slab_t *slab) {
+  if (atomic_load_explicit(&slab->thread_free, memory_order_relaxed) == NULL) return 0;
+  hak_block_t *list = atomic_exchange_explicit(&slab->thread_free, NULL, memory_order_acquire);
+  if (!list) return 0;
+  uint32_t n = 1;
+  hak_block_t *tail = list;
+  while (tail->next) tail = tail->next, n++;
+  tail->next = slab->free;
+  slab->free = list;
+  slab->used -= n;
+  return n;
+}
+
+static void slab_extend(hak_slab_t *slab) {
+  size_t bs = slab->block_size;
+  uint32_t n = slab->reserved - slab->capacity;
+  uint32_t chunk = (uint32_t)(SLAB_CARVE_BYTES / bs);
+  if (chunk == 0) chunk = 1;
+  if (n > chunk) n = chunk;
+  uint8_t *p = slab->start + (size_t)slab->capacity * bs;
+  for (uint32_t i = 0; i + 1 < n; i++, p += bs) ((hak_block_t *)p)->next = (hak_block_t *)(p + bs);
+  ((hak_block_t *)p)->next = slab->free;
+  slab->free = (hak_block_t *)(slab->start + (size_t)slab->capacity * bs);
+  slab->capacity += n;
+}
+
+/* Called by the owner when slab->free is empty; true if it has blocks now.
+ * Order matters for footprint: reuse freed blocks before touching new pages. */
+bool hak_slab_refill(hak_slab_t *slab) {
+  if (slab->local_free) {
+    slab->free = slab->local_free;
+    slab->local_free = NULL;
+  }
+  hak_slab_collect(slab);
+  if (slab->free) return true;
+  if (slab->capacity < slab->reserved) {
+    slab_extend(slab);
+    return true;
+  }
+  return false;
+}
+
+void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b) {
+  hak_block_t *old = atomic_load_explicit(&slab->thread_free, memory_order_relaxed);
+  do {
+    b->next = old;
+  } while (!atomic_compare_exchange_weak_explicit(&slab->thread_free, &old, b,
+                                                  memory_order_release, memory_order_relaxed));
+}
+
+bool hak_slab_owns_block(const hak_slab_t *slab, const void *p) {
+  if (!slab->block_size) return false;
+  const uint8_t *q = p;
+  if (q < slab->start || q >= slab->start + (size_t)slab->reserved * slab->block_size) return false;
+  return (size_t)(q - slab->start) % slab->block_size == 0;
+}
