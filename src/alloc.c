@@ -36,7 +36,9 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
     case HAK_SEG_TINY:
     case HAK_SEG_MID:
       if (hak_slab_owns_block(s, p)) {
-        hak_slab_free_remote(s, p);
+        hak_heap_t *h = hak_tls_heap;
+        if (hak_slab_owner(s) == h && h != &hak_heap_empty) hak_heap_free_full(h, s, p);
+        else hak_slab_free_remote(s, p);
         return;
       }
       break;

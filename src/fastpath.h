@@ -30,7 +30,7 @@ hak_inline void hak_free_fast(void *p) {
   hak_segment_t *seg = hak_seg_of(p);
   hak_slab_t *s = &seg->slabs[(a - (uintptr_t)seg) >> seg->slab_shift];
   hak_heap_t *h = hak_tls_heap;
-  if (hak_likely(atomic_load_explicit(&s->heap, memory_order_relaxed) == h)) {
+  if (hak_likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == (uintptr_t)h)) {
     hak_block_t *b = p;
     /* used <= 1: the slab empties (or a double free underflows it);
      * b == local_free: the same block freed twice in a row. */
@@ -43,7 +43,7 @@ hak_inline void hak_free_fast(void *p) {
     s->used--;
     return;
   }
-  hak_free_nonowner(p, seg, s); /* another thread's, Large or Big */
+  hak_free_nonowner(p, seg, s); /* another thread's, a full slab, Large or Big */
 }
 
 #endif

@@ -24,40 +24,60 @@ static hak_heap_t *heaps_all;
 static pthread_key_t heap_key;
 static _Atomic int heap_key_ready;
 
-/* How many full slabs a refill looks at before taking a fresh one. */
-#define QUEUE_SCAN 8
+static hak_slabq_t *list_of(hak_heap_t *h, hak_slab_t *s) {
+  return s->where == HAK_IN_FULL ? &h->full : &h->queue[s->cls];
+}
 
-static void queue_remove(hak_heap_t *h, hak_slab_t *s) {
-  hak_slabq_t *q = &h->queue[s->cls];
+static void list_remove(hak_heap_t *h, hak_slab_t *s) {
+  hak_slabq_t *q = list_of(h, s);
   if (s->prev) s->prev->next = s->next;
   else q->first = s->next;
   if (s->next) s->next->prev = s->prev;
   else q->last = s->prev;
   s->next = s->prev = NULL;
-  s->in_queue = 0;
+  s->where = HAK_IN_NONE;
 }
 
-static void queue_push_front(hak_heap_t *h, hak_slab_t *s) {
-  hak_slabq_t *q = &h->queue[s->cls];
-  s->prev = NULL;
-  s->next = q->first;
-  if (q->first) q->first->prev = s;
-  else q->last = s;
-  q->first = s;
-  s->in_queue = 1;
+static void list_push(hak_heap_t *h, hak_slab_t *s, uint8_t where, bool front) {
+  s->where = where;
+  hak_slabq_t *q = list_of(h, s);
+  if (front) {
+    s->prev = NULL;
+    s->next = q->first;
+    if (q->first) q->first->prev = s;
+    else q->last = s;
+    q->first = s;
+  } else {
+    s->next = NULL;
+    s->prev = q->last;
+    if (q->last) q->last->next = s;
+    else q->first = s;
+    q->last = s;
+  }
 }
 
-static void queue_push_back(hak_heap_t *h, hak_slab_t *s) {
-  hak_slabq_t *q = &h->queue[s->cls];
-  s->next = NULL;
-  s->prev = q->last;
-  if (q->last) q->last->next = s;
-  else q->first = s;
-  q->last = s;
-  s->in_queue = 1;
+void hak_heap_queue_push(hak_heap_t *h, hak_slab_t *slab) { list_push(h, slab, HAK_IN_QUEUE, false); }
+
+/* A slab with no room leaves its queue, so refills never look at it again,
+ * and asks the next remote free to tell us.  Fails if remote frees came in
+ * meanwhile (the caller collects them instead). */
+static bool mark_full(hak_heap_t *h, hak_slab_t *s) {
+  uintptr_t zero = 0;
+  if (!atomic_compare_exchange_strong_explicit(&s->thread_free, &zero, HAK_TF_NOTIFY,
+                                               memory_order_acq_rel, memory_order_relaxed))
+    return false;
+  list_remove(h, s);
+  list_push(h, s, HAK_IN_FULL, false);
+  hak_slab_set_owner(s, h, true);
+  return true;
 }
 
-void hak_heap_queue_push(hak_heap_t *h, hak_slab_t *slab) { queue_push_back(h, slab); }
+static void unmark_full(hak_heap_t *h, hak_slab_t *s) {
+  list_remove(h, s);
+  atomic_fetch_and_explicit(&s->thread_free, ~HAK_TF_NOTIFY, memory_order_acq_rel);
+  hak_slab_set_owner(s, h, false);
+  list_push(h, s, HAK_IN_QUEUE, true);
+}
 
 static void set_current(hak_heap_t *h, unsigned cls, hak_slab_t *s) {
   h->cur[cls] = s;
@@ -85,9 +105,12 @@ static hak_heap_t *heap_new(void) {
       }
     }
   }
+  hak_block_t *late = NULL;
   if (heaps_free) {
     h = heaps_free;
     heaps_free = h->next_all;
+    /* Frees that reached this heap after its last owner left. */
+    late = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
     memset(h, 0, sizeof *h);
     for (unsigned i = 0; i < HAK_NDIRECT; i++) h->direct[i] = &hak_slab_empty;
     for (unsigned i = 0; i < HAK_NCLASS; i++) h->cur[i] = &hak_slab_empty;
@@ -96,6 +119,12 @@ static hak_heap_t *heap_new(void) {
     heaps_all = h;
   }
   hak_unlock(&heaps_lock);
+  while (late) {
+    hak_block_t *next = late->next;
+    hak_segment_t *seg = hak_seg_of(late);
+    hak_slab_free_remote(&seg->slabs[((uintptr_t)late - (uintptr_t)seg) >> seg->slab_shift], late);
+    late = next;
+  }
   return h;
 }
 
@@ -128,33 +157,51 @@ static void heap_maybe_purge(hak_heap_t *h) {
   }
 }
 
+/* An owner's free into a full slab: it has room again. */
+void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
+  if (s->where == HAK_IN_FULL) unmark_full(h, s);
+  b->next = s->local_free;
+  s->local_free = b;
+  if (--s->used == 0) hak_heap_retire(h, s);
+}
+
+/* Remote frees that landed in our full slabs. */
+void hak_heap_drain_delayed(hak_heap_t *h) {
+  hak_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
+  while (b) {
+    hak_block_t *next = b->next;
+    hak_segment_t *seg = hak_seg_of(b);
+    hak_slab_t *s = &seg->slabs[((uintptr_t)b - (uintptr_t)seg) >> seg->slab_shift];
+    if (hak_slab_owner(s) == h) hak_heap_free_full(h, s, b);
+    else hak_slab_free_remote(s, b); /* it changed hands meanwhile */
+    b = next;
+  }
+}
+
 void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls) {
   if (hak_unlikely(h == &hak_heap_empty)) {
     h = heap_for_thread();
     if (!h) goto oom;
   }
   heap_maybe_purge(h);
+  if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
   if (s != &hak_slab_empty && (s->free || hak_slab_refill(s))) goto pop;
-  /* The current slab is full: look for one with frees to collect, sending
-   * the full ones to the back so that every slab gets its turn. */
-  s = h->queue[cls].first;
-  for (unsigned seen = 0; s && seen < QUEUE_SCAN; seen++) {
-    hak_slab_t *next = s->next;
+  /* Take the first slab with room; full ones leave the queue for good
+   * (until a free gives them room), so this is amortised O(1). */
+  while ((s = h->queue[cls].first) != NULL) {
     if (s->free || hak_slab_refill(s)) {
-      queue_remove(h, s);
-      queue_push_front(h, s);
+      if (s->prev) {
+        list_remove(h, s);
+        list_push(h, s, HAK_IN_QUEUE, true);
+      }
       goto found;
     }
-    if (next) {
-      queue_remove(h, s);
-      queue_push_back(h, s);
-    }
-    s = next == h->queue[cls].first ? NULL : next;
+    if (!mark_full(h, s) && hak_slab_refill(s)) goto found;
   }
   s = hak_segment_slab_acquire(h, cls);
   if (!s) goto oom;
-  queue_push_front(h, s);
+  list_push(h, s, HAK_IN_QUEUE, true);
   hak_slab_refill(s);
 found:
   set_current(h, cls, s);
@@ -171,7 +218,7 @@ oom:
 /* The owner freed the last block of a slab. */
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
   if (h->cur[s->cls] == s) return; /* keep the current slab: it would come right back */
-  queue_remove(h, s);
+  list_remove(h, s);
   hak_segment_slab_release(h, s);
   heap_maybe_purge(h);
 }
@@ -180,6 +227,8 @@ void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
  * current ones too) and, with `force`, purges everything at once. */
 void hak_heap_collect(hak_heap_t *h, bool force) {
   if (h == &hak_heap_empty) return;
+  hak_heap_drain_delayed(h);
+  while (h->full.first) unmark_full(h, h->full.first);
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
     hak_slab_t *s = h->queue[c].first;
     while (s) {
@@ -194,7 +243,7 @@ void hak_heap_collect(hak_heap_t *h, bool force) {
       hak_slab_collect(s);
       if (s->used == 0 && (force || h->cur[c] != s)) {
         if (h->cur[c] == s) set_current(h, c, &hak_slab_empty);
-        queue_remove(h, s);
+        list_remove(h, s);
         hak_segment_slab_release(h, s);
       }
       s = next;
@@ -204,12 +253,14 @@ void hak_heap_collect(hak_heap_t *h, bool force) {
 }
 
 static void heap_abandon(hak_heap_t *h) {
-  hak_heap_collect(h, true);
+  hak_heap_collect(h, true); /* also empties the full list */
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
-    while (h->queue[c].first) queue_remove(h, h->queue[c].first);
+    while (h->queue[c].first) list_remove(h, h->queue[c].first);
     set_current(h, c, &hak_slab_empty);
   }
   hak_segment_abandon_all(h);
+  /* Frees that raced with our exit go to the slabs' own lists now. */
+  hak_heap_drain_delayed(h);
   heap_delete(h);
 }
 

@@ -66,28 +66,38 @@ typedef struct hak_block { struct hak_block *next; } hak_block_t;
 typedef struct hak_heap hak_heap_t;
 typedef struct hak_segment hak_segment_t;
 
+/* slab->owner: the owning heap's address, with HAK_SLAB_FULL set while the
+ * slab is full and off its queue (so the owner's free takes the slow path
+ * and puts it back).  0 when free, abandoned, Large or Big.
+ * slab->thread_free: other threads' frees, a push-only list; HAK_TF_NOTIFY
+ * asks the next remote free to hand its block to the owner's `delayed` list
+ * instead, which is how the owner learns that a full slab has room again. */
+#define HAK_SLAB_FULL ((uintptr_t)1)
+#define HAK_TF_NOTIFY ((uintptr_t)1)
+
 typedef struct hak_slab {
   hak_block_t *free;       /* the owner allocates from here */
   uint32_t used;           /* blocks handed out, including pending remote frees */
   uint32_t capacity;       /* blocks carved from the slab area so far */
   hak_block_t *local_free; /* the owner's frees */
-  _Atomic(hak_heap_t *) heap; /* owner; NULL when free, abandoned, Large or Big */
-  _Atomic(hak_block_t *) thread_free; /* other threads' frees (push only) */
+  _Atomic uintptr_t owner;
+  _Atomic uintptr_t thread_free;
   uint32_t block_size;     /* 0 while the slab is not in use */
   uint32_t reserved;       /* blocks the slab area can hold */
   uint8_t cls;
   uint8_t index;           /* position in its segment */
-  uint8_t in_queue;
+  uint8_t where;            /* HAK_IN_NONE, HAK_IN_QUEUE or HAK_IN_FULL */
   uint8_t pad[5];
-  struct hak_slab *next, *prev; /* the owner heap's queue of this class */
+  struct hak_slab *next, *prev; /* the owner heap's queue of this class, or its full list */
   uint8_t *start;
 } hak_slab_t;
 
+enum { HAK_IN_NONE = 0, HAK_IN_QUEUE = 1, HAK_IN_FULL = 2 };
 enum { HAK_SEG_TINY = 1, HAK_SEG_MID = 2, HAK_SEG_LARGE = 3, HAK_SEG_BIG = 4 };
 
 /* Segment header.  slabs[] must stay at a fixed offset: free() indexes it
  * before it knows the kind (Large/Big use slab_shift 22, hence slabs[0],
- * whose heap is always NULL). */
+ * whose owner is always 0). */
 struct hak_segment {
   uint32_t slab_shift;
   uint8_t kind;
@@ -127,7 +137,9 @@ typedef struct hak_slabq { hak_slab_t *first, *last; } hak_slabq_t;
 struct hak_heap {
   hak_slab_t *direct[HAK_NDIRECT]; /* (n+15)/16 -> current slab, n <= 1 KiB */
   hak_slab_t *cur[HAK_NCLASS];     /* current slab of each class */
-  hak_slabq_t queue[HAK_NCLASS];   /* every slab of the class this heap owns */
+  hak_slabq_t queue[HAK_NCLASS];   /* slabs of the class that may have room */
+  hak_slabq_t full;                /* slabs found full, of every class */
+  _Atomic(hak_block_t *) delayed;  /* remote frees into full slabs */
   hak_segment_t *segs[2];          /* owned Tiny / Mid segments */
   uint64_t slow_calls;
   uint64_t next_purge;
@@ -151,6 +163,8 @@ void hak_heap_abandon(hak_heap_t *h);
 void hak_heap_collect(hak_heap_t *h, bool force);
 void hak_heap_fork_child(void);
 void hak_heap_queue_push(hak_heap_t *h, hak_slab_t *slab);
+void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b);
+void hak_heap_drain_delayed(hak_heap_t *h);
 void hak_heap_thread_key_init(void);
 /* segment.c */
 hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls);
@@ -166,6 +180,12 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls);
 bool hak_slab_refill(hak_slab_t *slab);
 uint32_t hak_slab_collect(hak_slab_t *slab);
 void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b);
+hak_inline hak_heap_t *hak_slab_owner(const hak_slab_t *s) {
+  return (hak_heap_t *)(atomic_load_explicit(&s->owner, memory_order_acquire) & ~HAK_SLAB_FULL);
+}
+hak_inline void hak_slab_set_owner(hak_slab_t *s, hak_heap_t *h, bool full) {
+  atomic_store_explicit(&s->owner, (uintptr_t)h | (full ? HAK_SLAB_FULL : 0), memory_order_release);
+}
 bool hak_slab_owns_block(const hak_slab_t *slab, const void *p);
 /* large.c */
 void *hak_large_alloc(size_t n, size_t align, bool zero);

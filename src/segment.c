@@ -185,14 +185,14 @@ hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls) {
   seg->dirty_mask &= ~bit;
   seg->used_slabs++;
   hak_slab_init(slab, seg, cls);
-  atomic_store_explicit(&slab->heap, h, memory_order_relaxed);
+  hak_slab_set_owner(slab, h, false);
   return slab;
 }
 
 void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab) {
   hak_segment_t *seg = hak_seg_of(slab);
   uint64_t bit = 1ull << slab->index;
-  atomic_store_explicit(&slab->heap, NULL, memory_order_relaxed);
+  hak_slab_set_owner(slab, NULL, false);
   slab->block_size = 0;
   seg->free_mask |= bit;
   seg->dirty_mask |= bit;
@@ -244,7 +244,7 @@ void hak_segment_abandon_all(hak_heap_t *h) {
       atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
       for (unsigned i = 0; i < seg->nslabs; i++)
         if (!(seg->free_mask & (1ull << i)))
-          atomic_store_explicit(&seg->slabs[i].heap, NULL, memory_order_release);
+          hak_slab_set_owner(&seg->slabs[i], NULL, false);
       hak_lock(&abandoned_lock);
       seg_list_push(&abandoned[k], seg);
       atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
@@ -273,7 +273,7 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
       uint64_t bit = 1ull << i;
       if (seg->free_mask & bit) continue;
       hak_slab_t *slab = &seg->slabs[i];
-      atomic_store_explicit(&slab->heap, h, memory_order_release);
+      hak_slab_set_owner(slab, h, false);
       /* The dead owner's lists are ours now, plus what others freed since. */
       if (slab->local_free) {
         hak_block_t *t = slab->local_free;
@@ -284,7 +284,7 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
       }
       hak_slab_collect(slab);
       if (slab->used == 0) {
-        atomic_store_explicit(&slab->heap, NULL, memory_order_relaxed);
+        hak_slab_set_owner(slab, NULL, false);
         slab->block_size = 0;
         seg->free_mask |= bit;
         seg->dirty_mask |= bit;

@@ -20,20 +20,24 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   slab->local_free = NULL;
   slab->used = 0;
   slab->capacity = 0;
-  atomic_store_explicit(&slab->thread_free, NULL, memory_order_relaxed);
+  atomic_store_explicit(&slab->thread_free, 0, memory_order_relaxed);
   slab->block_size = (uint32_t)bs;
   slab->reserved = (uint32_t)((size_t)(base + slab_bytes - start) / bs);
   slab->cls = (uint8_t)cls;
-  slab->in_queue = 0;
+  slab->where = HAK_IN_NONE;
   slab->next = slab->prev = NULL;
   slab->start = start;
 }
 
-/* Takes the other threads' frees; returns how many came back. */
+/* Takes the other threads' frees; returns how many came back.  The notify
+ * request bit, if set, stays as it is. */
 uint32_t hak_slab_collect(hak_slab_t *slab) {
-  if (atomic_load_explicit(&slab->thread_free, memory_order_relaxed) == NULL) return 0;
-  hak_block_t *list = atomic_exchange_explicit(&slab->thread_free, NULL, memory_order_acquire);
-  if (!list) return 0;
+  uintptr_t old = atomic_load_explicit(&slab->thread_free, memory_order_relaxed);
+  do {
+    if (!(old & ~HAK_TF_NOTIFY)) return 0;
+  } while (!atomic_compare_exchange_weak_explicit(&slab->thread_free, &old, old & HAK_TF_NOTIFY,
+                                                  memory_order_acquire, memory_order_relaxed));
+  hak_block_t *list = (hak_block_t *)(old & ~HAK_TF_NOTIFY);
   uint32_t n = 1;
   hak_block_t *tail = list;
   while (tail->next) tail = tail->next, n++;
@@ -72,12 +76,32 @@ bool hak_slab_refill(hak_slab_t *slab) {
   return false;
 }
 
+/* A free from a thread that does not own the slab.  If the owner asked to
+ * be told (the slab was full), this block goes to the owner's delayed list,
+ * which its next slow path drains; otherwise onto the slab's list. */
 void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b) {
-  hak_block_t *old = atomic_load_explicit(&slab->thread_free, memory_order_relaxed);
-  do {
-    b->next = old;
-  } while (!atomic_compare_exchange_weak_explicit(&slab->thread_free, &old, b,
-                                                  memory_order_release, memory_order_relaxed));
+  uintptr_t old = atomic_load_explicit(&slab->thread_free, memory_order_relaxed);
+  for (;;) {
+    if (old & HAK_TF_NOTIFY) {
+      hak_heap_t *h = hak_slab_owner(slab);
+      if (h) {
+        if (!atomic_compare_exchange_weak_explicit(&slab->thread_free, &old, old & ~HAK_TF_NOTIFY,
+                                                   memory_order_acq_rel, memory_order_relaxed))
+          continue;
+        hak_block_t *d = atomic_load_explicit(&h->delayed, memory_order_relaxed);
+        do {
+          b->next = d;
+        } while (!atomic_compare_exchange_weak_explicit(&h->delayed, &d, b, memory_order_release,
+                                                        memory_order_relaxed));
+        return;
+      }
+    }
+    b->next = (hak_block_t *)(old & ~HAK_TF_NOTIFY);
+    if (atomic_compare_exchange_weak_explicit(&slab->thread_free, &old,
+                                              (uintptr_t)b | (old & HAK_TF_NOTIFY),
+                                              memory_order_release, memory_order_relaxed))
+      return;
+  }
 }
 
 bool hak_slab_owns_block(const hak_slab_t *slab, const void *p) {
