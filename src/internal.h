@@ -32,7 +32,7 @@
 /* Where the blocks of slab 0 start (the header lives before).  Keeps every
  * slab start aligned to >= 8 KiB (Tiny) / 64 KiB (Mid), which is what
  * aligned allocation from size classes relies on. */
-#define HAK_TINY_SLAB0_OFFSET ((size_t)8 << 10)
+#define HAK_TINY_SLAB0_OFFSET ((size_t)16 << 10)
 #define HAK_MID_SLAB0_OFFSET ((size_t)64 << 10)
 
 /* ---- size classes ------------------------------------------------------ */
@@ -76,21 +76,21 @@ typedef struct hak_segment hak_segment_t;
 #define HAK_TF_NOTIFY ((uintptr_t)1)
 
 typedef struct hak_slab {
+  /* First cache line: the owner's. */
   hak_block_t *free;       /* the owner allocates from here */
   uint32_t used;           /* blocks handed out, including pending remote frees */
   uint32_t capacity;       /* blocks carved from the slab area so far */
   hak_block_t *local_free; /* the owner's frees */
   _Atomic uintptr_t owner;
-  _Atomic uintptr_t thread_free;
   uint32_t block_size;     /* 0 while the slab is not in use */
   uint32_t reserved;       /* blocks the slab area can hold */
   uint8_t cls;
   uint8_t index;           /* position in its segment */
-  uint8_t where;            /* HAK_IN_NONE, HAK_IN_QUEUE or HAK_IN_FULL */
-  uint8_t pad[5];
+  uint8_t where;           /* HAK_IN_NONE, HAK_IN_QUEUE or HAK_IN_FULL */
   struct hak_slab *next, *prev; /* the owner heap's queue of this class, or its full list */
-  uint8_t *start;
-} hak_slab_t;
+  /* Second line: written by other threads, kept apart to avoid false sharing. */
+  _Atomic uintptr_t thread_free __attribute__((aligned(64)));
+} __attribute__((aligned(64))) hak_slab_t;
 
 enum { HAK_IN_NONE = 0, HAK_IN_QUEUE = 1, HAK_IN_FULL = 2 };
 enum { HAK_SEG_TINY = 1, HAK_SEG_MID = 2, HAK_SEG_LARGE = 3, HAK_SEG_BIG = 4 };
@@ -111,7 +111,7 @@ struct hak_segment {
   uint32_t pad2;
   hak_segment_t *next, *prev;    /* owner's segment list / global lists */
   size_t map_size;               /* bytes mapped from the segment start */
-  hak_slab_t slabs[1];           /* Tiny: 64, Mid: 8, Large/Big: 1 (unused) */
+  hak_slab_t slabs[1] __attribute__((aligned(128)));           /* Tiny: 64, Mid: 8, Large/Big: 1 (unused) */
 };
 
 hak_inline hak_segment_t *hak_seg_of(const void *p) {
@@ -125,8 +125,9 @@ hak_inline hak_segment_t *hak_seg_of(const void *p) {
 extern _Atomic(uint8_t) hak_segmap[(size_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)];
 
 hak_inline uint8_t hak_segmap_get(uintptr_t a) {
-  if (hak_unlikely(a >> HAK_MAP_BITS)) return 0;
-  return atomic_load_explicit(&hak_segmap[a >> HAK_SEG_SHIFT], memory_order_relaxed);
+  uintptr_t i = a >> HAK_SEG_SHIFT;
+  if (hak_unlikely(i >= ((uintptr_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)))) return 0;
+  return atomic_load_explicit(&hak_segmap[i], memory_order_relaxed);
 }
 void hak_segmap_set(void *base, size_t size, bool on);
 hak_segment_t *hak_segmap_lookup(const void *p); /* header of any interior pointer, or NULL */
@@ -187,6 +188,7 @@ hak_inline void hak_slab_set_owner(hak_slab_t *s, hak_heap_t *h, bool full) {
   atomic_store_explicit(&s->owner, (uintptr_t)h | (full ? HAK_SLAB_FULL : 0), memory_order_release);
 }
 bool hak_slab_owns_block(const hak_slab_t *slab, const void *p);
+uint8_t *hak_slab_start(const hak_slab_t *slab);
 /* large.c */
 void *hak_large_alloc(size_t n, size_t align, bool zero);
 void hak_large_free(hak_segment_t *seg, void *p);

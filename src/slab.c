@@ -9,12 +9,17 @@
  * once, and small programs stay small). */
 #define SLAB_CARVE_BYTES ((size_t)16 << 10)
 
+uint8_t *hak_slab_start(const hak_slab_t *slab) {
+  hak_segment_t *seg = hak_seg_of(slab);
+  if (slab->index == 0)
+    return (uint8_t *)seg + (seg->kind == HAK_SEG_TINY ? HAK_TINY_SLAB0_OFFSET : HAK_MID_SLAB0_OFFSET);
+  return (uint8_t *)seg + ((size_t)slab->index << seg->slab_shift);
+}
+
 void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   size_t slab_bytes = (size_t)1 << seg->slab_shift;
   uint8_t *base = (uint8_t *)seg + ((size_t)slab->index << seg->slab_shift);
-  uint8_t *start = base;
-  if (slab->index == 0)
-    start = (uint8_t *)seg + (seg->kind == HAK_SEG_TINY ? HAK_TINY_SLAB0_OFFSET : HAK_MID_SLAB0_OFFSET);
+  uint8_t *start = hak_slab_start(slab);
   size_t bs = hak_class_size(cls);
   slab->free = NULL;
   slab->local_free = NULL;
@@ -26,7 +31,6 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   slab->cls = (uint8_t)cls;
   slab->where = HAK_IN_NONE;
   slab->next = slab->prev = NULL;
-  slab->start = start;
 }
 
 /* Takes the other threads' frees; returns how many came back.  The notify
@@ -53,10 +57,11 @@ static void slab_extend(hak_slab_t *slab) {
   uint32_t chunk = (uint32_t)(SLAB_CARVE_BYTES / bs);
   if (chunk == 0) chunk = 1;
   if (n > chunk) n = chunk;
-  uint8_t *p = slab->start + (size_t)slab->capacity * bs;
+  uint8_t *start = hak_slab_start(slab);
+  uint8_t *p = start + (size_t)slab->capacity * bs;
   for (uint32_t i = 0; i + 1 < n; i++, p += bs) ((hak_block_t *)p)->next = (hak_block_t *)(p + bs);
   ((hak_block_t *)p)->next = slab->free;
-  slab->free = (hak_block_t *)(slab->start + (size_t)slab->capacity * bs);
+  slab->free = (hak_block_t *)(start + (size_t)slab->capacity * bs);
   slab->capacity += n;
 }
 
@@ -106,7 +111,7 @@ void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b) {
 
 bool hak_slab_owns_block(const hak_slab_t *slab, const void *p) {
   if (!slab->block_size) return false;
-  const uint8_t *q = p;
-  if (q < slab->start || q >= slab->start + (size_t)slab->reserved * slab->block_size) return false;
-  return (size_t)(q - slab->start) % slab->block_size == 0;
+  const uint8_t *q = p, *start = hak_slab_start(slab);
+  if (q < start || q >= start + (size_t)slab->reserved * slab->block_size) return false;
+  return (size_t)(q - start) % slab->block_size == 0;
 }
