@@ -28,7 +28,12 @@ typedef struct big_hdr {
 static hak_lock_t big_lock = HAK_LOCK_INIT;
 static big_hdr_t *cache_first, *cache_last; /* newest first */
 static size_t cache_bytes, cache_committed;
-static _Atomic size_t cache_bytes_pub;
+static _Atomic size_t cache_bytes_pub, cache_committed_pub;
+
+static void cache_publish(void) {
+  atomic_store_explicit(&cache_bytes_pub, cache_bytes, memory_order_relaxed);
+  atomic_store_explicit(&cache_committed_pub, cache_committed, memory_order_relaxed);
+}
 
 static void cache_remove(big_hdr_t *b) {
   if (b->prev) b->prev->next = b->next;
@@ -37,7 +42,7 @@ static void cache_remove(big_hdr_t *b) {
   else cache_last = b->prev;
   cache_bytes -= b->seg.map_size;
   if (b->committed) cache_committed -= b->seg.map_size;
-  atomic_store_explicit(&cache_bytes_pub, cache_bytes, memory_order_relaxed);
+  cache_publish();
 }
 
 static void big_unmap(big_hdr_t *b) {
@@ -152,9 +157,9 @@ void hak_big_free(hak_segment_t *seg, void *p) {
     cache_first = b;
     cache_bytes += b->seg.map_size;
     cache_committed += b->seg.map_size;
-    atomic_store_explicit(&cache_bytes_pub, cache_bytes, memory_order_relaxed);
   }
   big_hdr_t *more = cache_purge(now, false);
+  cache_publish();
   hak_unlock(&big_lock);
   unmap_list(drop);
   unmap_list(more);
@@ -188,6 +193,7 @@ size_t hak_big_trim(bool force) {
   size_t before = atomic_load(&hak_os.committed);
   hak_lock(&big_lock);
   big_hdr_t *drop = cache_purge(hak_os_now_ms(), force);
+  cache_publish();
   hak_unlock(&big_lock);
   unmap_list(drop);
   size_t after = atomic_load(&hak_os.committed);
@@ -195,6 +201,9 @@ size_t hak_big_trim(bool force) {
 }
 
 size_t hak_big_cached_bytes(void) { return atomic_load_explicit(&cache_bytes_pub, memory_order_relaxed); }
+size_t hak_big_cached_committed(void) {
+  return atomic_load_explicit(&cache_committed_pub, memory_order_relaxed);
+}
 
 void hak_big_lock(void) { hak_lock(&big_lock); }
 void hak_big_unlock(bool child) {

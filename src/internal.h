@@ -203,6 +203,8 @@ size_t hak_big_usable(hak_segment_t *seg, const void *p);
 void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n);
 size_t hak_big_trim(bool force);
 size_t hak_big_cached_bytes(void);
+size_t hak_big_cached_committed(void);
+size_t hak_large_cached_bytes(void);
 void hak_big_lock(void);
 void hak_big_unlock(bool child);
 /* alloc.c */

@@ -179,7 +179,7 @@ static void large_purge(uint64_t now, bool force) {
 }
 
 void *hak_large_alloc(size_t n, size_t align, bool zero) {
-  size_t pages = lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT);
+  size_t pages = n ? lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT) : 1;
   size_t extra = align > HAK_PAGE ? (align >> HAK_PAGE_SHIFT) - 1 : 0;
   if (pages + extra > LPAGES - LHEADER_PAGES) return hak_big_alloc(n, align, zero);
   unsigned c = lclass(pages);

@@ -73,9 +73,12 @@ HAK_EXPORT struct mallinfo2 mallinfo2(void) {
   mi.arena = u.mapped;
   mi.hblks = 0;
   mi.hblkhd = 0;
-  mi.uordblks = u.committed > u.big_cached ? u.committed - u.big_cached : 0;
-  mi.fordblks = u.mapped - mi.uordblks;
-  mi.keepcost = u.big_cached;
+  /* In use: committed memory not sitting in a cache (an upper bound:
+   * partly used slabs count whole). */
+  size_t cached = hak_big_cached_committed() + hak_large_cached_bytes();
+  mi.uordblks = u.committed > cached ? u.committed - cached : 0;
+  mi.fordblks = u.mapped > mi.uordblks ? u.mapped - mi.uordblks : 0;
+  mi.keepcost = cached;
   return mi;
 }
 

@@ -8,7 +8,6 @@
 #include "msg.h"
 #include "os.h"
 
-size_t hak_large_cached_bytes(void);
 
 HAK_EXPORT void hak_usage(hak_usage_t *u) {
   memset(u, 0, sizeof *u);
