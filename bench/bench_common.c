@@ -1,0 +1,79 @@
+#include "bench_common.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+void bench_die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("hakmem-bench: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(2);
+}
+
+uint64_t bench_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *bench_scratch(size_t bytes) {
+  void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    bench_die("mmap of %zu bytes failed", bytes);
+  return p;
+}
+
+size_t rnd_log(bench_thread_t *t, size_t lo, size_t hi) {
+  /* Pick an octave uniformly, then a size uniformly inside it. */
+  int bits_lo = 63 - __builtin_clzll(lo), bits_hi = 63 - __builtin_clzll(hi);
+  int b = bits_lo + (int)(rnd(t) % (uint64_t)(bits_hi - bits_lo + 1));
+  size_t a = (size_t)1 << b, z = (a << 1) - 1;
+  if (a < lo)
+    a = lo;
+  if (z > hi)
+    z = hi;
+  return rnd_range(t, a, z);
+}
+
+void block_corrupt(const void *p, uint64_t got, uint64_t want) {
+  bench_die("block %p corrupted: tag %#llx, expected %#llx", p,
+            (unsigned long long)got, (unsigned long long)want);
+}
+
+void block_touch(void *p, size_t size) {
+  /* From offset 8, not 0, to spare the tag; blocks are 16-aligned, so
+   * bytes 0 and 8 share a page and every page still gets a write. */
+  volatile char *c = p;
+  for (size_t i = sizeof(uint64_t); i < size; i += 4096)
+    c[i] = 1;
+  if (size)
+    c[size - 1] = 1;
+}
+
+void bench_malloc_failed(size_t size) {
+  bench_die("malloc(%zu) returned NULL", size);
+}
+
+void bench_parallel(bench_t *b, int n, void *(*fn)(void *)) {
+  if (n > BENCH_MAX_THREADS)
+    bench_die("too many threads: %d", n);
+  pthread_t tid[BENCH_MAX_THREADS];
+  bench_arg_t args[BENCH_MAX_THREADS];
+  for (int i = 0; i < n; i++) {
+    args[i] = (bench_arg_t){b, i};
+    int err = pthread_create(&tid[i], NULL, fn, &args[i]);
+    if (err)
+      bench_die("pthread_create: %s", strerror(err));
+  }
+  for (int i = 0; i < n; i++)
+    pthread_join(tid[i], NULL);
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""ctest checks of the benchmark suite (bench/CMakeLists.txt registers them).
+
+  check_bench.py --runner PY --bin-dir DIR [--lib SO] work --workload W --alloc A
+      one workload in its smallest form: exit 0, one well-formed result line
+  check_bench.py ... runner --alloc LIST
+      a tiny `hakmem bench` run: results.csv, results.md and chart.svg
+  check_bench.py ... instructions --alloc LIST
+      a tiny `hakmem bench --instructions` run (exit 77 = skip: no valgrind)
+
+Uses the runner's own parser and allocator table, so the checks follow the
+format instead of restating it.  No timing thresholds.
+"""
+import argparse
+import csv
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+TEST_SCALE = 0.002  # of the workloads' default op counts: a smoke run
+
+
+def load_runner(path):
+    spec = importlib.util.spec_from_file_location("hakmem_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def check_fields(f, workload, threads, ops):
+    if (f["workload"], f["threads"], f["ops"]) != (workload, threads, ops):
+        fail("line is for %s/%s/%s" % (f["workload"], f["threads"], f["ops"]))
+    if not (f["secs"] > 0 and f["ops_per_sec"] > 0):
+        fail("no time or throughput")
+    if not 0 <= f["p50_ns"] <= f["p95_ns"] <= f["p99_ns"]:
+        fail("percentiles out of order")
+    if f["samples"] == 0 and ops >= 64 * threads:
+        fail("no latency samples")
+    if not (f["peak_rss_kb"] > 0 and 0 < f["final_rss_kb"] <= f["peak_rss_kb"]):
+        fail("RSS figures missing or inconsistent")
+    if f["minflt"] < 0 or f["live_kb"] < 0:
+        fail("negative counters")
+
+
+def cmd_work(hb, args, bin_path):
+    allocs, skipped = hb.find_allocators(args.alloc, args.lib)
+    if skipped:
+        fail("allocator %s: %s" % skipped[0])
+    wl = {w[0]: w for w in hb.list_workloads(bin_path)}
+    if args.workload not in wl:
+        fail("%s is not in --list" % args.workload)
+    _, default_ops, takes_threads, _ = wl[args.workload]
+    ops, threads = max(4, int(default_ops * TEST_SCALE)), 2 if takes_threads else 1
+    status, fields, err = hb.run_workload(bin_path, allocs[0], args.workload,
+                                          threads, ops, 1, 300)
+    print(hb.command_line(allocs[0], bin_path, args.workload, threads, ops, 1))
+    if status != "ok":
+        fail("%s\n%s" % (status, err))
+    print(" ".join("%s=%s" % kv for kv in fields.items()))
+    check_fields(fields, args.workload, threads, ops)
+    print("ok")
+
+
+def run_runner(args, extra):
+    """Runs the runner as the `hakmem` script does: `bench` first, library
+    and binaries passed in the environment."""
+    env = dict(os.environ, HAKMEM_BENCH_BIN_DIR=args.bin_dir)
+    if args.lib:
+        env["HAKMEM_LIB"] = args.lib
+    cmd = [sys.executable, args.runner, "bench", "--alloc", args.alloc] + extra
+    print(" ".join(cmd))
+    return subprocess.run(cmd, env=env).returncode
+
+
+def check_md_table(lines, start, allocs):
+    """The table after the heading at lines[start]: same width in every row,
+    a column per allocator, and ratio columns + geomean when hakmem is
+    compared with others."""
+    rows = []
+    for line in lines[start + 1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    if len(rows) < 3:
+        fail("table '%s' has no rows" % lines[start])
+    if any(len(r) != len(rows[0]) for r in rows):
+        fail("table '%s' has ragged rows" % lines[start])
+    for a in allocs:
+        if a not in rows[0]:
+            fail("table '%s' has no column %s" % (lines[start], a))
+    others = [a for a in allocs if a != "hakmem"]
+    if "hakmem" in allocs and others:
+        if "hakmem/" + others[0] not in rows[0] or "geomean" not in rows[-1][0]:
+            fail("table '%s' lacks ratios or geomean" % lines[start])
+
+
+def cmd_runner(hb, args, bin_path):
+    allocs, threads, runs = args.alloc.split(","), [1, 2], 2
+    with tempfile.TemporaryDirectory() as out:
+        rc = run_runner(args, ["--out", out, "--runs", str(runs), "--ops-scale",
+                               str(TEST_SCALE), "--threads",
+                               ",".join(map(str, threads))])
+        if rc:
+            fail("runner exited %d" % rc)
+        configs = sum(len(threads) if takes else 1
+                      for _, _, takes, _ in hb.list_workloads(bin_path))
+        with open(os.path.join(out, "results.csv")) as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != hb.CSV_COLUMNS:
+                fail("CSV columns %s" % reader.fieldnames)
+            rows = list(reader)
+        if len(rows) != runs * configs * len(allocs):
+            fail("CSV has %d rows, expected %d"
+                 % (len(rows), runs * configs * len(allocs)))
+        for r in rows:
+            if r["status"] != "ok":
+                fail("run failed: %s" % r)
+            float(r["ops_per_sec"]), int(r["peak_rss_kb"])
+        with open(os.path.join(out, "results.md")) as f:
+            lines = f.read().splitlines()
+        heads = [i for i, l in enumerate(lines) if l.startswith("### ")]
+        if len(heads) < 2:
+            fail("results.md has %d tables" % len(heads))
+        for i in heads:
+            check_md_table(lines, i, allocs)
+        svg = ET.parse(os.path.join(out, "chart.svg")).getroot()
+        if svg.tag != "{http://www.w3.org/2000/svg}svg":
+            fail("chart.svg root is %s" % svg.tag)
+        bars = [r for r in svg.iter("{http://www.w3.org/2000/svg}rect")
+                if r.find("{http://www.w3.org/2000/svg}title") is not None]
+        if len(bars) != 2 * configs * len(allocs):  # two panels
+            fail("chart.svg has %d bars" % len(bars))
+    print("ok")
+
+
+def cmd_instructions(hb, args, bin_path):
+    with tempfile.TemporaryDirectory() as out:
+        rc = run_runner(args, ["--instructions", "--out", out,
+                               "--ops-scale", "0.05"])
+        if rc == 77:
+            print("skipped: no valgrind")
+            sys.exit(77)
+        if rc:
+            fail("runner exited %d" % rc)
+        with open(os.path.join(out, "instructions.csv")) as f:
+            rows = list(csv.DictReader(f))
+        allocs = args.alloc.split(",")
+        if len(rows) != len(hb.INSTR_WORKLOADS) * len(allocs):
+            fail("instructions.csv has %d rows" % len(rows))
+        for r in rows:
+            if not (float(r["alloc_per_pair"]) > 0 and float(r["loop_per_pair"]) > 0):
+                fail("implausible count: %s" % r)
+    print("ok")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runner", required=True)
+    ap.add_argument("--bin-dir", required=True)
+    ap.add_argument("--lib")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("work")
+    w.add_argument("--workload", required=True)
+    w.add_argument("--alloc", required=True)
+    for name in ("runner", "instructions"):
+        sub.add_parser(name).add_argument("--alloc", required=True)
+    args = ap.parse_args()
+    hb = load_runner(args.runner)
+    bin_path = os.path.join(args.bin_dir, "hakmem-bench-work")
+    {"work": cmd_work, "runner": cmd_runner,
+     "instructions": cmd_instructions}[args.cmd](hb, args, bin_path)
+
+
+if __name__ == "__main__":
+    main()
