@@ -1,0 +1,117 @@
+/* test_rss — freed memory goes back to the OS.
+ *
+ * Allocates ~200 MiB in small, mid, large and big blocks and touches it all,
+ * frees ~95% (in each class, all but the most recently allocated 5%, so the
+ * survivors do not pin every page), calls malloc_trim(0), and requires the
+ * resident set to have dropped by at least half of what was freed. */
+#define _GNU_SOURCE
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static size_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2) {
+    CHECKF(0, "cannot read /proc/self/statm");
+    resident = 0;
+  }
+  if (f) fclose(f);
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+typedef struct {
+  const char *name;
+  size_t lo, hi;  /* block sizes, uniform in [lo, hi] */
+  size_t total;   /* bytes to allocate in this class */
+  void **ptr;     /* bookkeeping, mmap'ed so it stays out of the heap */
+  size_t *size;
+  size_t count, cap;
+} size_class_t;
+
+static void *map_array(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    perror("mmap");
+    exit(2);
+  }
+  return p;
+}
+
+int main(void) {
+  check_hakmem_active();
+  size_class_t cls[] = {
+      {"small", 16, 512, 50 * MiB, NULL, NULL, 0, 0},
+      {"mid", 1 * KiB, 32 * KiB, 50 * MiB, NULL, NULL, 0, 0},
+      {"large", 64 * KiB, 512 * KiB, 50 * MiB, NULL, NULL, 0, 0},
+      {"big", 4 * MiB, 4 * MiB, 50 * MiB, NULL, NULL, 0, 0},
+  };
+  enum { NCLS = sizeof cls / sizeof cls[0] };
+  for (int c = 0; c < NCLS; c++) {
+    cls[c].cap = cls[c].total / cls[c].lo + 1;
+    cls[c].ptr = map_array(cls[c].cap * sizeof(void *));
+    cls[c].size = map_array(cls[c].cap * sizeof(size_t));
+  }
+
+  size_t rss0 = rss_bytes();
+  uint64_t rng = 2024;
+  /* Interleave the classes, as a real program would: each turn allocates
+   * 1/256 of every class's total. */
+  size_t allocated = 0;
+  for (int more = 1; more;) {
+    more = 0;
+    for (int c = 0; c < NCLS; c++) {
+      size_class_t *k = &cls[c];
+      size_t got = 0;
+      while (got < k->total / 256 && k->count < k->cap) {
+        size_t n = rng_range(&rng, k->lo, k->hi);
+        void *p = malloc(n);
+        CHECKF(p != NULL, "malloc(%zu) failed", n);
+        if (!p) break;
+        memset(p, 0x5A, n); /* touch every page */
+        k->ptr[k->count] = p;
+        k->size[k->count++] = n;
+        got += n;
+      }
+      allocated += got;
+      if (got && allocated < 200 * MiB) more = 1;
+    }
+  }
+  size_t rss1 = rss_bytes();
+
+  size_t freed = 0;
+  for (int c = 0; c < NCLS; c++) {
+    size_class_t *k = &cls[c];
+    size_t keep_from = k->count - k->count / 20; /* survivors: the last 5% */
+    if (keep_from == k->count && k->count) keep_from--;
+    for (size_t i = 0; i < keep_from; i++) {
+      free(k->ptr[i]);
+      freed += k->size[i];
+    }
+    k->count -= keep_from;
+    memmove(k->ptr, k->ptr + keep_from, k->count * sizeof(void *));
+    memmove(k->size, k->size + keep_from, k->count * sizeof(size_t));
+  }
+  int trimmed = malloc_trim(0);
+  size_t rss2 = rss_bytes();
+
+  printf("allocated %zu MiB: rss %zu -> %zu MiB\n", allocated / MiB, rss0 / MiB,
+         rss1 / MiB);
+  printf("freed %zu MiB, malloc_trim(0) = %d: rss %zu MiB (dropped %zu MiB)\n",
+         freed / MiB, trimmed, rss2 / MiB, rss1 > rss2 ? (rss1 - rss2) / MiB : 0);
+  CHECKF(rss1 >= rss0 + allocated / 2, "touching %zu MiB grew rss by only %zu MiB",
+         allocated / MiB, (rss1 - rss0) / MiB);
+  CHECKF(rss2 < rss1 && rss1 - rss2 >= freed / 2,
+         "rss fell by %zu MiB after freeing %zu MiB (want >= half)",
+         rss1 > rss2 ? (rss1 - rss2) / MiB : 0, freed / MiB);
+
+  /* The survivors are intact, and free cleanly. */
+  for (int c = 0; c < NCLS; c++)
+    for (size_t i = 0; i < cls[c].count; i++) {
+      unsigned char *p = cls[c].ptr[i];
+      CHECK(p[0] == 0x5A && p[cls[c].size[i] - 1] == 0x5A);
+      free(p);
+    }
+  return check_report("rss");
+}
