@@ -130,6 +130,9 @@ void *hak_realloc_impl(void *p, size_t n) {
   }
   if (n <= old && n >= old / 2) return p; /* fits, and not too wasteful */
   hak_segment_t *seg = hak_segmap_lookup(p);
+  if (n > old && n < (size_t)HAK_OPT(BIG_THRESHOLD) && seg->kind == HAK_SEG_LARGE &&
+      hak_large_grow(seg, p, n))
+    return p;
   if (seg->kind == HAK_SEG_BIG && n >= (size_t)HAK_OPT(BIG_THRESHOLD)) {
     void *q = hak_big_realloc(seg, p, n);
     if (q) return q;
@@ -138,7 +141,12 @@ void *hak_realloc_impl(void *p, size_t n) {
     errno = ENOMEM;
     return NULL;
   }
-  void *q = hak_alloc_fast(n);
+  /* A Large block that must move while growing gets a quarter more room:
+   * buffers grown step by step then copy O(1) times per byte. */
+  size_t want = n;
+  if (n > old && seg->kind == HAK_SEG_LARGE && n + n / 4 < (size_t)HAK_OPT(BIG_THRESHOLD))
+    want = n + n / 4;
+  void *q = hak_alloc_fast(want);
   if (!q) return NULL;
   memcpy(q, p, old < n ? old : n);
   hak_free_fast(p);
@@ -161,7 +169,7 @@ HAK_EXPORT int hak_trim(void) {
   hak_heap_t *h = hak_tls_heap;
   if (h != &hak_heap_empty) {
     hak_segment_adopt_all(h);
-    hak_heap_collect(h, true);
+    hak_heap_collect(h, true, true);
   }
   hak_large_trim(true);
   hak_big_trim(true);

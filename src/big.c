@@ -1,8 +1,8 @@
 /* The Big tier (>= big threshold): each block has its own mapping, aligned
  * to the segment size so that free() finds its header like any other.
  * Freed mappings wait in the BigCache for a request of a fitting size; after
- * the purge delay their pages are decommitted in one batch, and beyond the
- * cache's budget they are unmapped. */
+ * the purge delay (or beyond the resident budget) their pages are
+ * decommitted in one pass, and beyond 4x the budget they are unmapped. */
 #include <errno.h>
 #include <string.h>
 
@@ -57,17 +57,21 @@ static void big_decommit(big_hdr_t *b) {
   b->committed = false;
 }
 
-/* Under the lock.  Returns the mappings to unmap (linked by next) so that
- * the munmaps run outside it. */
+/* Under the lock.  Decommits entries older than the purge delay, and the
+ * oldest ones while the resident part exceeds the budget (HAKMEM_BIGCACHE);
+ * returns the mappings to unmap (beyond 4x the budget of address space),
+ * linked by next, so that the munmaps run outside the lock. */
 static big_hdr_t *cache_purge(uint64_t now, bool force) {
   uint64_t delay = (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+  size_t budget = (size_t)HAK_OPT(BIGCACHE);
   big_hdr_t *out = NULL;
   for (big_hdr_t *b = cache_last; b; b = b->prev) {
-    if (!b->committed || (!force && b->time + delay > now)) continue;
+    if (!b->committed) continue;
+    if (!force && b->time + delay > now && cache_committed <= budget) continue;
     big_decommit(b);
     cache_committed -= b->seg.map_size;
   }
-  while (cache_last && (force || cache_bytes > (size_t)HAK_OPT(BIGCACHE))) {
+  while (cache_last && (force || cache_bytes > 4 * budget)) {
     big_hdr_t *b = cache_last;
     cache_remove(b);
     b->next = out;
@@ -145,7 +149,7 @@ void hak_big_free(hak_segment_t *seg, void *p) {
   hak_lock(&big_lock);
   b->state = BIG_CACHED;
   if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE ||
-      b->seg.map_size > (size_t)HAK_OPT(BIGCACHE)) {
+      b->seg.map_size > 4 * (size_t)HAK_OPT(BIGCACHE)) {
     drop = b; /* over-aligned or too big to be worth keeping */
     b->next = NULL;
   } else {

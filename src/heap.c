@@ -150,10 +150,12 @@ static hak_heap_t *heap_for_thread(void) {
   return h;
 }
 
+/* Every 16th slow call looks at the clock for purges that are due. */
 static void heap_maybe_purge(hak_heap_t *h) {
-  if (h->next_purge && (++h->slow_calls & 15) == 0) {
+  if ((++h->slow_calls & 15) == 0) {
     uint64_t now = hak_os_now_ms();
-    if (now >= h->next_purge) hak_segment_purge(h, now, false);
+    if (h->next_purge && now >= h->next_purge) hak_segment_purge(h, now, false);
+    hak_segment_cache_tick(now, false);
   }
 }
 
@@ -223,9 +225,9 @@ void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
   heap_maybe_purge(h);
 }
 
-/* Collects every slab's frees; releases empty slabs (with `force`, the
- * current ones too) and, with `force`, purges everything at once. */
-void hak_heap_collect(hak_heap_t *h, bool force) {
+/* Collects every slab's frees and releases empty slabs (with `force`, the
+ * current ones too); `purge` returns all free pages to the OS at once. */
+void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
   if (h == &hak_heap_empty) return;
   hak_heap_drain_delayed(h);
   while (h->full.first) unmark_full(h, h->full.first);
@@ -249,11 +251,11 @@ void hak_heap_collect(hak_heap_t *h, bool force) {
       s = next;
     }
   }
-  if (force) hak_segment_purge(h, 0, true);
+  if (purge) hak_segment_purge(h, 0, true);
 }
 
 static void heap_abandon(hak_heap_t *h) {
-  hak_heap_collect(h, true); /* also empties the full list */
+  hak_heap_collect(h, true, false); /* also empties the full list; pages stay for the next thread */
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
     while (h->queue[c].first) list_remove(h, h->queue[c].first);
     set_current(h, c, &hak_slab_empty);

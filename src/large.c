@@ -270,6 +270,29 @@ void hak_large_free(hak_segment_t *seg, void *p) {
   hak_unlock(&large_lock);
 }
 
+/* Grows a live span in place when the pages after it are free: realloc
+ * loops then move no bytes at all. */
+bool hak_large_grow(hak_segment_t *seg, void *p, size_t n) {
+  large_seg_t *ls = (large_seg_t *)seg;
+  size_t want = lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT);
+  unsigned i;
+  bool ok = false;
+  hak_lock(&large_lock);
+  if (span_check(ls, p, &i) && i + want <= LPAGES) {
+    unsigned have = ls->span[i], add = (unsigned)want - have;
+    if (want > have && next_with(ls, i + have, true) >= i + want) {
+      span_mark(ls, i + have, add, true);
+      unsigned dirty = bits_count(ls->dirty, i + have, add);
+      hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
+      bits_set(ls->dirty, i + have, add, true);
+      ls->span[i] = (uint16_t)want;
+      ok = true;
+    }
+  }
+  hak_unlock(&large_lock);
+  return ok;
+}
+
 size_t hak_large_usable(hak_segment_t *seg, const void *p) {
   large_seg_t *ls = (large_seg_t *)seg;
   unsigned i;

@@ -11,8 +11,9 @@
 _Atomic(uint8_t) hak_segmap[(size_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)];
 
 static hak_lock_t cache_lock = HAK_LOCK_INIT;
-static hak_segment_t *cache_first; /* empty segments, decommitted once purged */
+static hak_segment_t *cache_first; /* empty segments; dirty slabs purged after the delay */
 static size_t cache_count;
+static _Atomic uint64_t cache_next_purge; /* ms, 0: nothing to purge */
 static hak_lock_t abandoned_lock = HAK_LOCK_INIT;
 static hak_segment_t *abandoned[2]; /* by kind: Tiny, Mid */
 static _Atomic size_t abandoned_count;
@@ -65,14 +66,16 @@ static void seg_list_remove(hak_segment_t **head, hak_segment_t *seg) {
   seg->next = seg->prev = NULL;
 }
 
-static void seg_init(hak_segment_t *seg, unsigned kind) {
+/* keep_dirty: the segment comes from the cache with the same slab size, so
+ * its resident free slabs stay known (and counted) as such. */
+static void seg_init(hak_segment_t *seg, unsigned kind, bool keep_dirty) {
   unsigned shift = kind == HAK_SEG_TINY ? HAK_TINY_SLAB_SHIFT : HAK_MID_SLAB_SHIFT;
   unsigned n = (unsigned)(HAK_SEG_SIZE >> shift);
   seg->slab_shift = shift;
   seg->kind = (uint8_t)kind;
   seg->nslabs = (uint8_t)n;
   seg->free_mask = n == 64 ? ~0ull : (1ull << n) - 1;
-  seg->dirty_mask = 0;
+  if (!keep_dirty) seg->dirty_mask = 0;
   seg->purge_at = 0;
   seg->used_slabs = 0;
   seg->map_size = HAK_SEG_SIZE;
@@ -82,24 +85,35 @@ static void seg_init(hak_segment_t *seg, unsigned kind) {
   }
 }
 
-/* A fresh or cached segment (cached ones are decommitted but for the
- * header, whose pages stay counted as committed). */
+static void seg_purge_one(hak_segment_t *seg);
+
+/* A cached segment (one with the same slab size if there is one: its
+ * resident slabs are reused as they are) or a fresh mapping. */
 static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
   hak_segment_t *seg = NULL;
   hak_lock(&cache_lock);
-  if (cache_first) {
-    seg = cache_first;
+  for (hak_segment_t *c = cache_first; c; c = c->next)
+    if (!seg || c->kind == kind) {
+      seg = c;
+      if (c->kind == kind) break;
+    }
+  if (seg) {
     seg_list_remove(&cache_first, seg);
     cache_count--;
   }
   hak_unlock(&cache_lock);
+  bool keep = false;
   if (!seg) {
     seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
     if (!seg) return NULL;
     hak_os_commit_account((ptrdiff_t)SEG_HEADER_BYTES);
     hak_segmap_set(seg, HAK_SEG_SIZE, true);
-  } /* cached segments were purged whole when they went into the cache */
-  seg_init(seg, kind);
+  } else if (seg->kind == kind) {
+    keep = true;
+  } else {
+    seg_purge_one(seg); /* the dirty mask would mean other slabs */
+  }
+  seg_init(seg, kind, keep);
   atomic_store_explicit(&seg->heap, h, memory_order_relaxed);
   seg_list_push(&h->segs[seg_kind_index(kind)], seg);
   return seg;
@@ -122,23 +136,51 @@ static void seg_purge_one(hak_segment_t *seg) {
   seg->dirty_mask = 0;
 }
 
-/* Empty segment: to the process-wide cache, or back to the OS. */
-static void seg_release(hak_heap_t *h, hak_segment_t *seg) {
-  seg_list_remove(&h->segs[seg_kind_index(seg->kind)], seg);
+static void seg_unmap(hak_segment_t *seg) {
+  seg_purge_one(seg); /* keeps the committed count right */
+  hak_segmap_set(seg, HAK_SEG_SIZE, false);
+  hak_os_commit_account(-(ptrdiff_t)SEG_HEADER_BYTES);
+  hak_os_unmap(seg, HAK_SEG_SIZE);
+}
+
+/* An empty segment goes to the process-wide cache as it is (a thread that
+ * exits and the next that starts reuse it without page faults); its
+ * resident slabs are purged after the delay.  Beyond the cache: unmapped. */
+static void seg_to_cache(hak_segment_t *seg) {
   atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
-  seg_purge_one(seg);
+  uint64_t due = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
   hak_lock(&cache_lock);
-  if (cache_count < (size_t)HAK_OPT(SEGMENT_CACHE)) {
+  bool keep = cache_count < (size_t)HAK_OPT(SEGMENT_CACHE);
+  if (keep) {
+    seg->purge_at = seg->dirty_mask ? due : 0;
     seg_list_push(&cache_first, seg);
     cache_count++;
-    seg = NULL;
+    uint64_t next = atomic_load_explicit(&cache_next_purge, memory_order_relaxed);
+    if (seg->dirty_mask && (!next || due < next))
+      atomic_store_explicit(&cache_next_purge, due, memory_order_relaxed);
   }
   hak_unlock(&cache_lock);
-  if (seg) {
-    hak_segmap_set(seg, HAK_SEG_SIZE, false);
-    hak_os_commit_account(-(ptrdiff_t)SEG_HEADER_BYTES);
-    hak_os_unmap(seg, HAK_SEG_SIZE);
+  if (!keep) seg_unmap(seg);
+}
+
+static void seg_release(hak_heap_t *h, hak_segment_t *seg) {
+  seg_list_remove(&h->segs[seg_kind_index(seg->kind)], seg);
+  seg_to_cache(seg);
+}
+
+/* Purges cached segments whose delay has passed (any thread may do it). */
+void hak_segment_cache_tick(uint64_t now, bool force) {
+  uint64_t next = atomic_load_explicit(&cache_next_purge, memory_order_relaxed);
+  if (!next || (!force && now < next)) return;
+  hak_lock(&cache_lock);
+  next = 0;
+  for (hak_segment_t *c = cache_first; c; c = c->next) {
+    if (!c->dirty_mask) continue;
+    if (force || now >= c->purge_at) seg_purge_one(c);
+    else if (!next || c->purge_at < next) next = c->purge_at;
   }
+  atomic_store_explicit(&cache_next_purge, next, memory_order_relaxed);
+  hak_unlock(&cache_lock);
 }
 
 size_t hak_segment_cache_trim(bool force) {
@@ -148,12 +190,11 @@ size_t hak_segment_cache_trim(bool force) {
   hak_segment_t *list = cache_first;
   cache_first = NULL;
   cache_count = 0;
+  atomic_store_explicit(&cache_next_purge, 0, memory_order_relaxed);
   hak_unlock(&cache_lock);
   while (list) {
     hak_segment_t *next = list->next;
-    hak_segmap_set(list, HAK_SEG_SIZE, false);
-    hak_os_commit_account(-(ptrdiff_t)SEG_HEADER_BYTES);
-    hak_os_unmap(list, HAK_SEG_SIZE);
+    seg_unmap(list);
     n += HAK_SEG_SIZE;
     list = next;
   }
@@ -228,17 +269,7 @@ void hak_segment_abandon_all(hak_heap_t *h) {
       hak_segment_t *seg = h->segs[k];
       seg_list_remove(&h->segs[k], seg);
       if (seg->used_slabs == 0) {
-        atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
-        seg_purge_one(seg);
-        hak_lock(&cache_lock);
-        bool keep = cache_count < (size_t)HAK_OPT(SEGMENT_CACHE);
-        if (keep) seg_list_push(&cache_first, seg), cache_count++;
-        hak_unlock(&cache_lock);
-        if (!keep) {
-          hak_segmap_set(seg, HAK_SEG_SIZE, false);
-          hak_os_commit_account(-(ptrdiff_t)SEG_HEADER_BYTES);
-          hak_os_unmap(seg, HAK_SEG_SIZE);
-        }
+        seg_to_cache(seg);
         continue;
       }
       atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
