@@ -50,6 +50,42 @@ typedef struct hak_usage {
 } hak_usage_t;
 void hak_usage(hak_usage_t *out);
 
+/* ---- statistics --------------------------------------------------------
+ * Counters are kept per thread without atomics and merged on demand; the
+ * calling thread's own figures are exact, other threads' are as of their
+ * last slow-path event.  The struct is versioned: check `version`. */
+#define HAK_STATS_VERSION 1
+#define HAK_STATS_NCLASSES 72
+
+typedef struct hak_class_stats {
+  unsigned long long block_size;
+  unsigned long long allocs, frees;  /* frees include collected remote frees */
+  unsigned long long remote_frees;   /* frees by a thread other than the owner */
+  unsigned long long refills;        /* slow-path refills of the thread cache */
+} hak_class_stats_t;
+
+typedef struct hak_stats {
+  unsigned version, nclasses;
+  hak_class_stats_t cls[HAK_STATS_NCLASSES]; /* Tiny (<= 1 KiB) and Mid (<= 32 KiB) */
+  unsigned long long slabs_acquired, slabs_released, segments_adopted, threads_exited;
+  unsigned long long large_allocs, large_frees, large_cache_hits, large_cache_misses;
+  unsigned long long big_allocs, big_frees, bigcache_hits, bigcache_misses;
+  unsigned long long os_mmap, os_munmap, os_madvise, os_mremap;
+  unsigned long long mapped, committed, peak_committed; /* bytes */
+  unsigned long long live_bytes;    /* bytes in blocks handed out and not freed */
+  unsigned long long rss, peak_rss; /* of the process, bytes */
+  unsigned long long page_faults;   /* minor faults of the process */
+  unsigned long long invalid_frees, double_frees;
+} hak_stats_t;
+
+/* Fills *out; returns 0 (or -1 if out is NULL). */
+int hak_stats_get(hak_stats_t *out);
+/* Writes the statistics as one JSON object into buf (NUL-terminated, cut
+ * at cap); returns the length the whole object needs. */
+size_t hak_stats_json(char *buf, size_t cap);
+/* Writes the readable summary (what HAKMEM_STATS=1 prints at exit) to fd. */
+void hak_stats_print(int fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,8 @@ static _Atomic unsigned errors_reported;
 
 /* Reports misuse a bounded number of times: a broken program must not
  * drown its own output. */
-static hak_cold void report_misuse(const char *what, const void *p) {
+hak_cold void hak_report_misuse(const char *what, const void *p, bool twice) {
+  HAK_STAT_INC(*(twice ? &hak_gstats.double_frees : &hak_gstats.invalid_frees));
   if (!HAK_OPT(REPORT_ERRORS)) return;
   unsigned n = atomic_fetch_add_explicit(&errors_reported, 1, memory_order_relaxed);
   if (n < 16) hak_error("%s of %p; ignored", what, p);
@@ -21,7 +22,8 @@ static hak_cold void report_misuse(const char *what, const void *p) {
 
 void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   if (s->used == 0 || b == s->local_free) {
-    report_misuse(hak_slab_owns_block(s, b) ? "double free" : "invalid free", b);
+    bool twice = hak_slab_owns_block(s, b);
+    hak_report_misuse(twice ? "double free" : "invalid free", b, twice);
     return;
   }
   b->next = s->local_free;
@@ -37,13 +39,17 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
     case HAK_SEG_MID:
       if (hak_slab_owns_block(s, p)) {
         hak_heap_t *h = hak_tls_heap;
-        if (hak_slab_owner(s) == h && h != &hak_heap_empty) hak_heap_free_full(h, s, p);
-        else hak_slab_free_remote(s, p);
+        if (hak_slab_owner(s) == h && h != &hak_heap_empty) {
+          hak_heap_free_full(h, s, p);
+          return;
+        }
+        if (h != &hak_heap_empty) HAK_STAT_ADD(h->stats.cls[s->cls].remote_frees, 1);
+        hak_slab_free_remote(s, p);
         return;
       }
       break;
   }
-  report_misuse("invalid free", p);
+  hak_report_misuse("invalid free", p, false);
 }
 
 void hak_free_special(void *p) {
@@ -53,7 +59,7 @@ void hak_free_special(void *p) {
     hak_big_free(seg, p);
     return;
   }
-  report_misuse("invalid free (not allocated by hakmem)", p);
+  hak_report_misuse("invalid free (not allocated by hakmem)", p, false);
 }
 
 /* Usable size, or 0 when p is not a live hakmem block. */
@@ -124,7 +130,7 @@ void *hak_realloc_impl(void *p, size_t n) {
   }
   size_t old = usable_size(p);
   if (!old) {
-    report_misuse("invalid realloc", p);
+    hak_report_misuse("invalid realloc", p, false);
     errno = EINVAL;
     return NULL;
   }

@@ -106,6 +106,8 @@ void *hak_big_alloc(size_t n, size_t align, bool zero) {
     hak_unlock(&big_lock);
   }
   bool fresh;
+  if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
+  else HAK_STAT_INC(hak_gstats.bigcache_misses);
   if (b) {
     fresh = !b->committed;
     if (fresh) hak_os_commit_account((ptrdiff_t)(b->seg.map_size - BIG_HDR));
@@ -123,6 +125,8 @@ void *hak_big_alloc(size_t n, size_t align, bool zero) {
   b->block = (uint8_t *)b + off;
   b->state = BIG_LIVE;
   b->committed = true;
+  HAK_STAT_INC(hak_gstats.big_allocs);
+  if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->seg.map_size - off, memory_order_relaxed);
   if (zero && !fresh) memset(b->block, 0, n);
   return b->block;
 oom:
@@ -139,11 +143,13 @@ static big_hdr_t *big_check(hak_segment_t *seg, const void *p) {
 void hak_big_free(hak_segment_t *seg, void *p) {
   big_hdr_t *b = big_check(seg, p);
   if (!b) {
-    if (HAK_OPT(REPORT_ERRORS))
-      hak_error("%s of %p (a Big block); ignored",
-                ((big_hdr_t *)seg)->block == p ? "double free" : "invalid free", p);
+    bool twice = ((big_hdr_t *)seg)->block == p;
+    hak_report_misuse(twice ? "double free" : "invalid free", p, twice);
     return;
   }
+  HAK_STAT_INC(hak_gstats.big_frees);
+  if (hak_stats_on)
+    atomic_fetch_sub_explicit(&hak_gstats.big_live, hak_big_usable(seg, p), memory_order_relaxed);
   uint64_t now = hak_os_now_ms();
   big_hdr_t *drop = NULL;
   hak_lock(&big_lock);
@@ -187,6 +193,7 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n) {
     return NULL;
   }
   hak_os_commit_account((ptrdiff_t)(size - old));
+  if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, size - old, memory_order_relaxed);
   nb->seg.map_size = size;
   nb->block = (uint8_t *)nb + BIG_HDR;
   hak_segmap_set(nb, size, true);

@@ -56,7 +56,6 @@ static void list_push(hak_heap_t *h, hak_slab_t *s, uint8_t where, bool front) {
   }
 }
 
-void hak_heap_queue_push(hak_heap_t *h, hak_slab_t *slab) { list_push(h, slab, HAK_IN_QUEUE, false); }
 
 /* A slab with no room leaves its queue, so refills never look at it again,
  * and asks the next remote free to tell us.  Fails if remote frees came in
@@ -130,6 +129,8 @@ static hak_heap_t *heap_new(void) {
 
 static void heap_delete(hak_heap_t *h) {
   hak_lock(&heaps_lock);
+  hak_heap_stats_add(&hak_gstats.dead, h); /* its counters outlive it */
+  HAK_STAT_INC(hak_gstats.threads_exited);
   if (h->prev_all) h->prev_all->next_all = h->next_all;
   else heaps_all = h->next_all;
   if (h->next_all) h->next_all->prev_all = h->prev_all;
@@ -157,6 +158,49 @@ static void heap_maybe_purge(hak_heap_t *h) {
     if (h->next_purge && now >= h->next_purge) hak_segment_purge(h, now, false);
     hak_segment_cache_tick(now, false);
   }
+}
+
+/* Statistics of a slab: what the owner allocated from it and freed into it
+ * since the last look, derived from `handed` and `used` so that the fast
+ * paths count nothing. */
+static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
+  if (!hak_stats_on) return;
+  uint32_t left = 0;
+  for (hak_block_t *b = s->free; b; b = b->next) left++;
+  uint32_t allocs = s->handed - left;
+  HAK_STAT_ADD(h->stats.cls[s->cls].allocs, allocs);
+  HAK_STAT_ADD(h->stats.cls[s->cls].frees, s->synced_used + allocs - s->used);
+  s->handed = left;
+  s->synced_used = s->used;
+}
+
+/* Gathers a slab's free blocks for the fast path; false if it has none. */
+static bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
+  slab_sync(h, s);
+  uint32_t remote = hak_slab_gather(s);
+  HAK_STAT_ADD(h->stats.cls[s->cls].frees, remote);
+  HAK_STAT_ADD(h->stats.cls[s->cls].refills, 1);
+  s->synced_used = s->used;
+  s->handed = s->capacity - s->used;
+  return s->free != NULL;
+}
+
+/* An adopted slab (its owner exited): true if it turned out empty, in which
+ * case the caller frees it in its segment. */
+bool hak_heap_adopt_slab(hak_heap_t *h, hak_slab_t *s) {
+  hak_slab_set_owner(s, h, false);
+  s->where = HAK_IN_NONE;
+  heap_refill(h, s);
+  if (s->used == 0) return true;
+  list_push(h, s, HAK_IN_QUEUE, false);
+  return false;
+}
+
+void hak_heap_sync_stats(hak_heap_t *h) {
+  if (h == &hak_heap_empty) return;
+  for (unsigned c = 0; c < HAK_NCLASS; c++)
+    for (hak_slab_t *s = h->queue[c].first; s; s = s->next) slab_sync(h, s);
+  for (hak_slab_t *s = h->full.first; s; s = s->next) slab_sync(h, s);
 }
 
 /* An owner's free into a full slab: it has room again. */
@@ -188,23 +232,24 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls) {
   heap_maybe_purge(h);
   if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
-  if (s != &hak_slab_empty && (s->free || hak_slab_refill(s))) goto pop;
+  if (s != &hak_slab_empty && (s->free || heap_refill(h, s))) goto pop;
   /* Take the first slab with room; full ones leave the queue for good
    * (until a free gives them room), so this is amortised O(1). */
   while ((s = h->queue[cls].first) != NULL) {
-    if (s->free || hak_slab_refill(s)) {
+    if (s->free || heap_refill(h, s)) {
       if (s->prev) {
         list_remove(h, s);
         list_push(h, s, HAK_IN_QUEUE, true);
       }
       goto found;
     }
-    if (!mark_full(h, s) && hak_slab_refill(s)) goto found;
+    if (!mark_full(h, s) && heap_refill(h, s)) goto found;
   }
   s = hak_segment_slab_acquire(h, cls);
   if (!s) goto oom;
+  HAK_STAT_ADD(h->stats.slabs_acquired, 1);
   list_push(h, s, HAK_IN_QUEUE, true);
-  hak_slab_refill(s);
+  heap_refill(h, s);
 found:
   set_current(h, cls, s);
 pop:;
@@ -220,7 +265,9 @@ oom:
 /* The owner freed the last block of a slab. */
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
   if (h->cur[s->cls] == s) return; /* keep the current slab: it would come right back */
+  slab_sync(h, s);
   list_remove(h, s);
+  HAK_STAT_ADD(h->stats.slabs_released, 1);
   hak_segment_slab_release(h, s);
   heap_maybe_purge(h);
 }
@@ -235,17 +282,11 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
     hak_slab_t *s = h->queue[c].first;
     while (s) {
       hak_slab_t *next = s->next;
-      if (s->local_free) {
-        hak_block_t *t = s->local_free;
-        while (t->next) t = t->next;
-        t->next = s->free;
-        s->free = s->local_free;
-        s->local_free = NULL;
-      }
-      hak_slab_collect(s);
+      heap_refill(h, s);
       if (s->used == 0 && (force || h->cur[c] != s)) {
         if (h->cur[c] == s) set_current(h, c, &hak_slab_empty);
         list_remove(h, s);
+        HAK_STAT_ADD(h->stats.slabs_released, 1);
         hak_segment_slab_release(h, s);
       }
       s = next;
@@ -294,6 +335,12 @@ void hak_heap_fork_child(void) {
     if (h != hak_tls_heap) heap_abandon(h);
     h = next;
   }
+}
+
+void hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg) {
+  hak_lock(&heaps_lock);
+  for (hak_heap_t *h = heaps_all; h; h = h->next_all) fn(h, arg);
+  hak_unlock(&heaps_lock);
 }
 
 void hak_heap_lock(void) { hak_lock(&heaps_lock); }

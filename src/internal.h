@@ -88,8 +88,12 @@ typedef struct hak_slab {
   uint8_t index;           /* position in its segment */
   uint8_t where;           /* HAK_IN_NONE, HAK_IN_QUEUE or HAK_IN_FULL */
   struct hak_slab *next, *prev; /* the owner heap's queue of this class, or its full list */
-  /* Second line: written by other threads, kept apart to avoid false sharing. */
+  /* Second line: written by other threads, kept apart to avoid false sharing
+   * (the owner's fields here are touched on slow paths only). */
   _Atomic uintptr_t thread_free __attribute__((aligned(64)));
+  hak_block_t *free_rest;  /* blocks held back behind a sampling cut */
+  uint32_t handed;         /* blocks in `free` at the last refill (statistics) */
+  uint32_t synced_used;    /* `used` as the statistics last saw it */
 } __attribute__((aligned(64))) hak_slab_t;
 
 enum { HAK_IN_NONE = 0, HAK_IN_QUEUE = 1, HAK_IN_FULL = 2 };
@@ -132,6 +136,47 @@ hak_inline uint8_t hak_segmap_get(uintptr_t a) {
 void hak_segmap_set(void *base, size_t size, bool on);
 hak_segment_t *hak_segmap_lookup(const void *p); /* header of any interior pointer, or NULL */
 
+/* ---- statistics ---------------------------------------------------------- */
+/* HAKMEM_BENCH_MINIMAL builds compile statistics out (the gap between the
+ * two builds is the price of observability). */
+#ifndef HAKMEM_BENCH_MINIMAL
+#define HAKMEM_BENCH_MINIMAL 0
+#endif
+static const bool hak_stats_on = !HAKMEM_BENCH_MINIMAL;
+typedef _Atomic unsigned long long hak_counter_t;
+/* A counter only its owner thread writes: no lock prefix, yet readable. */
+#define HAK_STAT_ADD(c, n)                                                                   \
+  do {                                                                                       \
+    if (hak_stats_on)                                                                        \
+      atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n),    \
+                            memory_order_relaxed);                                           \
+  } while (0)
+/* A counter any thread may bump (slow paths only). */
+#define HAK_STAT_INC(c)                                                   \
+  do {                                                                    \
+    if (hak_stats_on) atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed); \
+  } while (0)
+
+typedef struct hak_class_counters {
+  hak_counter_t allocs, frees, remote_frees, refills;
+} hak_class_counters_t;
+
+typedef struct hak_heap_stats {
+  hak_class_counters_t cls[HAK_NCLASS];
+  hak_counter_t slabs_acquired, slabs_released;
+} hak_heap_stats_t;
+
+/* Process-wide counters (stats.c); `dead` holds the heaps of exited threads. */
+typedef struct hak_global_stats {
+  hak_heap_stats_t dead;
+  hak_counter_t segments_adopted, threads_exited;
+  hak_counter_t large_allocs, large_frees, large_cache_hits, large_cache_misses;
+  hak_counter_t big_allocs, big_frees, bigcache_hits, bigcache_misses;
+  hak_counter_t large_live, big_live; /* bytes */
+  hak_counter_t invalid_frees, double_frees;
+} hak_global_stats_t;
+extern hak_global_stats_t hak_gstats;
+
 /* ---- per-thread heap ---------------------------------------------------- */
 typedef struct hak_slabq { hak_slab_t *first, *last; } hak_slabq_t;
 
@@ -145,7 +190,7 @@ struct hak_heap {
   uint64_t slow_calls;
   uint64_t next_purge;
   hak_heap_t *next_all, *prev_all; /* registry of live heaps */
-  bool registered;
+  hak_heap_stats_t stats;
 };
 
 extern hak_slab_t hak_slab_empty;
@@ -158,12 +203,15 @@ void hak_process_init(void);
 extern _Atomic int hak_init_state;
 /* heap.c */
 void *hak_malloc_slow(size_t n);
+void hak_heap_sync_stats(hak_heap_t *h);
+void hak_heap_stats_add(hak_heap_stats_t *into, hak_heap_t *h); /* under the registry lock */
+void hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg);
 void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls);
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *slab);
 void hak_heap_abandon(hak_heap_t *h);
 void hak_heap_collect(hak_heap_t *h, bool force, bool purge);
 void hak_heap_fork_child(void);
-void hak_heap_queue_push(hak_heap_t *h, hak_slab_t *slab);
+bool hak_heap_adopt_slab(hak_heap_t *h, hak_slab_t *slab);
 void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b);
 void hak_heap_drain_delayed(hak_heap_t *h);
 void hak_heap_thread_key_init(void);
@@ -179,7 +227,7 @@ void hak_segment_lock_all(void);
 void hak_segment_unlock_all(bool child);
 /* slab.c */
 void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls);
-bool hak_slab_refill(hak_slab_t *slab);
+uint32_t hak_slab_gather(hak_slab_t *slab);
 uint32_t hak_slab_collect(hak_slab_t *slab);
 void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b);
 hak_inline hak_heap_t *hak_slab_owner(const hak_slab_t *s) {
@@ -211,6 +259,7 @@ void hak_big_lock(void);
 void hak_big_unlock(bool child);
 /* alloc.c */
 void hak_free_special(void *p);
+void hak_report_misuse(const char *what, const void *p, bool twice);
 void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *slab);
 void *hak_alloc_aligned(size_t align, size_t n, bool zero);
 

@@ -194,7 +194,9 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     ls->state[i] = PG_LIVE;
     cache_bytes -= pages * HAK_PAGE;
     p = cs;
+    HAK_STAT_INC(hak_gstats.large_cache_hits);
   } else {
+    HAK_STAT_INC(hak_gstats.large_cache_misses);
     large_seg_t *ls = segs;
     unsigned i = 0;
     for (; ls; ls = (large_seg_t *)ls->seg.next)
@@ -223,6 +225,8 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
+  HAK_STAT_INC(hak_gstats.large_allocs);
+  if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.large_live, pages * HAK_PAGE, memory_order_relaxed);
   if (zero && !fresh) memset(p, 0, pages * HAK_PAGE);
   return p;
 }
@@ -245,11 +249,12 @@ void hak_large_free(hak_segment_t *seg, void *p) {
     bool cached = ((uintptr_t)p & (HAK_PAGE - 1)) == 0 &&
                   ls->state[((uintptr_t)p - (uintptr_t)ls) >> HAK_PAGE_SHIFT] == PG_CACHED;
     hak_unlock(&large_lock);
-    if (HAK_OPT(REPORT_ERRORS))
-      hak_error("%s of %p (a Large block); ignored", cached ? "double free" : "invalid free", p);
+    hak_report_misuse(cached ? "double free" : "invalid free", p, cached);
     return;
   }
   size_t bytes = (size_t)ls->span[i] * HAK_PAGE;
+  HAK_STAT_INC(hak_gstats.large_frees);
+  if (hak_stats_on) atomic_fetch_sub_explicit(&hak_gstats.large_live, bytes, memory_order_relaxed);
   if (ls->span[i] == lpages_round(ls->span[i]) && cache_bytes + bytes <= (size_t)HAK_OPT(LARGE_CACHE)) {
     unsigned c = lclass(ls->span[i]);
     cached_span_t *cs = p;
@@ -286,6 +291,8 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n) {
       hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
       bits_set(ls->dirty, i + have, add, true);
       ls->span[i] = (uint16_t)want;
+      if (hak_stats_on)
+        atomic_fetch_add_explicit(&hak_gstats.large_live, (size_t)add * HAK_PAGE, memory_order_relaxed);
       ok = true;
     }
   }

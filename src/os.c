@@ -125,6 +125,19 @@ uint64_t hak_os_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+int hak_os_pid(void) { return (int)getpid(); }
+
+void hak_os_comm(char *buf, size_t cap) {
+  int saved = errno;
+  int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : -1;
+  if (fd >= 0) close(fd);
+  errno = saved;
+  if (n <= 0) return;
+  buf[n] = 0;
+  if (buf[n - 1] == '\n') buf[n - 1] = 0;
+}
+
 size_t hak_os_rss(void) {
   int saved = errno;
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);

@@ -32,6 +32,9 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
 uint64_t hak_os_now_ms(void);
 /* Resident bytes of the process, from /proc/self/statm (0 if unknown). */
 size_t hak_os_rss(void);
+/* The process's id and short name (/proc/self/comm), without libc caches. */
+int hak_os_pid(void);
+void hak_os_comm(char *buf, size_t cap);
 /* Test hook: fail the next n mappings (0 = never). */
 void hak_os_fail_next_maps(int n);
 

@@ -304,26 +304,15 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
       uint64_t bit = 1ull << i;
       if (seg->free_mask & bit) continue;
       hak_slab_t *slab = &seg->slabs[i];
-      hak_slab_set_owner(slab, h, false);
-      /* The dead owner's lists are ours now, plus what others freed since. */
-      if (slab->local_free) {
-        hak_block_t *t = slab->local_free;
-        while (t->next) t = t->next;
-        t->next = slab->free;
-        slab->free = slab->local_free;
-        slab->local_free = NULL;
-      }
-      hak_slab_collect(slab);
-      if (slab->used == 0) {
+      if (hak_heap_adopt_slab(h, slab)) {
         hak_slab_set_owner(slab, NULL, false);
         slab->block_size = 0;
         seg->free_mask |= bit;
         seg->dirty_mask |= bit;
         seg->used_slabs--;
-      } else {
-        hak_heap_queue_push(h, slab);
       }
     }
+    HAK_STAT_INC(hak_gstats.segments_adopted);
     if (seg->dirty_mask && !seg->purge_at)
       seg->purge_at = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
     if (seg->dirty_mask && (h->next_purge == 0 || seg->purge_at < h->next_purge))

@@ -25,6 +25,9 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   slab->local_free = NULL;
   slab->used = 0;
   slab->capacity = 0;
+  slab->free_rest = NULL;
+  slab->handed = 0;
+  slab->synced_used = 0;
   atomic_store_explicit(&slab->thread_free, 0, memory_order_relaxed);
   slab->block_size = (uint32_t)bs;
   slab->reserved = (uint32_t)((size_t)(base + slab_bytes - start) / bs);
@@ -65,20 +68,26 @@ static void slab_extend(hak_slab_t *slab) {
   slab->capacity += n;
 }
 
-/* Called by the owner when slab->free is empty; true if it has blocks now.
- * Order matters for footprint: reuse freed blocks before touching new pages. */
-bool hak_slab_refill(hak_slab_t *slab) {
-  if (slab->local_free) {
-    slab->free = slab->local_free;
-    slab->local_free = NULL;
+/* Owner: gathers every free block into `free` (the sampling remainder, its
+ * own frees, other threads' frees), carving new blocks only if there are
+ * none.  Afterwards `free` holds exactly capacity - used blocks.  Returns
+ * how many remote frees it collected. */
+uint32_t hak_slab_gather(hak_slab_t *slab) {
+  hak_block_t *lists[2] = {slab->free_rest, slab->local_free};
+  slab->free_rest = slab->local_free = NULL;
+  for (int k = 0; k < 2; k++) {
+    hak_block_t *l = lists[k];
+    if (!l) continue;
+    if (slab->free) {
+      hak_block_t *t = l;
+      while (t->next) t = t->next;
+      t->next = slab->free;
+    }
+    slab->free = l;
   }
-  hak_slab_collect(slab);
-  if (slab->free) return true;
-  if (slab->capacity < slab->reserved) {
-    slab_extend(slab);
-    return true;
-  }
-  return false;
+  uint32_t n = hak_slab_collect(slab);
+  if (!slab->free && slab->capacity < slab->reserved) slab_extend(slab);
+  return n;
 }
 
 /* A free from a thread that does not own the slab.  If the owner asked to

@@ -1,8 +1,6 @@
-/* Process-wide figures and the exit summary. */
+/* Statistics (stats.c): hak_stats_get, hak_stats_json and hak_stats_print
+ * are public (hakmem.h). */
 #ifndef HAKMEM_STATS_H
 #define HAKMEM_STATS_H
-
-/* Writes a readable summary to fd without allocating. */
-void hak_stats_print(int fd);
-
+#include "hakmem.h"
 #endif
