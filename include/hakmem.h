@@ -85,6 +85,8 @@ int hak_stats_get(hak_stats_t *out);
 size_t hak_stats_json(char *buf, size_t cap);
 /* Writes the readable summary (what HAKMEM_STATS=1 prints at exit) to fd. */
 void hak_stats_print(int fd);
+/* 1 in a -DHAKMEM_BENCH_MINIMAL=ON build (statistics compiled out), else 0. */
+int hak_build_minimal(void);
 
 #ifdef __cplusplus
 }

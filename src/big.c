@@ -10,6 +10,7 @@
 #include "msg.h"
 #include "options.h"
 #include "os.h"
+#include "prof.h"
 
 enum { BIG_LIVE = 1, BIG_CACHED = 2 };
 
@@ -95,6 +96,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero) {
   size_t size = hak_align_up(off + n, BIG_GRAIN);
   size_t map_align = align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
   big_hdr_t *b = NULL;
+  uint64_t t0 = hak_prof_begin();
   if (off < HAK_SEG_SIZE) {
     /* Best fit among cached mappings, wasting at most a quarter. */
     hak_lock(&big_lock);
@@ -125,6 +127,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero) {
   b->block = (uint8_t *)b + off;
   b->state = BIG_LIVE;
   b->committed = true;
+  hak_prof_end(HAK_PROF_BIG_ALLOC, t0);
   HAK_STAT_INC(hak_gstats.big_allocs);
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->seg.map_size - off, memory_order_relaxed);
   if (zero && !fresh) memset(b->block, 0, n);
@@ -152,6 +155,7 @@ void hak_big_free(hak_segment_t *seg, void *p) {
     atomic_fetch_sub_explicit(&hak_gstats.big_live, hak_big_usable(seg, p), memory_order_relaxed);
   uint64_t now = hak_os_now_ms();
   big_hdr_t *drop = NULL;
+  uint64_t t0 = hak_prof_begin();
   hak_lock(&big_lock);
   b->state = BIG_CACHED;
   if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE ||
@@ -173,6 +177,7 @@ void hak_big_free(hak_segment_t *seg, void *p) {
   hak_unlock(&big_lock);
   unmap_list(drop);
   unmap_list(more);
+  hak_prof_end(HAK_PROF_BIG_FREE, t0);
 }
 
 size_t hak_big_usable(hak_segment_t *seg, const void *p) {

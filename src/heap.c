@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "options.h"
 #include "os.h"
+#include "prof.h"
 
 hak_slab_t hak_slab_empty;
 hak_heap_t hak_heap_empty = {
@@ -176,12 +177,14 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
 
 /* Gathers a slab's free blocks for the fast path; false if it has none. */
 static bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
+  uint64_t t0 = hak_prof_begin();
   slab_sync(h, s);
   uint32_t remote = hak_slab_gather(s);
   HAK_STAT_ADD(h->stats.cls[s->cls].frees, remote);
   HAK_STAT_ADD(h->stats.cls[s->cls].refills, 1);
   s->synced_used = s->used;
   s->handed = s->capacity - s->used;
+  hak_prof_end(HAK_PROF_REFILL, t0);
   return s->free != NULL;
 }
 
@@ -213,6 +216,7 @@ void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
 
 /* Remote frees that landed in our full slabs. */
 void hak_heap_drain_delayed(hak_heap_t *h) {
+  uint64_t t0 = hak_prof_begin();
   hak_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
   while (b) {
     hak_block_t *next = b->next;
@@ -222,6 +226,7 @@ void hak_heap_drain_delayed(hak_heap_t *h) {
     else hak_slab_free_remote(s, b); /* it changed hands meanwhile */
     b = next;
   }
+  hak_prof_end(HAK_PROF_REMOTE_DRAIN, t0);
 }
 
 void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls) {
@@ -245,7 +250,9 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls) {
     }
     if (!mark_full(h, s) && heap_refill(h, s)) goto found;
   }
+  uint64_t t0 = hak_prof_begin();
   s = hak_segment_slab_acquire(h, cls);
+  hak_prof_end(HAK_PROF_SLAB_ACQUIRE, t0);
   if (!s) goto oom;
   HAK_STAT_ADD(h->stats.slabs_acquired, 1);
   list_push(h, s, HAK_IN_QUEUE, true);
@@ -337,10 +344,15 @@ void hak_heap_fork_child(void) {
   }
 }
 
-void hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg) {
-  hak_lock(&heaps_lock);
+bool hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg, bool try) {
+  if (try) {
+    if (!hak_lock_try(&heaps_lock)) return false;
+  } else {
+    hak_lock(&heaps_lock);
+  }
   for (hak_heap_t *h = heaps_all; h; h = h->next_all) fn(h, arg);
   hak_unlock(&heaps_lock);
+  return true;
 }
 
 void hak_heap_lock(void) { hak_lock(&heaps_lock); }

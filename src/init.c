@@ -1,14 +1,18 @@
 /* Process start-up and the rules for living inside other programs: lazy,
  * re-entrant initialisation (malloc may run before any constructor), fork
  * handlers around every global lock, the exit summary. */
+#include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "msg.h"
 #include "options.h"
+#include "prof.h"
 #include "stats.h"
 
 /* 0: not started, 1: options being read, 2: ready. */
@@ -48,22 +52,45 @@ void hak_process_init(void) {
     return;
   }
   hak_options_init();
+  hak_prof_init();
   atomic_store_explicit(&hak_init_state, 2, memory_order_release);
   /* From here on malloc works, so these may allocate if they like. */
   hak_heap_thread_key_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-__attribute__((constructor)) static void hak_ctor(void) { hak_process_init(); }
-
-__attribute__((destructor)) static void hak_dtor(void) {
-  if (!HAK_OPT(STATS)) return;
+/* The summary goes to HAKMEM_STATS_FILE (appended: every process of a
+ * `hakmem run` adds its own) or to stderr. */
+static void write_summary(bool in_signal) {
   int fd = 2;
   const char *path = hak_opt_str[HAK_O_STATS_FILE];
   if (path) {
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) fd = 2;
   }
-  hak_stats_print(fd);
+  hak_stats_write(fd, in_signal);
+  hak_prof_print(fd);
   if (fd != 2) close(fd);
+}
+
+static void on_stats_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  write_summary(true);
+  errno = saved;
+}
+
+__attribute__((constructor)) static void hak_ctor(void) {
+  hak_process_init();
+  if (HAK_OPT(STATS_SIGNAL)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stats_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction((int)HAK_OPT(STATS_SIGNAL), &sa, NULL);
+  }
+}
+
+__attribute__((destructor)) static void hak_dtor(void) {
+  if (HAK_OPT(STATS) || hak_prof_on) write_summary(false);
 }

@@ -205,7 +205,11 @@ extern _Atomic int hak_init_state;
 void *hak_malloc_slow(size_t n);
 void hak_heap_sync_stats(hak_heap_t *h);
 void hak_heap_stats_add(hak_heap_stats_t *into, hak_heap_t *h); /* under the registry lock */
-void hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg);
+/* Calls fn for every live heap under the registry lock; with `try` (in a
+ * signal handler) gives up, returning false, rather than wait for it. */
+bool hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg, bool try);
+void hak_stats_collect(hak_stats_t *out, bool in_signal);
+void hak_stats_write(int fd, bool in_signal);
 void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls);
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *slab);
 void hak_heap_abandon(hak_heap_t *h);
@@ -277,6 +281,11 @@ hak_inline void hak_lock(hak_lock_t *l) {
                                                        memory_order_relaxed)))
     return;
   hak_lock_slow(l);
+}
+hak_inline bool hak_lock_try(hak_lock_t *l) {
+  int z = 0;
+  return atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
 }
 hak_inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
 hak_inline void hak_lock_reset(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }

@@ -9,6 +9,7 @@
 #include "msg.h"
 #include "options.h"
 #include "os.h"
+#include "prof.h"
 
 #define LPAGES ((unsigned)(HAK_SEG_SIZE >> HAK_PAGE_SHIFT)) /* 1024 */
 #define LWORDS (LPAGES / 64)
@@ -185,6 +186,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
   unsigned c = lclass(pages);
   void *p = NULL;
   bool fresh = false;
+  uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
   if (!extra && cache_first[c]) {
     cached_span_t *cs = cache_first[c];
@@ -225,6 +227,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
+  hak_prof_end(HAK_PROF_LARGE_ALLOC, t0);
   HAK_STAT_INC(hak_gstats.large_allocs);
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.large_live, pages * HAK_PAGE, memory_order_relaxed);
   if (zero && !fresh) memset(p, 0, pages * HAK_PAGE);
@@ -244,6 +247,7 @@ void hak_large_free(hak_segment_t *seg, void *p) {
   large_seg_t *ls = (large_seg_t *)seg;
   uint64_t now = hak_os_now_ms();
   unsigned i;
+  uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
   if (!span_check(ls, p, &i)) {
     bool cached = ((uintptr_t)p & (HAK_PAGE - 1)) == 0 &&
@@ -273,6 +277,7 @@ void hak_large_free(hak_segment_t *seg, void *p) {
   }
   if (next_purge && now >= next_purge) large_purge(now, false);
   hak_unlock(&large_lock);
+  hak_prof_end(HAK_PROF_LARGE_FREE, t0);
 }
 
 /* Grows a live span in place when the pages after it are free: realloc

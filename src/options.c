@@ -105,6 +105,38 @@ static void report_bad(const hak_option_desc_t *d, const char *s) {
   }
 }
 
+/* Edit distance between two short names (typo suggestions). */
+static unsigned edit_distance(const char *a, const char *b) {
+  unsigned row[64];
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 63 || lb > 63) return 99;
+  for (size_t j = 0; j <= lb; j++) row[j] = (unsigned)j;
+  for (size_t i = 1; i <= la; i++) {
+    unsigned diag = row[0];
+    row[0] = (unsigned)i;
+    for (size_t j = 1; j <= lb; j++) {
+      unsigned up = row[j];
+      unsigned best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+static void report_unknown(const char *name) {
+  const char *best = NULL;
+  unsigned bd = 4; /* suggest only close names */
+  for (int i = 0; i < HAK_O_COUNT; i++) {
+    unsigned d = edit_distance(name, hak_option_table[i].name);
+    if (d < bd) bd = d, best = hak_option_table[i].name;
+  }
+  if (best) hak_error("unknown option %s ignored; did you mean %s?", name, best);
+  else hak_error("unknown option %s ignored (see `hakmem options`)", name);
+}
+
 void hak_options_init(void) {
   for (int i = 0; i < HAK_O_COUNT; i++) {
     const hak_option_desc_t *d = &hak_option_table[i];
@@ -139,7 +171,7 @@ void hak_options_init(void) {
         size_t k = n < sizeof name - 1 ? n : sizeof name - 1;
         memcpy(name, *e, k);
         name[k] = 0;
-        hak_error("unknown option %s ignored (see `hakmem options`)", name);
+        report_unknown(name);
       }
     }
   if (hak_opt[HAK_O_VERBOSE]) hak_options_print(2);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "prof.h"
 
 hak_os_counters_t hak_os;
 static _Atomic int os_fail_maps;
@@ -26,7 +27,15 @@ static void os_account_commit(ptrdiff_t delta) {
   }
 }
 
+static void *os_mmap_raw(size_t size);
 static void *os_mmap(size_t size) {
+  uint64_t t0 = hak_prof_begin();
+  void *p = os_mmap_raw(size);
+  hak_prof_end(HAK_PROF_OS_CALL, t0);
+  return p;
+}
+
+static void *os_mmap_raw(size_t size) {
   if (hak_unlikely(atomic_load_explicit(&os_fail_maps, memory_order_relaxed) > 0) &&
       atomic_fetch_sub(&os_fail_maps, 1) > 0)
     return NULL;
@@ -41,7 +50,9 @@ static void *os_mmap(size_t size) {
 static void os_munmap_raw(void *p, size_t size) {
   if (!size) return;
   int saved = errno;
+  uint64_t t0 = hak_prof_begin();
   munmap(p, size);
+  hak_prof_end(HAK_PROF_OS_CALL, t0);
   errno = saved;
   atomic_fetch_add_explicit(&hak_os.n_munmap, 1, memory_order_relaxed);
 }
@@ -73,7 +84,9 @@ void hak_os_unmap(void *p, size_t size) {
 void hak_os_decommit(void *p, size_t size) {
   if (!size) return;
   int saved = errno;
+  uint64_t t0 = hak_prof_begin();
   madvise(p, size, MADV_DONTNEED);
+  hak_prof_end(HAK_PROF_OS_CALL, t0);
   errno = saved;
   atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
   os_account_commit(-(ptrdiff_t)size);

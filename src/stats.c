@@ -40,15 +40,22 @@ static void add_heap(hak_heap_t *h, void *arg) {
 
 HAK_EXPORT int hak_stats_get(hak_stats_t *o) {
   if (!o) return -1;
+  hak_stats_collect(o, false);
+  return 0;
+}
+
+/* In a signal handler the interrupted thread may be inside the allocator:
+ * its slabs are not touched and the heap registry is only tried. */
+void hak_stats_collect(hak_stats_t *o, bool in_signal) {
   memset(o, 0, sizeof *o);
   o->version = HAK_STATS_VERSION;
   o->nclasses = HAK_NCLASS;
   /* The calling thread's slabs are brought up to date: its figures are exact. */
-  hak_heap_sync_stats(hak_tls_heap);
+  if (!in_signal) hak_heap_sync_stats(hak_tls_heap);
   hak_heap_t dead;
   memcpy(&dead.stats, &hak_gstats.dead, sizeof dead.stats);
   add_heap(&dead, o);
-  hak_heaps_foreach(add_heap, o);
+  hak_heaps_foreach(add_heap, o, in_signal);
   unsigned long long small_live = 0;
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
     o->cls[c].block_size = hak_class_size(c);
@@ -82,7 +89,6 @@ HAK_EXPORT int hak_stats_get(hak_stats_t *o) {
     o->peak_rss = (unsigned long long)ru.ru_maxrss * 1024;
     o->page_faults = (unsigned long long)ru.ru_minflt;
   }
-  return 0;
 }
 
 HAK_EXPORT void hak_usage(hak_usage_t *u) {
@@ -103,9 +109,11 @@ static void fmt_bytes(char *buf, size_t cap, unsigned long long v) {
   else hak_fmt(buf, cap, "%llu B", v);
 }
 
-HAK_EXPORT void hak_stats_print(int fd) {
+HAK_EXPORT void hak_stats_print(int fd) { hak_stats_write(fd, false); }
+
+void hak_stats_write(int fd, bool in_signal) {
   hak_stats_t st;
-  hak_stats_get(&st);
+  hak_stats_collect(&st, in_signal);
   unsigned long long ta = 0, tf = 0, tr = 0, ma = 0, mf = 0;
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
     if (c < HAK_NTINY) ta += st.cls[c].allocs, tf += st.cls[c].frees;
@@ -137,6 +145,8 @@ HAK_EXPORT void hak_stats_print(int fd) {
   if (st.invalid_frees || st.double_frees)
     hak_fdprintf(fd, "hakmem: invalid frees %llu, double frees %llu\n", st.invalid_frees, st.double_frees);
 }
+
+HAK_EXPORT int hak_build_minimal(void) { return HAKMEM_BENCH_MINIMAL; }
 
 /* JSON: one object, written with the no-allocation formatter. */
 typedef struct jbuf { char *p; size_t cap, len; } jbuf_t;

@@ -1,0 +1,60 @@
+/* See prof.h. */
+#include "prof.h"
+
+#include <time.h>
+#include <x86intrin.h>
+
+#include "msg.h"
+#include "options.h"
+
+bool hak_prof_on;
+static __thread unsigned prof_tick __attribute__((tls_model("initial-exec")));
+static unsigned prof_every = 64;
+static hak_counter_t prof_calls[HAK_PROF_N], prof_cycles[HAK_PROF_N];
+static uint64_t tsc0, ns0;
+
+static const char *const prof_names[HAK_PROF_N] = {
+#define X(id, name) name,
+    HAK_PROF_CATEGORIES(X)
+#undef X
+};
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void hak_prof_init(void) {
+  if (!hak_stats_on || !HAK_OPT(PROF)) return;
+  prof_every = (unsigned)HAK_OPT(PROF_SAMPLE);
+  tsc0 = __rdtsc();
+  ns0 = now_ns();
+  hak_prof_on = true;
+}
+
+uint64_t hak_prof_sample(void) {
+  if (++prof_tick < prof_every) return 0;
+  prof_tick = 0;
+  return __rdtsc();
+}
+
+void hak_prof_end(int category, uint64_t start) {
+  if (!start) return;
+  uint64_t d = __rdtsc() - start;
+  atomic_fetch_add_explicit(&prof_calls[category], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&prof_cycles[category], d, memory_order_relaxed);
+}
+
+void hak_prof_print(int fd) {
+  if (!hak_prof_on) return;
+  uint64_t dt = __rdtsc() - tsc0, dn = now_ns() - ns0;
+  double ns_per_cycle = dt ? (double)dn / (double)dt : 0;
+  hak_fdprintf(fd, "hakmem: prof: 1 in %u slow-path events timed\n", prof_every);
+  for (int i = 0; i < HAK_PROF_N; i++) {
+    unsigned long long n = atomic_load(&prof_calls[i]);
+    if (!n) continue;
+    unsigned long long avg = (unsigned long long)((double)atomic_load(&prof_cycles[i]) * ns_per_cycle / (double)n);
+    hak_fdprintf(fd, "hakmem: prof %-14s %10llu calls, %8llu ns avg\n", prof_names[i], n, avg);
+  }
+}

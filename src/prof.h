@@ -1,0 +1,42 @@
+/* HAKMEM_PROF: a sampling profiler of the slow paths.  One event in
+ * HAKMEM_PROF_SAMPLE is timed with the cycle counter; at exit the average
+ * ns per category is printed.  Off, it costs one predictable branch on
+ * slow paths and nothing on fast ones. */
+#ifndef HAKMEM_PROF_H
+#define HAKMEM_PROF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#define HAK_PROF_CATEGORIES(X)                          \
+  X(REFILL, "refill")                                   \
+  X(SLAB_ACQUIRE, "slab-acquire")                       \
+  X(REMOTE_DRAIN, "remote-drain")                       \
+  X(LARGE_ALLOC, "large-alloc")                         \
+  X(LARGE_FREE, "large-free")                           \
+  X(BIG_ALLOC, "big-alloc")                             \
+  X(BIG_FREE, "big-free")                               \
+  X(OS_CALL, "os-call")
+
+enum {
+#define X(id, name) HAK_PROF_##id,
+  HAK_PROF_CATEGORIES(X)
+#undef X
+  HAK_PROF_N
+};
+
+extern bool hak_prof_on;
+uint64_t hak_prof_sample(void);
+
+/* Returns a start stamp when this event is sampled, else 0. */
+hak_inline uint64_t hak_prof_begin(void) {
+  if (hak_likely(!hak_prof_on)) return 0;
+  return hak_prof_sample();
+}
+void hak_prof_end(int category, uint64_t start);
+void hak_prof_init(void);
+void hak_prof_print(int fd);
+
+#endif
