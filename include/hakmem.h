@@ -36,6 +36,21 @@ size_t hak_usable_size(const void *ptr);
 /* 1 when ptr lies in memory hakmem manages (any interior pointer), else 0. */
 int hak_owns(const void *ptr);
 
+/* ---- call-site profiles ----------------------------------------------------
+ * The return address of an allocation call labels its purpose.  With
+ * HAKMEM_PROFILE=FILE, malloc and friends are profiled (Tiny/Mid sampled,
+ * Large/Big exact) and the report is written at exit.  The explicit calls
+ * below record every call's count and bytes exactly, profile or not. */
+#define HAK_CALLSITE() __builtin_return_address(0)
+/* Allocates like hak_malloc; the site is the call's own location. */
+HAK_MALLOC_ATTR void *hak_alloc_cs(size_t size);
+/* The same with a site of your choosing (e.g. HAK_CALLSITE() of a wrapper). */
+HAK_MALLOC_ATTR void *hak_alloc_at(size_t size, const void *site);
+void hak_free_cs(void *ptr);
+/* Writes the profile now: FILE (table), FILE.json and FILE.folded.
+ * Returns 0 on success, -1 (errno set) on failure. */
+int hak_profile_write(const char *path);
+
 /* Returns every free page hakmem holds to the OS now (decommit, unmap
  * cached mappings).  Returns 1 if some memory was released. */
 int hak_trim(void);

@@ -7,6 +7,7 @@
 #include "msg.h"
 #include "options.h"
 #include "os.h"
+#include "site.h"
 
 static _Atomic unsigned errors_reported;
 
@@ -83,9 +84,9 @@ HAK_EXPORT void hak_free(void *p) { hak_free_fast(p); }
 HAK_EXPORT size_t hak_usable_size(const void *p) { return p ? usable_size(p) : 0; }
 HAK_EXPORT int hak_owns(const void *p) { return hak_segmap_lookup(p) != NULL; }
 
-void *hak_alloc_aligned(size_t align, size_t n, bool zero) {
+void *hak_alloc_aligned(size_t align, size_t n, bool zero, void *site) {
   if (align <= 16) {
-    void *p = hak_alloc_fast(n);
+    void *p = n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
     if (p && zero) memset(p, 0, n);
     return p;
   }
@@ -99,31 +100,31 @@ void *hak_alloc_aligned(size_t align, size_t n, bool zero) {
      * of two >= align is such a class, so the search ends. */
     unsigned c = hak_class_of(n > align ? n : align);
     while (hak_class_size(c) % align) c++;
-    void *p = hak_heap_alloc_class(hak_tls_heap, c);
+    void *p = hak_heap_alloc_class(hak_tls_heap, c, site);
     if (p && zero) memset(p, 0, n);
     return p;
   }
   if (hak_unlikely(hak_init_state != 2)) hak_process_init();
-  if (n + align < (size_t)HAK_OPT(BIG_THRESHOLD)) return hak_large_alloc(n, align, zero);
-  return hak_big_alloc(n, align, zero);
+  if (n + align < (size_t)HAK_OPT(BIG_THRESHOLD)) return hak_large_alloc(n, align, zero, site);
+  return hak_big_alloc(n, align, zero, site);
 }
 
-void *hak_calloc_impl(size_t count, size_t size) {
+void *hak_calloc_impl(size_t count, size_t size, void *site) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) {
     errno = ENOMEM;
     return NULL;
   }
   if (n <= HAK_MID_MAX) {
-    void *p = hak_alloc_fast(n);
+    void *p = n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
     if (p) memset(p, 0, n);
     return p;
   }
-  return hak_alloc_aligned(HAK_PAGE, n, true); /* Large/Big skip zeroing fresh pages */
+  return hak_alloc_aligned(HAK_PAGE, n, true, site); /* Large/Big skip zeroing fresh pages */
 }
 
-void *hak_realloc_impl(void *p, size_t n) {
-  if (!p) return hak_alloc_fast(n);
+void *hak_realloc_impl(void *p, size_t n, void *site) {
+  if (!p) return n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
   if (n == 0) { /* glibc: frees and returns NULL */
     hak_free_fast(p);
     return NULL;
@@ -137,10 +138,10 @@ void *hak_realloc_impl(void *p, size_t n) {
   if (n <= old && n >= old / 2) return p; /* fits, and not too wasteful */
   hak_segment_t *seg = hak_segmap_lookup(p);
   if (n > old && n < (size_t)HAK_OPT(BIG_THRESHOLD) && seg->kind == HAK_SEG_LARGE &&
-      hak_large_grow(seg, p, n))
+      hak_large_grow(seg, p, n, site))
     return p;
   if (seg->kind == HAK_SEG_BIG && n >= (size_t)HAK_OPT(BIG_THRESHOLD)) {
-    void *q = hak_big_realloc(seg, p, n);
+    void *q = hak_big_realloc(seg, p, n, site);
     if (q) return q;
   }
   if (n > HAK_MAX_REQUEST) {
@@ -152,23 +153,25 @@ void *hak_realloc_impl(void *p, size_t n) {
   size_t want = n;
   if (n > old && seg->kind == HAK_SEG_LARGE && n + n / 4 < (size_t)HAK_OPT(BIG_THRESHOLD))
     want = n + n / 4;
-  void *q = hak_alloc_fast(want);
+  void *q = want <= HAK_TINY_MAX ? hak_alloc_fast(want) : hak_malloc_slow(want, site);
   if (!q) return NULL;
   memcpy(q, p, old < n ? old : n);
   hak_free_fast(p);
   return q;
 }
 
-HAK_EXPORT void *hak_calloc(size_t count, size_t size) { return hak_calloc_impl(count, size); }
-HAK_EXPORT void *hak_realloc(void *p, size_t n) { return hak_realloc_impl(p, n); }
+HAK_EXPORT void *hak_calloc(size_t count, size_t size) { return hak_calloc_impl(count, size, HAK_RA()); }
+HAK_EXPORT void *hak_realloc(void *p, size_t n) { return hak_realloc_impl(p, n, HAK_RA()); }
 
-HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) {
+void *hak_aligned_impl(size_t align, size_t n, void *site) {
   if (!hak_is_pow2(align)) {
     errno = EINVAL;
     return NULL;
   }
-  return hak_alloc_aligned(align, n, false);
+  return hak_alloc_aligned(align, n, false, site);
 }
+
+HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
 
 HAK_EXPORT int hak_trim(void) {
   size_t before = atomic_load(&hak_os.committed);
@@ -181,4 +184,26 @@ HAK_EXPORT int hak_trim(void) {
   hak_big_trim(true);
   hak_segment_cache_trim(true);
   return atomic_load(&hak_os.committed) < before;
+}
+
+/* Explicit call-site API: counts are exact for every call; Large/Big blocks
+ * are tracked to their free, Tiny/Mid ones through the sampling. */
+HAK_EXPORT void *hak_alloc_at(size_t n, const void *site) {
+  if (hak_unlikely(hak_init_state != 2)) hak_process_init();
+  if (!hak_stats_on) return hak_malloc_slow(n, (void *)site);
+  hak_sites_on = true;
+  if (n > HAK_MID_MAX) return hak_malloc_slow(n, (void *)site); /* recorded there */
+  hak_site_count((void *)site, n);
+  return hak_malloc_slow(n, (void *)site);
+}
+
+HAK_EXPORT void *hak_alloc_cs(size_t n) { return hak_alloc_at(n, HAK_RA()); }
+HAK_EXPORT void hak_free_cs(void *p) { hak_free_fast(p); }
+
+HAK_EXPORT int hak_profile_write(const char *path) {
+  if (!path) {
+    errno = EINVAL;
+    return -1;
+  }
+  return hak_site_write(path);
 }

@@ -11,6 +11,7 @@
 #include "options.h"
 #include "os.h"
 #include "prof.h"
+#include "site.h"
 
 enum { BIG_LIVE = 1, BIG_CACHED = 2 };
 
@@ -20,6 +21,9 @@ typedef struct big_hdr {
   uint32_t state;
   bool committed;          /* cached: pages still resident */
   uint64_t time;           /* cached: when it was freed */
+  size_t req;              /* bytes asked for (profiles) */
+  uint32_t born;
+  uint16_t site;
   struct big_hdr *next, *prev;
 } big_hdr_t;
 
@@ -89,7 +93,7 @@ static void unmap_list(big_hdr_t *b) {
   }
 }
 
-void *hak_big_alloc(size_t n, size_t align, bool zero) {
+void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   if (n > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) goto oom;
   if (hak_unlikely(hak_init_state != 2)) hak_process_init();
   size_t off = align <= BIG_HDR ? BIG_HDR : align;
@@ -127,6 +131,11 @@ void *hak_big_alloc(size_t n, size_t align, bool zero) {
   b->block = (uint8_t *)b + off;
   b->state = BIG_LIVE;
   b->committed = true;
+  if (hak_sites_on) {
+    b->req = n;
+    b->born = hak_site_clock();
+    b->site = hak_site_alloc(site, n, 0);
+  }
   hak_prof_end(HAK_PROF_BIG_ALLOC, t0);
   HAK_STAT_INC(hak_gstats.big_allocs);
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->seg.map_size - off, memory_order_relaxed);
@@ -151,6 +160,7 @@ void hak_big_free(hak_segment_t *seg, void *p) {
     return;
   }
   HAK_STAT_INC(hak_gstats.big_frees);
+  if (hak_sites_on) hak_site_free(b->site, b->req, 0, b->born);
   if (hak_stats_on)
     atomic_fetch_sub_explicit(&hak_gstats.big_live, hak_big_usable(seg, p), memory_order_relaxed);
   uint64_t now = hak_os_now_ms();
@@ -186,7 +196,7 @@ size_t hak_big_usable(hak_segment_t *seg, const void *p) {
 }
 
 /* Grows or shrinks a Big block in place by moving its pages (no copy). */
-void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n) {
+void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
   big_hdr_t *b = big_check(seg, p);
   if (!b || b->block != (uint8_t *)b + BIG_HDR || n > HAK_MAX_REQUEST) return NULL;
   size_t size = hak_align_up(BIG_HDR + n, BIG_GRAIN);
@@ -201,6 +211,11 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n) {
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, size - old, memory_order_relaxed);
   nb->seg.map_size = size;
   nb->block = (uint8_t *)nb + BIG_HDR;
+  if (hak_sites_on) {
+    hak_site_free(nb->site, nb->req, 0, nb->born);
+    nb->req = n;
+    nb->site = hak_site_alloc(site, n, 0);
+  }
   hak_segmap_set(nb, size, true);
   return nb->block;
 }

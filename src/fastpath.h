@@ -18,7 +18,7 @@ hak_inline void *hak_alloc_fast(size_t n) {
       return b;
     }
   }
-  return hak_malloc_slow(n);
+  return hak_malloc_slow(n, HAK_RA());
 }
 
 hak_inline void hak_free_fast(void *p) {

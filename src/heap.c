@@ -10,6 +10,7 @@
 #include "options.h"
 #include "os.h"
 #include "prof.h"
+#include "site.h"
 
 hak_slab_t hak_slab_empty;
 hak_heap_t hak_heap_empty = {
@@ -175,17 +176,62 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
   s->synced_used = s->used;
 }
 
+/* Places the next sample: if it falls among the blocks just handed out, the
+ * free list is cut before it, and the allocation that finds the cut goes
+ * to sample_take.  One cut at a time; bytes handed out meanwhile by other
+ * classes add to the weight of the pending sample. */
+static void sample_arm(hak_heap_t *h, hak_slab_t *s) {
+  uint64_t avail = (uint64_t)s->handed * s->block_size;
+  if (h->sample_slab) {
+    h->sample_debt += avail;
+    return;
+  }
+  if (h->sample_left <= 0) {
+    h->sample_left = hak_site_next_interval(&h->rng);
+    h->sample_weight = (uint64_t)h->sample_left;
+  }
+  if ((int64_t)avail < h->sample_left) {
+    h->sample_left -= (int64_t)avail;
+    return;
+  }
+  uint32_t k = (uint32_t)((uint64_t)h->sample_left / s->block_size);
+  hak_block_t **pp = &s->free;
+  for (uint32_t i = 0; i < k; i++) pp = &(*pp)->next;
+  s->free_rest = *pp;
+  *pp = NULL;
+  s->handed = k;
+  h->sample_slab = s;
+  h->sample_left = 0;
+}
+
+static bool heap_refill(hak_heap_t *h, hak_slab_t *s);
+
+/* The sampled allocation: served as a Large span (aligned like the class's
+ * blocks) so that its free, lifetime and leaks are seen. */
+static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls, void *site) {
+  size_t size = hak_class_size(cls);
+  size_t align = size & (0 - size); /* blocks of this class are aligned to this */
+  size_t weight = h->sample_weight + h->sample_debt;
+  h->sample_debt = 0;
+  h->sample_slab = NULL;
+  void *p = hak_large_alloc_ex(size, align > HAK_PAGE ? align : 0, false, site, weight);
+  heap_refill(h, s); /* takes the blocks behind the cut back */
+  return p;
+}
+
 /* Gathers a slab's free blocks for the fast path; false if it has none. */
 static bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
   uint64_t t0 = hak_prof_begin();
+  if (h->sample_slab == s) h->sample_slab = NULL; /* its cut is merged back */
   slab_sync(h, s);
   uint32_t remote = hak_slab_gather(s);
   HAK_STAT_ADD(h->stats.cls[s->cls].frees, remote);
   HAK_STAT_ADD(h->stats.cls[s->cls].refills, 1);
   s->synced_used = s->used;
   s->handed = s->capacity - s->used;
+  if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
   hak_prof_end(HAK_PROF_REFILL, t0);
-  return s->free != NULL;
+  return s->free != NULL || s->free_rest != NULL;
 }
 
 /* An adopted slab (its owner exited): true if it turned out empty, in which
@@ -229,7 +275,7 @@ void hak_heap_drain_delayed(hak_heap_t *h) {
   hak_prof_end(HAK_PROF_REMOTE_DRAIN, t0);
 }
 
-void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls) {
+void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (hak_unlikely(h == &hak_heap_empty)) {
     h = heap_for_thread();
     if (!h) goto oom;
@@ -237,6 +283,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls) {
   heap_maybe_purge(h);
   if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
+  if (hak_unlikely(s == h->sample_slab) && !s->free) return sample_take(h, s, cls, site);
   if (s != &hak_slab_empty && (s->free || heap_refill(h, s))) goto pop;
   /* Take the first slab with room; full ones leave the queue for good
    * (until a free gives them room), so this is amortised O(1). */
@@ -260,6 +307,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls) {
 found:
   set_current(h, cls, s);
 pop:;
+  if (hak_unlikely(!s->free)) return sample_take(h, s, cls, site); /* the cut came first */
   hak_block_t *b = s->free;
   s->free = b->next;
   s->used++;
@@ -361,13 +409,13 @@ void hak_heap_unlock(bool child) {
   else hak_unlock(&heaps_lock);
 }
 
-void *hak_malloc_slow(size_t n) {
-  if (n <= HAK_MID_MAX) return hak_heap_alloc_class(hak_tls_heap, hak_class_of(n));
+void *hak_malloc_slow(size_t n, void *site) {
+  if (n <= HAK_MID_MAX) return hak_heap_alloc_class(hak_tls_heap, hak_class_of(n), site);
   if (hak_unlikely(n > HAK_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;
   }
   if (hak_unlikely(hak_init_state != 2)) hak_process_init();
-  if (n < (size_t)HAK_OPT(BIG_THRESHOLD)) return hak_large_alloc(n, 0, false);
-  return hak_big_alloc(n, 0, false);
+  if (n < (size_t)HAK_OPT(BIG_THRESHOLD)) return hak_large_alloc(n, 0, false, site);
+  return hak_big_alloc(n, 0, false, site);
 }

@@ -13,6 +13,7 @@
 #include "msg.h"
 #include "options.h"
 #include "prof.h"
+#include "site.h"
 #include "stats.h"
 
 /* 0: not started, 1: options being read, 2: ready. */
@@ -53,6 +54,7 @@ void hak_process_init(void) {
   }
   hak_options_init();
   hak_prof_init();
+  hak_site_init();
   atomic_store_explicit(&hak_init_state, 2, memory_order_release);
   /* From here on malloc works, so these may allocate if they like. */
   hak_heap_thread_key_init();
@@ -80,8 +82,11 @@ static void on_stats_signal(int sig) {
   errno = saved;
 }
 
+void hak_site_warm_up(void);
+
 __attribute__((constructor)) static void hak_ctor(void) {
   hak_process_init();
+  hak_site_warm_up();
   if (HAK_OPT(STATS_SIGNAL)) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -93,4 +98,5 @@ __attribute__((constructor)) static void hak_ctor(void) {
 
 __attribute__((destructor)) static void hak_dtor(void) {
   if (HAK_OPT(STATS) || hak_prof_on) write_summary(false);
+  hak_site_at_exit();
 }

@@ -190,6 +190,13 @@ struct hak_heap {
   uint64_t slow_calls;
   uint64_t next_purge;
   hak_heap_t *next_all, *prev_all; /* registry of live heaps */
+  /* Call-site sampling (profiling on): a cut in one slab's free list ends
+   * the fast path at the sampled allocation. */
+  hak_slab_t *sample_slab;
+  int64_t sample_left;     /* bytes handed out before the next sample */
+  uint64_t sample_weight;  /* bytes the armed sample stands for */
+  uint64_t sample_debt;    /* bytes handed out meanwhile by other classes */
+  uint64_t rng;
   hak_heap_stats_t stats;
 };
 
@@ -202,7 +209,7 @@ extern __thread hak_heap_t *hak_tls_heap __attribute__((tls_model("initial-exec"
 void hak_process_init(void);
 extern _Atomic int hak_init_state;
 /* heap.c */
-void *hak_malloc_slow(size_t n);
+void *hak_malloc_slow(size_t n, void *site);
 void hak_heap_sync_stats(hak_heap_t *h);
 void hak_heap_stats_add(hak_heap_stats_t *into, hak_heap_t *h); /* under the registry lock */
 /* Calls fn for every live heap under the registry lock; with `try` (in a
@@ -210,7 +217,7 @@ void hak_heap_stats_add(hak_heap_stats_t *into, hak_heap_t *h); /* under the reg
 bool hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg, bool try);
 void hak_stats_collect(hak_stats_t *out, bool in_signal);
 void hak_stats_write(int fd, bool in_signal);
-void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls);
+void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site);
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *slab);
 void hak_heap_abandon(hak_heap_t *h);
 void hak_heap_collect(hak_heap_t *h, bool force, bool purge);
@@ -243,18 +250,19 @@ hak_inline void hak_slab_set_owner(hak_slab_t *s, hak_heap_t *h, bool full) {
 bool hak_slab_owns_block(const hak_slab_t *slab, const void *p);
 uint8_t *hak_slab_start(const hak_slab_t *slab);
 /* large.c */
-void *hak_large_alloc(size_t n, size_t align, bool zero);
+void *hak_large_alloc(size_t n, size_t align, bool zero, void *site);
 void hak_large_free(hak_segment_t *seg, void *p);
 size_t hak_large_usable(hak_segment_t *seg, const void *p);
-bool hak_large_grow(hak_segment_t *seg, void *p, size_t n);
+bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
+void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t weight);
 size_t hak_large_trim(bool force);
 void hak_large_lock(void);
 void hak_large_unlock(bool child);
 /* big.c */
-void *hak_big_alloc(size_t n, size_t align, bool zero);
+void *hak_big_alloc(size_t n, size_t align, bool zero, void *site);
 void hak_big_free(hak_segment_t *seg, void *p);
 size_t hak_big_usable(hak_segment_t *seg, const void *p);
-void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n);
+void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_big_trim(bool force);
 size_t hak_big_cached_bytes(void);
 size_t hak_big_cached_committed(void);
@@ -265,7 +273,12 @@ void hak_big_unlock(bool child);
 void hak_free_special(void *p);
 void hak_report_misuse(const char *what, const void *p, bool twice);
 void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *slab);
-void *hak_alloc_aligned(size_t align, size_t n, bool zero);
+void *hak_alloc_aligned(size_t align, size_t n, bool zero, void *site);
+void *hak_calloc_impl(size_t count, size_t size, void *site);
+void *hak_realloc_impl(void *p, size_t n, void *site);
+void *hak_aligned_impl(size_t align, size_t n, void *site);
+/* The caller's return address: the call-site label of an allocation. */
+#define HAK_RA() __builtin_return_address(0)
 
 /* ---- small utilities ---------------------------------------------------- */
 hak_inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }

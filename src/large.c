@@ -10,10 +10,11 @@
 #include "options.h"
 #include "os.h"
 #include "prof.h"
+#include "site.h"
 
 #define LPAGES ((unsigned)(HAK_SEG_SIZE >> HAK_PAGE_SHIFT)) /* 1024 */
 #define LWORDS (LPAGES / 64)
-#define LHEADER_PAGES 2u
+#define LHEADER_PAGES 5u
 #define LCLASSES 65
 enum { PG_FREE = 0, PG_LIVE = 1, PG_CACHED = 2 };
 
@@ -25,6 +26,11 @@ typedef struct large_seg {
   uint64_t purge_at;
   uint16_t span[LPAGES];  /* at a span's first page: its length in pages */
   uint8_t state[LPAGES];  /* at a span's first page: PG_LIVE or PG_CACHED */
+  /* Call-site profile of live spans (when profiling is on). */
+  uint16_t site[LPAGES];
+  uint32_t born[LPAGES];   /* ms since start */
+  uint32_t req[LPAGES];    /* bytes asked for */
+  uint32_t weight[LPAGES]; /* 0: recorded exactly; else a Tiny/Mid sample's weight */
 } large_seg_t;
 _Static_assert(sizeof(large_seg_t) <= LHEADER_PAGES * HAK_PAGE, "large header too big");
 
@@ -179,12 +185,15 @@ static void large_purge(uint64_t now, bool force) {
       next_purge = cache_last[c]->time + delay;
 }
 
-void *hak_large_alloc(size_t n, size_t align, bool zero) {
+void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t weight) {
   size_t pages = n ? lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT) : 1;
   size_t extra = align > HAK_PAGE ? (align >> HAK_PAGE_SHIFT) - 1 : 0;
-  if (pages + extra > LPAGES - LHEADER_PAGES) return hak_big_alloc(n, align, zero);
+  if (pages + extra > LPAGES - LHEADER_PAGES) return hak_big_alloc(n, align, zero, site);
+  if (!n) n = 1;
   unsigned c = lclass(pages);
   void *p = NULL;
+  large_seg_t *pl = NULL;
+  unsigned pi = 0;
   bool fresh = false;
   uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
@@ -196,6 +205,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
     ls->state[i] = PG_LIVE;
     cache_bytes -= pages * HAK_PAGE;
     p = cs;
+    pl = ls, pi = i;
     HAK_STAT_INC(hak_gstats.large_cache_hits);
   } else {
     HAK_STAT_INC(hak_gstats.large_cache_misses);
@@ -220,12 +230,20 @@ void *hak_large_alloc(size_t n, size_t align, bool zero) {
       ls->span[i] = (uint16_t)total;
       ls->state[i] = PG_LIVE;
       p = (uint8_t *)ls + (size_t)i * HAK_PAGE;
+      pl = ls, pi = i;
     }
   }
   hak_unlock(&large_lock);
   if (!p) {
     errno = ENOMEM;
     return NULL;
+  }
+  if (hak_sites_on) {
+    /* The header entries belong to this span alone until it is freed. */
+    pl->req[pi] = (uint32_t)n;
+    pl->weight[pi] = (uint32_t)(weight > UINT32_MAX ? UINT32_MAX : weight);
+    pl->born[pi] = hak_site_clock();
+    pl->site[pi] = hak_site_alloc(site, n, weight);
   }
   hak_prof_end(HAK_PROF_LARGE_ALLOC, t0);
   HAK_STAT_INC(hak_gstats.large_allocs);
@@ -257,6 +275,7 @@ void hak_large_free(hak_segment_t *seg, void *p) {
     return;
   }
   size_t bytes = (size_t)ls->span[i] * HAK_PAGE;
+  if (hak_sites_on) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
   HAK_STAT_INC(hak_gstats.large_frees);
   if (hak_stats_on) atomic_fetch_sub_explicit(&hak_gstats.large_live, bytes, memory_order_relaxed);
   if (ls->span[i] == lpages_round(ls->span[i]) && cache_bytes + bytes <= (size_t)HAK_OPT(LARGE_CACHE)) {
@@ -282,7 +301,7 @@ void hak_large_free(hak_segment_t *seg, void *p) {
 
 /* Grows a live span in place when the pages after it are free: realloc
  * loops then move no bytes at all. */
-bool hak_large_grow(hak_segment_t *seg, void *p, size_t n) {
+bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
   large_seg_t *ls = (large_seg_t *)seg;
   size_t want = lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT);
   unsigned i;
@@ -296,6 +315,12 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n) {
       hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
       bits_set(ls->dirty, i + have, add, true);
       ls->span[i] = (uint16_t)want;
+      if (hak_sites_on && !ls->weight[i]) {
+        /* Seen by the profile as a free and a new allocation, as realloc is. */
+        hak_site_free(ls->site[i], ls->req[i], 0, ls->born[i]);
+        ls->req[i] = (uint32_t)n;
+        ls->site[i] = hak_site_alloc(site, n, 0);
+      }
       if (hak_stats_on)
         atomic_fetch_add_explicit(&hak_gstats.large_live, (size_t)add * HAK_PAGE, memory_order_relaxed);
       ok = true;
@@ -328,4 +353,8 @@ void hak_large_lock(void) { hak_lock(&large_lock); }
 void hak_large_unlock(bool child) {
   if (child) hak_lock_reset(&large_lock);
   else hak_unlock(&large_lock);
+}
+
+void *hak_large_alloc(size_t n, size_t align, bool zero, void *site) {
+  return hak_large_alloc_ex(n, align, zero, site, 0);
 }

@@ -10,13 +10,11 @@
 #include "os.h"
 #include "stats.h"
 
-void *hak_calloc_impl(size_t count, size_t size);
-void *hak_realloc_impl(void *p, size_t n);
 
 HAK_EXPORT void *malloc(size_t n) { return hak_alloc_fast(n); }
 HAK_EXPORT void free(void *p) { hak_free_fast(p); }
-HAK_EXPORT void *calloc(size_t count, size_t size) { return hak_calloc_impl(count, size); }
-HAK_EXPORT void *realloc(void *p, size_t n) { return hak_realloc_impl(p, n); }
+HAK_EXPORT void *calloc(size_t count, size_t size) { return hak_calloc_impl(count, size, HAK_RA()); }
+HAK_EXPORT void *realloc(void *p, size_t n) { return hak_realloc_impl(p, n, HAK_RA()); }
 
 HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
   size_t n;
@@ -24,29 +22,29 @@ HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return hak_realloc_impl(p, n);
+  return hak_realloc_impl(p, n, HAK_RA());
 }
 
 HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
   if (!hak_is_pow2(align) || align % sizeof(void *)) return EINVAL;
   int saved = errno;
-  void *p = hak_alloc_aligned(align, n, false);
+  void *p = hak_alloc_aligned(align, n, false, HAK_RA());
   errno = saved;
   if (!p) return ENOMEM;
   *out = p;
   return 0;
 }
 
-HAK_EXPORT void *aligned_alloc(size_t align, size_t n) { return hak_aligned_alloc(align, n); }
-HAK_EXPORT void *memalign(size_t align, size_t n) { return hak_aligned_alloc(align, n); }
-HAK_EXPORT void *valloc(size_t n) { return hak_alloc_aligned(HAK_PAGE, n, false); }
+HAK_EXPORT void *aligned_alloc(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
+HAK_EXPORT void *memalign(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
+HAK_EXPORT void *valloc(size_t n) { return hak_alloc_aligned(HAK_PAGE, n, false, HAK_RA()); }
 
 HAK_EXPORT void *pvalloc(size_t n) {
   if (n > HAK_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;
   }
-  return hak_alloc_aligned(HAK_PAGE, n ? hak_align_up(n, HAK_PAGE) : HAK_PAGE, false);
+  return hak_alloc_aligned(HAK_PAGE, n ? hak_align_up(n, HAK_PAGE) : HAK_PAGE, false, HAK_RA());
 }
 
 HAK_EXPORT size_t malloc_usable_size(void *p) { return hak_usable_size(p); }
@@ -100,6 +98,6 @@ HAK_EXPORT void malloc_stats(void) { hak_stats_print(2); }
 /* glibc's internal names, which a few programs call directly. */
 HAK_EXPORT void *__libc_malloc(size_t n) { return hak_alloc_fast(n); }
 HAK_EXPORT void __libc_free(void *p) { hak_free_fast(p); }
-HAK_EXPORT void *__libc_calloc(size_t c, size_t n) { return hak_calloc_impl(c, n); }
-HAK_EXPORT void *__libc_realloc(void *p, size_t n) { return hak_realloc_impl(p, n); }
+HAK_EXPORT void *__libc_calloc(size_t c, size_t n) { return hak_calloc_impl(c, n, HAK_RA()); }
+HAK_EXPORT void *__libc_realloc(void *p, size_t n) { return hak_realloc_impl(p, n, HAK_RA()); }
 HAK_EXPORT void *__libc_memalign(size_t a, size_t n) { return hak_aligned_alloc(a, n); }

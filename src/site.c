@@ -1,0 +1,333 @@
+/* See site.h.  The table is fixed-size and open-addressed; a site claims a
+ * slot with one compare-and-swap, counters are relaxed atomics (every
+ * recording is on a slow path), and the report is written with the
+ * allocation-free formatter. */
+#define _GNU_SOURCE
+#include "site.h"
+
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "msg.h"
+#include "options.h"
+#include "os.h"
+
+#define SITES 4096 /* power of two; slot 0 is "other" */
+#define PROBES 64
+#define HIST 40
+#define STACK 12
+
+typedef struct site {
+  _Atomic uintptr_t addr;
+  hak_counter_t allocs, frees, bytes, live, peak, samples;
+  hak_counter_t life_ms, life_n;
+  hak_counter_t hist[HIST];
+  _Atomic int stack_state; /* 0 none, 1 being written, 2 ready */
+  uintptr_t stack[STACK];
+  int depth;
+} site_t;
+
+bool hak_sites_on;
+static site_t sites[SITES];
+static uint64_t t0_ms;
+static int stack_depth;
+
+uint32_t hak_site_clock(void) { return (uint32_t)(hak_os_now_ms() - t0_ms); }
+
+void hak_site_init(void) {
+  t0_ms = hak_os_now_ms();
+  atomic_store(&sites[0].addr, (uintptr_t)1);
+  if (!hak_stats_on) return;
+  if (hak_opt_str[HAK_O_PROFILE]) hak_sites_on = true;
+  stack_depth = (int)HAK_OPT(PROFILE_STACK);
+}
+
+/* Called from the constructor, where malloc works: backtrace() loads
+ * libgcc's unwinder (which allocates) once, so later calls do not. */
+void hak_site_warm_up(void) {
+  if (!hak_sites_on || !stack_depth) return;
+  void *frames[4];
+  backtrace(frames, 4);
+}
+
+static uint16_t site_slot(void *site) {
+  uintptr_t a = (uintptr_t)site;
+  if (a <= 1) return 0;
+  uint64_t hsh = (uint64_t)a * 0x9E3779B97F4A7C15ull;
+  for (unsigned i = 0; i < PROBES; i++) {
+    unsigned k = (unsigned)((hsh >> 52) + i) & (SITES - 1);
+    if (k == 0) continue;
+    uintptr_t cur = atomic_load_explicit(&sites[k].addr, memory_order_acquire);
+    if (cur == a) return (uint16_t)k;
+    if (cur == 0) {
+      if (atomic_compare_exchange_strong_explicit(&sites[k].addr, &cur, a, memory_order_acq_rel,
+                                                  memory_order_acquire))
+        return (uint16_t)k;
+      if (cur == a) return (uint16_t)k;
+    }
+  }
+  return 0; /* table full: the "other" row */
+}
+
+#define ADD(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
+
+/* A sample of `weight` bytes stands for weight/size allocations. */
+static inline uint64_t estimate(size_t size, size_t weight) {
+  if (!weight) return 1;
+  uint64_t n = size ? weight / size : 1;
+  return n ? n : 1;
+}
+
+static void capture_stack(site_t *s) {
+  int z = 0;
+  if (!stack_depth || atomic_load_explicit(&s->stack_state, memory_order_relaxed) ||
+      !atomic_compare_exchange_strong(&s->stack_state, &z, 1))
+    return;
+  void *frames[STACK + 4];
+  int n = backtrace(frames, stack_depth + 4 < STACK + 4 ? stack_depth + 4 : STACK + 4);
+  /* Keep the callers of the site's function: drop hakmem's own frames and
+   * the site itself (the report names it anyway). */
+  int first = 0;
+  while (first < n && (uintptr_t)frames[first] != atomic_load(&s->addr)) first++;
+  first = first == n ? 0 : first + 1;
+  int d = 0;
+  for (int i = first; i < n && d < stack_depth && d < STACK; i++) s->stack[d++] = (uintptr_t)frames[i];
+  s->depth = d;
+  atomic_store_explicit(&s->stack_state, 2, memory_order_release);
+}
+
+uint16_t hak_site_alloc(void *site, size_t size, size_t weight) {
+  uint16_t k = site_slot(site);
+  site_t *s = &sites[k];
+  uint64_t est = estimate(size, weight);
+  uint64_t bytes = weight ? weight : size;
+  ADD(s->allocs, est);
+  ADD(s->bytes, bytes);
+  if (weight) ADD(s->samples, 1);
+  ADD(s->hist[size ? hak_bsr(size) : 0], est);
+  uint64_t live = ADD(s->live, bytes) + bytes;
+  uint64_t peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
+  while (live > peak && !atomic_compare_exchange_weak_explicit(&s->peak, &peak, live,
+                                                               memory_order_relaxed,
+                                                               memory_order_relaxed)) {
+  }
+  if (k) capture_stack(s);
+  return k;
+}
+
+void hak_site_free(uint16_t k, size_t size, size_t weight, uint32_t born) {
+  site_t *s = &sites[k & (SITES - 1)];
+  uint64_t est = estimate(size, weight);
+  uint64_t bytes = weight ? weight : size;
+  ADD(s->frees, est);
+  atomic_fetch_sub_explicit(&s->live, bytes, memory_order_relaxed);
+  uint32_t now = hak_site_clock();
+  ADD(s->life_ms, (uint64_t)(now - born) * est);
+  ADD(s->life_n, est);
+}
+
+void hak_site_count(void *site, size_t size) {
+  site_t *s = &sites[site_slot(site)];
+  ADD(s->allocs, 1);
+  ADD(s->bytes, size);
+  ADD(s->hist[size ? hak_bsr(size) : 0], 1);
+}
+
+/* Exponential with mean HAKMEM_PROFILE_SAMPLE: -ln(U) * mean, with log2
+ * from the bits of a xorshift draw (no libm inside the allocator). */
+int64_t hak_site_next_interval(uint64_t *rng) {
+  uint64_t x = *rng ? *rng : 0x2545F4914F6CDD1Dull ^ (uint64_t)(uintptr_t)rng;
+  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+  *rng = x;
+  uint64_t u = (x >> 11) | 1; /* 53 random bits, never 0 */
+  unsigned b = hak_bsr(u);
+  double f = (double)(u - (1ull << b)) / (double)(1ull << b); /* mantissa - 1 */
+  double log2u = (double)b + f * (1.3465 - 0.3465 * f) - 53.0;   /* log2(U), U in (0,1] */
+  double v = -log2u * 0.6931471805599453 * (double)HAK_OPT(PROFILE_SAMPLE);
+  return v < 1 ? 1 : (int64_t)v;
+}
+
+/* ---- the report ---------------------------------------------------------- */
+
+static const char *pattern_of(const site_t *s) {
+  uint64_t allocs = atomic_load(&s->allocs), bytes = atomic_load(&s->bytes);
+  uint64_t avg = allocs ? bytes / allocs : 0;
+  if (avg <= (64u << 10)) return "SMALL_FREQUENT";
+  if (avg <= (1u << 20)) return "MEDIUM";
+  return "LARGE_INFREQUENT";
+}
+
+typedef struct sym {
+  const char *module, *function;
+  uintptr_t offset, function_offset;
+} sym_t;
+
+static void symbolize(uintptr_t a, sym_t *out) {
+  Dl_info info;
+  memset(out, 0, sizeof *out);
+  out->module = "?";
+  out->function = "";
+  if (a > 1 && dladdr((void *)a, &info)) {
+    if (info.dli_fname) out->module = info.dli_fname;
+    out->offset = a - (uintptr_t)info.dli_fbase;
+    if (info.dli_sname) {
+      out->function = info.dli_sname;
+      out->function_offset = a - (uintptr_t)info.dli_saddr;
+    }
+  }
+}
+
+static const char *base_name(const char *p) {
+  const char *s = strrchr(p, '/');
+  return s ? s + 1 : p;
+}
+
+typedef struct out { int fd; char buf[4096]; size_t n; } out_t;
+
+static void out_flush(out_t *o) {
+  hak_write_all(o->fd, o->buf, o->n);
+  o->n = 0;
+}
+
+static void oput(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void oput(out_t *o, const char *fmt, ...) {
+  char tmp[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = hak_vfmt(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (o->n + n > sizeof o->buf) out_flush(o);
+  memcpy(o->buf + o->n, tmp, n);
+  o->n += n;
+}
+
+/* JSON strings: module paths and symbol names need only these escapes. */
+static void oput_json_str(out_t *o, const char *s) {
+  oput(o, "\"");
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') oput(o, "\\%c", *s);
+    else if ((unsigned char)*s < 0x20) oput(o, "\\u00%x%x", (unsigned)*s >> 4, (unsigned)*s & 15);
+    else oput(o, "%c", *s);
+  }
+  oput(o, "\"");
+}
+
+/* "%p" in the path stands for the process id (one file per process). */
+static int open_out(const char *path, const char *suffix) {
+  char name[1024];
+  size_t o = 0;
+  for (const char *p = path; *p && o + 24 < sizeof name; p++) {
+    if (p[0] == '%' && p[1] == 'p') {
+      o += hak_fmt(name + o, sizeof name - o, "%d", hak_os_pid());
+      p++;
+    } else {
+      name[o++] = *p;
+    }
+  }
+  hak_fmt(name + o, sizeof name - o, "%s", suffix);
+  return open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+int hak_site_write(const char *path) {
+  uint16_t order[SITES];
+  unsigned n = 0;
+  for (unsigned k = 0; k < SITES; k++)
+    if (atomic_load(&sites[k].addr) && atomic_load(&sites[k].allocs)) order[n++] = (uint16_t)k;
+  /* Sort by bytes, largest first (insertion sort: a few hundred sites). */
+  for (unsigned i = 1; i < n; i++) {
+    uint16_t v = order[i];
+    uint64_t key = atomic_load(&sites[v].bytes);
+    unsigned j = i;
+    while (j && atomic_load(&sites[order[j - 1]].bytes) < key) order[j] = order[j - 1], j--;
+    order[j] = v;
+  }
+  char comm[64] = "?";
+  hak_os_comm(comm, sizeof comm);
+  int fds[3] = {open_out(path, ""), open_out(path, ".json"), open_out(path, ".folded")};
+  if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0) {
+    for (int i = 0; i < 3; i++)
+      if (fds[i] >= 0) close(fds[i]);
+    hak_error("cannot write the profile %s", path);
+    return -1;
+  }
+  out_t t = {.fd = fds[0]}, j = {.fd = fds[1]}, f = {.fd = fds[2]};
+  oput(&t, "hakmem profile of %s (pid %d): %u sites; Tiny/Mid sampled every ~%lld bytes (estimates), Large/Big exact\n",
+       comm, hak_os_pid(), n, (long long)HAK_OPT(PROFILE_SAMPLE));
+  oput(&t, "%4s %14s %10s %10s %12s %12s %10s %10s  %-16s %s\n", "rank", "bytes", "allocs", "frees",
+       "live", "peak live", "avg size", "avg life", "pattern", "site");
+  oput(&j, "{\"program\":");
+  oput_json_str(&j, comm);
+  oput(&j, ",\"pid\":%d,\"sample_bytes\":%lld,\"sites\":[", hak_os_pid(), (long long)HAK_OPT(PROFILE_SAMPLE));
+  unsigned long long leak_sites = 0, leak_bytes = 0;
+  for (unsigned i = 0; i < n; i++) {
+    site_t *s = &sites[order[i]];
+    uintptr_t a = atomic_load(&s->addr);
+    uint64_t allocs = atomic_load(&s->allocs), frees = atomic_load(&s->frees);
+    uint64_t bytes = atomic_load(&s->bytes), live = atomic_load(&s->live);
+    uint64_t peak = atomic_load(&s->peak), ln = atomic_load(&s->life_n);
+    uint64_t life = ln ? atomic_load(&s->life_ms) / ln : 0;
+    bool exact = atomic_load(&s->samples) == 0;
+    sym_t sy;
+    symbolize(order[i] ? a : 0, &sy);
+    char where[512];
+    if (!order[i]) hak_fmt(where, sizeof where, "(other: the site table was full)");
+    else if (*sy.function) hak_fmt(where, sizeof where, "%s+0x%lx (%s)", sy.function, (unsigned long)sy.function_offset, base_name(sy.module));
+    else hak_fmt(where, sizeof where, "%s+0x%lx", base_name(sy.module), (unsigned long)sy.offset);
+    char lifes[32];
+    if (ln) hak_fmt(lifes, sizeof lifes, "%llums", (unsigned long long)life);
+    else hak_fmt(lifes, sizeof lifes, "-");
+    oput(&t, "%4u %14llu %10llu %10llu %12llu %12llu %10llu %10s  %-16s %s\n", i + 1,
+         (unsigned long long)bytes, (unsigned long long)allocs, (unsigned long long)frees,
+         (unsigned long long)live, (unsigned long long)peak,
+         (unsigned long long)(allocs ? bytes / allocs : 0), lifes, pattern_of(s), where);
+    if (live) leak_sites++, leak_bytes += live;
+    oput(&j, "%s{\"address\":\"0x%lx\",\"module\":", i ? "," : "", (unsigned long)a);
+    oput_json_str(&j, sy.module);
+    oput(&j, ",\"offset\":\"0x%lx\",\"function\":", (unsigned long)sy.offset);
+    oput_json_str(&j, sy.function);
+    oput(&j, ",\"function_offset\":%lu,\"allocs\":%llu,\"frees\":%llu,\"bytes\":%llu,\"live_bytes\":%llu,"
+             "\"peak_live_bytes\":%llu,\"avg_size\":%llu,\"avg_lifetime_ms\":%llu,\"pattern\":\"%s\","
+             "\"exact\":%s,\"other\":%s,\"size_log2_histogram\":[",
+         (unsigned long)sy.function_offset, (unsigned long long)allocs, (unsigned long long)frees,
+         (unsigned long long)bytes, (unsigned long long)live, (unsigned long long)peak,
+         (unsigned long long)(allocs ? bytes / allocs : 0), (unsigned long long)life, pattern_of(s),
+         exact ? "true" : "false", order[i] ? "false" : "true");
+    for (int b = 0; b < HIST; b++) oput(&j, "%s%llu", b ? "," : "", (unsigned long long)atomic_load(&s->hist[b]));
+    oput(&j, "],\"stack\":[");
+    /* Collapsed stack: outermost frame first, the site last. */
+    int depth = atomic_load_explicit(&s->stack_state, memory_order_acquire) == 2 ? s->depth : 0;
+    for (int d = depth - 1; d >= 0; d--) {
+      sym_t fr;
+      symbolize(s->stack[d], &fr);
+      oput(&f, "%s`%s;", base_name(fr.module), *fr.function ? fr.function : "?");
+    }
+    oput(&f, "%s`%s %llu\n", base_name(sy.module), *sy.function ? sy.function : "?", (unsigned long long)bytes);
+    for (int d = 0; d < depth; d++) {
+      sym_t fr;
+      symbolize(s->stack[d], &fr);
+      oput(&j, "%s{\"address\":\"0x%lx\",\"module\":", d ? "," : "", (unsigned long)s->stack[d]);
+      oput_json_str(&j, fr.module);
+      oput(&j, ",\"offset\":\"0x%lx\",\"function\":", (unsigned long)fr.offset);
+      oput_json_str(&j, fr.function);
+      oput(&j, "}");
+    }
+    oput(&j, "]}");
+  }
+  oput(&j, "]}\n");
+  oput(&t, "leaks at exit: %llu bytes live in %llu sites (Tiny/Mid figures are estimates)\n", leak_bytes, leak_sites);
+  out_flush(&t);
+  out_flush(&j);
+  out_flush(&f);
+  for (int i = 0; i < 3; i++) close(fds[i]);
+  return 0;
+}
+
+void hak_site_at_exit(void) {
+  const char *path = hak_opt_str[HAK_O_PROFILE];
+  if (hak_sites_on && path) hak_site_write(path);
+}

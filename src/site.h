@@ -1,0 +1,31 @@
+/* Call-site profiles: who allocates what (see docs/profiling.md).
+ * The site of an allocation is the return address of the malloc-family
+ * call.  Large and Big blocks are recorded always (their headers keep the
+ * site); Tiny/Mid allocations are sampled about once per HAKMEM_PROFILE_SAMPLE
+ * bytes, and a sampled allocation is served as a Large span so that its
+ * free is seen too.  Nothing here runs unless profiling is on. */
+#ifndef HAKMEM_SITE_H
+#define HAKMEM_SITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern bool hak_sites_on;
+
+void hak_site_init(void);
+/* Index of the site (0 is the "other" row when the table is full). */
+uint16_t hak_site_alloc(void *site, size_t size, size_t weight);
+/* weight: 0 for an exactly recorded block, else the sample's weight. */
+void hak_site_free(uint16_t idx, size_t size, size_t weight, uint32_t born);
+/* Exact count of an explicit hak_alloc_cs call whose block is not tracked. */
+void hak_site_count(void *site, size_t size);
+/* Milliseconds since start, for lifetimes. */
+uint32_t hak_site_clock(void);
+/* Mean bytes between samples, and a random draw around it. */
+int64_t hak_site_next_interval(uint64_t *rng);
+/* Writes FILE (table), FILE.json and FILE.folded; 0 on success. */
+int hak_site_write(const char *path);
+void hak_site_at_exit(void);
+
+#endif
