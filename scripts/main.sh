@@ -15,6 +15,9 @@ echo "== built $build/libhakmem.so and $build/hakmem"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# PYTHONMALLOC=malloc: Python's objects then come from the allocator under
+# test instead of Python's own pools.
+export PYTHONMALLOC=malloc
 prog=(python3 "$root/scripts/workload.py")
 
 echo

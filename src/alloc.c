@@ -21,15 +21,18 @@ hak_cold void hak_report_misuse(const char *what, const void *p, bool twice) {
   if (n == 16) hak_error("further errors are not reported");
 }
 
+/* The owner's free when `used` reached 0 (already decremented) or the block
+ * is the head of local_free. */
 void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
-  if (s->used == 0 || b == s->local_free) {
+  if ((int32_t)s->used < 0 || b == s->local_free) {
+    s->used++; /* undo: this free does not count */
     bool twice = hak_slab_owns_block(s, b);
     hak_report_misuse(twice ? "double free" : "invalid free", b, twice);
     return;
   }
   b->next = s->local_free;
   s->local_free = b;
-  if (--s->used == 0) hak_heap_retire(h, s);
+  if (s->used == 0) hak_heap_retire(h, s);
 }
 
 void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {

@@ -23,27 +23,30 @@ hak_inline void *hak_alloc_fast(size_t n) {
 
 hak_inline void hak_free_fast(void *p) {
   uintptr_t a = (uintptr_t)p;
-  if (hak_unlikely(hak_segmap_get(a) != 1)) {
+  if (hak_unlikely(hak_segmap_get_fast(a) != 1)) {
     hak_free_special(p); /* NULL, Big with a large alignment, or not ours */
     return;
   }
-  hak_segment_t *seg = hak_seg_of(p);
-  hak_slab_t *s = &seg->slabs[(a - (uintptr_t)seg) >> seg->slab_shift];
+  uintptr_t seg = a & ~(uintptr_t)HAK_SEG_MASK;
+  unsigned shift = ((hak_segment_t *)seg)->slab_shift;
+  hak_slab_t *s = (hak_slab_t *)(seg + offsetof(hak_segment_t, slabs) +
+                                 (((a & HAK_SEG_MASK) >> shift) << 7));
   hak_heap_t *h = hak_tls_heap;
   if (hak_likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == (uintptr_t)h)) {
     hak_block_t *b = p;
-    /* used <= 1: the slab empties (or a double free underflows it);
+    /* used drops to 0: the slab is empty (or below: a double free);
      * b == local_free: the same block freed twice in a row. */
-    if (hak_unlikely(s->used <= 1 || b == s->local_free)) {
+    int32_t used = (int32_t)--s->used;
+    hak_block_t *head = s->local_free;
+    if (hak_unlikely(used <= 0 || b == head)) {
       hak_free_owner_slow(h, s, b);
       return;
     }
-    b->next = s->local_free;
+    b->next = head;
     s->local_free = b;
-    s->used--;
     return;
   }
-  hak_free_nonowner(p, seg, s); /* another thread's, a full slab, Large or Big */
+  hak_free_nonowner(p, (hak_segment_t *)seg, s); /* another thread's, a full slab, Large or Big */
 }
 
 #endif

@@ -145,6 +145,9 @@ static hak_heap_t *heap_for_thread(void) {
   hak_heap_t *h = hak_tls_heap;
   if (hak_likely(h != &hak_heap_empty)) return h;
   hak_process_init();
+  /* Initialisation may have allocated (pthread_atfork, the unwinder):
+   * then this thread has a heap already. */
+  if (hak_tls_heap != &hak_heap_empty) return hak_tls_heap;
   h = heap_new();
   if (!h) return NULL;
   hak_tls_heap = h;

@@ -133,6 +133,14 @@ hak_inline uint8_t hak_segmap_get(uintptr_t a) {
   if (hak_unlikely(i >= ((uintptr_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)))) return 0;
   return atomic_load_explicit(&hak_segmap[i], memory_order_relaxed);
 }
+/* The free path's variant: the index is masked instead of checked.  Any
+ * address below 2^47 (all user space) reads its own entry; a wild pointer
+ * beyond that aliases one, and then faults as it would with glibc. */
+hak_inline uint8_t hak_segmap_get_fast(uintptr_t a) {
+  return atomic_load_explicit(
+      &hak_segmap[(a >> HAK_SEG_SHIFT) & (((uintptr_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)) - 1)],
+      memory_order_relaxed);
+}
 void hak_segmap_set(void *base, size_t size, bool on);
 hak_segment_t *hak_segmap_lookup(const void *p); /* header of any interior pointer, or NULL */
 
