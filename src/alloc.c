@@ -180,6 +180,7 @@ HAK_EXPORT int hak_trim(void) {
   size_t before = atomic_load(&hak_os.committed);
   hak_heap_t *h = hak_tls_heap;
   if (h != &hak_heap_empty) {
+    hak_large_flush_thread(h);
     hak_segment_adopt_all(h);
     hak_heap_collect(h, true, true);
   }

@@ -112,7 +112,7 @@ static hak_heap_t *heap_new(void) {
     heaps_free = h->next_all;
     /* Frees that reached this heap after its last owner left. */
     late = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
-    memset(h, 0, sizeof *h);
+    memset(h, 0, sizeof *h); /* its Large cache was flushed when it was abandoned */
     for (unsigned i = 0; i < HAK_NDIRECT; i++) h->direct[i] = &hak_slab_empty;
     for (unsigned i = 0; i < HAK_NCLASS; i++) h->cur[i] = &hak_slab_empty;
     h->next_all = heaps_all;
@@ -157,6 +157,11 @@ static hak_heap_t *heap_for_thread(void) {
 }
 
 /* Every 16th slow call looks at the clock for purges that are due. */
+hak_heap_t *hak_heap_get(void) {
+  hak_heap_t *h = heap_for_thread();
+  return h ? h : &hak_heap_empty;
+}
+
 static void heap_maybe_purge(hak_heap_t *h) {
   if ((++h->slow_calls & 15) == 0) {
     uint64_t now = hak_os_now_ms();
@@ -354,6 +359,7 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
 }
 
 static void heap_abandon(hak_heap_t *h) {
+  hak_large_flush_thread(h);
   hak_heap_collect(h, true, false); /* also empties the full list; pages stay for the next thread */
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
     while (h->queue[c].first) list_remove(h, h->queue[c].first);

@@ -172,15 +172,16 @@ typedef struct hak_class_counters {
 typedef struct hak_heap_stats {
   hak_class_counters_t cls[HAK_NCLASS];
   hak_counter_t slabs_acquired, slabs_released;
+  hak_counter_t large_allocs, large_frees, large_cache_hits, large_cache_misses;
+  hak_counter_t large_live; /* bytes; frees of other threads' spans wrap, the sum is right */
 } hak_heap_stats_t;
 
 /* Process-wide counters (stats.c); `dead` holds the heaps of exited threads. */
 typedef struct hak_global_stats {
   hak_heap_stats_t dead;
   hak_counter_t segments_adopted, threads_exited;
-  hak_counter_t large_allocs, large_frees, large_cache_hits, large_cache_misses;
   hak_counter_t big_allocs, big_frees, bigcache_hits, bigcache_misses;
-  hak_counter_t large_live, big_live; /* bytes */
+  hak_counter_t big_live; /* bytes */
   hak_counter_t invalid_frees, double_frees;
 } hak_global_stats_t;
 extern hak_global_stats_t hak_gstats;
@@ -205,6 +206,11 @@ struct hak_heap {
   uint64_t sample_weight;  /* bytes the armed sample stands for */
   uint64_t sample_debt;    /* bytes handed out meanwhile by other classes */
   uint64_t rng;
+  /* A few freed Large spans kept by this thread (large.c). */
+#define HAK_LCACHE 4
+  void *lcache[HAK_LCACHE];
+  uint16_t lcache_pages[HAK_LCACHE];
+  unsigned lcache_n;
   hak_heap_stats_t stats;
 };
 
@@ -219,6 +225,8 @@ extern _Atomic int hak_init_state;
 /* heap.c */
 void *hak_malloc_slow(size_t n, void *site);
 void hak_heap_sync_stats(hak_heap_t *h);
+/* This thread's heap, created if needed (the empty heap if that fails). */
+hak_heap_t *hak_heap_get(void);
 void hak_heap_stats_add(hak_heap_stats_t *into, hak_heap_t *h); /* under the registry lock */
 /* Calls fn for every live heap under the registry lock; with `try` (in a
  * signal handler) gives up, returning false, rather than wait for it. */
@@ -264,6 +272,7 @@ size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
 void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t weight);
 size_t hak_large_trim(bool force);
+void hak_large_flush_thread(hak_heap_t *h);
 void hak_large_lock(void);
 void hak_large_unlock(bool child);
 /* big.c */

@@ -185,30 +185,90 @@ static void large_purge(uint64_t now, bool force) {
       next_purge = cache_last[c]->time + delay;
 }
 
+/* Large statistics live in the allocating/freeing thread's heap (no
+ * atomics); a thread without a heap counts into the process-wide total. */
+#define LSTAT(field, n)                                                              \
+  do {                                                                               \
+    hak_heap_t *h_ = hak_tls_heap;                                                   \
+    if (h_ != &hak_heap_empty) HAK_STAT_ADD(h_->stats.field, (n));                    \
+    else if (hak_stats_on)                                                           \
+      atomic_fetch_add_explicit(&hak_gstats.dead.field, (n), memory_order_relaxed); \
+  } while (0)
+
+static void note_alloc(large_seg_t *ls, unsigned i, size_t n, void *site, size_t weight) {
+  if (hak_sites_on) {
+    /* The header entries belong to this span alone until it is freed. */
+    ls->req[i] = (uint32_t)n;
+    ls->weight[i] = (uint32_t)(weight > UINT32_MAX ? UINT32_MAX : weight);
+    ls->born[i] = hak_site_clock();
+    ls->site[i] = hak_site_alloc(site, n, weight);
+  }
+  LSTAT(large_allocs, 1);
+  LSTAT(large_live, (size_t)ls->span[i] * HAK_PAGE);
+}
+
+static void note_free(large_seg_t *ls, unsigned i) {
+  if (hak_sites_on) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
+  LSTAT(large_frees, 1);
+  LSTAT(large_live, 0 - (size_t)ls->span[i] * HAK_PAGE);
+}
+
+static inline unsigned span_index(large_seg_t *ls, const void *p) {
+  return (unsigned)(((uintptr_t)p - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
+}
+
+/* The thread's own little cache of freed spans (up to 1 MiB each): the
+ * common malloc/free of a Large buffer then takes no lock at all. */
+#define TCACHE_MAX_PAGES 256u
+
+static void *tcache_take(hak_heap_t *h, size_t pages) {
+  for (unsigned k = h->lcache_n; k-- > 0;)
+    if (h->lcache_pages[k] == pages) {
+      void *p = h->lcache[k];
+      h->lcache_n--;
+      h->lcache[k] = h->lcache[h->lcache_n];
+      h->lcache_pages[k] = h->lcache_pages[h->lcache_n];
+      return p;
+    }
+  return NULL;
+}
+
 void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t weight) {
   size_t pages = n ? lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT) : 1;
   size_t extra = align > HAK_PAGE ? (align >> HAK_PAGE_SHIFT) - 1 : 0;
   if (pages + extra > LPAGES - LHEADER_PAGES) return hak_big_alloc(n, align, zero, site);
   if (!n) n = 1;
+  hak_heap_t *h = hak_heap_get();
+  if (!extra && h != &hak_heap_empty) {
+    void *p = tcache_take(h, pages);
+    if (p) {
+      large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
+      unsigned i = span_index(ls, p);
+      ls->state[i] = PG_LIVE;
+      LSTAT(large_cache_hits, 1);
+      note_alloc(ls, i, n, site, weight);
+      if (zero) memset(p, 0, pages * HAK_PAGE);
+      return p;
+    }
+  }
   unsigned c = lclass(pages);
   void *p = NULL;
   large_seg_t *pl = NULL;
   unsigned pi = 0;
-  bool fresh = false;
+  bool fresh = false, hit = false;
   uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
   if (!extra && cache_first[c]) {
     cached_span_t *cs = cache_first[c];
     cache_remove(c, cs);
     large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
-    unsigned i = (unsigned)(((uintptr_t)cs - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
+    unsigned i = span_index(ls, cs);
     ls->state[i] = PG_LIVE;
     cache_bytes -= pages * HAK_PAGE;
     p = cs;
     pl = ls, pi = i;
-    HAK_STAT_INC(hak_gstats.large_cache_hits);
+    hit = true;
   } else {
-    HAK_STAT_INC(hak_gstats.large_cache_misses);
     large_seg_t *ls = segs;
     unsigned i = 0;
     for (; ls; ls = (large_seg_t *)ls->seg.next)
@@ -238,16 +298,10 @@ void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t w
     errno = ENOMEM;
     return NULL;
   }
-  if (hak_sites_on) {
-    /* The header entries belong to this span alone until it is freed. */
-    pl->req[pi] = (uint32_t)n;
-    pl->weight[pi] = (uint32_t)(weight > UINT32_MAX ? UINT32_MAX : weight);
-    pl->born[pi] = hak_site_clock();
-    pl->site[pi] = hak_site_alloc(site, n, weight);
-  }
+  if (hit) LSTAT(large_cache_hits, 1);
+  else LSTAT(large_cache_misses, 1);
+  note_alloc(pl, pi, n, site, weight);
   hak_prof_end(HAK_PROF_LARGE_ALLOC, t0);
-  HAK_STAT_INC(hak_gstats.large_allocs);
-  if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.large_live, pages * HAK_PAGE, memory_order_relaxed);
   if (zero && !fresh) memset(p, 0, pages * HAK_PAGE);
   return p;
 }
@@ -261,23 +315,19 @@ static bool span_check(large_seg_t *ls, const void *p, unsigned *out) {
   return true;
 }
 
-void hak_large_free(hak_segment_t *seg, void *p) {
-  large_seg_t *ls = (large_seg_t *)seg;
+/* Called without the lock: validates, then caches or frees under it. */
+static void free_locked(large_seg_t *ls, void *p) {
   uint64_t now = hak_os_now_ms();
   unsigned i;
   uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
   if (!span_check(ls, p, &i)) {
-    bool cached = ((uintptr_t)p & (HAK_PAGE - 1)) == 0 &&
-                  ls->state[((uintptr_t)p - (uintptr_t)ls) >> HAK_PAGE_SHIFT] == PG_CACHED;
+    bool cached = ((uintptr_t)p & (HAK_PAGE - 1)) == 0 && ls->state[span_index(ls, p)] == PG_CACHED;
     hak_unlock(&large_lock);
     hak_report_misuse(cached ? "double free" : "invalid free", p, cached);
     return;
   }
   size_t bytes = (size_t)ls->span[i] * HAK_PAGE;
-  if (hak_sites_on) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
-  HAK_STAT_INC(hak_gstats.large_frees);
-  if (hak_stats_on) atomic_fetch_sub_explicit(&hak_gstats.large_live, bytes, memory_order_relaxed);
   if (ls->span[i] == lpages_round(ls->span[i]) && cache_bytes + bytes <= (size_t)HAK_OPT(LARGE_CACHE)) {
     unsigned c = lclass(ls->span[i]);
     cached_span_t *cs = p;
@@ -297,6 +347,38 @@ void hak_large_free(hak_segment_t *seg, void *p) {
   if (next_purge && now >= next_purge) large_purge(now, false);
   hak_unlock(&large_lock);
   hak_prof_end(HAK_PROF_LARGE_FREE, t0);
+}
+
+void hak_large_free(hak_segment_t *seg, void *p) {
+  large_seg_t *ls = (large_seg_t *)seg;
+  uintptr_t off = (uintptr_t)p - (uintptr_t)ls;
+  unsigned i = (unsigned)(off >> HAK_PAGE_SHIFT);
+  if ((off & (HAK_PAGE - 1)) || i < LHEADER_PAGES || ls->state[i] != PG_LIVE) {
+    free_locked(ls, p); /* reports it */
+    return;
+  }
+  note_free(ls, i);
+  hak_heap_t *h = hak_tls_heap;
+  unsigned pages = ls->span[i];
+  if (h != &hak_heap_empty && h->lcache_n < HAK_LCACHE && pages <= TCACHE_MAX_PAGES &&
+      pages == lpages_round(pages)) {
+    ls->state[i] = PG_CACHED;
+    h->lcache[h->lcache_n] = p;
+    h->lcache_pages[h->lcache_n] = (uint16_t)pages;
+    h->lcache_n++;
+    return;
+  }
+  free_locked(ls, p);
+}
+
+/* Thread exit and trim: the thread's cached spans go back to the shared tier. */
+void hak_large_flush_thread(hak_heap_t *h) {
+  while (h->lcache_n) {
+    void *p = h->lcache[--h->lcache_n];
+    large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
+    ls->state[span_index(ls, p)] = PG_LIVE;
+    free_locked(ls, p);
+  }
 }
 
 /* Grows a live span in place when the pages after it are free: realloc
@@ -321,8 +403,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
         ls->req[i] = (uint32_t)n;
         ls->site[i] = hak_site_alloc(site, n, 0);
       }
-      if (hak_stats_on)
-        atomic_fetch_add_explicit(&hak_gstats.large_live, (size_t)add * HAK_PAGE, memory_order_relaxed);
+      LSTAT(large_live, (size_t)add * HAK_PAGE);
       ok = true;
     }
   }

@@ -22,8 +22,15 @@ void hak_heap_stats_add(hak_heap_stats_t *into, hak_heap_t *h) {
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&into->cls[c].refills, LOAD(h->stats.cls[c].refills), memory_order_relaxed);
   }
-  atomic_fetch_add_explicit(&into->slabs_acquired, LOAD(h->stats.slabs_acquired), memory_order_relaxed);
-  atomic_fetch_add_explicit(&into->slabs_released, LOAD(h->stats.slabs_released), memory_order_relaxed);
+#define FOLD(f) atomic_fetch_add_explicit(&into->f, LOAD(h->stats.f), memory_order_relaxed)
+  FOLD(slabs_acquired);
+  FOLD(slabs_released);
+  FOLD(large_allocs);
+  FOLD(large_frees);
+  FOLD(large_cache_hits);
+  FOLD(large_cache_misses);
+  FOLD(large_live);
+#undef FOLD
 }
 
 static void add_heap(hak_heap_t *h, void *arg) {
@@ -36,6 +43,11 @@ static void add_heap(hak_heap_t *h, void *arg) {
   }
   o->slabs_acquired += LOAD(h->stats.slabs_acquired);
   o->slabs_released += LOAD(h->stats.slabs_released);
+  o->large_allocs += LOAD(h->stats.large_allocs);
+  o->large_frees += LOAD(h->stats.large_frees);
+  o->large_cache_hits += LOAD(h->stats.large_cache_hits);
+  o->large_cache_misses += LOAD(h->stats.large_cache_misses);
+  o->live_bytes += LOAD(h->stats.large_live); /* the rest is added below */
 }
 
 HAK_EXPORT int hak_stats_get(hak_stats_t *o) {
@@ -65,17 +77,13 @@ void hak_stats_collect(hak_stats_t *o, bool in_signal) {
   const hak_global_stats_t *g = &hak_gstats;
   o->segments_adopted = LOAD(g->segments_adopted);
   o->threads_exited = LOAD(g->threads_exited);
-  o->large_allocs = LOAD(g->large_allocs);
-  o->large_frees = LOAD(g->large_frees);
-  o->large_cache_hits = LOAD(g->large_cache_hits);
-  o->large_cache_misses = LOAD(g->large_cache_misses);
   o->big_allocs = LOAD(g->big_allocs);
   o->big_frees = LOAD(g->big_frees);
   o->bigcache_hits = LOAD(g->bigcache_hits);
   o->bigcache_misses = LOAD(g->bigcache_misses);
   o->invalid_frees = LOAD(g->invalid_frees);
   o->double_frees = LOAD(g->double_frees);
-  o->live_bytes = small_live + LOAD(g->large_live) + LOAD(g->big_live);
+  o->live_bytes += small_live + LOAD(g->big_live);
   o->os_mmap = LOAD(hak_os.n_mmap);
   o->os_munmap = LOAD(hak_os.n_munmap);
   o->os_madvise = LOAD(hak_os.n_madvise);
