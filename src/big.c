@@ -93,6 +93,33 @@ static void unmap_list(big_hdr_t *b) {
   }
 }
 
+/* Fits a reused, committed mapping to `size`: a tail more than a quarter
+ * too long is unmapped, a mapping too short is grown by moving its pages.
+ * Returns the (maybe moved) header, or NULL with the mapping gone. */
+static big_hdr_t *big_resize(big_hdr_t *b, size_t size) {
+  size_t old = b->seg.map_size;
+  if (old >= size) {
+    if (old - size <= size / 4) return b;
+    hak_segmap_set(b, old, false);
+    hak_os_unmap((uint8_t *)b + size, old - size);
+    hak_os_commit_account(-(ptrdiff_t)(old - size));
+    b->seg.map_size = size;
+    hak_segmap_set(b, size, true);
+    return b;
+  }
+  hak_segmap_set(b, old, false);
+  big_hdr_t *nb = hak_os_remap_aligned(b, old, size, HAK_SEG_SIZE);
+  if (!nb) {
+    b->seg.map_size = old;
+    big_unmap(b);
+    return NULL;
+  }
+  hak_os_commit_account((ptrdiff_t)(size - old));
+  nb->seg.map_size = size;
+  hak_segmap_set(nb, size, true);
+  return nb;
+}
+
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   if (n > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) goto oom;
   if (hak_unlikely(hak_init_state != 2)) hak_process_init();
@@ -102,12 +129,18 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   big_hdr_t *b = NULL;
   uint64_t t0 = hak_prof_begin();
   if (off < HAK_SEG_SIZE) {
-    /* Best fit among cached mappings, wasting at most a quarter. */
+    /* Best fit among cached mappings; failing that, the largest smaller
+     * resident one, which is grown: its pages need no faults again. */
+    big_hdr_t *smaller = NULL;
     hak_lock(&big_lock);
-    for (big_hdr_t *c = cache_first; c; c = c->next)
-      if (c->seg.map_size >= size && c->seg.map_size - size <= size / 4 &&
-          (!b || c->seg.map_size < b->seg.map_size))
-        b = c;
+    for (big_hdr_t *c = cache_first; c; c = c->next) {
+      if (c->seg.map_size >= size) {
+        if (!b || c->seg.map_size < b->seg.map_size) b = c;
+      } else if (c->committed && (!smaller || c->seg.map_size > smaller->seg.map_size)) {
+        smaller = c;
+      }
+    }
+    if (!b) b = smaller;
     if (b) cache_remove(b);
     hak_unlock(&big_lock);
   }
@@ -117,6 +150,9 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   if (b) {
     fresh = !b->committed;
     if (fresh) hak_os_commit_account((ptrdiff_t)(b->seg.map_size - BIG_HDR));
+    b->committed = true;
+    b = big_resize(b, size);
+    if (!b) goto oom;
   } else {
     b = hak_os_map_aligned(size, map_align);
     if (!b) goto oom;
