@@ -184,6 +184,35 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
   s->synced_used = s->used;
 }
 
+/* Owner: gathers every free block into `free` (the sampling remainder, its
+ * own frees, other threads' frees), carving new blocks only if there are
+ * none.  Afterwards `free` holds exactly capacity - used blocks.  Returns
+ * how many remote frees it collected. */
+hak_inline uint32_t hak_slab_gather(hak_slab_t *slab) {
+  if (hak_likely(!slab->free && !slab->free_rest)) {
+    slab->free = slab->local_free; /* the common case: a plain swap */
+  } else {
+    hak_block_t *lists[2] = {slab->free_rest, slab->local_free};
+    slab->free_rest = NULL;
+    for (int k = 0; k < 2; k++) {
+      hak_block_t *l = lists[k];
+      if (!l) continue;
+      if (slab->free) {
+        hak_block_t *t = l;
+        while (t->next) t = t->next;
+        t->next = slab->free;
+      }
+      slab->free = l;
+    }
+  }
+  slab->local_free = NULL;
+  uint32_t n = atomic_load_explicit(&slab->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY
+                   ? hak_slab_collect(slab)
+                   : 0;
+  if (!slab->free && slab->capacity < slab->reserved) hak_slab_extend(slab);
+  return n;
+}
+
 /* Places the next sample: if it falls among the blocks just handed out, the
  * free list is cut before it, and the allocation that finds the cut goes
  * to sample_take.  One cut at a time; bytes handed out meanwhile by other

@@ -254,7 +254,7 @@ void hak_segment_lock_all(void);
 void hak_segment_unlock_all(bool child);
 /* slab.c */
 void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls);
-uint32_t hak_slab_gather(hak_slab_t *slab);
+void hak_slab_extend(hak_slab_t *slab);
 uint32_t hak_slab_collect(hak_slab_t *slab);
 void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b);
 hak_inline hak_heap_t *hak_slab_owner(const hak_slab_t *s) {

@@ -54,7 +54,7 @@ uint32_t hak_slab_collect(hak_slab_t *slab) {
   return n;
 }
 
-static void slab_extend(hak_slab_t *slab) {
+void hak_slab_extend(hak_slab_t *slab) {
   size_t bs = slab->block_size;
   uint32_t n = slab->reserved - slab->capacity;
   uint32_t chunk = (uint32_t)(SLAB_CARVE_BYTES / bs);
@@ -66,28 +66,6 @@ static void slab_extend(hak_slab_t *slab) {
   ((hak_block_t *)p)->next = slab->free;
   slab->free = (hak_block_t *)(start + (size_t)slab->capacity * bs);
   slab->capacity += n;
-}
-
-/* Owner: gathers every free block into `free` (the sampling remainder, its
- * own frees, other threads' frees), carving new blocks only if there are
- * none.  Afterwards `free` holds exactly capacity - used blocks.  Returns
- * how many remote frees it collected. */
-uint32_t hak_slab_gather(hak_slab_t *slab) {
-  hak_block_t *lists[2] = {slab->free_rest, slab->local_free};
-  slab->free_rest = slab->local_free = NULL;
-  for (int k = 0; k < 2; k++) {
-    hak_block_t *l = lists[k];
-    if (!l) continue;
-    if (slab->free) {
-      hak_block_t *t = l;
-      while (t->next) t = t->next;
-      t->next = slab->free;
-    }
-    slab->free = l;
-  }
-  uint32_t n = hak_slab_collect(slab);
-  if (!slab->free && slab->capacity < slab->reserved) slab_extend(slab);
-  return n;
 }
 
 /* A free from a thread that does not own the slab.  If the owner asked to
