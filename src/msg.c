@@ -133,3 +133,26 @@ void hak_error(const char *fmt, ...) {
   buf[n++] = '\n';
   hak_write_all(2, buf, n);
 }
+
+void hak_sink_flush(hak_sink_t *s) {
+  if (s->fd >= 0) {
+    hak_write_all(s->fd, s->buf, s->len);
+    s->len = 0;
+  }
+}
+
+void hak_sink_printf(hak_sink_t *s, const char *fmt, ...) {
+  char tmp[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = hak_vfmt(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  s->total += n;
+  if (s->fd >= 0 && s->len + n > s->cap) hak_sink_flush(s);
+  if (!s->cap) return;
+  size_t room = s->cap - s->len - (s->fd < 0); /* a memory sink keeps a NUL */
+  size_t k = n < room ? n : room;
+  memcpy(s->buf + s->len, tmp, k);
+  s->len += k;
+  if (s->fd < 0) s->buf[s->len] = 0;
+}

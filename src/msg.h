@@ -16,4 +16,15 @@ void hak_fdprintf(int fd, const char *fmt, ...) __attribute__((format(printf, 2,
 void hak_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hak_write_all(int fd, const char *s, size_t n);
 
+/* A sink for long formatted output: with fd >= 0 it writes buf out when it
+ * fills; with fd < 0 it keeps what fits in buf (NUL-terminated) and counts
+ * the length the whole output needs in `total`. */
+typedef struct hak_sink {
+  char *buf;
+  size_t cap, len, total;
+  int fd;
+} hak_sink_t;
+void hak_sink_printf(hak_sink_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hak_sink_flush(hak_sink_t *s);
+
 #endif

@@ -187,24 +187,9 @@ static const char *base_name(const char *p) {
   return s ? s + 1 : p;
 }
 
-typedef struct out { int fd; char buf[4096]; size_t n; } out_t;
-
-static void out_flush(out_t *o) {
-  hak_write_all(o->fd, o->buf, o->n);
-  o->n = 0;
-}
-
-static void oput(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void oput(out_t *o, const char *fmt, ...) {
-  char tmp[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  size_t n = hak_vfmt(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (o->n + n > sizeof o->buf) out_flush(o);
-  memcpy(o->buf + o->n, tmp, n);
-  o->n += n;
-}
+typedef hak_sink_t out_t;
+#define oput hak_sink_printf
+#define out_flush hak_sink_flush
 
 /* JSON strings: module paths and symbol names need only these escapes. */
 static void oput_json_str(out_t *o, const char *s) {
@@ -255,7 +240,10 @@ int hak_site_write(const char *path) {
     hak_error("cannot write the profile %s", path);
     return -1;
   }
-  out_t t = {.fd = fds[0]}, j = {.fd = fds[1]}, f = {.fd = fds[2]};
+  char tb[4096], jb[4096], fb[4096];
+  out_t t = {.buf = tb, .cap = sizeof tb, .fd = fds[0]};
+  out_t j = {.buf = jb, .cap = sizeof jb, .fd = fds[1]};
+  out_t f = {.buf = fb, .cap = sizeof fb, .fd = fds[2]};
   oput(&t, "hakmem profile of %s (pid %d): %u sites; Tiny/Mid sampled every ~%lld bytes (estimates), Large/Big exact\n",
        comm, hak_os_pid(), n, (long long)HAK_OPT(PROFILE_SAMPLE));
   oput(&t, "%4s %14s %10s %10s %12s %12s %10s %10s  %-16s %s\n", "rank", "bytes", "allocs", "frees",

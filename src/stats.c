@@ -157,43 +157,27 @@ void hak_stats_write(int fd, bool in_signal) {
 HAK_EXPORT int hak_build_minimal(void) { return HAKMEM_BENCH_MINIMAL; }
 
 /* JSON: one object, written with the no-allocation formatter. */
-typedef struct jbuf { char *p; size_t cap, len; } jbuf_t;
-
-static void jput(jbuf_t *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jput(jbuf_t *j, const char *fmt, ...) {
-  char tmp[256];
-  va_list ap;
-  va_start(ap, fmt);
-  size_t n = hak_vfmt(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (j->len < j->cap) {
-    size_t k = j->cap - j->len - 1 < n ? j->cap - j->len - 1 : n;
-    memcpy(j->p + j->len, tmp, k);
-    j->p[j->len + k] = 0;
-  }
-  j->len += n;
-}
-
 HAK_EXPORT size_t hak_stats_json(char *buf, size_t cap) {
   hak_stats_t st;
   hak_stats_get(&st);
-  jbuf_t j = {buf, buf ? cap : 0, 0};
-  jput(&j, "{\"version\":%u,\"classes\":[", st.version);
+  hak_sink_t j = {.buf = buf, .cap = buf ? cap : 0, .fd = -1};
+  if (j.cap) buf[0] = 0;
+  hak_sink_printf(&j, "{\"version\":%u,\"classes\":[", st.version);
   for (unsigned c = 0; c < st.nclasses; c++)
-    jput(&j, "%s{\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"remote_frees\":%llu,\"refills\":%llu}",
+    hak_sink_printf(&j, "%s{\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"remote_frees\":%llu,\"refills\":%llu}",
          c ? "," : "", st.cls[c].block_size, st.cls[c].allocs, st.cls[c].frees,
          st.cls[c].remote_frees, st.cls[c].refills);
-  jput(&j, "],\"slabs_acquired\":%llu,\"slabs_released\":%llu,\"segments_adopted\":%llu,\"threads_exited\":%llu,",
+  hak_sink_printf(&j, "],\"slabs_acquired\":%llu,\"slabs_released\":%llu,\"segments_adopted\":%llu,\"threads_exited\":%llu,",
        st.slabs_acquired, st.slabs_released, st.segments_adopted, st.threads_exited);
-  jput(&j, "\"large\":{\"allocs\":%llu,\"frees\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu},",
+  hak_sink_printf(&j, "\"large\":{\"allocs\":%llu,\"frees\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu},",
        st.large_allocs, st.large_frees, st.large_cache_hits, st.large_cache_misses);
-  jput(&j, "\"big\":{\"allocs\":%llu,\"frees\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu},",
+  hak_sink_printf(&j, "\"big\":{\"allocs\":%llu,\"frees\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu},",
        st.big_allocs, st.big_frees, st.bigcache_hits, st.bigcache_misses);
-  jput(&j, "\"os\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mremap\":%llu},", st.os_mmap,
+  hak_sink_printf(&j, "\"os\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mremap\":%llu},", st.os_mmap,
        st.os_munmap, st.os_madvise, st.os_mremap);
-  jput(&j, "\"mapped\":%llu,\"committed\":%llu,\"peak_committed\":%llu,\"live_bytes\":%llu,",
+  hak_sink_printf(&j, "\"mapped\":%llu,\"committed\":%llu,\"peak_committed\":%llu,\"live_bytes\":%llu,",
        st.mapped, st.committed, st.peak_committed, st.live_bytes);
-  jput(&j, "\"rss\":%llu,\"peak_rss\":%llu,\"page_faults\":%llu,\"invalid_frees\":%llu,\"double_frees\":%llu}",
+  hak_sink_printf(&j, "\"rss\":%llu,\"peak_rss\":%llu,\"page_faults\":%llu,\"invalid_frees\":%llu,\"double_frees\":%llu}",
        st.rss, st.peak_rss, st.page_faults, st.invalid_frees, st.double_frees);
-  return j.len;
+  return j.total;
 }
