@@ -77,3 +77,19 @@ void bench_parallel(bench_t *b, int n, void *(*fn)(void *)) {
   for (int i = 0; i < n; i++)
     pthread_join(tid[i], NULL);
 }
+
+void bench_churn_slots(bench_t *b, int nslots, size_t lo, size_t hi) {
+  bench_thread_t *t = &b->thr[0];
+  slot_t slots[256] = {{0}};
+  if (nslots > 256) nslots = 256;
+  for (long i = 0; i < b->ops; i++) {
+    slot_t *s = &slots[rnd(t) % (unsigned)nslots];
+    size_t size = rnd_log(t, lo, hi);
+    uint64_t t0 = lat_begin(t);
+    slot_replace(s, size);
+    block_touch(s->p, size);
+    lat_end(t, t0);
+  }
+  for (int i = 0; i < nslots; i++)
+    slot_free(&slots[i]);
+}

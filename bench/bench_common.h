@@ -94,6 +94,10 @@ static inline size_t rnd_range(bench_thread_t *t, size_t lo, size_t hi) {
 /* Log-uniform in [lo, hi]: small sizes are as common per octave as large
  * ones, as in real programs. */
 size_t rnd_log(bench_thread_t *t, size_t lo, size_t hi);
+/* The working-set loop of large-ws and big-churn: `nslots` live blocks of
+ * lo..hi bytes (log-uniform), one replaced at random per op, every page of
+ * the new block written. */
+void bench_churn_slots(bench_t *b, int nslots, size_t lo, size_t hi);
 
 /* ---- blocks ---- */
 /* Every block gets a tag in its first word, checked before it is freed: a

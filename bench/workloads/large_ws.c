@@ -7,20 +7,7 @@
 
 #define SLOTS 256
 
-static void run(bench_t *b) {
-  bench_thread_t *t = &b->thr[0];
-  slot_t slots[SLOTS] = {{0}};
-  for (long i = 0; i < b->ops; i++) {
-    slot_t *s = &slots[rnd(t) % SLOTS];
-    size_t size = rnd_log(t, 8 << 10, 1 << 20);
-    uint64_t t0 = lat_begin(t);
-    slot_replace(s, size);
-    block_touch(s->p, size);
-    lat_end(t, t0);
-  }
-  for (int i = 0; i < SLOTS; i++)
-    slot_free(&slots[i]);
-}
+static void run(bench_t *b) { bench_churn_slots(b, SLOTS, 8 << 10, 1 << 20); }
 
 const workload_t wl_large_ws = {
     .name = "large-ws",
