@@ -40,18 +40,19 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
     case HAK_SEG_LARGE: hak_large_free(seg, p); return;
     case HAK_SEG_BIG: hak_big_free(seg, p); return;
     case HAK_SEG_TINY:
-    case HAK_SEG_MID:
+    case HAK_SEG_MID: {
+      hak_heap_t *h = hak_tls_heap;
+      if (hak_slab_owner(s) == h && h != &hak_heap_empty) {
+        hak_heap_free_full(h, s, p); /* our own full slab: validated like the fast path */
+        return;
+      }
       if (hak_slab_owns_block(s, p)) {
-        hak_heap_t *h = hak_tls_heap;
-        if (hak_slab_owner(s) == h && h != &hak_heap_empty) {
-          hak_heap_free_full(h, s, p);
-          return;
-        }
         if (h != &hak_heap_empty) HAK_STAT_ADD(h->stats.cls[s->cls].remote_frees, 1);
         hak_slab_free_remote(s, p);
         return;
       }
       break;
+    }
   }
   hak_report_misuse("invalid free", p, false);
 }

@@ -173,16 +173,21 @@ static void heap_maybe_purge(hak_heap_t *h) {
 /* Statistics of a slab: what the owner allocated from it and freed into it
  * since the last look, derived from `handed` and `used` so that the fast
  * paths count nothing. */
-static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
+/* `refill` rides along so that a refill updates the class counters once. */
+static void slab_sync_ex(hak_heap_t *h, hak_slab_t *s, uint32_t refill) {
   if (!hak_stats_on) return;
   uint32_t left = 0;
   for (hak_block_t *b = s->free; b; b = b->next) left++;
-  uint32_t allocs = s->handed - left;
-  HAK_STAT_ADD(h->stats.cls[s->cls].allocs, allocs);
-  HAK_STAT_ADD(h->stats.cls[s->cls].frees, s->synced_used + allocs - s->used);
+  uint32_t allocs = s->handed - left, used = s->used;
+  hak_class_counters_t *cc = &h->stats.cls[s->cls];
+  HAK_STAT_ADD(cc->allocs, allocs);
+  HAK_STAT_ADD(cc->frees, s->synced_used + allocs - used);
+  if (refill) HAK_STAT_ADD(cc->refills, refill);
   s->handed = left;
-  s->synced_used = s->used;
+  s->synced_used = used;
 }
+
+static void slab_sync(hak_heap_t *h, hak_slab_t *s) { slab_sync_ex(h, s, 0); }
 
 /* Owner: gathers every free block into `free` (the sampling remainder, its
  * own frees, other threads' frees), carving new blocks only if there are
@@ -260,10 +265,11 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
 static bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
   uint64_t t0 = hak_prof_begin();
   if (h->sample_slab == s) h->sample_slab = NULL; /* its cut is merged back */
-  slab_sync(h, s);
+  /* Statistics first, while `free` is (nearly always) empty so that the
+   * sync walks nothing; the remote frees the gather collects come after. */
+  slab_sync_ex(h, s, 1);
   uint32_t remote = hak_slab_gather(s);
-  HAK_STAT_ADD(h->stats.cls[s->cls].frees, remote);
-  HAK_STAT_ADD(h->stats.cls[s->cls].refills, 1);
+  if (remote) HAK_STAT_ADD(h->stats.cls[s->cls].frees, remote);
   s->synced_used = s->used;
   s->handed = s->capacity - s->used;
   if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
@@ -448,7 +454,19 @@ void hak_heap_unlock(bool child) {
 }
 
 void *hak_malloc_slow(size_t n, void *site) {
-  if (n <= HAK_MID_MAX) return hak_heap_alloc_class(hak_tls_heap, hak_class_of(n), site);
+  if (hak_likely(n <= HAK_MID_MAX)) {
+    /* Mid sizes (and Tiny misses) try the class's current slab first. */
+    unsigned cls = hak_class_of(n);
+    hak_heap_t *h = hak_tls_heap;
+    hak_slab_t *s = h->cur[cls];
+    hak_block_t *b = s->free;
+    if (hak_likely(b != NULL)) {
+      s->free = b->next;
+      s->used++;
+      return b;
+    }
+    return hak_heap_alloc_class(h, cls, site);
+  }
   if (hak_unlikely(n > HAK_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;

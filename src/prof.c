@@ -39,8 +39,7 @@ uint64_t hak_prof_sample(void) {
   return __rdtsc();
 }
 
-void hak_prof_end(int category, uint64_t start) {
-  if (!start) return;
+void hak_prof_record(int category, uint64_t start) {
   uint64_t d = __rdtsc() - start;
   atomic_fetch_add_explicit(&prof_calls[category], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&prof_cycles[category], d, memory_order_relaxed);

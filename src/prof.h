@@ -35,7 +35,10 @@ hak_inline uint64_t hak_prof_begin(void) {
   if (hak_likely(!hak_prof_on)) return 0;
   return hak_prof_sample();
 }
-void hak_prof_end(int category, uint64_t start);
+void hak_prof_record(int category, uint64_t start);
+hak_inline void hak_prof_end(int category, uint64_t start) {
+  if (hak_unlikely(start)) hak_prof_record(category, start);
+}
 void hak_prof_init(void);
 void hak_prof_print(int fd);
 
