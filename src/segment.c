@@ -168,19 +168,31 @@ static void seg_release(hak_heap_t *h, hak_segment_t *seg) {
   seg_to_cache(seg);
 }
 
-/* Purges cached segments whose delay has passed (any thread may do it). */
+/* Purges the free slabs of cached and abandoned segments (no thread owns
+ * them) once their delay has passed; any thread's slow path may do it. */
+static void purge_list(hak_segment_t *list, uint64_t now, bool force, uint64_t *next) {
+  for (hak_segment_t *c = list; c; c = c->next) {
+    if (!c->dirty_mask) continue;
+    if (force || now >= c->purge_at) {
+      seg_purge_one(c);
+      c->purge_at = 0;
+    } else if (!*next || c->purge_at < *next) {
+      *next = c->purge_at;
+    }
+  }
+}
+
 void hak_segment_cache_tick(uint64_t now, bool force) {
   uint64_t next = atomic_load_explicit(&cache_next_purge, memory_order_relaxed);
   if (!next || (!force && now < next)) return;
-  hak_lock(&cache_lock);
   next = 0;
-  for (hak_segment_t *c = cache_first; c; c = c->next) {
-    if (!c->dirty_mask) continue;
-    if (force || now >= c->purge_at) seg_purge_one(c);
-    else if (!next || c->purge_at < next) next = c->purge_at;
-  }
-  atomic_store_explicit(&cache_next_purge, next, memory_order_relaxed);
+  hak_lock(&cache_lock);
+  purge_list(cache_first, now, force, &next);
   hak_unlock(&cache_lock);
+  hak_lock(&abandoned_lock);
+  for (int k = 0; k < 2; k++) purge_list(abandoned[k], now, force, &next);
+  hak_unlock(&abandoned_lock);
+  atomic_store_explicit(&cache_next_purge, next, memory_order_relaxed);
 }
 
 size_t hak_segment_cache_trim(bool force) {
@@ -276,10 +288,17 @@ void hak_segment_abandon_all(hak_heap_t *h) {
       for (unsigned i = 0; i < seg->nslabs; i++)
         if (!(seg->free_mask & (1ull << i)))
           hak_slab_set_owner(&seg->slabs[i], NULL, false);
+      if (seg->dirty_mask && !seg->purge_at)
+        seg->purge_at = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
       hak_lock(&abandoned_lock);
       seg_list_push(&abandoned[k], seg);
       atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
       hak_unlock(&abandoned_lock);
+      if (seg->dirty_mask) {
+        uint64_t next = atomic_load_explicit(&cache_next_purge, memory_order_relaxed);
+        if (!next || seg->purge_at < next)
+          atomic_store_explicit(&cache_next_purge, seg->purge_at, memory_order_relaxed);
+      }
     }
   }
 }
