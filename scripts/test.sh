@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: build hakmem and run every test with ctest, then the
-# sanitizer builds (UBSan over the whole suite, TSan over the threaded tests
-# through the hak_* API).
+# minimal build (statistics compiled out: the API tests), then the sanitizer
+# builds (UBSan over the whole suite, TSan over the threaded tests through
+# the hak_* API).
 #   scripts/test.sh [--no-sanitizers]
-# Build folders: build-test, build-ubsan, build-tsan (under the repository).
+# Build folders: build-test, build-minimal, build-ubsan, build-tsan (under
+# the repository).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sanitizers=1
@@ -21,6 +23,11 @@ run_suite() { # DIR CMAKE_ARGS...
 
 echo "== release build: the whole suite"
 run_suite "$root/build-test" -DCMAKE_BUILD_TYPE=Release
+echo "== minimal build (-DHAKMEM_BENCH_MINIMAL=ON): the API tests"
+cmake -S "$root" -B "$root/build-minimal" -DCMAKE_BUILD_TYPE=Release -DHAKMEM_BENCH_MINIMAL=ON \
+  -DHAKMEM_BUILD_BENCH=OFF >/dev/null
+cmake --build "$root/build-minimal" -j"$jobs" >/dev/null
+(cd "$root/build-minimal" && ctest --output-on-failure -j"$jobs" -R '^api_')
 if [ $sanitizers = 1 ]; then
   echo "== UBSan build: the whole suite"
   run_suite "$root/build-ubsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAKMEM_SANITIZE=undefined

@@ -61,18 +61,22 @@ void hak_process_init(void) {
   pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* stderr as it was at start: programs such as coreutils close fd 2 in an
+ * atexit handler, before our destructor runs. */
+static int summary_fd = 2;
+
 /* The summary goes to HAKMEM_STATS_FILE (appended: every process of a
  * `hakmem run` adds its own) or to stderr. */
 static void write_summary(bool in_signal) {
-  int fd = 2;
+  int fd = summary_fd;
   const char *path = hak_opt_str[HAK_O_STATS_FILE];
   if (path) {
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) fd = 2;
+    if (fd < 0) fd = summary_fd;
   }
   hak_stats_write(fd, in_signal);
   hak_prof_print(fd);
-  if (fd != 2) close(fd);
+  if (fd != summary_fd) close(fd);
 }
 
 static void on_stats_signal(int sig) {
@@ -87,12 +91,18 @@ void hak_site_warm_up(void);
 __attribute__((constructor)) static void hak_ctor(void) {
   hak_process_init();
   hak_site_warm_up();
+  if ((HAK_OPT(STATS) || hak_prof_on) && !hak_opt_str[HAK_O_STATS_FILE]) {
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (fd >= 0) summary_fd = fd;
+  }
   if (HAK_OPT(STATS_SIGNAL)) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stats_signal;
     sa.sa_flags = SA_RESTART;
-    sigaction((int)HAK_OPT(STATS_SIGNAL), &sa, NULL);
+    if (sigaction((int)HAK_OPT(STATS_SIGNAL), &sa, NULL) != 0)
+      hak_error("HAKMEM_STATS_SIGNAL=%lld: this signal cannot be caught; no summary on signal",
+                HAK_OPT(STATS_SIGNAL));
   }
 }
 

@@ -106,6 +106,8 @@ static void report_bad(const hak_option_desc_t *d, const char *s) {
 }
 
 /* Edit distance between two short names (typo suggestions). */
+static inline char upper(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 32) : c; }
+
 static unsigned edit_distance(const char *a, const char *b) {
   unsigned row[64];
   size_t la = strlen(a), lb = strlen(b);
@@ -116,7 +118,7 @@ static unsigned edit_distance(const char *a, const char *b) {
     row[0] = (unsigned)i;
     for (size_t j = 1; j <= lb; j++) {
       unsigned up = row[j];
-      unsigned best = diag + (a[i - 1] != b[j - 1]);
+      unsigned best = diag + (upper(a[i - 1]) != upper(b[j - 1]));
       if (up + 1 < best) best = up + 1;
       if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
       row[j] = best;
@@ -137,27 +139,33 @@ static void report_unknown(const char *name) {
   else hak_error("unknown option %s ignored (see `hakmem options`)", name);
 }
 
+/* The default of option i under a mode: the table's, unless the preset
+ * says otherwise.  Explicit variables override presets; a bad value falls
+ * back to this. */
+static long long preset_default(int i, long long mode) {
+  if (mode == HAK_MODE_RESEARCH && i == HAK_O_VERBOSE) return 1;
+  if (mode == HAK_MODE_MINIMAL && (i == HAK_O_BIGCACHE || i == HAK_O_LARGE_CACHE)) return 0;
+  return hak_option_table[i].def;
+}
+
 void hak_options_init(void) {
-  for (int i = 0; i < HAK_O_COUNT; i++) {
-    const hak_option_desc_t *d = &hak_option_table[i];
-    hak_opt[i] = d->def;
-    const char *s = env_value(d->name);
-    if (!s) continue;
-    long long v;
-    if (parse_value(d, s, &v)) {
-      hak_opt[i] = v;
-      if (d->kind == HAK_OPT_PATH) hak_opt_str[i] = s;
-    } else {
-      report_bad(d, s);
+  /* The mode first: the other defaults depend on it. */
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < HAK_O_COUNT; i++) {
+      if ((i == HAK_O_MODE) != (pass == 0)) continue;
+      hak_option_desc_t d = hak_option_table[i];
+      d.def = preset_default(i, pass ? hak_opt[HAK_O_MODE] : d.def);
+      hak_opt[i] = d.def;
+      const char *s = env_value(d.name);
+      if (!s) continue;
+      long long v;
+      if (parse_value(&d, s, &v)) {
+        hak_opt[i] = v;
+        if (d.kind == HAK_OPT_PATH) hak_opt_str[i] = s;
+      } else {
+        report_bad(&d, s);
+      }
     }
-  }
-  /* Presets set what the user did not set explicitly. */
-  if (hak_opt[HAK_O_MODE] == HAK_MODE_RESEARCH && !env_value("HAKMEM_VERBOSE"))
-    hak_opt[HAK_O_VERBOSE] = 1;
-  if (hak_opt[HAK_O_MODE] == HAK_MODE_MINIMAL) {
-    if (!env_value("HAKMEM_BIGCACHE")) hak_opt[HAK_O_BIGCACHE] = 0;
-    if (!env_value("HAKMEM_LARGE_CACHE")) hak_opt[HAK_O_LARGE_CACHE] = 0;
-  }
   /* A HAKMEM_* name we do not know is probably a typo. */
   if (environ)
     for (char **e = environ; *e; e++) {

@@ -111,7 +111,7 @@ uint16_t hak_site_alloc(void *site, size_t size, size_t weight) {
   if (weight) ADD(s->samples, 1);
   ADD(s->hist[size ? hak_bsr(size) : 0], est);
   uint64_t live = ADD(s->live, bytes) + bytes;
-  uint64_t peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
+  unsigned long long peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
   while (live > peak && !atomic_compare_exchange_weak_explicit(&s->peak, &peak, live,
                                                                memory_order_relaxed,
                                                                memory_order_relaxed)) {

@@ -1,0 +1,104 @@
+/* hakmem-options: lists every HAKMEM_* option from the one table
+ * (src/options.def), as text or (--markdown) as the markdown table that
+ * README.md and docs/options.md carry.  `hakmem options` runs it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../src/options.h"
+
+static const char *const kind_names[] = {"bool", "size", "int", "mode", "path"};
+
+/* A size with the largest K/M/G suffix that divides it exactly. */
+static void fmt_size(char *buf, size_t cap, long long v) {
+  static const char suffix[] = "GMK";
+  for (int i = 0; i < 3; i++) {
+    int shift = 30 - 10 * i;
+    long long unit = 1ll << shift;
+    if (v != 0 && v % unit == 0) {
+      snprintf(buf, cap, "%lld%c", v / unit, suffix[i]);
+      return;
+    }
+  }
+  snprintf(buf, cap, "%lld", v);
+}
+
+static void fmt_value(char *buf, size_t cap, const hak_option_desc_t *d, long long v) {
+  switch (d->kind) {
+    case HAK_OPT_SIZE: fmt_size(buf, cap, v); break;
+    case HAK_OPT_MODE: snprintf(buf, cap, "%s", hak_mode_name(v)); break;
+    case HAK_OPT_PATH: snprintf(buf, cap, "-"); break;
+    default: snprintf(buf, cap, "%lld", v);
+  }
+}
+
+static void fmt_range(char *buf, size_t cap, const hak_option_desc_t *d) {
+  char lo[32], hi[32];
+  switch (d->kind) {
+    case HAK_OPT_BOOL: snprintf(buf, cap, "0 or 1"); break;
+    case HAK_OPT_PATH: snprintf(buf, cap, "a file path"); break;
+    case HAK_OPT_MODE: {
+      size_t n = 0;
+      buf[0] = 0;
+      for (long long m = d->lo; m <= d->hi && n < cap; m++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", m > d->lo ? ", " : "", hak_mode_name(m));
+      break;
+    }
+    default:
+      fmt_value(lo, sizeof lo, d, d->lo);
+      fmt_value(hi, sizeof hi, d, d->hi);
+      snprintf(buf, cap, "%s to %s", lo, hi);
+  }
+}
+
+/* Markdown cells: a '|' in the text would split the cell. */
+static void put_cell(const char *s) {
+  for (; *s; s++) {
+    if (*s == '|') fputc('\\', stdout);
+    fputc(*s, stdout);
+  }
+}
+
+static void usage(FILE *f) {
+  fputs("usage: hakmem-options [--markdown]\n"
+        "Lists every HAKMEM_* environment variable hakmem reads: its type, default,\n"
+        "accepted range and meaning (--markdown: as a markdown table).\n",
+        f);
+}
+
+int main(int argc, char **argv) {
+  int markdown = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--markdown")) markdown = 1;
+    else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "hakmem-options: unknown argument '%s'\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  char def[64], range[128];
+  if (markdown) {
+    puts("| variable | type | default | range | meaning |");
+    puts("|---|---|---|---|---|");
+  } else {
+    puts("hakmem options: HAKMEM_* environment variables, read once at start-up.");
+    puts("Sizes take K, M or G suffixes; a bad value is reported and the default used.\n");
+    printf("%-24s %-5s %-9s %s\n", "variable", "type", "default", "range");
+  }
+  for (int i = 0; i < HAK_O_COUNT; i++) {
+    const hak_option_desc_t *d = &hak_option_table[i];
+    fmt_value(def, sizeof def, d, d->def);
+    fmt_range(range, sizeof range, d);
+    if (markdown) {
+      printf("| `%s` | %s | %s | %s | ", d->name, kind_names[d->kind], def, range);
+      put_cell(d->help);
+      puts(" |");
+    } else {
+      printf("%-24s %-5s %-9s %s\n", d->name, kind_names[d->kind], def, range);
+      printf("    %s\n", d->help);
+    }
+  }
+  return ferror(stdout) ? 1 : 0;
+}
