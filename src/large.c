@@ -23,6 +23,7 @@ typedef struct large_seg {
   uint64_t used[LWORDS];  /* pages in a live or cached span */
   uint64_t dirty[LWORDS]; /* pages touched since they were last decommitted */
   uint32_t free_pages;
+  uint32_t no_run;        /* a search for this many pages (or more) failed since the last free */
   uint64_t purge_at;
   uint16_t span[LPAGES];  /* at a span's first page: its length in pages */
   uint8_t state[LPAGES];  /* at a span's first page: PG_LIVE or PG_CACHED */
@@ -85,14 +86,17 @@ static unsigned next_with(const large_seg_t *ls, unsigned i, bool v) {
   return LPAGES;
 }
 
-static unsigned find_run(const large_seg_t *ls, unsigned n) {
-  if (ls->free_pages < n) return 0;
+/* First fit; a segment remembers the smallest run that was not found in
+ * it, so full segments are skipped without scanning until a free. */
+static unsigned find_run(large_seg_t *ls, unsigned n) {
+  if (ls->free_pages < n || n >= ls->no_run) return 0;
   unsigned i = next_with(ls, LHEADER_PAGES, false);
   while (i + n <= LPAGES) {
     unsigned j = next_with(ls, i, true);
     if (j - i >= n) return i;
     i = next_with(ls, j, false);
   }
+  ls->no_run = n;
   return 0;
 }
 
@@ -105,6 +109,7 @@ static large_seg_t *large_seg_new(void) {
   ls->seg.map_size = HAK_SEG_SIZE;
   bits_set(ls->used, 0, LHEADER_PAGES, true);
   ls->free_pages = LPAGES - LHEADER_PAGES;
+  ls->no_run = LPAGES + 1;
   ls->seg.next = (hak_segment_t *)segs;
   segs = ls;
   hak_segmap_set(ls, HAK_SEG_SIZE, true);
@@ -113,8 +118,12 @@ static large_seg_t *large_seg_new(void) {
 
 static void span_mark(large_seg_t *ls, unsigned i, unsigned n, bool live) {
   bits_set(ls->used, i, n, live);
-  if (live) ls->free_pages -= n;
-  else ls->free_pages += n;
+  if (live) {
+    ls->free_pages -= n;
+  } else {
+    ls->free_pages += n;
+    ls->no_run = LPAGES + 1; /* larger runs may exist again */
+  }
 }
 
 /* Returns span pages [i, i+n) to the segment; they stay dirty until purged. */

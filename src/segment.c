@@ -290,14 +290,15 @@ void hak_segment_abandon_all(hak_heap_t *h) {
           hak_slab_set_owner(&seg->slabs[i], NULL, false);
       if (seg->dirty_mask && !seg->purge_at)
         seg->purge_at = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+      /* Read before publishing: once in the list, the segment is not ours. */
+      uint64_t due = seg->dirty_mask ? seg->purge_at : 0;
       hak_lock(&abandoned_lock);
       seg_list_push(&abandoned[k], seg);
       atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
       hak_unlock(&abandoned_lock);
-      if (seg->dirty_mask) {
+      if (due) {
         uint64_t next = atomic_load_explicit(&cache_next_purge, memory_order_relaxed);
-        if (!next || seg->purge_at < next)
-          atomic_store_explicit(&cache_next_purge, seg->purge_at, memory_order_relaxed);
+        if (!next || due < next) atomic_store_explicit(&cache_next_purge, due, memory_order_relaxed);
       }
     }
   }
