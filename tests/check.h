@@ -61,8 +61,8 @@ static atomic_int check_failures_;
  * otherwise flood the log). */
 #define CHECK_MAX_REPORTS 50
 
-static inline void check_fail_(const char *file, int line, const char *expr,
-                               const char *fmt, ...) {
+static inline __attribute__((format(printf, 4, 5))) void check_fail_(
+    const char *file, int line, const char *expr, const char *fmt, ...) {
   int n = atomic_fetch_add(&check_failures_, 1);
   if (n >= CHECK_MAX_REPORTS) return;
   char msg[512] = "";

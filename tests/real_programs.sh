@@ -211,19 +211,19 @@ EOF
   perl churn.pl
 }
 
-# A deterministic 200k-line file (a linear congruential generator in awk).
+# gen_lines N: a deterministic N-line file (a linear congruential generator
+# in awk).
 gen_lines() {
-  awk 'BEGIN { s = 7; for (i = 0; i < 200000; i++) {
+  awk -v n="$1" 'BEGIN { s = 7; for (i = 0; i < n; i++) {
     s = (s * 1103515245 + 12345) % 2147483648
     printf "%08x %d line%d %s\n", s, s % 100000, i, substr("qwertyuiopasdfghjkl", 1 + s % 17)
   } }'
 }
 
 sort_big() {
-  gen_lines >in.txt
+  gen_lines 200000 >in.txt
   sort in.txt | md5sum
   sort -k2,2n -k1,1r in.txt | md5sum
-  sort -u -k4 in.txt | md5sum
   # Small buffer: temporary files and merging, on two threads.
   sort --parallel=2 -S 1M -T . in.txt | md5sum
   sort in.txt | head -3
@@ -288,7 +288,7 @@ git_repo() {
 }
 
 sed_awk() {
-  gen_lines >in.txt
+  gen_lines 100000 >in.txt
   sed -e 's/line\([0-9]*\)/L<\1>/' -e '/^[0-7]/d' in.txt | md5sum
   awk '{ n[$4]++; s[$4] += $2 } END { for (k in n) print k, n[k], s[k] }' in.txt | sort
 }
