@@ -173,21 +173,29 @@ static void heap_maybe_purge(hak_heap_t *h) {
 /* Statistics of a slab: what the owner allocated from it and freed into it
  * since the last look, derived from `handed` and `used` so that the fast
  * paths count nothing. */
-/* `refill` rides along so that a refill updates the class counters once. */
-static void slab_sync_ex(hak_heap_t *h, hak_slab_t *s, uint32_t refill) {
+/* Moves a slab's own counts into the heap's class counters, where
+ * hak_stats_get reads them. */
+static void slab_fold(hak_heap_t *h, hak_slab_t *s) {
+  hak_class_counters_t *cc = &h->stats.cls[s->cls];
+  HAK_STAT_ADD(cc->allocs, s->st_allocs);
+  HAK_STAT_ADD(cc->frees, s->st_frees);
+  HAK_STAT_ADD(cc->refills, s->st_refills);
+  s->st_allocs = s->st_frees = s->st_refills = 0;
+}
+
+/* Brings a slab's counts up to date (walking what is left of `free`) and
+ * folds them. */
+static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
   if (!hak_stats_on) return;
   uint32_t left = 0;
   for (hak_block_t *b = s->free; b; b = b->next) left++;
-  uint32_t allocs = s->handed - left, used = s->used;
-  hak_class_counters_t *cc = &h->stats.cls[s->cls];
-  HAK_STAT_ADD(cc->allocs, allocs);
-  HAK_STAT_ADD(cc->frees, s->synced_used + allocs - used);
-  if (refill) HAK_STAT_ADD(cc->refills, refill);
+  uint32_t allocs = s->handed - left;
+  s->st_allocs += allocs;
+  s->st_frees += s->synced_used + allocs - s->used;
   s->handed = left;
-  s->synced_used = used;
+  s->synced_used = s->used;
+  slab_fold(h, s);
 }
-
-static void slab_sync(hak_heap_t *h, hak_slab_t *s) { slab_sync_ex(h, s, 0); }
 
 /* Owner: gathers every free block into `free` (the sampling remainder, its
  * own frees, other threads' frees), carving new blocks only if there are
@@ -246,7 +254,7 @@ static void sample_arm(hak_heap_t *h, hak_slab_t *s) {
   h->sample_left = 0;
 }
 
-static bool heap_refill(hak_heap_t *h, hak_slab_t *s);
+static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s);
 
 /* The sampled allocation: served as a Large span (aligned like the class's
  * blocks) so that its free, lifetime and leaks are seen. */
@@ -261,20 +269,37 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
   return p;
 }
 
-/* Gathers a slab's free blocks for the fast path; false if it has none. */
-static bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
-  uint64_t t0 = hak_prof_begin();
+static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
   if (h->sample_slab == s) h->sample_slab = NULL; /* its cut is merged back */
-  /* Statistics first, while `free` is (nearly always) empty so that the
-   * sync walks nothing; the remote frees the gather collects come after. */
-  slab_sync_ex(h, s, 1);
-  uint32_t remote = hak_slab_gather(s);
-  if (remote) HAK_STAT_ADD(h->stats.cls[s->cls].frees, remote);
+  if (hak_unlikely(s->free != NULL)) {
+    slab_sync(h, s); /* blocks left over: count the rest, keep these as not allocated */
+    s->handed = 0;
+  }
+  hak_slab_gather(s);
+  if (hak_stats_on) {
+    /* Everything handed out last time was allocated; what the owner freed
+     * since, and the remote frees just collected, show in `used`. */
+    s->st_allocs += s->handed;
+    s->st_frees += s->synced_used + s->handed - s->used;
+    if ((++s->st_refills & 63) == 0) slab_fold(h, s);
+  }
   s->synced_used = s->used;
   s->handed = s->capacity - s->used;
   if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
-  hak_prof_end(HAK_PROF_REFILL, t0);
   return s->free != NULL || s->free_rest != NULL;
+}
+
+static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s) {
+  uint64_t t0 = hak_prof_begin();
+  bool ok = heap_refill_core(h, s);
+  hak_prof_end(HAK_PROF_REFILL, t0);
+  return ok;
+}
+
+/* Gathers a slab's free blocks for the fast path; false if it has none. */
+static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
+  if (hak_unlikely(hak_prof_on)) return heap_refill_timed(h, s);
+  return heap_refill_core(h, s);
 }
 
 /* An adopted slab (its owner exited): true if it turned out empty, in which
@@ -283,6 +308,7 @@ bool hak_heap_adopt_slab(hak_heap_t *h, hak_slab_t *s) {
   hak_slab_set_owner(s, h, false);
   s->where = HAK_IN_NONE;
   heap_refill(h, s);
+  if (hak_stats_on) slab_fold(h, s);
   if (s->used == 0) return true;
   list_push(h, s, HAK_IN_QUEUE, false);
   return false;
@@ -381,6 +407,7 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
     while (s) {
       hak_slab_t *next = s->next;
       heap_refill(h, s);
+      if (hak_stats_on) slab_fold(h, s);
       if (s->used == 0 && (force || h->cur[c] != s)) {
         if (h->cur[c] == s) set_current(h, c, &hak_slab_empty);
         list_remove(h, s);

@@ -94,6 +94,9 @@ typedef struct hak_slab {
   hak_block_t *free_rest;  /* blocks held back behind a sampling cut */
   uint32_t handed;         /* blocks in `free` at the last refill (statistics) */
   uint32_t synced_used;    /* `used` as the statistics last saw it */
+  /* Counts since the last fold into the heap's class counters: plain adds
+   * at refill time, folded every 64 refills and whenever asked. */
+  uint32_t st_allocs, st_frees, st_refills;
 } __attribute__((aligned(64))) hak_slab_t;
 
 enum { HAK_IN_NONE = 0, HAK_IN_QUEUE = 1, HAK_IN_FULL = 2 };
