@@ -199,7 +199,12 @@ HAK_EXPORT void *hak_alloc_at(size_t n, const void *site) {
   hak_sites_on = true;
   if (n > HAK_MID_MAX) return hak_malloc_slow(n, (void *)site); /* recorded there */
   hak_site_count((void *)site, n);
-  return hak_malloc_slow(n, (void *)site);
+  hak_heap_t *h = hak_heap_get();
+  if (h == &hak_heap_empty) return hak_malloc_slow(n, (void *)site);
+  h->sample_off = true; /* counted exactly here: no sample as well */
+  void *p = hak_malloc_slow(n, (void *)site);
+  h->sample_off = false;
+  return p;
 }
 
 HAK_EXPORT void *hak_alloc_cs(size_t n) { return hak_alloc_at(n, HAK_RA()); }

@@ -167,6 +167,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   b->block = (uint8_t *)b + off;
   b->state = BIG_LIVE;
   b->committed = true;
+  b->site = HAK_SITE_UNTRACKED;
   if (hak_sites_on) {
     b->req = n;
     b->born = hak_site_clock();
@@ -196,7 +197,7 @@ void hak_big_free(hak_segment_t *seg, void *p) {
     return;
   }
   HAK_STAT_INC(hak_gstats.big_frees);
-  if (hak_sites_on) hak_site_free(b->site, b->req, 0, b->born);
+  if (hak_sites_on && b->site != HAK_SITE_UNTRACKED) hak_site_free(b->site, b->req, 0, b->born);
   if (hak_stats_on)
     atomic_fetch_sub_explicit(&hak_gstats.big_live, hak_big_usable(seg, p), memory_order_relaxed);
   uint64_t now = hak_os_now_ms();
@@ -247,7 +248,7 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, size - old, memory_order_relaxed);
   nb->seg.map_size = size;
   nb->block = (uint8_t *)nb + BIG_HDR;
-  if (hak_sites_on) {
+  if (hak_sites_on && nb->site != HAK_SITE_UNTRACKED) {
     hak_site_free(nb->site, nb->req, 0, nb->born);
     nb->req = n;
     nb->site = hak_site_alloc(site, n, 0);

@@ -226,51 +226,59 @@ hak_inline uint32_t hak_slab_gather(hak_slab_t *slab) {
   return n;
 }
 
-/* Places the next sample: if it falls among the blocks just handed out, the
- * free list is cut before it, and the allocation that finds the cut goes
- * to sample_take.  One cut at a time; bytes handed out meanwhile by other
- * classes add to the weight of the pending sample. */
+/* Places the class's next sample: if it falls among the blocks just handed
+ * out, the free list is cut before that block, and the allocation that
+ * finds the cut goes to sample_take.  Intervals are exponential, so the
+ * stream of bytes of each class is sampled as a Poisson process. */
 static void sample_arm(hak_heap_t *h, hak_slab_t *s) {
+  unsigned c = s->cls;
+  int64_t left = h->sample_left[c];
+  if (left <= 0) left = hak_site_next_interval(&h->rng);
   uint64_t avail = (uint64_t)s->handed * s->block_size;
-  if (h->sample_slab) {
-    h->sample_debt += avail;
+  if ((int64_t)avail < left) {
+    h->sample_left[c] = left - (int64_t)avail;
     return;
   }
-  if (h->sample_left <= 0) {
-    h->sample_left = hak_site_next_interval(&h->rng);
-    h->sample_weight = (uint64_t)h->sample_left;
-  }
-  if ((int64_t)avail < h->sample_left) {
-    h->sample_left -= (int64_t)avail;
-    return;
-  }
-  uint32_t k = (uint32_t)((uint64_t)h->sample_left / s->block_size);
+  uint32_t k = (uint32_t)((uint64_t)left / s->block_size);
   hak_block_t **pp = &s->free;
   for (uint32_t i = 0; i < k; i++) pp = &(*pp)->next;
   s->free_rest = *pp;
   *pp = NULL;
   s->handed = k;
-  h->sample_slab = s;
-  h->sample_left = 0;
+  h->sample_left[c] = 0; /* armed: the next interval starts after the sample */
 }
 
 static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s);
 
 /* The sampled allocation: served as a Large span (aligned like the class's
- * blocks) so that its free, lifetime and leaks are seen. */
+ * blocks) so that its free, lifetime and leaks are seen.  A block of size
+ * s holds a sample point with probability p = 1 - exp(-s/mean): it stands
+ * for s/p bytes, which keeps the estimates unbiased for any block size. */
 static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls, void *site) {
   size_t size = hak_class_size(cls);
+  h->sample_left[cls] = 0;
+  if (h->sample_off) {
+    /* An explicit hak_alloc_cs call, counted exactly by its caller: no
+     * sample now (and no new cut), the next allocation of the class takes it. */
+    uint32_t n = 0;
+    for (hak_block_t *r = s->free_rest; r; r = r->next) n++;
+    s->free = s->free_rest; /* `free` is empty at a cut */
+    s->free_rest = NULL;
+    s->handed += n;
+    hak_block_t *b = s->free;
+    s->free = b->next;
+    s->used++;
+    return b;
+  }
   size_t align = size & (0 - size); /* blocks of this class are aligned to this */
-  size_t weight = h->sample_weight + h->sample_debt;
-  h->sample_debt = 0;
-  h->sample_slab = NULL;
+  size_t weight = hak_site_weight(size);
   void *p = hak_large_alloc_ex(size, align > HAK_PAGE ? align : 0, false, site, weight);
   heap_refill(h, s); /* takes the blocks behind the cut back */
   return p;
 }
 
 static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
-  if (h->sample_slab == s) h->sample_slab = NULL; /* its cut is merged back */
+  if (hak_unlikely(s->free_rest != NULL)) h->sample_left[s->cls] = 0; /* the cut merges back */
   if (hak_unlikely(s->free != NULL)) {
     slab_sync(h, s); /* blocks left over: count the rest, keep these as not allocated */
     s->handed = 0;
@@ -352,7 +360,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   heap_maybe_purge(h);
   if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
-  if (hak_unlikely(s == h->sample_slab) && !s->free) return sample_take(h, s, cls, site);
+  if (hak_unlikely(s->free_rest != NULL) && !s->free) return sample_take(h, s, cls, site);
   if (s != &hak_slab_empty && (s->free || heap_refill(h, s))) goto pop;
   /* Take the first slab with room; full ones leave the queue for good
    * (until a free gives them room), so this is amortised O(1). */

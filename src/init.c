@@ -86,11 +86,8 @@ static void on_stats_signal(int sig) {
   errno = saved;
 }
 
-void hak_site_warm_up(void);
-
 __attribute__((constructor)) static void hak_ctor(void) {
   hak_process_init();
-  hak_site_warm_up();
   if ((HAK_OPT(STATS) || hak_prof_on) && !hak_opt_str[HAK_O_STATS_FILE]) {
     int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     if (fd >= 0) summary_fd = fd;

@@ -202,13 +202,12 @@ struct hak_heap {
   uint64_t slow_calls;
   uint64_t next_purge;
   hak_heap_t *next_all, *prev_all; /* registry of live heaps */
-  /* Call-site sampling (profiling on): a cut in one slab's free list ends
-   * the fast path at the sampled allocation. */
-  hak_slab_t *sample_slab;
-  int64_t sample_left;     /* bytes handed out before the next sample */
-  uint64_t sample_weight;  /* bytes the armed sample stands for */
-  uint64_t sample_debt;    /* bytes handed out meanwhile by other classes */
+  /* Call-site sampling (profiling on): each class samples its own byte
+   * stream; a cut in the current slab's free list ends the fast path at
+   * the sampled allocation. */
+  int64_t sample_left[HAK_NCLASS]; /* per class: bytes before its next sample */
   uint64_t rng;
+  bool sample_off;                 /* an explicit hak_alloc_cs call counts itself */
   /* A few freed Large spans kept by this thread (large.c). */
 #define HAK_LCACHE 4
   void *lcache[HAK_LCACHE];

@@ -205,8 +205,9 @@ static void large_purge(uint64_t now, bool force) {
   } while (0)
 
 static void note_alloc(large_seg_t *ls, unsigned i, size_t n, void *site, size_t weight) {
+  /* The header entries belong to this span alone until it is freed. */
+  ls->site[i] = HAK_SITE_UNTRACKED;
   if (hak_sites_on) {
-    /* The header entries belong to this span alone until it is freed. */
     ls->req[i] = (uint32_t)n;
     ls->weight[i] = (uint32_t)(weight > UINT32_MAX ? UINT32_MAX : weight);
     ls->born[i] = hak_site_clock();
@@ -217,7 +218,8 @@ static void note_alloc(large_seg_t *ls, unsigned i, size_t n, void *site, size_t
 }
 
 static void note_free(large_seg_t *ls, unsigned i) {
-  if (hak_sites_on) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
+  if (hak_sites_on && ls->site[i] != HAK_SITE_UNTRACKED)
+    hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
   LSTAT(large_frees, 1);
   LSTAT(large_live, 0 - (size_t)ls->span[i] * HAK_PAGE);
 }
@@ -406,7 +408,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
       hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
       bits_set(ls->dirty, i + have, add, true);
       ls->span[i] = (uint16_t)want;
-      if (hak_sites_on && !ls->weight[i]) {
+      if (hak_sites_on && !ls->weight[i] && ls->site[i] != HAK_SITE_UNTRACKED) {
         /* Seen by the profile as a free and a new allocation, as realloc is. */
         hak_site_free(ls->site[i], ls->req[i], 0, ls->born[i]);
         ls->req[i] = (uint32_t)n;

@@ -6,7 +6,8 @@
 #include "site.h"
 
 #include <dlfcn.h>
-#include <execinfo.h>
+#include <math.h>
+#include <unwind.h>
 #include <fcntl.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,10 @@
 #define PROBES 64
 #define HIST 40
 #define STACK 12
+
+/* Counts (allocs, frees, histogram, lifetimes' weights) are kept in
+ * 1/1024ths: a sample stands for a fractional number of allocations. */
+#define FP 1024u
 
 typedef struct site {
   _Atomic uintptr_t addr;
@@ -47,14 +52,6 @@ void hak_site_init(void) {
   stack_depth = (int)HAK_OPT(PROFILE_STACK);
 }
 
-/* Called from the constructor, where malloc works: backtrace() loads
- * libgcc's unwinder (which allocates) once, so later calls do not. */
-void hak_site_warm_up(void) {
-  if (!hak_sites_on || !stack_depth) return;
-  void *frames[4];
-  backtrace(frames, 4);
-}
-
 static uint16_t site_slot(void *site) {
   uintptr_t a = (uintptr_t)site;
   if (a <= 1) return 0;
@@ -76,11 +73,34 @@ static uint16_t site_slot(void *site) {
 
 #define ADD(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
 
-/* A sample of `weight` bytes stands for weight/size allocations. */
+/* A sample of `weight` bytes stands for weight/size allocations, in FP units. */
 static inline uint64_t estimate(size_t size, size_t weight) {
-  if (!weight) return 1;
-  uint64_t n = size ? weight / size : 1;
-  return n ? n : 1;
+  if (!weight || !size) return FP;
+  return ((uint64_t)weight * FP + size / 2) / size;
+}
+
+static inline unsigned long long fp_round(unsigned long long v) { return (v + FP / 2) / FP; }
+
+size_t hak_site_weight(size_t size) {
+  double mean = (double)HAK_OPT(PROFILE_SAMPLE);
+  double p = 1.0 - exp(-(double)size / mean);
+  return p > 0 ? (size_t)((double)size / p + 0.5) : (size_t)mean;
+}
+
+/* Stacks come from libgcc's unwinder, linked in: glibc's backtrace()
+ * would dlopen it on first use, which must not happen inside malloc (the
+ * loader may be mid-way through loading us). */
+typedef struct unwind_acc {
+  uintptr_t frames[STACK + 8];
+  int n, max;
+} unwind_acc_t;
+
+static _Unwind_Reason_Code unwind_one(struct _Unwind_Context *ctx, void *arg) {
+  unwind_acc_t *u = arg;
+  uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
+  if (!ip) return _URC_END_OF_STACK;
+  u->frames[u->n++] = ip;
+  return u->n < u->max ? _URC_NO_REASON : _URC_END_OF_STACK;
 }
 
 static void capture_stack(site_t *s) {
@@ -88,15 +108,15 @@ static void capture_stack(site_t *s) {
   if (!stack_depth || atomic_load_explicit(&s->stack_state, memory_order_relaxed) ||
       !atomic_compare_exchange_strong(&s->stack_state, &z, 1))
     return;
-  void *frames[STACK + 4];
-  int n = backtrace(frames, stack_depth + 4 < STACK + 4 ? stack_depth + 4 : STACK + 4);
+  unwind_acc_t u = {.n = 0, .max = stack_depth + 8 < STACK + 8 ? stack_depth + 8 : STACK + 8};
+  _Unwind_Backtrace(unwind_one, &u);
   /* Keep the callers of the site's function: drop hakmem's own frames and
    * the site itself (the report names it anyway). */
   int first = 0;
-  while (first < n && (uintptr_t)frames[first] != atomic_load(&s->addr)) first++;
-  first = first == n ? 0 : first + 1;
+  while (first < u.n && u.frames[first] != atomic_load(&s->addr)) first++;
+  first = first == u.n ? 0 : first + 1;
   int d = 0;
-  for (int i = first; i < n && d < stack_depth && d < STACK; i++) s->stack[d++] = (uintptr_t)frames[i];
+  for (int i = first; i < u.n && d < stack_depth && d < STACK; i++) s->stack[d++] = u.frames[i];
   s->depth = d;
   atomic_store_explicit(&s->stack_state, 2, memory_order_release);
 }
@@ -133,9 +153,9 @@ void hak_site_free(uint16_t k, size_t size, size_t weight, uint32_t born) {
 
 void hak_site_count(void *site, size_t size) {
   site_t *s = &sites[site_slot(site)];
-  ADD(s->allocs, 1);
+  ADD(s->allocs, FP);
   ADD(s->bytes, size);
-  ADD(s->hist[size ? hak_bsr(size) : 0], 1);
+  ADD(s->hist[size ? hak_bsr(size) : 0], FP);
 }
 
 /* Exponential with mean HAKMEM_PROFILE_SAMPLE: -ln(U) * mean, with log2
@@ -155,8 +175,8 @@ int64_t hak_site_next_interval(uint64_t *rng) {
 /* ---- the report ---------------------------------------------------------- */
 
 static const char *pattern_of(const site_t *s) {
-  uint64_t allocs = atomic_load(&s->allocs), bytes = atomic_load(&s->bytes);
-  uint64_t avg = allocs ? bytes / allocs : 0;
+  uint64_t allocs = fp_round(atomic_load(&s->allocs)), bytes = atomic_load(&s->bytes);
+  uint64_t avg = allocs ? (bytes + allocs / 2) / allocs : 0;
   if (avg <= (64u << 10)) return "SMALL_FREQUENT";
   if (avg <= (1u << 20)) return "MEDIUM";
   return "LARGE_INFREQUENT";
@@ -167,13 +187,26 @@ typedef struct sym {
   uintptr_t offset, function_offset;
 } sym_t;
 
+/* dladdr names the main program as it was invoked (argv[0]); the report
+ * wants a path it can open. */
+static char exe_path[512];
+
+static const char *module_path(const char *name) {
+  if (name && name[0] == '/') return name;
+  if (!exe_path[0]) {
+    ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
+    exe_path[n > 0 ? n : 0] = 0;
+  }
+  return exe_path[0] ? exe_path : (name && *name ? name : "?");
+}
+
 static void symbolize(uintptr_t a, sym_t *out) {
   Dl_info info;
   memset(out, 0, sizeof *out);
   out->module = "?";
   out->function = "";
   if (a > 1 && dladdr((void *)a, &info)) {
-    if (info.dli_fname) out->module = info.dli_fname;
+    out->module = module_path(info.dli_fname);
     out->offset = a - (uintptr_t)info.dli_fbase;
     if (info.dli_sname) {
       out->function = info.dli_sname;
@@ -255,7 +288,7 @@ int hak_site_write(const char *path) {
   for (unsigned i = 0; i < n; i++) {
     site_t *s = &sites[order[i]];
     uintptr_t a = atomic_load(&s->addr);
-    uint64_t allocs = atomic_load(&s->allocs), frees = atomic_load(&s->frees);
+    uint64_t allocs = fp_round(atomic_load(&s->allocs)), frees = fp_round(atomic_load(&s->frees));
     uint64_t bytes = atomic_load(&s->bytes), live = atomic_load(&s->live);
     uint64_t peak = atomic_load(&s->peak), ln = atomic_load(&s->life_n);
     uint64_t life = ln ? atomic_load(&s->life_ms) / ln : 0;
@@ -272,7 +305,7 @@ int hak_site_write(const char *path) {
     oput(&t, "%4u %14llu %10llu %10llu %12llu %12llu %10llu %10s  %-16s %s\n", i + 1,
          (unsigned long long)bytes, (unsigned long long)allocs, (unsigned long long)frees,
          (unsigned long long)live, (unsigned long long)peak,
-         (unsigned long long)(allocs ? bytes / allocs : 0), lifes, pattern_of(s), where);
+         (unsigned long long)(allocs ? (bytes + allocs / 2) / allocs : 0), lifes, pattern_of(s), where);
     if (live) leak_sites++, leak_bytes += live;
     oput(&j, "%s{\"address\":\"0x%lx\",\"module\":", i ? "," : "", (unsigned long)a);
     oput_json_str(&j, sy.module);
@@ -283,9 +316,9 @@ int hak_site_write(const char *path) {
              "\"exact\":%s,\"other\":%s,\"size_log2_histogram\":[",
          (unsigned long)sy.function_offset, (unsigned long long)allocs, (unsigned long long)frees,
          (unsigned long long)bytes, (unsigned long long)live, (unsigned long long)peak,
-         (unsigned long long)(allocs ? bytes / allocs : 0), (unsigned long long)life, pattern_of(s),
+         (unsigned long long)(allocs ? (bytes + allocs / 2) / allocs : 0), (unsigned long long)life, pattern_of(s),
          exact ? "true" : "false", order[i] ? "false" : "true");
-    for (int b = 0; b < HIST; b++) oput(&j, "%s%llu", b ? "," : "", (unsigned long long)atomic_load(&s->hist[b]));
+    for (int b = 0; b < HIST; b++) oput(&j, "%s%llu", b ? "," : "", fp_round(atomic_load(&s->hist[b])));
     oput(&j, "],\"stack\":[");
     /* Collapsed stack: outermost frame first, the site last. */
     int depth = atomic_load_explicit(&s->stack_state, memory_order_acquire) == 2 ? s->depth : 0;

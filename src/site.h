@@ -18,6 +18,9 @@ void hak_site_init(void);
 uint16_t hak_site_alloc(void *site, size_t size, size_t weight);
 /* weight: 0 for an exactly recorded block, else the sample's weight. */
 void hak_site_free(uint16_t idx, size_t size, size_t weight, uint32_t born);
+/* The weight of a sampled block of `size` bytes. */
+size_t hak_site_weight(size_t size);
+#define HAK_SITE_UNTRACKED 0xFFFFu /* a block allocated while profiling was off */
 /* Exact count of an explicit hak_alloc_cs call whose block is not tracked. */
 void hak_site_count(void *site, size_t size);
 /* Milliseconds since start, for lifetimes. */
