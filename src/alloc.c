@@ -187,7 +187,7 @@ HAK_EXPORT int hak_trim(void) {
   }
   hak_large_trim(true);
   hak_big_trim(true);
-  hak_segment_cache_trim(true);
+  hak_segment_cache_trim();
   return atomic_load(&hak_os.committed) < before;
 }
 

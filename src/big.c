@@ -275,6 +275,5 @@ size_t hak_big_cached_committed(void) {
 
 void hak_big_lock(void) { hak_lock(&big_lock); }
 void hak_big_unlock(bool child) {
-  if (child) hak_lock_reset(&big_lock);
-  else hak_unlock(&big_lock);
+  hak_lock_after_fork(&big_lock, child);
 }

@@ -484,8 +484,7 @@ bool hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg, bool try
 
 void hak_heap_lock(void) { hak_lock(&heaps_lock); }
 void hak_heap_unlock(bool child) {
-  if (child) hak_lock_reset(&heaps_lock);
-  else hak_unlock(&heaps_lock);
+  hak_lock_after_fork(&heaps_lock, child);
 }
 
 void *hak_malloc_slow(size_t n, void *site) {

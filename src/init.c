@@ -19,8 +19,6 @@
 /* 0: not started, 1: options being read, 2: ready. */
 _Atomic int hak_init_state;
 
-void hak_heap_lock(void);
-void hak_heap_unlock(bool child);
 
 static void fork_prepare(void) {
   hak_heap_lock();

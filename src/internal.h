@@ -240,6 +240,8 @@ void hak_heap_retire(hak_heap_t *h, hak_slab_t *slab);
 void hak_heap_abandon(hak_heap_t *h);
 void hak_heap_collect(hak_heap_t *h, bool force, bool purge);
 void hak_heap_fork_child(void);
+void hak_heap_lock(void);
+void hak_heap_unlock(bool child);
 bool hak_heap_adopt_slab(hak_heap_t *h, hak_slab_t *slab);
 void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b);
 void hak_heap_drain_delayed(hak_heap_t *h);
@@ -250,7 +252,7 @@ void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab);
 void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force);
 void hak_segment_abandon_all(hak_heap_t *h);
 void hak_segment_adopt_all(hak_heap_t *h);
-size_t hak_segment_cache_trim(bool force);
+size_t hak_segment_cache_trim(void);
 void hak_segment_cache_tick(uint64_t now, bool force);
 void hak_segment_lock_all(void);
 void hak_segment_unlock_all(bool child);
@@ -321,5 +323,11 @@ hak_inline bool hak_lock_try(hak_lock_t *l) {
 }
 hak_inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
 hak_inline void hak_lock_reset(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
+/* After fork: the parent unlocks what it locked; the child, where the
+ * holder may be a thread that no longer exists, resets. */
+hak_inline void hak_lock_after_fork(hak_lock_t *l, bool child) {
+  if (child) hak_lock_reset(l);
+  else hak_unlock(l);
+}
 
 #endif

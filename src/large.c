@@ -443,8 +443,7 @@ size_t hak_large_cached_bytes(void) { return cache_bytes; }
 
 void hak_large_lock(void) { hak_lock(&large_lock); }
 void hak_large_unlock(bool child) {
-  if (child) hak_lock_reset(&large_lock);
-  else hak_unlock(&large_lock);
+  hak_lock_after_fork(&large_lock, child);
 }
 
 void *hak_large_alloc(size_t n, size_t align, bool zero, void *site) {

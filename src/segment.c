@@ -195,8 +195,7 @@ void hak_segment_cache_tick(uint64_t now, bool force) {
   atomic_store_explicit(&cache_next_purge, next, memory_order_relaxed);
 }
 
-size_t hak_segment_cache_trim(bool force) {
-  (void)force;
+size_t hak_segment_cache_trim(void) {
   size_t n = 0;
   hak_lock(&cache_lock);
   hak_segment_t *list = cache_first;
@@ -353,11 +352,6 @@ void hak_segment_lock_all(void) {
 }
 
 void hak_segment_unlock_all(bool child) {
-  if (child) {
-    hak_lock_reset(&abandoned_lock);
-    hak_lock_reset(&cache_lock);
-  } else {
-    hak_unlock(&abandoned_lock);
-    hak_unlock(&cache_lock);
-  }
+  hak_lock_after_fork(&abandoned_lock, child);
+  hak_lock_after_fork(&cache_lock, child);
 }
