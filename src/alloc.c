@@ -1,25 +1,106 @@
-/* The allocation API behind every entry point: the hak_* functions, and the
- * less common paths of free, realloc, calloc and aligned allocation. */
+/* The API layer: the one size router (which tier serves a request), the
+ * hak_* functions, and the less common paths of free, realloc, calloc and
+ * aligned allocation.  heap.c knows slabs, large.c spans, big.c mappings;
+ * only this file decides between them. */
 #include <errno.h>
 #include <string.h>
 
 #include "fastpath.h"
 #include "msg.h"
-#include "options.h"
 #include "os.h"
+#include "policy.h"
 #include "site.h"
 
-static _Atomic unsigned errors_reported;
-
-/* Reports misuse a bounded number of times: a broken program must not
- * drown its own output. */
-hak_cold void hak_report_misuse(const char *what, const void *p, bool twice) {
-  HAK_STAT_INC(*(twice ? &hak_gstats.double_frees : &hak_gstats.invalid_frees));
-  if (!HAK_OPT(REPORT_ERRORS)) return;
-  unsigned n = atomic_fetch_add_explicit(&errors_reported, 1, memory_order_relaxed);
-  if (n < 16) hak_error("%s of %p; ignored", what, p);
-  if (n == 16) hak_error("further errors are not reported");
+/* The entry points that do not go through a heap (Large, Big, explicit
+ * call-site calls) make sure the process is initialised: the options and
+ * the policy are read there.  Tiny/Mid requests initialise where a thread
+ * gets its heap. */
+hak_inline void hak_ensure_init(void) {
+  if (hak_unlikely(atomic_load_explicit(&hak_init_state, memory_order_acquire) != 2))
+    hak_process_init();
 }
+
+/* The profile's view of an allocation: the site when it is recorded (the
+ * process profiles, or an explicit call-site call), else NULL. */
+hak_inline void *site_if_profiled(void *site) { return hak_sites_on ? site : NULL; }
+
+/* The allocation at a call-site profiler's sample point (heap.c finds it
+ * at a cut in a slab's free list): served as a Large span aligned like the
+ * class's blocks, so that its free, lifetime and leaks are seen.  It
+ * stands for more bytes than its size (see hak_site_weight). */
+void *hak_alloc_sampled(hak_heap_t *h, unsigned cls, void *site) {
+  size_t size = hak_class_size(cls);
+  size_t align = size & (0 - size);
+  void *p = hak_large_alloc(size, align > HAK_PAGE ? align : 0, false, site, hak_site_weight(size));
+  hak_heap_sample_done(h, cls);
+  return p;
+}
+
+/* Large or Big, by size and alignment.  n and align are already checked
+ * against HAK_MAX_REQUEST. */
+static void *alloc_large_or_big(size_t n, size_t align, bool zero, void *site) {
+  hak_ensure_init();
+  const hak_policy_t *pol = hak_policy();
+  size_t extra = align > HAK_PAGE ? align : 0;
+  if (n + extra < pol->big_threshold && hak_large_fits(n, align))
+    return hak_large_alloc(n, align, zero, site, 0);
+  return hak_big_alloc(n, align, zero, site);
+}
+
+/* malloc of more than 32 KiB: kept out of line, so that hak_malloc_slow,
+ * the path of every Mid allocation, saves no registers. */
+static hak_noinline void *malloc_large_or_big(size_t n, void *site) {
+  if (hak_unlikely(n > HAK_MAX_REQUEST)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_large_or_big(n, 0, false, site_if_profiled(site));
+}
+
+/* The router behind every allocation that missed the inline fast path. */
+void *hak_alloc_routed(size_t n, size_t align, bool zero, void *site) {
+  if (align <= 16) {
+    if (n <= HAK_MID_MAX) {
+      void *p = n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
+      if (p && zero) memset(p, 0, n);
+      return p;
+    }
+    align = 0;
+  } else if (n <= HAK_MID_MAX && align <= HAK_MID_MAX) {
+    /* Slab starts are aligned to >= 8 KiB (Tiny) and 64 KiB (Mid): a class
+     * whose size is a multiple of `align` gives aligned blocks.  The power
+     * of two >= align is such a class, so the search ends. */
+    unsigned c = hak_class_of(n > align ? n : align);
+    while (hak_class_size(c) % align) c++;
+    void *p = hak_heap_alloc_class(hak_tls_heap, c, site);
+    if (p && zero) memset(p, 0, n);
+    return p;
+  }
+  if (hak_unlikely(n > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_large_or_big(n, align, zero, site_if_profiled(site));
+}
+
+/* malloc's slow path (the inline fast path missed, or n > 1 KiB). */
+void *hak_malloc_slow(size_t n, void *site) {
+  if (hak_likely(n <= HAK_MID_MAX)) {
+    /* Mid sizes (and Tiny misses) try the class's current slab first. */
+    unsigned cls = hak_class_of(n);
+    hak_slab_t *s = hak_tls_heap->cur[cls];
+    hak_block_t *b = s->free;
+    if (hak_likely(b != NULL)) {
+      s->free = b->next;
+      s->used++;
+      return b;
+    }
+    return hak_heap_alloc_class(hak_tls_heap, cls, site);
+  }
+  return malloc_large_or_big(n, site);
+}
+
+/* ---- free ------------------------------------------------------------- */
 
 /* The owner's free when `used` reached 0 (already decremented) or the block
  * is the head of local_free. */
@@ -67,7 +148,9 @@ void hak_free_special(void *p) {
   hak_report_misuse("invalid free (not allocated by hakmem)", p, false);
 }
 
-/* Usable size, or 0 when p is not a live hakmem block. */
+/* Usable size of a block hakmem handed out, 0 for a pointer that is not
+ * the start of one (foreign, interior, or a freed Large/Big block; a freed
+ * Tiny/Mid block cannot be told from a live one without a walk). */
 static size_t usable_size(const void *p) {
   hak_segment_t *seg = hak_segmap_lookup(p);
   if (!seg) return 0;
@@ -88,43 +171,13 @@ HAK_EXPORT void hak_free(void *p) { hak_free_fast(p); }
 HAK_EXPORT size_t hak_usable_size(const void *p) { return p ? usable_size(p) : 0; }
 HAK_EXPORT int hak_owns(const void *p) { return hak_segmap_lookup(p) != NULL; }
 
-void *hak_alloc_aligned(size_t align, size_t n, bool zero, void *site) {
-  if (align <= 16) {
-    void *p = n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
-    if (p && zero) memset(p, 0, n);
-    return p;
-  }
-  if (n > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  if (n <= HAK_MID_MAX && align <= HAK_MID_MAX) {
-    /* Slab starts are aligned to >= 8 KiB (Tiny) and 64 KiB (Mid): a class
-     * whose size is a multiple of `align` gives aligned blocks.  The power
-     * of two >= align is such a class, so the search ends. */
-    unsigned c = hak_class_of(n > align ? n : align);
-    while (hak_class_size(c) % align) c++;
-    void *p = hak_heap_alloc_class(hak_tls_heap, c, site);
-    if (p && zero) memset(p, 0, n);
-    return p;
-  }
-  if (hak_unlikely(hak_init_state != 2)) hak_process_init();
-  if (n + align < (size_t)HAK_OPT(BIG_THRESHOLD)) return hak_large_alloc(n, align, zero, site);
-  return hak_big_alloc(n, align, zero, site);
-}
-
 void *hak_calloc_impl(size_t count, size_t size, void *site) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) {
     errno = ENOMEM;
     return NULL;
   }
-  if (n <= HAK_MID_MAX) {
-    void *p = n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
-    if (p) memset(p, 0, n);
-    return p;
-  }
-  return hak_alloc_aligned(HAK_PAGE, n, true, site); /* Large/Big skip zeroing fresh pages */
+  return hak_alloc_routed(n, 0, true, site); /* Large/Big skip zeroing fresh pages */
 }
 
 void *hak_realloc_impl(void *p, size_t n, void *site) {
@@ -140,23 +193,25 @@ void *hak_realloc_impl(void *p, size_t n, void *site) {
     return NULL;
   }
   if (n <= old && n >= old / 2) return p; /* fits, and not too wasteful */
-  hak_segment_t *seg = hak_segmap_lookup(p);
-  if (n > old && n < (size_t)HAK_OPT(BIG_THRESHOLD) && seg->kind == HAK_SEG_LARGE &&
-      hak_large_grow(seg, p, n, site))
-    return p;
-  if (seg->kind == HAK_SEG_BIG && n >= (size_t)HAK_OPT(BIG_THRESHOLD)) {
-    void *q = hak_big_realloc(seg, p, n, site);
-    if (q) return q;
-  }
   if (n > HAK_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;
   }
-  /* A Large block that must move while growing gets a quarter more room:
-   * buffers grown step by step then copy O(1) times per byte. */
+  const hak_policy_t *pol = hak_policy();
+  hak_segment_t *seg = hak_segmap_lookup(p);
+  if (seg->kind == HAK_SEG_LARGE && n > old && n < pol->big_threshold &&
+      hak_large_grow(seg, p, n, site_if_profiled(site)))
+    return p;
+  if (seg->kind == HAK_SEG_BIG && n >= pol->big_threshold) {
+    void *q = hak_big_realloc(seg, p, n, site_if_profiled(site));
+    if (q) return q;
+  }
+  /* A Large block that must move while growing gets some more room
+   * (policy: a quarter): buffers grown step by step then copy O(1) times
+   * per byte. */
   size_t want = n;
-  if (n > old && seg->kind == HAK_SEG_LARGE && n + n / 4 < (size_t)HAK_OPT(BIG_THRESHOLD))
-    want = n + n / 4;
+  size_t slack = n >> pol->realloc_slack_shift;
+  if (n > old && seg->kind == HAK_SEG_LARGE && n + slack < pol->big_threshold) want = n + slack;
   void *q = want <= HAK_TINY_MAX ? hak_alloc_fast(want) : hak_malloc_slow(want, site);
   if (!q) return NULL;
   memcpy(q, p, old < n ? old : n);
@@ -172,7 +227,7 @@ void *hak_aligned_impl(size_t align, size_t n, void *site) {
     errno = EINVAL;
     return NULL;
   }
-  return hak_alloc_aligned(align, n, false, site);
+  return hak_alloc_routed(n, align, false, site);
 }
 
 HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
@@ -191,18 +246,27 @@ HAK_EXPORT int hak_trim(void) {
   return atomic_load(&hak_os.committed) < before;
 }
 
-/* Explicit call-site API: counts are exact for every call; Large/Big blocks
- * are tracked to their free, Tiny/Mid ones through the sampling. */
+/* ---- explicit call-site API ------------------------------------------- */
+
+/* Counts are exact for every call: Large/Big blocks are recorded to their
+ * free; Tiny/Mid ones are counted here (and followed to their free only
+ * when the process profile samples them).  An explicit call turns nothing
+ * on for the rest of the process. */
 HAK_EXPORT void *hak_alloc_at(size_t n, const void *site) {
-  if (hak_unlikely(hak_init_state != 2)) hak_process_init();
-  if (!hak_stats_on) return hak_malloc_slow(n, (void *)site);
-  hak_sites_on = true;
-  if (n > HAK_MID_MAX) return hak_malloc_slow(n, (void *)site); /* recorded there */
-  hak_site_count((void *)site, n);
+  void *s = (void *)site;
+  if (!hak_stats_on) return hak_malloc_slow(n, s);
+  if (n > HAK_MID_MAX) {
+    if (n > HAK_MAX_REQUEST) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    return alloc_large_or_big(n, 0, false, s); /* recorded there */
+  }
   hak_heap_t *h = hak_heap_get();
-  if (h == &hak_heap_empty) return hak_malloc_slow(n, (void *)site);
+  hak_site_count(s, n); /* after init: the site table is ready */
+  if (h == &hak_heap_empty) return hak_malloc_slow(n, s);
   h->sample_off = true; /* counted exactly here: no sample as well */
-  void *p = hak_malloc_slow(n, (void *)site);
+  void *p = hak_malloc_slow(n, s);
   h->sample_off = false;
   return p;
 }

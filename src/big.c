@@ -8,7 +8,7 @@
 
 #include "internal.h"
 #include "msg.h"
-#include "options.h"
+#include "policy.h"
 #include "os.h"
 #include "prof.h"
 #include "site.h"
@@ -31,23 +31,23 @@ typedef struct big_hdr {
 #define BIG_GRAIN ((size_t)64 << 10) /* mapping sizes round up to this */
 
 static hak_lock_t big_lock = HAK_LOCK_INIT;
-static big_hdr_t *cache_first, *cache_last; /* newest first */
-static size_t cache_bytes, cache_committed;
-static _Atomic size_t cache_bytes_pub, cache_committed_pub;
+static big_hdr_t *big_cache_first, *big_cache_last; /* newest first */
+static size_t big_cache_bytes, big_cache_committed;
+static _Atomic size_t big_cache_bytes_pub, big_cache_committed_pub;
 
-static void cache_publish(void) {
-  atomic_store_explicit(&cache_bytes_pub, cache_bytes, memory_order_relaxed);
-  atomic_store_explicit(&cache_committed_pub, cache_committed, memory_order_relaxed);
+static void big_cache_publish(void) {
+  atomic_store_explicit(&big_cache_bytes_pub, big_cache_bytes, memory_order_relaxed);
+  atomic_store_explicit(&big_cache_committed_pub, big_cache_committed, memory_order_relaxed);
 }
 
-static void cache_remove(big_hdr_t *b) {
+static void big_cache_remove(big_hdr_t *b) {
   if (b->prev) b->prev->next = b->next;
-  else cache_first = b->next;
+  else big_cache_first = b->next;
   if (b->next) b->next->prev = b->prev;
-  else cache_last = b->prev;
-  cache_bytes -= b->seg.map_size;
-  if (b->committed) cache_committed -= b->seg.map_size;
-  cache_publish();
+  else big_cache_last = b->prev;
+  big_cache_bytes -= b->seg.map_size;
+  if (b->committed) big_cache_committed -= b->seg.map_size;
+  big_cache_publish();
 }
 
 static void big_unmap(big_hdr_t *b) {
@@ -66,19 +66,19 @@ static void big_decommit(big_hdr_t *b) {
  * oldest ones while the resident part exceeds the budget (HAKMEM_BIGCACHE);
  * returns the mappings to unmap (beyond 4x the budget of address space),
  * linked by next, so that the munmaps run outside the lock. */
-static big_hdr_t *cache_purge(uint64_t now, bool force) {
-  uint64_t delay = (uint64_t)HAK_OPT(PURGE_DELAY_MS);
-  size_t budget = (size_t)HAK_OPT(BIGCACHE);
+static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool force) {
+  uint64_t delay = pol->purge_delay_ms;
+  size_t budget = pol->bigcache;
   big_hdr_t *out = NULL;
-  for (big_hdr_t *b = cache_last; b; b = b->prev) {
+  for (big_hdr_t *b = big_cache_last; b; b = b->prev) {
     if (!b->committed) continue;
-    if (!force && b->time + delay > now && cache_committed <= budget) continue;
+    if (!force && b->time + delay > now && big_cache_committed <= budget) continue;
     big_decommit(b);
-    cache_committed -= b->seg.map_size;
+    big_cache_committed -= b->seg.map_size;
   }
-  while (cache_last && (force || cache_bytes > 4 * budget)) {
-    big_hdr_t *b = cache_last;
-    cache_remove(b);
+  while (big_cache_last && (force || big_cache_bytes > 4 * budget)) {
+    big_hdr_t *b = big_cache_last;
+    big_cache_remove(b);
     b->next = out;
     out = b;
   }
@@ -93,13 +93,14 @@ static void unmap_list(big_hdr_t *b) {
   }
 }
 
-/* Fits a reused, committed mapping to `size`: a tail more than a quarter
- * too long is unmapped, a mapping too short is grown by moving its pages.
- * Returns the (maybe moved) header, or NULL with the mapping gone. */
-static big_hdr_t *big_resize(big_hdr_t *b, size_t size) {
+/* Fits a reused, committed mapping to `size`: a tail longer than the
+ * realloc slack (policy: a quarter) is unmapped, a mapping too short is
+ * grown by moving its pages.  Returns the (maybe moved) header, or NULL
+ * with the mapping gone. */
+static big_hdr_t *big_resize(const hak_policy_t *pol, big_hdr_t *b, size_t size) {
   size_t old = b->seg.map_size;
   if (old >= size) {
-    if (old - size <= size / 4) return b;
+    if (old - size <= size >> pol->realloc_slack_shift) return b;
     hak_segmap_set(b, old, false);
     hak_os_unmap((uint8_t *)b + size, old - size);
     hak_os_commit_account(-(ptrdiff_t)(old - size));
@@ -121,8 +122,7 @@ static big_hdr_t *big_resize(big_hdr_t *b, size_t size) {
 }
 
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
-  if (n > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) goto oom;
-  if (hak_unlikely(hak_init_state != 2)) hak_process_init();
+  const hak_policy_t *pol = hak_policy();
   size_t off = align <= BIG_HDR ? BIG_HDR : align;
   size_t size = hak_align_up(off + n, BIG_GRAIN);
   size_t map_align = align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
@@ -133,7 +133,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
      * resident one, which is grown: its pages need no faults again. */
     big_hdr_t *smaller = NULL;
     hak_lock(&big_lock);
-    for (big_hdr_t *c = cache_first; c; c = c->next) {
+    for (big_hdr_t *c = big_cache_first; c; c = c->next) {
       if (c->seg.map_size >= size) {
         if (!b || c->seg.map_size < b->seg.map_size) b = c;
       } else if (c->committed && (!smaller || c->seg.map_size > smaller->seg.map_size)) {
@@ -141,7 +141,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
       }
     }
     if (!b) b = smaller;
-    if (b) cache_remove(b);
+    if (b) big_cache_remove(b);
     hak_unlock(&big_lock);
   }
   bool fresh;
@@ -151,7 +151,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
     fresh = !b->committed;
     if (fresh) hak_os_commit_account((ptrdiff_t)(b->seg.map_size - BIG_HDR));
     b->committed = true;
-    b = big_resize(b, size);
+    b = big_resize(pol, b, size);
     if (!b) goto oom;
   } else {
     b = hak_os_map_aligned(size, map_align);
@@ -159,7 +159,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
     b->seg.map_size = size;
     hak_os_commit_account((ptrdiff_t)size);
     hak_segmap_set(b, size, true);
-    if (HAK_OPT(THP)) hak_os_hugepage(b, size);
+    if (pol->thp) hak_os_hugepage(b, size);
     fresh = true;
   }
   b->seg.kind = HAK_SEG_BIG;
@@ -168,7 +168,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   b->state = BIG_LIVE;
   b->committed = true;
   b->site = HAK_SITE_UNTRACKED;
-  if (hak_sites_on) {
+  if (site) {
     b->req = n;
     b->born = hak_site_clock();
     b->site = hak_site_alloc(site, n, 0);
@@ -197,30 +197,31 @@ void hak_big_free(hak_segment_t *seg, void *p) {
     return;
   }
   HAK_STAT_INC(hak_gstats.big_frees);
-  if (hak_sites_on && b->site != HAK_SITE_UNTRACKED) hak_site_free(b->site, b->req, 0, b->born);
+  if (b->site != HAK_SITE_UNTRACKED) hak_site_free(b->site, b->req, 0, b->born);
   if (hak_stats_on)
     atomic_fetch_sub_explicit(&hak_gstats.big_live, hak_big_usable(seg, p), memory_order_relaxed);
+  const hak_policy_t *pol = hak_policy();
   uint64_t now = hak_os_now_ms();
   big_hdr_t *drop = NULL;
   uint64_t t0 = hak_prof_begin();
   hak_lock(&big_lock);
   b->state = BIG_CACHED;
   if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE ||
-      b->seg.map_size > 4 * (size_t)HAK_OPT(BIGCACHE)) {
+      b->seg.map_size > 4 * pol->bigcache) {
     drop = b; /* over-aligned or too big to be worth keeping */
     b->next = NULL;
   } else {
     b->time = now;
     b->prev = NULL;
-    b->next = cache_first;
-    if (cache_first) cache_first->prev = b;
-    else cache_last = b;
-    cache_first = b;
-    cache_bytes += b->seg.map_size;
-    cache_committed += b->seg.map_size;
+    b->next = big_cache_first;
+    if (big_cache_first) big_cache_first->prev = b;
+    else big_cache_last = b;
+    big_cache_first = b;
+    big_cache_bytes += b->seg.map_size;
+    big_cache_committed += b->seg.map_size;
   }
-  big_hdr_t *more = cache_purge(now, false);
-  cache_publish();
+  big_hdr_t *more = big_cache_purge(pol, now, false);
+  big_cache_publish();
   hak_unlock(&big_lock);
   unmap_list(drop);
   unmap_list(more);
@@ -248,7 +249,7 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, size - old, memory_order_relaxed);
   nb->seg.map_size = size;
   nb->block = (uint8_t *)nb + BIG_HDR;
-  if (hak_sites_on && nb->site != HAK_SITE_UNTRACKED) {
+  if (site && nb->site != HAK_SITE_UNTRACKED) {
     hak_site_free(nb->site, nb->req, 0, nb->born);
     nb->req = n;
     nb->site = hak_site_alloc(site, n, 0);
@@ -260,17 +261,17 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
 size_t hak_big_trim(bool force) {
   size_t before = atomic_load(&hak_os.committed);
   hak_lock(&big_lock);
-  big_hdr_t *drop = cache_purge(hak_os_now_ms(), force);
-  cache_publish();
+  big_hdr_t *drop = big_cache_purge(hak_policy(), hak_os_now_ms(), force);
+  big_cache_publish();
   hak_unlock(&big_lock);
   unmap_list(drop);
   size_t after = atomic_load(&hak_os.committed);
   return before > after ? before - after : 0;
 }
 
-size_t hak_big_cached_bytes(void) { return atomic_load_explicit(&cache_bytes_pub, memory_order_relaxed); }
+size_t hak_big_cached_bytes(void) { return atomic_load_explicit(&big_cache_bytes_pub, memory_order_relaxed); }
 size_t hak_big_cached_committed(void) {
-  return atomic_load_explicit(&cache_committed_pub, memory_order_relaxed);
+  return atomic_load_explicit(&big_cache_committed_pub, memory_order_relaxed);
 }
 
 void hak_big_lock(void) { hak_lock(&big_lock); }

@@ -1,12 +1,14 @@
 /* Per-thread heaps: the slow path of small allocations (refill, fresh slabs),
  * retiring empty slabs, and what happens when a thread ends or forks.
  * A thread starts on the static empty heap: its first allocation misses
- * into hak_malloc_slow, which gives it a heap of its own. */
+ * into the slow path (hak_heap_alloc_class), which gives it a heap of its own. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include "internal.h"
+#include "msg.h"
 #include "options.h"
 #include "os.h"
 #include "prof.h"
@@ -106,13 +108,16 @@ static hak_heap_t *heap_new(void) {
       }
     }
   }
-  hak_block_t *late = NULL;
   if (heaps_free) {
     h = heaps_free;
     heaps_free = h->next_all;
-    /* Frees that reached this heap after its last owner left. */
-    late = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
-    memset(h, 0, sizeof *h); /* its Large cache was flushed when it was abandoned */
+    /* Everything but `delayed` starts afresh.  A remote free may still be
+     * landing there (its sender saw this heap as a slab's owner before the
+     * last owner left); the new owner's first slow path drains it, and
+     * hands blocks of slabs it does not own to their slabs. */
+    memset(h, 0, offsetof(hak_heap_t, delayed));
+    memset((char *)h + offsetof(hak_heap_t, delayed) + sizeof h->delayed, 0,
+           sizeof *h - offsetof(hak_heap_t, delayed) - sizeof h->delayed);
     for (unsigned i = 0; i < HAK_NDIRECT; i++) h->direct[i] = &hak_slab_empty;
     for (unsigned i = 0; i < HAK_NCLASS; i++) h->cur[i] = &hak_slab_empty;
     h->next_all = heaps_all;
@@ -120,18 +125,12 @@ static hak_heap_t *heap_new(void) {
     heaps_all = h;
   }
   hak_unlock(&heaps_lock);
-  while (late) {
-    hak_block_t *next = late->next;
-    hak_segment_t *seg = hak_seg_of(late);
-    hak_slab_free_remote(&seg->slabs[((uintptr_t)late - (uintptr_t)seg) >> seg->slab_shift], late);
-    late = next;
-  }
   return h;
 }
 
 static void heap_delete(hak_heap_t *h) {
   hak_lock(&heaps_lock);
-  hak_heap_stats_add(&hak_gstats.dead, h); /* its counters outlive it */
+  hak_heap_stats_add(&hak_gstats.dead, &h->stats); /* its counters outlive it */
   HAK_STAT_INC(hak_gstats.threads_exited);
   if (h->prev_all) h->prev_all->next_all = h->next_all;
   else heaps_all = h->next_all;
@@ -156,14 +155,17 @@ static hak_heap_t *heap_for_thread(void) {
   return h;
 }
 
-/* Every 16th slow call looks at the clock for purges that are due. */
+/* This thread's heap, created if needed (the empty heap if that fails). */
 hak_heap_t *hak_heap_get(void) {
   hak_heap_t *h = heap_for_thread();
   return h ? h : &hak_heap_empty;
 }
 
+/* Every few slow calls (policy: 16) a heap looks at the clock for purges
+ * that are due: its own free slabs', and the cached and abandoned
+ * segments'.  An idle thread purges nothing. */
 static void heap_maybe_purge(hak_heap_t *h) {
-  if ((++h->slow_calls & 15) == 0) {
+  if ((++h->slow_calls & hak_policy()->purge_check_mask) == 0) {
     uint64_t now = hak_os_now_ms();
     if (h->next_purge && now >= h->next_purge) hak_segment_purge(h, now, false);
     hak_segment_cache_tick(now, false);
@@ -171,10 +173,9 @@ static void heap_maybe_purge(hak_heap_t *h) {
 }
 
 /* Statistics of a slab: what the owner allocated from it and freed into it
- * since the last look, derived from `handed` and `used` so that the fast
- * paths count nothing. */
-/* Moves a slab's own counts into the heap's class counters, where
- * hak_stats_get reads them. */
+ * since the last look are derived from `handed` and `used`, so that the
+ * fast paths count nothing.  slab_fold moves a slab's own counts into the
+ * heap's class counters, where hak_stats_get reads them. */
 static void slab_fold(hak_heap_t *h, hak_slab_t *s) {
   hak_class_counters_t *cc = &h->stats.cls[s->cls];
   HAK_STAT_ADD(cc->allocs, s->st_allocs);
@@ -250,12 +251,10 @@ static void sample_arm(hak_heap_t *h, hak_slab_t *s) {
 
 static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s);
 
-/* The sampled allocation: served as a Large span (aligned like the class's
- * blocks) so that its free, lifetime and leaks are seen.  A block of size
- * s holds a sample point with probability p = 1 - exp(-s/mean): it stands
- * for s/p bytes, which keeps the estimates unbiased for any block size. */
+/* The allocation that finds a sampling cut: the router serves it
+ * elsewhere (hak_alloc_sampled), then hak_heap_sample_done takes the
+ * blocks behind the cut back. */
 static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls, void *site) {
-  size_t size = hak_class_size(cls);
   h->sample_left[cls] = 0;
   if (h->sample_off) {
     /* An explicit hak_alloc_cs call, counted exactly by its caller: no
@@ -270,11 +269,7 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
     s->used++;
     return b;
   }
-  size_t align = size & (0 - size); /* blocks of this class are aligned to this */
-  size_t weight = hak_site_weight(size);
-  void *p = hak_large_alloc_ex(size, align > HAK_PAGE ? align : 0, false, site, weight);
-  heap_refill(h, s); /* takes the blocks behind the cut back */
-  return p;
+  return hak_alloc_sampled(h, cls, site);
 }
 
 static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
@@ -352,6 +347,10 @@ void hak_heap_drain_delayed(hak_heap_t *h) {
   hak_prof_end(HAK_PROF_REMOTE_DRAIN, t0);
 }
 
+void hak_heap_sample_done(hak_heap_t *h, unsigned cls) { heap_refill(h, h->cur[cls]); }
+
+/* A class's slow path: the current slab, then the class's queue, then a
+ * fresh slab.  Returns a block, or NULL with errno ENOMEM. */
 void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (hak_unlikely(h == &hak_heap_empty)) {
     h = heap_for_thread();
@@ -456,6 +455,8 @@ void hak_heap_thread_key_init(void) {
   if (pthread_key_create(&heap_key, heap_thread_done) == 0) {
     atomic_store_explicit(&heap_key_ready, 1, memory_order_release);
     if (hak_tls_heap != &hak_heap_empty) pthread_setspecific(heap_key, hak_tls_heap);
+  } else {
+    hak_error("no thread-specific key left: the memory of exiting threads will not be reused");
   }
 }
 
@@ -471,13 +472,19 @@ void hak_heap_fork_child(void) {
   }
 }
 
-bool hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg, bool try) {
-  if (try) {
-    if (!hak_lock_try(&heaps_lock)) return false;
+bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *arg, bool in_signal) {
+  if (in_signal) {
+    /* The interrupted code may hold the lock (then it never comes free
+     * here), or another thread may hold it for a moment. */
+    int tries = 0;
+    while (!hak_lock_try(&heaps_lock))
+      if (++tries == 200) return false;
+      else sched_yield();
   } else {
     hak_lock(&heaps_lock);
   }
-  for (hak_heap_t *h = heaps_all; h; h = h->next_all) fn(h, arg);
+  fn(&hak_gstats.dead, arg);
+  for (hak_heap_t *h = heaps_all; h; h = h->next_all) fn(&h->stats, arg);
   hak_unlock(&heaps_lock);
   return true;
 }
@@ -485,27 +492,4 @@ bool hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg, bool try
 void hak_heap_lock(void) { hak_lock(&heaps_lock); }
 void hak_heap_unlock(bool child) {
   hak_lock_after_fork(&heaps_lock, child);
-}
-
-void *hak_malloc_slow(size_t n, void *site) {
-  if (hak_likely(n <= HAK_MID_MAX)) {
-    /* Mid sizes (and Tiny misses) try the class's current slab first. */
-    unsigned cls = hak_class_of(n);
-    hak_heap_t *h = hak_tls_heap;
-    hak_slab_t *s = h->cur[cls];
-    hak_block_t *b = s->free;
-    if (hak_likely(b != NULL)) {
-      s->free = b->next;
-      s->used++;
-      return b;
-    }
-    return hak_heap_alloc_class(h, cls, site);
-  }
-  if (hak_unlikely(n > HAK_MAX_REQUEST)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  if (hak_unlikely(hak_init_state != 2)) hak_process_init();
-  if (n < (size_t)HAK_OPT(BIG_THRESHOLD)) return hak_large_alloc(n, 0, false, site);
-  return hak_big_alloc(n, 0, false, site);
 }

@@ -12,6 +12,7 @@
 #include "internal.h"
 #include "msg.h"
 #include "options.h"
+#include "policy.h"
 #include "prof.h"
 #include "site.h"
 #include "stats.h"
@@ -51,11 +52,15 @@ void hak_process_init(void) {
     return;
   }
   hak_options_init();
+  hak_policy_init();
   hak_prof_init();
   hak_site_init();
-  atomic_store_explicit(&hak_init_state, 2, memory_order_release);
-  /* From here on malloc works, so these may allocate if they like. */
+  /* The thread-exit key exists before any thread can get a heap: a heap
+   * made without it would never be abandoned, and its segments would leak
+   * when its thread ends.  (pthread_key_create does not allocate.) */
   hak_heap_thread_key_init();
+  atomic_store_explicit(&hak_init_state, 2, memory_order_release);
+  /* From here on malloc works, so this may allocate if it likes. */
   pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -67,7 +72,7 @@ static int summary_fd = 2;
  * `hakmem run` adds its own) or to stderr. */
 static void write_summary(bool in_signal) {
   int fd = summary_fd;
-  const char *path = hak_opt_str[HAK_O_STATS_FILE];
+  const char *path = HAK_OPT_STR(STATS_FILE);
   if (path) {
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) fd = summary_fd;
@@ -86,7 +91,7 @@ static void on_stats_signal(int sig) {
 
 __attribute__((constructor)) static void hak_ctor(void) {
   hak_process_init();
-  if ((HAK_OPT(STATS) || hak_prof_on) && !hak_opt_str[HAK_O_STATS_FILE]) {
+  if ((HAK_OPT(STATS) || hak_prof_on) && !HAK_OPT_STR(STATS_FILE)) {
     int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     if (fd >= 0) summary_fd = fd;
   }

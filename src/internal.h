@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hakmem.h"
+#include "policy.h"
 
 #define HAK_EXPORT __attribute__((visibility("default")))
 #define hak_likely(x) __builtin_expect(!!(x), 1)
@@ -172,21 +173,39 @@ typedef struct hak_class_counters {
   hak_counter_t allocs, frees, remote_frees, refills;
 } hak_class_counters_t;
 
+/* The counters of stats.def, by where they are kept. */
+#define HAK_STAT_KEEP_HEAP(f) hak_counter_t f;
+#define HAK_STAT_KEEP_GLOBAL(f)
+#define HAK_STAT_KEEP_OS(f)
+#define HAK_STAT_KEEP_MISUSE(f)
+#define HAK_STAT_KEEP_PROC(f)
 typedef struct hak_heap_stats {
   hak_class_counters_t cls[HAK_NCLASS];
-  hak_counter_t slabs_acquired, slabs_released;
-  hak_counter_t large_allocs, large_frees, large_cache_hits, large_cache_misses;
-  hak_counter_t large_live; /* bytes; frees of other threads' spans wrap, the sum is right */
+#define HAK_STAT(name, src, field, ...) HAK_STAT_KEEP_##src(field)
+#define HAK_STAT_INTERNAL(field, src) HAK_STAT_KEEP_##src(field)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
 } hak_heap_stats_t;
+#undef HAK_STAT_KEEP_HEAP
+#undef HAK_STAT_KEEP_GLOBAL
+#define HAK_STAT_KEEP_HEAP(f)
+#define HAK_STAT_KEEP_GLOBAL(f) hak_counter_t f;
 
 /* Process-wide counters (stats.c); `dead` holds the heaps of exited threads. */
 typedef struct hak_global_stats {
   hak_heap_stats_t dead;
-  hak_counter_t segments_adopted, threads_exited;
-  hak_counter_t big_allocs, big_frees, bigcache_hits, bigcache_misses;
-  hak_counter_t big_live; /* bytes */
-  hak_counter_t invalid_frees, double_frees;
+#define HAK_STAT(name, src, field, ...) HAK_STAT_KEEP_##src(field)
+#define HAK_STAT_INTERNAL(field, src) HAK_STAT_KEEP_##src(field)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
 } hak_global_stats_t;
+#undef HAK_STAT_KEEP_HEAP
+#undef HAK_STAT_KEEP_GLOBAL
+#undef HAK_STAT_KEEP_OS
+#undef HAK_STAT_KEEP_MISUSE
+#undef HAK_STAT_KEEP_PROC
 extern hak_global_stats_t hak_gstats;
 
 /* ---- per-thread heap ---------------------------------------------------- */
@@ -208,10 +227,9 @@ struct hak_heap {
   int64_t sample_left[HAK_NCLASS]; /* per class: bytes before its next sample */
   uint64_t rng;
   bool sample_off;                 /* an explicit hak_alloc_cs call counts itself */
-  /* A few freed Large spans kept by this thread (large.c). */
-#define HAK_LCACHE 4
-  void *lcache[HAK_LCACHE];
-  uint16_t lcache_pages[HAK_LCACHE];
+  /* lcache: a few freed Large spans kept by this thread (large.c). */
+  void *lcache[HAK_LCACHE_SLOTS_MAX];
+  uint16_t lcache_pages[HAK_LCACHE_SLOTS_MAX];
   unsigned lcache_n;
   hak_heap_stats_t stats;
 };
@@ -221,21 +239,28 @@ extern hak_heap_t hak_heap_empty;
 extern __thread hak_heap_t *hak_tls_heap __attribute__((tls_model("initial-exec")));
 
 /* ---- module entry points ------------------------------------------------ */
-/* init.c */
+/* Layers (docs/design.md): alloc.c (the API and the one size router) calls
+ * the tiers: heap.c (slabs, per thread) over segment.c and slab.c; large.c
+ * (spans); big.c (mappings).  All of them use os.c, msg.c, policy.h. */
+
+/* init.c: the one initialisation point (a thread getting its heap, or
+ * hak_ensure_init in alloc.c). */
 void hak_process_init(void);
 extern _Atomic int hak_init_state;
 /* heap.c */
-void *hak_malloc_slow(size_t n, void *site);
+/* site: the caller's, for the call-site profiler's samples: an allocation
+ * at a sample point goes back up to hak_alloc_sampled (alloc.c), which
+ * serves it elsewhere and then calls hak_heap_sample_done. */
+void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site);
+void hak_heap_sample_done(hak_heap_t *h, unsigned cls);
 void hak_heap_sync_stats(hak_heap_t *h);
 /* This thread's heap, created if needed (the empty heap if that fails). */
 hak_heap_t *hak_heap_get(void);
-void hak_heap_stats_add(hak_heap_stats_t *into, hak_heap_t *h); /* under the registry lock */
-/* Calls fn for every live heap under the registry lock; with `try` (in a
- * signal handler) gives up, returning false, rather than wait for it. */
-bool hak_heaps_foreach(void (*fn)(hak_heap_t *h, void *arg), void *arg, bool try);
-void hak_stats_collect(hak_stats_t *out, bool in_signal);
-void hak_stats_write(int fd, bool in_signal);
-void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site);
+void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from);
+/* Calls fn for the counters of exited threads, then of every live heap,
+ * under the registry lock.  In a signal handler (`in_signal`) the lock is
+ * only tried a bounded number of times: false if it could not be taken. */
+bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *arg, bool in_signal);
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *slab);
 void hak_heap_abandon(hak_heap_t *h);
 void hak_heap_collect(hak_heap_t *h, bool force, bool purge);
@@ -269,13 +294,15 @@ hak_inline void hak_slab_set_owner(hak_slab_t *s, hak_heap_t *h, bool full) {
 }
 bool hak_slab_owns_block(const hak_slab_t *slab, const void *p);
 uint8_t *hak_slab_start(const hak_slab_t *slab);
-/* large.c */
-void *hak_large_alloc(size_t n, size_t align, bool zero, void *site);
+/* large.c.  `site`, where taken: the call site to record in the profile,
+ * or NULL when the allocation is not profiled. */
+bool hak_large_fits(size_t n, size_t align); /* a Large segment can hold it */
+void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight);
 void hak_large_free(hak_segment_t *seg, void *p);
 size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
-void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t weight);
 size_t hak_large_trim(bool force);
+size_t hak_large_cached_bytes(void);
 void hak_large_flush_thread(hak_heap_t *h);
 void hak_large_lock(void);
 void hak_large_unlock(bool child);
@@ -287,17 +314,26 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_big_trim(bool force);
 size_t hak_big_cached_bytes(void);
 size_t hak_big_cached_committed(void);
-size_t hak_large_cached_bytes(void);
 void hak_big_lock(void);
 void hak_big_unlock(bool child);
 /* alloc.c */
+void *hak_malloc_slow(size_t n, void *site);
+void *hak_alloc_routed(size_t n, size_t align, bool zero, void *site);
+void *hak_alloc_sampled(hak_heap_t *h, unsigned cls, void *site);
 void hak_free_special(void *p);
-void hak_report_misuse(const char *what, const void *p, bool twice);
 void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *slab);
-void *hak_alloc_aligned(size_t align, size_t n, bool zero, void *site);
 void *hak_calloc_impl(size_t count, size_t size, void *site);
 void *hak_realloc_impl(void *p, size_t n, void *site);
 void *hak_aligned_impl(size_t align, size_t n, void *site);
+/* msg.c: misuse reports (counted; printed a bounded number of times). */
+void hak_report_misuse(const char *what, const void *p, bool twice);
+typedef struct hak_misuse_counters { hak_counter_t invalid_frees, double_frees; } hak_misuse_counters_t;
+extern hak_misuse_counters_t hak_misuse;
+/* stats.c */
+/* Fills *out; false if live threads' counters had to be left out (in a
+ * signal handler, while the heap registry was busy). */
+bool hak_stats_collect(hak_stats_t *out, bool in_signal);
+void hak_stats_write(int fd, bool in_signal);
 /* The caller's return address: the call-site label of an allocation. */
 #define HAK_RA() __builtin_return_address(0)
 

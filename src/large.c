@@ -7,7 +7,7 @@
 
 #include "internal.h"
 #include "msg.h"
-#include "options.h"
+#include "policy.h"
 #include "os.h"
 #include "prof.h"
 #include "site.h"
@@ -43,9 +43,16 @@ typedef struct cached_span {
 
 static hak_lock_t large_lock = HAK_LOCK_INIT;
 static large_seg_t *segs;
-static cached_span_t *cache_first[LCLASSES], *cache_last[LCLASSES];
-static size_t cache_bytes;
-static uint64_t next_purge;
+static cached_span_t *large_cache_first[LCLASSES], *large_cache_last[LCLASSES];
+static size_t large_cache_bytes;
+static _Atomic size_t large_cache_bytes_pub; /* large_cache_bytes for readers without the lock */
+static uint64_t large_next_purge;
+
+/* Every section under large_lock ends here, publishing the cache size. */
+static void large_unlock(void) {
+  atomic_store_explicit(&large_cache_bytes_pub, large_cache_bytes, memory_order_relaxed);
+  hak_unlock(&large_lock);
+}
 
 static inline unsigned lclass(size_t pages) {
   if (pages <= 16) return (unsigned)pages;
@@ -127,19 +134,19 @@ static void span_mark(large_seg_t *ls, unsigned i, unsigned n, bool live) {
 }
 
 /* Returns span pages [i, i+n) to the segment; they stay dirty until purged. */
-static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now) {
+static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, uint64_t delay) {
   span_mark(ls, i, n, false);
   ls->span[i] = 0;
   ls->state[i] = PG_FREE;
-  if (!ls->purge_at) ls->purge_at = now + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
-  if (!next_purge || ls->purge_at < next_purge) next_purge = ls->purge_at;
+  if (!ls->purge_at) ls->purge_at = now + delay;
+  if (!large_next_purge || ls->purge_at < large_next_purge) large_next_purge = ls->purge_at;
 }
 
-static void cache_remove(unsigned c, cached_span_t *cs) {
+static void large_cache_remove(unsigned c, cached_span_t *cs) {
   if (cs->prev) cs->prev->next = cs->next;
-  else cache_first[c] = cs->next;
+  else large_cache_first[c] = cs->next;
   if (cs->next) cs->next->prev = cs->prev;
-  else cache_last[c] = cs->prev;
+  else large_cache_last[c] = cs->prev;
 }
 
 static void seg_decommit_free(large_seg_t *ls) {
@@ -160,20 +167,19 @@ static void seg_decommit_free(large_seg_t *ls) {
 
 /* Under the lock: old cache entries go back to their segments, free dirty
  * pages go back to the OS, empty segments (but one) are unmapped. */
-static void large_purge(uint64_t now, bool force) {
-  uint64_t delay = (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+static void large_purge(uint64_t now, bool force, uint64_t delay) {
   for (unsigned c = 0; c < LCLASSES; c++) {
     /* Oldest at the tail. */
-    while (cache_last[c] && (force || cache_last[c]->time + delay <= now)) {
-      cached_span_t *cs = cache_last[c];
-      cache_remove(c, cs);
+    while (large_cache_last[c] && (force || large_cache_last[c]->time + delay <= now)) {
+      cached_span_t *cs = large_cache_last[c];
+      large_cache_remove(c, cs);
       large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
       unsigned i = (unsigned)(((uintptr_t)cs - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
-      cache_bytes -= (size_t)ls->span[i] * HAK_PAGE;
-      span_release(ls, i, ls->span[i], now);
+      large_cache_bytes -= (size_t)ls->span[i] * HAK_PAGE;
+      span_release(ls, i, ls->span[i], now, delay);
     }
   }
-  next_purge = 0;
+  large_next_purge = 0;
   large_seg_t **pp = &segs;
   while (*pp) {
     large_seg_t *ls = *pp;
@@ -186,12 +192,12 @@ static void large_purge(uint64_t now, bool force) {
       hak_os_unmap(ls, HAK_SEG_SIZE);
       continue;
     }
-    if (ls->purge_at && (!next_purge || ls->purge_at < next_purge)) next_purge = ls->purge_at;
+    if (ls->purge_at && (!large_next_purge || ls->purge_at < large_next_purge)) large_next_purge = ls->purge_at;
     pp = (large_seg_t **)&ls->seg.next;
   }
   for (unsigned c = 0; c < LCLASSES; c++)
-    if (cache_last[c] && (!next_purge || cache_last[c]->time + delay < next_purge))
-      next_purge = cache_last[c]->time + delay;
+    if (large_cache_last[c] && (!large_next_purge || large_cache_last[c]->time + delay < large_next_purge))
+      large_next_purge = large_cache_last[c]->time + delay;
 }
 
 /* Large statistics live in the allocating/freeing thread's heap (no
@@ -204,10 +210,11 @@ static void large_purge(uint64_t now, bool force) {
       atomic_fetch_add_explicit(&hak_gstats.dead.field, (n), memory_order_relaxed); \
   } while (0)
 
+/* site: the call site to record in the profile, or NULL (not profiled). */
 static void note_alloc(large_seg_t *ls, unsigned i, size_t n, void *site, size_t weight) {
   /* The header entries belong to this span alone until it is freed. */
   ls->site[i] = HAK_SITE_UNTRACKED;
-  if (hak_sites_on) {
+  if (site) {
     ls->req[i] = (uint32_t)n;
     ls->weight[i] = (uint32_t)(weight > UINT32_MAX ? UINT32_MAX : weight);
     ls->born[i] = hak_site_clock();
@@ -218,8 +225,7 @@ static void note_alloc(large_seg_t *ls, unsigned i, size_t n, void *site, size_t
 }
 
 static void note_free(large_seg_t *ls, unsigned i) {
-  if (hak_sites_on && ls->site[i] != HAK_SITE_UNTRACKED)
-    hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
+  if (ls->site[i] != HAK_SITE_UNTRACKED) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
   LSTAT(large_frees, 1);
   LSTAT(large_live, 0 - (size_t)ls->span[i] * HAK_PAGE);
 }
@@ -228,11 +234,22 @@ static inline unsigned span_index(large_seg_t *ls, const void *p) {
   return (unsigned)(((uintptr_t)p - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
 }
 
-/* The thread's own little cache of freed spans (up to 1 MiB each): the
- * common malloc/free of a Large buffer then takes no lock at all. */
-#define TCACHE_MAX_PAGES 256u
+/* Pages a request takes, and pages more to align it. */
+static inline size_t span_pages(size_t n) {
+  return n ? lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT) : 1;
+}
+static inline size_t align_pages(size_t align) {
+  return align > HAK_PAGE ? (align >> HAK_PAGE_SHIFT) - 1 : 0;
+}
 
-static void *tcache_take(hak_heap_t *h, size_t pages) {
+bool hak_large_fits(size_t n, size_t align) {
+  return span_pages(n) + align_pages(align) <= LPAGES - LHEADER_PAGES;
+}
+
+/* lcache: the thread's own little cache of freed spans (policy: 4 spans of
+ * up to 1 MiB): the common malloc/free of a Large buffer then takes no
+ * lock at all. */
+static void *lcache_take(hak_heap_t *h, size_t pages) {
   for (unsigned k = h->lcache_n; k-- > 0;)
     if (h->lcache_pages[k] == pages) {
       void *p = h->lcache[k];
@@ -244,14 +261,13 @@ static void *tcache_take(hak_heap_t *h, size_t pages) {
   return NULL;
 }
 
-void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t weight) {
-  size_t pages = n ? lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT) : 1;
-  size_t extra = align > HAK_PAGE ? (align >> HAK_PAGE_SHIFT) - 1 : 0;
-  if (pages + extra > LPAGES - LHEADER_PAGES) return hak_big_alloc(n, align, zero, site);
+void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight) {
+  size_t pages = span_pages(n);
+  size_t extra = align_pages(align);
   if (!n) n = 1;
   hak_heap_t *h = hak_heap_get();
   if (!extra && h != &hak_heap_empty) {
-    void *p = tcache_take(h, pages);
+    void *p = lcache_take(h, pages);
     if (p) {
       large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
       unsigned i = span_index(ls, p);
@@ -269,13 +285,13 @@ void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t w
   bool fresh = false, hit = false;
   uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
-  if (!extra && cache_first[c]) {
-    cached_span_t *cs = cache_first[c];
-    cache_remove(c, cs);
+  if (!extra && large_cache_first[c]) {
+    cached_span_t *cs = large_cache_first[c];
+    large_cache_remove(c, cs);
     large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
     unsigned i = span_index(ls, cs);
     ls->state[i] = PG_LIVE;
-    cache_bytes -= pages * HAK_PAGE;
+    large_cache_bytes -= pages * HAK_PAGE;
     p = cs;
     pl = ls, pi = i;
     hit = true;
@@ -304,7 +320,7 @@ void *hak_large_alloc_ex(size_t n, size_t align, bool zero, void *site, size_t w
       pl = ls, pi = i;
     }
   }
-  hak_unlock(&large_lock);
+  large_unlock();
   if (!p) {
     errno = ENOMEM;
     return NULL;
@@ -328,35 +344,35 @@ static bool span_check(large_seg_t *ls, const void *p, unsigned *out) {
 
 /* Called without the lock: validates, then caches or frees under it. */
 static void free_locked(large_seg_t *ls, void *p) {
-  uint64_t now = hak_os_now_ms();
+  const hak_policy_t *pol = hak_policy();
+  uint64_t now = hak_os_now_ms(), delay = pol->purge_delay_ms;
   unsigned i;
   uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
   if (!span_check(ls, p, &i)) {
     bool cached = ((uintptr_t)p & (HAK_PAGE - 1)) == 0 && ls->state[span_index(ls, p)] == PG_CACHED;
-    hak_unlock(&large_lock);
+    large_unlock();
     hak_report_misuse(cached ? "double free" : "invalid free", p, cached);
     return;
   }
   size_t bytes = (size_t)ls->span[i] * HAK_PAGE;
-  if (ls->span[i] == lpages_round(ls->span[i]) && cache_bytes + bytes <= (size_t)HAK_OPT(LARGE_CACHE)) {
+  if (ls->span[i] == lpages_round(ls->span[i]) && large_cache_bytes + bytes <= pol->large_cache) {
     unsigned c = lclass(ls->span[i]);
     cached_span_t *cs = p;
     cs->time = now;
     cs->prev = NULL;
-    cs->next = cache_first[c];
-    if (cache_first[c]) cache_first[c]->prev = cs;
-    else cache_last[c] = cs;
-    cache_first[c] = cs;
+    cs->next = large_cache_first[c];
+    if (large_cache_first[c]) large_cache_first[c]->prev = cs;
+    else large_cache_last[c] = cs;
+    large_cache_first[c] = cs;
     ls->state[i] = PG_CACHED;
-    cache_bytes += bytes;
-    if (!next_purge || now + (uint64_t)HAK_OPT(PURGE_DELAY_MS) < next_purge)
-      next_purge = now + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+    large_cache_bytes += bytes;
+    if (!large_next_purge || now + delay < large_next_purge) large_next_purge = now + delay;
   } else {
-    span_release(ls, i, ls->span[i], now);
+    span_release(ls, i, ls->span[i], now, delay);
   }
-  if (next_purge && now >= next_purge) large_purge(now, false);
-  hak_unlock(&large_lock);
+  if (large_next_purge && now >= large_next_purge) large_purge(now, false, delay);
+  large_unlock();
   hak_prof_end(HAK_PROF_LARGE_FREE, t0);
 }
 
@@ -371,7 +387,8 @@ void hak_large_free(hak_segment_t *seg, void *p) {
   note_free(ls, i);
   hak_heap_t *h = hak_tls_heap;
   unsigned pages = ls->span[i];
-  if (h != &hak_heap_empty && h->lcache_n < HAK_LCACHE && pages <= TCACHE_MAX_PAGES &&
+  const hak_policy_t *pol = hak_policy();
+  if (h != &hak_heap_empty && h->lcache_n < pol->lcache_slots && pages <= pol->lcache_max_pages &&
       pages == lpages_round(pages)) {
     ls->state[i] = PG_CACHED;
     h->lcache[h->lcache_n] = p;
@@ -408,7 +425,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
       hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
       bits_set(ls->dirty, i + have, add, true);
       ls->span[i] = (uint16_t)want;
-      if (hak_sites_on && !ls->weight[i] && ls->site[i] != HAK_SITE_UNTRACKED) {
+      if (site && !ls->weight[i] && ls->site[i] != HAK_SITE_UNTRACKED) {
         /* Seen by the profile as a free and a new allocation, as realloc is. */
         hak_site_free(ls->site[i], ls->req[i], 0, ls->born[i]);
         ls->req[i] = (uint32_t)n;
@@ -418,7 +435,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
       ok = true;
     }
   }
-  hak_unlock(&large_lock);
+  large_unlock();
   return ok;
 }
 
@@ -433,19 +450,17 @@ size_t hak_large_usable(hak_segment_t *seg, const void *p) {
 size_t hak_large_trim(bool force) {
   size_t before = atomic_load(&hak_os.committed);
   hak_lock(&large_lock);
-  large_purge(hak_os_now_ms(), force);
-  hak_unlock(&large_lock);
+  large_purge(hak_os_now_ms(), force, hak_policy()->purge_delay_ms);
+  large_unlock();
   size_t after = atomic_load(&hak_os.committed);
   return before > after ? before - after : 0;
 }
 
-size_t hak_large_cached_bytes(void) { return cache_bytes; }
+size_t hak_large_cached_bytes(void) {
+  return atomic_load_explicit(&large_cache_bytes_pub, memory_order_relaxed);
+}
 
 void hak_large_lock(void) { hak_lock(&large_lock); }
 void hak_large_unlock(bool child) {
   hak_lock_after_fork(&large_lock, child);
-}
-
-void *hak_large_alloc(size_t n, size_t align, bool zero, void *site) {
-  return hak_large_alloc_ex(n, align, zero, site, 0);
 }

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
+#include "options.h"
+
 static size_t fmt_num(char *tmp, unsigned long long v, unsigned base) {
   size_t n = 0;
   do {
@@ -155,4 +158,17 @@ void hak_sink_printf(hak_sink_t *s, const char *fmt, ...) {
   memcpy(s->buf + s->len, tmp, k);
   s->len += k;
   if (s->fd < 0) s->buf[s->len] = 0;
+}
+
+static _Atomic unsigned errors_reported;
+hak_misuse_counters_t hak_misuse;
+
+/* Misuse is counted always, and reported a bounded number of times: a
+ * broken program must not drown its own output. */
+hak_cold void hak_report_misuse(const char *what, const void *p, bool twice) {
+  HAK_STAT_INC(*(twice ? &hak_misuse.double_frees : &hak_misuse.invalid_frees));
+  if (!HAK_OPT(REPORT_ERRORS)) return;
+  unsigned n = atomic_fetch_add_explicit(&errors_reported, 1, memory_order_relaxed);
+  if (n < 16) hak_error("%s of %p; ignored", what, p);
+  if (n == 16) hak_error("further errors are not reported");
 }

@@ -1,5 +1,6 @@
 /* Messages without stdio: a tiny formatter writing to a file descriptor
- * with write(2), safe inside malloc, signal handlers and after fork. */
+ * with write(2), safe inside malloc, signal handlers and after fork.
+ * msg.c also reports misuse (hak_report_misuse, declared in internal.h). */
 #ifndef HAKMEM_MSG_H
 #define HAKMEM_MSG_H
 

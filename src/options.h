@@ -34,5 +34,6 @@ const char *hak_mode_name(long long mode);
 void hak_options_print(int fd);
 
 #define HAK_OPT(id) (hak_opt[HAK_O_##id])
+#define HAK_OPT_STR(id) (hak_opt_str[HAK_O_##id]) /* PATH options: the value, or NULL */
 
 #endif

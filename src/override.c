@@ -28,7 +28,7 @@ HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
 HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
   if (!hak_is_pow2(align) || align % sizeof(void *)) return EINVAL;
   int saved = errno;
-  void *p = hak_alloc_aligned(align, n, false, HAK_RA());
+  void *p = hak_alloc_routed(n, align, false, HAK_RA());
   errno = saved;
   if (!p) return ENOMEM;
   *out = p;
@@ -37,14 +37,14 @@ HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
 
 HAK_EXPORT void *aligned_alloc(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
 HAK_EXPORT void *memalign(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
-HAK_EXPORT void *valloc(size_t n) { return hak_alloc_aligned(HAK_PAGE, n, false, HAK_RA()); }
+HAK_EXPORT void *valloc(size_t n) { return hak_alloc_routed(n, HAK_PAGE, false, HAK_RA()); }
 
 HAK_EXPORT void *pvalloc(size_t n) {
   if (n > HAK_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;
   }
-  return hak_alloc_aligned(HAK_PAGE, n ? hak_align_up(n, HAK_PAGE) : HAK_PAGE, false, HAK_RA());
+  return hak_alloc_routed(n ? hak_align_up(n, HAK_PAGE) : HAK_PAGE, HAK_PAGE, false, HAK_RA());
 }
 
 HAK_EXPORT size_t malloc_usable_size(void *p) { return hak_usable_size(p); }

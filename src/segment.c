@@ -5,18 +5,18 @@
 #include <string.h>
 
 #include "internal.h"
-#include "options.h"
+#include "policy.h"
 #include "os.h"
 
 _Atomic(uint8_t) hak_segmap[(size_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)];
 
-static hak_lock_t cache_lock = HAK_LOCK_INIT;
-static hak_segment_t *cache_first; /* empty segments; dirty slabs purged after the delay */
-static size_t cache_count;
-static _Atomic uint64_t cache_next_purge; /* ms, 0: nothing to purge */
-static hak_lock_t abandoned_lock = HAK_LOCK_INIT;
-static hak_segment_t *abandoned[2]; /* by kind: Tiny, Mid */
-static _Atomic size_t abandoned_count;
+static hak_lock_t seg_cache_lock = HAK_LOCK_INIT;
+static hak_segment_t *seg_cache_first; /* empty segments; dirty slabs purged after the delay */
+static size_t seg_cache_count;
+static _Atomic uint64_t seg_cache_next_purge; /* ms, 0: nothing to purge */
+static hak_lock_t seg_abandoned_lock = HAK_LOCK_INIT;
+static hak_segment_t *seg_abandoned[2]; /* by kind: Tiny, Mid */
+static _Atomic size_t seg_abandoned_count;
 
 #define SEG_HEADER_BYTES HAK_TINY_SLAB0_OFFSET
 
@@ -91,17 +91,17 @@ static void seg_purge_one(hak_segment_t *seg);
  * resident slabs are reused as they are) or a fresh mapping. */
 static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
   hak_segment_t *seg = NULL;
-  hak_lock(&cache_lock);
-  for (hak_segment_t *c = cache_first; c; c = c->next)
+  hak_lock(&seg_cache_lock);
+  for (hak_segment_t *c = seg_cache_first; c; c = c->next)
     if (!seg || c->kind == kind) {
       seg = c;
       if (c->kind == kind) break;
     }
   if (seg) {
-    seg_list_remove(&cache_first, seg);
-    cache_count--;
+    seg_list_remove(&seg_cache_first, seg);
+    seg_cache_count--;
   }
-  hak_unlock(&cache_lock);
+  hak_unlock(&seg_cache_lock);
   bool keep = false;
   if (!seg) {
     seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
@@ -147,19 +147,20 @@ static void seg_unmap(hak_segment_t *seg) {
  * exits and the next that starts reuse it without page faults); its
  * resident slabs are purged after the delay.  Beyond the cache: unmapped. */
 static void seg_to_cache(hak_segment_t *seg) {
+  const hak_policy_t *pol = hak_policy();
   atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
-  uint64_t due = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
-  hak_lock(&cache_lock);
-  bool keep = cache_count < (size_t)HAK_OPT(SEGMENT_CACHE);
+  uint64_t due = hak_os_now_ms() + pol->purge_delay_ms;
+  hak_lock(&seg_cache_lock);
+  bool keep = seg_cache_count < pol->segment_cache;
   if (keep) {
     seg->purge_at = seg->dirty_mask ? due : 0;
-    seg_list_push(&cache_first, seg);
-    cache_count++;
-    uint64_t next = atomic_load_explicit(&cache_next_purge, memory_order_relaxed);
+    seg_list_push(&seg_cache_first, seg);
+    seg_cache_count++;
+    uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
     if (seg->dirty_mask && (!next || due < next))
-      atomic_store_explicit(&cache_next_purge, due, memory_order_relaxed);
+      atomic_store_explicit(&seg_cache_next_purge, due, memory_order_relaxed);
   }
-  hak_unlock(&cache_lock);
+  hak_unlock(&seg_cache_lock);
   if (!keep) seg_unmap(seg);
 }
 
@@ -183,26 +184,26 @@ static void purge_list(hak_segment_t *list, uint64_t now, bool force, uint64_t *
 }
 
 void hak_segment_cache_tick(uint64_t now, bool force) {
-  uint64_t next = atomic_load_explicit(&cache_next_purge, memory_order_relaxed);
+  uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
   if (!next || (!force && now < next)) return;
   next = 0;
-  hak_lock(&cache_lock);
-  purge_list(cache_first, now, force, &next);
-  hak_unlock(&cache_lock);
-  hak_lock(&abandoned_lock);
-  for (int k = 0; k < 2; k++) purge_list(abandoned[k], now, force, &next);
-  hak_unlock(&abandoned_lock);
-  atomic_store_explicit(&cache_next_purge, next, memory_order_relaxed);
+  hak_lock(&seg_cache_lock);
+  purge_list(seg_cache_first, now, force, &next);
+  hak_unlock(&seg_cache_lock);
+  hak_lock(&seg_abandoned_lock);
+  for (int k = 0; k < 2; k++) purge_list(seg_abandoned[k], now, force, &next);
+  hak_unlock(&seg_abandoned_lock);
+  atomic_store_explicit(&seg_cache_next_purge, next, memory_order_relaxed);
 }
 
 size_t hak_segment_cache_trim(void) {
   size_t n = 0;
-  hak_lock(&cache_lock);
-  hak_segment_t *list = cache_first;
-  cache_first = NULL;
-  cache_count = 0;
-  atomic_store_explicit(&cache_next_purge, 0, memory_order_relaxed);
-  hak_unlock(&cache_lock);
+  hak_lock(&seg_cache_lock);
+  hak_segment_t *list = seg_cache_first;
+  seg_cache_first = NULL;
+  seg_cache_count = 0;
+  atomic_store_explicit(&seg_cache_next_purge, 0, memory_order_relaxed);
+  hak_unlock(&seg_cache_lock);
   while (list) {
     hak_segment_t *next = list->next;
     seg_unmap(list);
@@ -253,7 +254,7 @@ void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab) {
     seg_release(h, seg); /* keep the heap's last segment of a kind as a spare */
     return;
   }
-  if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+  if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
   if (h->next_purge == 0 || seg->purge_at < h->next_purge) h->next_purge = seg->purge_at;
 }
 
@@ -288,16 +289,16 @@ void hak_segment_abandon_all(hak_heap_t *h) {
         if (!(seg->free_mask & (1ull << i)))
           hak_slab_set_owner(&seg->slabs[i], NULL, false);
       if (seg->dirty_mask && !seg->purge_at)
-        seg->purge_at = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+        seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
       /* Read before publishing: once in the list, the segment is not ours. */
       uint64_t due = seg->dirty_mask ? seg->purge_at : 0;
-      hak_lock(&abandoned_lock);
-      seg_list_push(&abandoned[k], seg);
-      atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
-      hak_unlock(&abandoned_lock);
+      hak_lock(&seg_abandoned_lock);
+      seg_list_push(&seg_abandoned[k], seg);
+      atomic_fetch_add_explicit(&seg_abandoned_count, 1, memory_order_relaxed);
+      hak_unlock(&seg_abandoned_lock);
       if (due) {
-        uint64_t next = atomic_load_explicit(&cache_next_purge, memory_order_relaxed);
-        if (!next || due < next) atomic_store_explicit(&cache_next_purge, due, memory_order_relaxed);
+        uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
+        if (!next || due < next) atomic_store_explicit(&seg_cache_next_purge, due, memory_order_relaxed);
       }
     }
   }
@@ -308,14 +309,14 @@ void hak_segment_abandon_all(hak_heap_t *h) {
 static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
   int k = seg_kind_index(kind);
   for (;;) {
-    if (!atomic_load_explicit(&abandoned_count, memory_order_relaxed)) return NULL;
-    hak_lock(&abandoned_lock);
-    hak_segment_t *seg = abandoned[k];
+    if (!atomic_load_explicit(&seg_abandoned_count, memory_order_relaxed)) return NULL;
+    hak_lock(&seg_abandoned_lock);
+    hak_segment_t *seg = seg_abandoned[k];
     if (seg) {
-      seg_list_remove(&abandoned[k], seg);
-      atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+      seg_list_remove(&seg_abandoned[k], seg);
+      atomic_fetch_sub_explicit(&seg_abandoned_count, 1, memory_order_relaxed);
     }
-    hak_unlock(&abandoned_lock);
+    hak_unlock(&seg_abandoned_lock);
     if (!seg) return NULL;
     atomic_store_explicit(&seg->heap, h, memory_order_relaxed);
     seg_list_push(&h->segs[k], seg);
@@ -333,7 +334,7 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
     }
     HAK_STAT_INC(hak_gstats.segments_adopted);
     if (seg->dirty_mask && !seg->purge_at)
-      seg->purge_at = hak_os_now_ms() + (uint64_t)HAK_OPT(PURGE_DELAY_MS);
+      seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
     if (seg->dirty_mask && (h->next_purge == 0 || seg->purge_at < h->next_purge))
       h->next_purge = seg->purge_at;
     if (seg->free_mask) return seg;
@@ -347,11 +348,11 @@ void hak_segment_adopt_all(hak_heap_t *h) {
 }
 
 void hak_segment_lock_all(void) {
-  hak_lock(&cache_lock);
-  hak_lock(&abandoned_lock);
+  hak_lock(&seg_cache_lock);
+  hak_lock(&seg_abandoned_lock);
 }
 
 void hak_segment_unlock_all(bool child) {
-  hak_lock_after_fork(&abandoned_lock, child);
-  hak_lock_after_fork(&cache_lock, child);
+  hak_lock_after_fork(&seg_abandoned_lock, child);
+  hak_lock_after_fork(&seg_cache_lock, child);
 }

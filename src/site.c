@@ -48,7 +48,7 @@ void hak_site_init(void) {
   t0_ms = hak_os_now_ms();
   atomic_store(&sites[0].addr, (uintptr_t)1);
   if (!hak_stats_on) return;
-  if (hak_opt_str[HAK_O_PROFILE]) hak_sites_on = true;
+  if (HAK_OPT_STR(PROFILE)) hak_sites_on = true;
   stack_depth = (int)HAK_OPT(PROFILE_STACK);
 }
 
@@ -72,6 +72,13 @@ static uint16_t site_slot(void *site) {
 }
 
 #define ADD(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
+
+/* Histogram bin: log2 of the size; the last bin takes everything from
+ * 2^(HIST-1) bytes up (requests up to HAK_MAX_REQUEST reach here). */
+static inline unsigned hist_bin(size_t size) {
+  unsigned b = size ? hak_bsr(size) : 0;
+  return b < HIST ? b : HIST - 1;
+}
 
 /* A sample of `weight` bytes stands for weight/size allocations, in FP units. */
 static inline uint64_t estimate(size_t size, size_t weight) {
@@ -129,7 +136,7 @@ uint16_t hak_site_alloc(void *site, size_t size, size_t weight) {
   ADD(s->allocs, est);
   ADD(s->bytes, bytes);
   if (weight) ADD(s->samples, 1);
-  ADD(s->hist[size ? hak_bsr(size) : 0], est);
+  ADD(s->hist[hist_bin(size)], est);
   uint64_t live = ADD(s->live, bytes) + bytes;
   unsigned long long peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
   while (live > peak && !atomic_compare_exchange_weak_explicit(&s->peak, &peak, live,
@@ -155,7 +162,7 @@ void hak_site_count(void *site, size_t size) {
   site_t *s = &sites[site_slot(site)];
   ADD(s->allocs, FP);
   ADD(s->bytes, size);
-  ADD(s->hist[size ? hak_bsr(size) : 0], FP);
+  ADD(s->hist[hist_bin(size)], FP);
 }
 
 /* Exponential with mean HAKMEM_PROFILE_SAMPLE: -ln(U) * mean, with log2
@@ -349,6 +356,6 @@ int hak_site_write(const char *path) {
 }
 
 void hak_site_at_exit(void) {
-  const char *path = hak_opt_str[HAK_O_PROFILE];
+  const char *path = HAK_OPT_STR(PROFILE);
   if (hak_sites_on && path) hak_site_write(path);
 }

@@ -4,10 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
-
-/* Carve at most this much of the slab per refill (fewer page faults at
- * once, and small programs stay small). */
-#define SLAB_CARVE_BYTES ((size_t)16 << 10)
+#include "policy.h"
 
 uint8_t *hak_slab_start(const hak_slab_t *slab) {
   hak_segment_t *seg = hak_seg_of(slab);
@@ -58,7 +55,9 @@ uint32_t hak_slab_collect(hak_slab_t *slab) {
 void hak_slab_extend(hak_slab_t *slab) {
   size_t bs = slab->block_size;
   uint32_t n = slab->reserved - slab->capacity;
-  uint32_t chunk = (uint32_t)(SLAB_CARVE_BYTES / bs);
+  /* Carve a little at a time (policy: 16 KiB): fewer page faults at once,
+   * and small programs stay small. */
+  uint32_t chunk = (uint32_t)(hak_policy()->slab_carve_bytes / bs);
   if (chunk == 0) chunk = 1;
   if (n > chunk) n = chunk;
   uint8_t *start = hak_slab_start(slab);

@@ -1,8 +1,10 @@
-/* Statistics: per-thread counters merged on demand, process-wide counters,
- * and the two writers (readable summary, JSON) that share one walk. */
+/* Statistics: the rows of stats.def collected from per-thread, process-wide
+ * and OS counters, and written out as the readable summary and as JSON.
+ * Everything below that names a statistic is generated from stats.def. */
 #define _GNU_SOURCE
 #include "stats.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -14,40 +16,82 @@ hak_global_stats_t hak_gstats;
 
 #define LOAD(c) atomic_load_explicit(&(c), memory_order_relaxed)
 
-void hak_heap_stats_add(hak_heap_stats_t *into, hak_heap_t *h) {
+/* ---- the public struct is stats.def's rows, in order ------------------ */
+typedef struct stats_layout {
+  unsigned version, nclasses;
+  hak_class_stats_t cls[HAK_STATS_NCLASSES];
+#define HAK_STAT(name, ...) unsigned long long name;
+#define HAK_STAT_INTERNAL(field, src)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
+} stats_layout_t;
+_Static_assert(sizeof(stats_layout_t) == sizeof(hak_stats_t), "hak_stats_t and stats.def disagree");
+_Static_assert(HAK_STATS_NCLASSES == HAK_NCLASS, "hak_stats_t has a slot per size class");
+#define HAK_STAT(name, ...)                                                            \
+  _Static_assert(offsetof(stats_layout_t, name) == offsetof(hak_stats_t, name), \
+                 "hak_stats_t." #name " is not where stats.def puts it");
+#define HAK_STAT_INTERNAL(field, src)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
+
+/* ---- folding and collecting --------------------------------------------- */
+
+#define FOLD_HEAP(f) atomic_fetch_add_explicit(&into->f, LOAD(from->f), memory_order_relaxed);
+#define FOLD_GLOBAL(f)
+#define FOLD_OS(f)
+#define FOLD_MISUSE(f)
+#define FOLD_PROC(f)
+
+/* An exiting thread's counters into `dead` (under the registry lock). */
+void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from) {
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
-    atomic_fetch_add_explicit(&into->cls[c].allocs, LOAD(h->stats.cls[c].allocs), memory_order_relaxed);
-    atomic_fetch_add_explicit(&into->cls[c].frees, LOAD(h->stats.cls[c].frees), memory_order_relaxed);
-    atomic_fetch_add_explicit(&into->cls[c].remote_frees, LOAD(h->stats.cls[c].remote_frees),
-                              memory_order_relaxed);
-    atomic_fetch_add_explicit(&into->cls[c].refills, LOAD(h->stats.cls[c].refills), memory_order_relaxed);
+    FOLD_HEAP(cls[c].allocs)
+    FOLD_HEAP(cls[c].frees)
+    FOLD_HEAP(cls[c].remote_frees)
+    FOLD_HEAP(cls[c].refills)
   }
-#define FOLD(f) atomic_fetch_add_explicit(&into->f, LOAD(h->stats.f), memory_order_relaxed)
-  FOLD(slabs_acquired);
-  FOLD(slabs_released);
-  FOLD(large_allocs);
-  FOLD(large_frees);
-  FOLD(large_cache_hits);
-  FOLD(large_cache_misses);
-  FOLD(large_live);
-#undef FOLD
+#define HAK_STAT(name, src, field, ...) FOLD_##src(field)
+#define HAK_STAT_INTERNAL(field, src) FOLD_##src(field)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
 }
 
-static void add_heap(hak_heap_t *h, void *arg) {
-  hak_stats_t *o = arg;
+/* Per-thread counters summed over all heaps, plain numbers. */
+#define SUM_FIELD_HEAP(f) unsigned long long f;
+#define SUM_FIELD_GLOBAL(f)
+#define SUM_FIELD_OS(f)
+#define SUM_FIELD_MISUSE(f)
+#define SUM_FIELD_PROC(f)
+typedef struct heap_sum {
+  hak_class_stats_t cls[HAK_NCLASS];
+#define HAK_STAT(name, src, field, ...) SUM_FIELD_##src(field)
+#define HAK_STAT_INTERNAL(field, src) SUM_FIELD_##src(field)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
+} heap_sum_t;
+
+#define SUM_HEAP(f) o->f += LOAD(st->f);
+#define SUM_GLOBAL(f)
+#define SUM_OS(f)
+#define SUM_MISUSE(f)
+#define SUM_PROC(f)
+static void add_heap(const hak_heap_stats_t *st, void *arg) {
+  heap_sum_t *o = arg;
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
-    o->cls[c].allocs += LOAD(h->stats.cls[c].allocs);
-    o->cls[c].frees += LOAD(h->stats.cls[c].frees);
-    o->cls[c].remote_frees += LOAD(h->stats.cls[c].remote_frees);
-    o->cls[c].refills += LOAD(h->stats.cls[c].refills);
+    o->cls[c].allocs += LOAD(st->cls[c].allocs);
+    o->cls[c].frees += LOAD(st->cls[c].frees);
+    o->cls[c].remote_frees += LOAD(st->cls[c].remote_frees);
+    o->cls[c].refills += LOAD(st->cls[c].refills);
   }
-  o->slabs_acquired += LOAD(h->stats.slabs_acquired);
-  o->slabs_released += LOAD(h->stats.slabs_released);
-  o->large_allocs += LOAD(h->stats.large_allocs);
-  o->large_frees += LOAD(h->stats.large_frees);
-  o->large_cache_hits += LOAD(h->stats.large_cache_hits);
-  o->large_cache_misses += LOAD(h->stats.large_cache_misses);
-  o->live_bytes += LOAD(h->stats.large_live); /* the rest is added below */
+#define HAK_STAT(name, src, field, ...) SUM_##src(field)
+#define HAK_STAT_INTERNAL(field, src) SUM_##src(field)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
 }
 
 HAK_EXPORT int hak_stats_get(hak_stats_t *o) {
@@ -56,47 +100,43 @@ HAK_EXPORT int hak_stats_get(hak_stats_t *o) {
   return 0;
 }
 
+#define READ_HEAP(f) sum.f
+#define READ_GLOBAL(f) LOAD(hak_gstats.f)
+#define READ_OS(f) LOAD(hak_os.f)
+#define READ_MISUSE(f) LOAD(hak_misuse.f)
+#define READ_PROC(f) 0
+
 /* In a signal handler the interrupted thread may be inside the allocator:
  * its slabs are not touched and the heap registry is only tried. */
-void hak_stats_collect(hak_stats_t *o, bool in_signal) {
+bool hak_stats_collect(hak_stats_t *o, bool in_signal) {
   memset(o, 0, sizeof *o);
   o->version = HAK_STATS_VERSION;
   o->nclasses = HAK_NCLASS;
   /* The calling thread's slabs are brought up to date: its figures are exact. */
   if (!in_signal) hak_heap_sync_stats(hak_tls_heap);
-  hak_heap_t dead;
-  memcpy(&dead.stats, &hak_gstats.dead, sizeof dead.stats);
-  add_heap(&dead, o);
-  hak_heaps_foreach(add_heap, o, in_signal);
+  heap_sum_t sum;
+  memset(&sum, 0, sizeof sum);
+  bool complete = hak_heaps_foreach(add_heap, &sum, in_signal);
+#define HAK_STAT(name, src, field, ...) o->name = READ_##src(field);
+#define HAK_STAT_INTERNAL(field, src)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
   unsigned long long small_live = 0;
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
+    o->cls[c] = sum.cls[c];
     o->cls[c].block_size = hak_class_size(c);
     if (o->cls[c].allocs > o->cls[c].frees)
       small_live += (o->cls[c].allocs - o->cls[c].frees) * o->cls[c].block_size;
   }
-  const hak_global_stats_t *g = &hak_gstats;
-  o->segments_adopted = LOAD(g->segments_adopted);
-  o->threads_exited = LOAD(g->threads_exited);
-  o->big_allocs = LOAD(g->big_allocs);
-  o->big_frees = LOAD(g->big_frees);
-  o->bigcache_hits = LOAD(g->bigcache_hits);
-  o->bigcache_misses = LOAD(g->bigcache_misses);
-  o->invalid_frees = LOAD(g->invalid_frees);
-  o->double_frees = LOAD(g->double_frees);
-  o->live_bytes += small_live + LOAD(g->big_live);
-  o->os_mmap = LOAD(hak_os.n_mmap);
-  o->os_munmap = LOAD(hak_os.n_munmap);
-  o->os_madvise = LOAD(hak_os.n_madvise);
-  o->os_mremap = LOAD(hak_os.n_mremap);
-  o->mapped = LOAD(hak_os.mapped);
-  o->committed = LOAD(hak_os.committed);
-  o->peak_committed = LOAD(hak_os.peak_committed);
+  o->live_bytes = small_live + sum.large_live + LOAD(hak_gstats.big_live);
   o->rss = hak_os_rss();
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
     o->peak_rss = (unsigned long long)ru.ru_maxrss * 1024;
     o->page_faults = (unsigned long long)ru.ru_minflt;
   }
+  return complete;
 }
 
 HAK_EXPORT void hak_usage(hak_usage_t *u) {
@@ -110,53 +150,86 @@ HAK_EXPORT void hak_usage(hak_usage_t *u) {
   u->os_madvise = LOAD(hak_os.n_madvise);
 }
 
-static void fmt_bytes(char *buf, size_t cap, unsigned long long v) {
-  if (v >= (10ull << 30)) hak_fmt(buf, cap, "%llu GiB", v >> 30);
+/* ---- the readable summary ------------------------------------------------ */
+
+static void fmt_value(char *buf, size_t cap, unsigned long long v, bool bytes) {
+  if (!bytes) hak_fmt(buf, cap, "%llu", v);
+  else if (v >= (10ull << 30)) hak_fmt(buf, cap, "%llu GiB", v >> 30);
   else if (v >= (10ull << 20)) hak_fmt(buf, cap, "%llu MiB", v >> 20);
   else if (v >= (10ull << 10)) hak_fmt(buf, cap, "%llu KiB", v >> 10);
   else hak_fmt(buf, cap, "%llu B", v);
 }
 
+typedef struct stat_row {
+  const char *line, *label;
+  size_t offset;
+  bool bytes;
+} stat_row_t;
+
+static const stat_row_t stat_rows[] = {
+#define HAK_STAT(name, src, field, jgroup, jkey, line, label, unit) \
+  {line, label, offsetof(hak_stats_t, name), #unit[0] == 'B'},
+#define HAK_STAT_INTERNAL(field, src)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
+};
+#define NROWS (sizeof stat_rows / sizeof stat_rows[0])
+
+static unsigned long long row_value(const hak_stats_t *st, const stat_row_t *r) {
+  return *(const unsigned long long *)((const char *)st + r->offset);
+}
+
 HAK_EXPORT void hak_stats_print(int fd) { hak_stats_write(fd, false); }
 
+/* One line per tier of small blocks, then one per `line` of stats.def:
+ *   hakmem: large    allocs 12, frees 10, cache hits 8, misses 4 */
 void hak_stats_write(int fd, bool in_signal) {
   hak_stats_t st;
-  hak_stats_collect(&st, in_signal);
-  unsigned long long ta = 0, tf = 0, tr = 0, ma = 0, mf = 0;
-  for (unsigned c = 0; c < HAK_NCLASS; c++) {
-    if (c < HAK_NTINY) ta += st.cls[c].allocs, tf += st.cls[c].frees;
-    else ma += st.cls[c].allocs, mf += st.cls[c].frees;
-    tr += st.cls[c].remote_frees;
-  }
-  char a[32], b[32], c[32], d[32], e[32];
+  bool complete = hak_stats_collect(&st, in_signal);
   char comm[32] = "?";
   hak_os_comm(comm, sizeof comm);
   hak_fdprintf(fd, "hakmem: --- %s (pid %d) ---\n", comm, hak_os_pid());
-  hak_fdprintf(fd, "hakmem: %-6s %12s %12s\n", "tier", "allocs", "frees");
-  hak_fdprintf(fd, "hakmem: %-6s %12llu %12llu\n", "tiny", ta, tf);
-  hak_fdprintf(fd, "hakmem: %-6s %12llu %12llu\n", "mid", ma, mf);
-  hak_fdprintf(fd, "hakmem: %-6s %12llu %12llu   cache hits %llu, misses %llu\n", "large",
-               st.large_allocs, st.large_frees, st.large_cache_hits, st.large_cache_misses);
-  hak_fdprintf(fd, "hakmem: %-6s %12llu %12llu   BigCache hits %llu, misses %llu\n", "big",
-               st.big_allocs, st.big_frees, st.bigcache_hits, st.bigcache_misses);
-  hak_fdprintf(fd, "hakmem: remote frees %llu, slabs taken %llu / given back %llu, threads exited %llu, segments adopted %llu\n",
-               tr, st.slabs_acquired, st.slabs_released, st.threads_exited, st.segments_adopted);
-  fmt_bytes(a, sizeof a, st.live_bytes);
-  fmt_bytes(b, sizeof b, st.committed);
-  fmt_bytes(c, sizeof c, st.peak_committed);
-  fmt_bytes(d, sizeof d, st.rss);
-  fmt_bytes(e, sizeof e, st.peak_rss);
-  hak_fdprintf(fd, "hakmem: live %s, committed %s (peak %s), process RSS %s (peak %s)\n", a, b, c, d, e);
-  fmt_bytes(a, sizeof a, st.mapped);
-  hak_fdprintf(fd, "hakmem: mapped %s; kernel calls: mmap %llu, munmap %llu, madvise %llu, mremap %llu; page faults %llu\n",
-               a, st.os_mmap, st.os_munmap, st.os_madvise, st.os_mremap, st.page_faults);
-  if (st.invalid_frees || st.double_frees)
-    hak_fdprintf(fd, "hakmem: invalid frees %llu, double frees %llu\n", st.invalid_frees, st.double_frees);
+  unsigned long long t[2][3] = {{0}};
+  for (unsigned c = 0; c < HAK_NCLASS; c++) {
+    unsigned k = c >= HAK_NTINY;
+    t[k][0] += st.cls[c].allocs, t[k][1] += st.cls[c].frees, t[k][2] += st.cls[c].remote_frees;
+  }
+  for (unsigned k = 0; k < 2; k++)
+    hak_fdprintf(fd, "hakmem: %-8s allocs %llu, frees %llu, remote frees %llu\n", k ? "mid" : "tiny",
+                 t[k][0], t[k][1], t[k][2]);
+  char buf[512];
+  size_t n = 0;
+  for (size_t i = 0; i < NROWS; i++) {
+    const stat_row_t *r = &stat_rows[i];
+    bool first = i == 0 || strcmp(stat_rows[i - 1].line, r->line) != 0;
+    char v[32];
+    fmt_value(v, sizeof v, row_value(&st, r), r->bytes);
+    if (first) n = hak_fmt(buf, sizeof buf, "hakmem: %-8s %s %s", r->line, r->label, v);
+    else n += hak_fmt(buf + n, sizeof buf - n, ", %s %s", r->label, v);
+    if (i + 1 == NROWS || strcmp(stat_rows[i + 1].line, r->line) != 0) hak_fdprintf(fd, "%s\n", buf);
+  }
+  if (!complete)
+    hak_fdprintf(fd, "hakmem: (per-thread counters left out: the allocator was busy when the signal came)\n");
 }
 
 HAK_EXPORT int hak_build_minimal(void) { return HAKMEM_BENCH_MINIMAL; }
 
-/* JSON: one object, written with the no-allocation formatter. */
+/* ---- JSON: one object, written with the no-allocation formatter --------- */
+
+typedef struct json_row {
+  const char *group, *key;
+  size_t offset;
+} json_row_t;
+
+static const json_row_t json_rows[] = {
+#define HAK_STAT(name, src, field, jgroup, jkey, ...) {jgroup, jkey, offsetof(hak_stats_t, name)},
+#define HAK_STAT_INTERNAL(field, src)
+#include "stats.def"
+#undef HAK_STAT
+#undef HAK_STAT_INTERNAL
+};
+
 HAK_EXPORT size_t hak_stats_json(char *buf, size_t cap) {
   hak_stats_t st;
   hak_stats_get(&st);
@@ -165,19 +238,24 @@ HAK_EXPORT size_t hak_stats_json(char *buf, size_t cap) {
   hak_sink_printf(&j, "{\"version\":%u,\"classes\":[", st.version);
   for (unsigned c = 0; c < st.nclasses; c++)
     hak_sink_printf(&j, "%s{\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"remote_frees\":%llu,\"refills\":%llu}",
-         c ? "," : "", st.cls[c].block_size, st.cls[c].allocs, st.cls[c].frees,
-         st.cls[c].remote_frees, st.cls[c].refills);
-  hak_sink_printf(&j, "],\"slabs_acquired\":%llu,\"slabs_released\":%llu,\"segments_adopted\":%llu,\"threads_exited\":%llu,",
-       st.slabs_acquired, st.slabs_released, st.segments_adopted, st.threads_exited);
-  hak_sink_printf(&j, "\"large\":{\"allocs\":%llu,\"frees\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu},",
-       st.large_allocs, st.large_frees, st.large_cache_hits, st.large_cache_misses);
-  hak_sink_printf(&j, "\"big\":{\"allocs\":%llu,\"frees\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu},",
-       st.big_allocs, st.big_frees, st.bigcache_hits, st.bigcache_misses);
-  hak_sink_printf(&j, "\"os\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mremap\":%llu},", st.os_mmap,
-       st.os_munmap, st.os_madvise, st.os_mremap);
-  hak_sink_printf(&j, "\"mapped\":%llu,\"committed\":%llu,\"peak_committed\":%llu,\"live_bytes\":%llu,",
-       st.mapped, st.committed, st.peak_committed, st.live_bytes);
-  hak_sink_printf(&j, "\"rss\":%llu,\"peak_rss\":%llu,\"page_faults\":%llu,\"invalid_frees\":%llu,\"double_frees\":%llu}",
-       st.rss, st.peak_rss, st.page_faults, st.invalid_frees, st.double_frees);
+                    c ? "," : "", st.cls[c].block_size, st.cls[c].allocs, st.cls[c].frees,
+                    st.cls[c].remote_frees, st.cls[c].refills);
+  hak_sink_printf(&j, "]");
+  const char *open = "";
+  for (size_t i = 0; i < sizeof json_rows / sizeof json_rows[0]; i++) {
+    const json_row_t *r = &json_rows[i];
+    unsigned long long v = *(const unsigned long long *)((const char *)&st + r->offset);
+    bool in_group = *open != 0;
+    if (strcmp(open, r->group) != 0) {
+      if (in_group) hak_sink_printf(&j, "}");
+      if (*r->group) hak_sink_printf(&j, ",\"%s\":{\"%s\":%llu", r->group, r->key, v);
+      else hak_sink_printf(&j, ",\"%s\":%llu", r->key, v);
+      open = r->group;
+      continue;
+    }
+    hak_sink_printf(&j, ",\"%s\":%llu", r->key, v);
+  }
+  if (*open) hak_sink_printf(&j, "}");
+  hak_sink_printf(&j, "}");
   return j.total;
 }

@@ -433,39 +433,48 @@ static void stats_malloc_stats(void) {
   snprintf(head, sizeof head, "hakmem: --- test_stats (pid %d) ---\n", (int)getpid());
   CHECKF(!strncmp(text, head, strlen(head)), "malloc_stats: first line is not '%.*s':\n%s",
          (int)strlen(head) - 1, head, text);
-  unsigned long long ta = 0, tf = 0, ma = 0, mf = 0, rf = 0;
+  unsigned long long ta = 0, tf = 0, tr = 0, ma = 0, mf = 0, mr = 0;
   for (unsigned c = 0; c < s1.nclasses; c++) {
-    if (s1.cls[c].block_size <= 1024) ta += s1.cls[c].allocs, tf += s1.cls[c].frees;
-    else ma += s1.cls[c].allocs, mf += s1.cls[c].frees;
-    rf += s1.cls[c].remote_frees;
+    if (s1.cls[c].block_size <= 1024) ta += s1.cls[c].allocs, tf += s1.cls[c].frees, tr += s1.cls[c].remote_frees;
+    else ma += s1.cls[c].allocs, mf += s1.cls[c].frees, mr += s1.cls[c].remote_frees;
   }
-  unsigned long long a = 0, f = 0, h = 0, mi = 0, x1 = 0, x2 = 0, x3 = 0;
+  unsigned long long a = 0, f = 0, r = 0, h = 0, mi = 0, x1 = 0, x2 = 0, x3 = 0;
   const char *l;
-  CHECKF((l = line_after("hakmem: tiny ")) && sscanf(l, "%llu %llu", &a, &f) == 2 && a == ta && f == tf,
-         "malloc_stats tiny line: %llu %llu, hak_stats_get: %llu %llu", a, f, ta, tf);
-  CHECKF((l = line_after("hakmem: mid ")) && sscanf(l, "%llu %llu", &a, &f) == 2 && a == ma && f == mf,
-         "malloc_stats mid line: %llu %llu, hak_stats_get: %llu %llu", a, f, ma, mf);
+  CHECKF((l = line_after("hakmem: tiny ")) &&
+             sscanf(l, " allocs %llu, frees %llu, remote frees %llu", &a, &f, &r) == 3 && a == ta &&
+             f == tf && r == tr,
+         "malloc_stats tiny line: %llu %llu %llu, hak_stats_get: %llu %llu %llu", a, f, r, ta, tf, tr);
+  CHECKF((l = line_after("hakmem: mid ")) &&
+             sscanf(l, " allocs %llu, frees %llu, remote frees %llu", &a, &f, &r) == 3 && a == ma &&
+             f == mf && r == mr,
+         "malloc_stats mid line: %llu %llu %llu, hak_stats_get: %llu %llu %llu", a, f, r, ma, mf, mr);
   CHECKF((l = line_after("hakmem: large ")) &&
-             sscanf(l, "%llu %llu cache hits %llu, misses %llu", &a, &f, &h, &mi) == 4 &&
+             sscanf(l, " allocs %llu, frees %llu, cache hits %llu, misses %llu", &a, &f, &h, &mi) == 4 &&
              a == s1.large_allocs && f == s1.large_frees && h == s1.large_cache_hits &&
              mi == s1.large_cache_misses,
          "malloc_stats large line differs from hak_stats_get:\n%s", text);
   CHECKF((l = line_after("hakmem: big ")) &&
-             sscanf(l, "%llu %llu BigCache hits %llu, misses %llu", &a, &f, &h, &mi) == 4 &&
+             sscanf(l, " allocs %llu, frees %llu, BigCache hits %llu, misses %llu", &a, &f, &h, &mi) == 4 &&
              a == s1.big_allocs && f == s1.big_frees && h == s1.bigcache_hits &&
              mi == s1.bigcache_misses,
          "malloc_stats big line differs from hak_stats_get:\n%s", text);
-  CHECKF((l = line_after("hakmem: remote frees ")) &&
-             sscanf(l, "%llu, slabs taken %llu / given back %llu, threads exited %llu, segments adopted %llu",
-                    &a, &f, &x1, &x2, &x3) == 5 &&
-             a == rf && f == s1.slabs_acquired && x1 == s1.slabs_released &&
-             x2 == s1.threads_exited && x3 == s1.segments_adopted,
-         "malloc_stats remote/slabs line differs from hak_stats_get:\n%s", text);
-  CHECKF((l = line_after("hakmem: mapped ")) && strstr(l, "kernel calls: mmap "),
-         "malloc_stats: no mapped line:\n%s", text);
-  CHECKF(line_after("hakmem: live ") != NULL, "malloc_stats: no live line:\n%s", text);
-  CHECKF(line_after("hakmem: invalid frees") == NULL || s1.invalid_frees || s1.double_frees,
-         "malloc_stats reports invalid frees that hak_stats_get does not");
+  CHECKF((l = line_after("hakmem: slabs ")) &&
+             sscanf(l, " taken %llu, given back %llu, segments adopted %llu, threads exited %llu", &f,
+                    &x1, &x3, &x2) == 4 &&
+             f == s1.slabs_acquired && x1 == s1.slabs_released && x2 == s1.threads_exited &&
+             x3 == s1.segments_adopted,
+         "malloc_stats slabs line differs from hak_stats_get:\n%s", text);
+  CHECKF((l = line_after("hakmem: kernel ")) && sscanf(l, " mmap %llu, munmap %llu", &a, &f) == 2 &&
+             a <= s2.os_mmap && f <= s2.os_munmap,
+         "malloc_stats: no kernel line:\n%s", text);
+  CHECKF((l = line_after("hakmem: memory ")) && strstr(l, "mapped ") && strstr(l, ", live "),
+         "malloc_stats: no memory line:\n%s", text);
+  CHECKF((l = line_after("hakmem: process ")) && strstr(l, "RSS ") && strstr(l, ", page faults "),
+         "malloc_stats: no process line:\n%s", text);
+  CHECKF((l = line_after("hakmem: errors ")) &&
+             sscanf(l, " invalid frees %llu, double frees %llu", &a, &f) == 2 && a == s1.invalid_frees &&
+             f == s1.double_frees,
+         "malloc_stats errors line differs from hak_stats_get:\n%s", text);
 
   /* hak_stats_print writes the same summary to any descriptor. */
   fd = open("/dev/null", O_WRONLY);

@@ -81,7 +81,7 @@ static int want_summaries;
 
 static bool ready(child_t *c) { return strstr(c->obuf, "ready\n") != NULL; }
 /* The last line of a summary is the "mapped ..." one. */
-static bool have_summaries(child_t *c) { return count_lines(c->ebuf, "hakmem: mapped ") >= want_summaries; }
+static bool have_summaries(child_t *c) { return count_lines(c->ebuf, "hakmem: errors ") >= want_summaries; }
 
 static void set_header(pid_t pid) {
   char path[256], comm[16];
@@ -94,8 +94,8 @@ static void set_header(pid_t pid) {
 static void check_summaries(const char *text, int n) {
   CHECKF(count_lines(text, header) == n, "expected %d summaries starting '%s', got:\n%s", n, header, text);
   CHECKF(count_lines(text, "hakmem: --- ") == n, "summaries of another process?\n%s", text);
-  CHECKF(count_lines(text, "hakmem: tiny ") == n && count_lines(text, "hakmem: live ") == n &&
-             count_lines(text, "hakmem: mapped ") == n,
+  CHECKF(count_lines(text, "hakmem: tiny ") == n && count_lines(text, "hakmem: memory ") == n &&
+             count_lines(text, "hakmem: errors ") == n,
          "incomplete summaries:\n%s", text);
   /* Other threads' counts are as of their last slow-path event; after the
    * child's warm-up, some allocations have been counted. */
@@ -104,7 +104,7 @@ static void check_summaries(const char *text, int n) {
   for (int i = 0; i < 4; i++) {
     unsigned long long a = 0, f = 0;
     const char *l = find_line(text, tiers[i]);
-    CHECKF(l && sscanf(l, "%llu %llu", &a, &f) == 2, "no '%s' line:\n%s", tiers[i], text);
+    CHECKF(l && sscanf(l, " allocs %llu, frees %llu", &a, &f) == 2, "no '%s' line:\n%s", tiers[i], text);
     sum += a;
   }
   /* (In a minimal build the counters are compiled out and stay 0.) */
@@ -173,7 +173,7 @@ static void signal_file(void) {
   do {
     ssize_t n = pread(fd, text, sizeof text - 1, 0);
     text[n > 0 ? n : 0] = 0;
-    if (count_lines(text, "hakmem: mapped ") >= 1) break;
+    if (count_lines(text, "hakmem: errors ") >= 1) break;
     usleep(10000);
   } while (now_seconds() < end);
   finish_ok(&ch);
