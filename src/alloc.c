@@ -232,6 +232,17 @@ void *hak_aligned_impl(size_t align, size_t n, void *site) {
 
 HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
 
+/* memalign is glibc's lenient one: an alignment of 16 or less (0 too) is
+ * malloc's, and one that is not a power of two is rounded up to one. */
+void *hak_memalign_impl(size_t align, size_t n, void *site) {
+  if (align > HAK_MAX_REQUEST) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align && !hak_is_pow2(align)) align = (size_t)1 << (hak_bsr(align) + 1);
+  return hak_alloc_routed(n, align, false, site);
+}
+
 HAK_EXPORT int hak_trim(void) {
   size_t before = atomic_load(&hak_os.committed);
   hak_heap_t *h = hak_tls_heap;

@@ -325,6 +325,7 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *slab);
 void *hak_calloc_impl(size_t count, size_t size, void *site);
 void *hak_realloc_impl(void *p, size_t n, void *site);
 void *hak_aligned_impl(size_t align, size_t n, void *site);
+void *hak_memalign_impl(size_t align, size_t n, void *site);
 /* msg.c: misuse reports (counted; printed a bounded number of times). */
 void hak_report_misuse(const char *what, const void *p, bool twice);
 typedef struct hak_misuse_counters { hak_counter_t invalid_frees, double_frees; } hak_misuse_counters_t;

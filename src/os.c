@@ -40,8 +40,10 @@ static void *os_mmap_raw(size_t size) {
       atomic_fetch_sub(&os_fail_maps, 1) > 0)
     return NULL;
   int saved = errno; /* a failed mmap must not leak its errno to callers */
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  /* No MAP_NORESERVE: the kernel's overcommit policy judges every mapping
+   * as it judges glibc's, so a request no machine can back fails here
+   * (NULL, ENOMEM) instead of handing out a reservation. */
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
   errno = saved;
   return p == MAP_FAILED ? NULL : p;

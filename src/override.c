@@ -36,7 +36,7 @@ HAK_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
 }
 
 HAK_EXPORT void *aligned_alloc(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
-HAK_EXPORT void *memalign(size_t align, size_t n) { return hak_aligned_impl(align, n, HAK_RA()); }
+HAK_EXPORT void *memalign(size_t align, size_t n) { return hak_memalign_impl(align, n, HAK_RA()); }
 HAK_EXPORT void *valloc(size_t n) { return hak_alloc_routed(n, HAK_PAGE, false, HAK_RA()); }
 
 HAK_EXPORT void *pvalloc(size_t n) {
@@ -100,4 +100,4 @@ HAK_EXPORT void *__libc_malloc(size_t n) { return hak_alloc_fast(n); }
 HAK_EXPORT void __libc_free(void *p) { hak_free_fast(p); }
 HAK_EXPORT void *__libc_calloc(size_t c, size_t n) { return hak_calloc_impl(c, n, HAK_RA()); }
 HAK_EXPORT void *__libc_realloc(void *p, size_t n) { return hak_realloc_impl(p, n, HAK_RA()); }
-HAK_EXPORT void *__libc_memalign(size_t a, size_t n) { return hak_aligned_alloc(a, n); }
+HAK_EXPORT void *__libc_memalign(size_t a, size_t n) { return hak_memalign_impl(a, n, HAK_RA()); }

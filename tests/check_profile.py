@@ -191,6 +191,14 @@ def test_explicit(a, d):
     check_seed_sites(p)
     check([s["bytes"] for s in p["sites"]] == sorted((s["bytes"] for s in p["sites"]), reverse=True),
           "sites not sorted by bytes")
+    # Without HAKMEM_PROFILE, explicit calls are recorded all the same, and
+    # they do not turn profiling on for plain malloc calls.
+    only = os.path.join(d, "cs-only")
+    run([a.prog, "cs-only", only], clean_env())
+    q = load(only + ".json")
+    names = sorted(s.get("function") or "?" for s in own_sites(a, q))
+    check(len(names) == 3 and "freed_large_site" not in names,
+          f"explicit calls only: sites {names}, expected the three seed sites")
     check(len({s["pattern"] for s in own}) == 3, "expected three different patterns")
     for s in own:
         check(any(f.get("function") == "main" for f in s["stack"]),

@@ -248,11 +248,18 @@ int main(int argc, char **argv) {
     return 0;
   }
 #if !defined(HAK_TEST_PRELOAD)
+  if (strcmp(mode, "cs-only") == 0 && argc > 2) {
+    /* Without HAKMEM_PROFILE: the explicit calls are recorded, and they
+     * turn nothing on for plain malloc (freed_large_site's blocks). */
+    run_sites();
+    freed_large_site();
+    return hak_profile_write(argv[2]) == 0 ? 0 : 1;
+  }
   if (strcmp(mode, "cs-small") == 0) {
     cs_small_site();
     return 0;
   }
 #endif
-  fprintf(stderr, "usage: test_profile_prog sites|leak|exit3|mid|stuck|mixed|cs-small\n");
+  fprintf(stderr, "usage: test_profile_prog sites|leak|exit3|mid|stuck|mixed|cs-small|cs-only FILE\n");
   return 2;
 }
