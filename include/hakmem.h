@@ -51,8 +51,10 @@ void hak_free_cs(void *ptr);
  * Returns 0 on success, -1 (errno set) on failure. */
 int hak_profile_write(const char *path);
 
-/* Returns every free page hakmem holds to the OS now (decommit, unmap
- * cached mappings).  Returns 1 if some memory was released. */
+/* Returns free memory to the OS now: the calling thread's free slabs, those
+ * of exited threads, and the Large, Big and segment caches (decommitted or
+ * unmapped).  Other live threads' free slabs go back on their own schedule,
+ * after the purge delay.  Returns 1 if some memory was released. */
 int hak_trim(void);
 
 /* Process-wide figures, cheap enough to call at any time. */

@@ -69,7 +69,8 @@ void hak_process_init(void) {
 static int summary_fd = 2;
 
 /* The summary goes to HAKMEM_STATS_FILE (appended: every process of a
- * `hakmem run` adds its own) or to stderr. */
+ * `hakmem run` adds its own; a name ending in .json gets one JSON object
+ * per line) or to stderr. */
 static void write_summary(bool in_signal) {
   int fd = summary_fd;
   const char *path = HAK_OPT_STR(STATS_FILE);
@@ -77,8 +78,13 @@ static void write_summary(bool in_signal) {
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) fd = summary_fd;
   }
-  hak_stats_write(fd, in_signal);
-  hak_prof_print(fd);
+  size_t len = path ? strlen(path) : 0;
+  if (len > 5 && !strcmp(path + len - 5, ".json")) {
+    hak_stats_write_json(fd, in_signal); /* one object per line, per process */
+  } else {
+    hak_stats_write(fd, in_signal);
+    hak_prof_print(fd);
+  }
   if (fd != summary_fd) close(fd);
 }
 

@@ -335,6 +335,7 @@ extern hak_misuse_counters_t hak_misuse;
  * signal handler, while the heap registry was busy). */
 bool hak_stats_collect(hak_stats_t *out, bool in_signal);
 void hak_stats_write(int fd, bool in_signal);
+void hak_stats_write_json(int fd, bool in_signal); /* one line */
 /* The caller's return address: the call-site label of an allocation. */
 #define HAK_RA() __builtin_return_address(0)
 

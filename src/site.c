@@ -166,7 +166,8 @@ void hak_site_count(void *site, size_t size) {
 }
 
 /* Exponential with mean HAKMEM_PROFILE_SAMPLE: -ln(U) * mean, with log2
- * from the bits of a xorshift draw (no libm inside the allocator). */
+ * from the bits of a xorshift draw: this runs at every refill of a
+ * profiled heap, where a libm log() would cost more than the rest. */
 int64_t hak_site_next_interval(uint64_t *rng) {
   uint64_t x = *rng ? *rng : 0x2545F4914F6CDD1Dull ^ (uint64_t)(uintptr_t)rng;
   x ^= x << 13, x ^= x >> 7, x ^= x << 17;

@@ -230,32 +230,52 @@ static const json_row_t json_rows[] = {
 #undef HAK_STAT_INTERNAL
 };
 
-HAK_EXPORT size_t hak_stats_json(char *buf, size_t cap) {
-  hak_stats_t st;
-  hak_stats_get(&st);
-  hak_sink_t j = {.buf = buf, .cap = buf ? cap : 0, .fd = -1};
-  if (j.cap) buf[0] = 0;
-  hak_sink_printf(&j, "{\"version\":%u,\"classes\":[", st.version);
-  for (unsigned c = 0; c < st.nclasses; c++)
-    hak_sink_printf(&j, "%s{\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"remote_frees\":%llu,\"refills\":%llu}",
-                    c ? "," : "", st.cls[c].block_size, st.cls[c].allocs, st.cls[c].frees,
-                    st.cls[c].remote_frees, st.cls[c].refills);
-  hak_sink_printf(&j, "]");
+/* One JSON object: the program, then the rows of stats.def. */
+static void stats_json(hak_sink_t *j, const hak_stats_t *st, bool complete) {
+  char comm[32] = "?";
+  hak_os_comm(comm, sizeof comm);
+  hak_sink_printf(j, "{\"version\":%u,\"program\":\"", st->version);
+  for (const char *c = comm; *c; c++) /* a process name has no quotes to speak of */
+    hak_sink_printf(j, "%c", *c == '"' || *c == '\\' || (unsigned char)*c < 0x20 ? '?' : *c);
+  hak_sink_printf(j, "\",\"pid\":%d,\"complete\":%s,\"classes\":[", hak_os_pid(), complete ? "true" : "false");
+  for (unsigned c = 0; c < st->nclasses; c++)
+    hak_sink_printf(j, "%s{\"size\":%llu,\"allocs\":%llu,\"frees\":%llu,\"remote_frees\":%llu,\"refills\":%llu}",
+                    c ? "," : "", st->cls[c].block_size, st->cls[c].allocs, st->cls[c].frees,
+                    st->cls[c].remote_frees, st->cls[c].refills);
+  hak_sink_printf(j, "]");
   const char *open = "";
   for (size_t i = 0; i < sizeof json_rows / sizeof json_rows[0]; i++) {
     const json_row_t *r = &json_rows[i];
-    unsigned long long v = *(const unsigned long long *)((const char *)&st + r->offset);
+    unsigned long long v = *(const unsigned long long *)((const char *)st + r->offset);
     bool in_group = *open != 0;
     if (strcmp(open, r->group) != 0) {
-      if (in_group) hak_sink_printf(&j, "}");
-      if (*r->group) hak_sink_printf(&j, ",\"%s\":{\"%s\":%llu", r->group, r->key, v);
-      else hak_sink_printf(&j, ",\"%s\":%llu", r->key, v);
+      if (in_group) hak_sink_printf(j, "}");
+      if (*r->group) hak_sink_printf(j, ",\"%s\":{\"%s\":%llu", r->group, r->key, v);
+      else hak_sink_printf(j, ",\"%s\":%llu", r->key, v);
       open = r->group;
       continue;
     }
-    hak_sink_printf(&j, ",\"%s\":%llu", r->key, v);
+    hak_sink_printf(j, ",\"%s\":%llu", r->key, v);
   }
-  if (*open) hak_sink_printf(&j, "}");
-  hak_sink_printf(&j, "}");
+  if (*open) hak_sink_printf(j, "}");
+  hak_sink_printf(j, "}");
+}
+
+HAK_EXPORT size_t hak_stats_json(char *buf, size_t cap) {
+  hak_stats_t st;
+  bool complete = hak_stats_collect(&st, false);
+  hak_sink_t j = {.buf = buf, .cap = buf ? cap : 0, .fd = -1};
+  if (j.cap) buf[0] = 0;
+  stats_json(&j, &st, complete);
   return j.total;
+}
+
+void hak_stats_write_json(int fd, bool in_signal) {
+  hak_stats_t st;
+  bool complete = hak_stats_collect(&st, in_signal);
+  char buf[2048];
+  hak_sink_t j = {.buf = buf, .cap = sizeof buf, .fd = fd};
+  stats_json(&j, &st, complete);
+  hak_sink_printf(&j, "\n");
+  hak_sink_flush(&j);
 }
