@@ -168,7 +168,7 @@ typedef struct {
   hak_sel_params_t sel;
   hak_learn_state_t start; /* LEARN; FROZEN = start frozen on the knobs' start */
   /* LEARN and convergence */
-  uint32_t stable_m;     /* 8: windows an incumbent holds to end a knob's turn */
+  uint32_t stable_m;     /* 6: windows an incumbent holds to end a knob's turn */
   uint32_t turn_max;     /* 48: longest turn */
   uint32_t settle_span;  /* 8: p99 compared with its value this many incumbent windows ago */
   uint32_t settle_min;   /* 12: incumbent windows before p99 can count as settled */

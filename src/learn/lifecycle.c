@@ -33,7 +33,7 @@ unsigned hak_learn_ladder_find(const hak_learn_knob_t *k, double v) {
 void hak_learn_params_default(hak_learn_params_t *p) {
   hak_sel_params_default(&p->sel);
   p->start = HAK_LEARN_STATE_LEARN;
-  p->stable_m = 8;
+  p->stable_m = 6;
   p->turn_max = 48;
   p->settle_span = 8;
   p->settle_min = 12;

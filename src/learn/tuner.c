@@ -54,6 +54,22 @@ int hak_tuner_pick(hak_tuner_t *t, uint8_t *cfg) {
   return t->active;
 }
 
+/* A turn may end only once the incumbent's neighbourhood has been seen:
+ * the incumbent measured `base` times, each neighbour at least once, and no
+ * neighbour halfway through a winning streak.  Otherwise a short stable_m
+ * would end turns before a better neighbour was even tried. */
+static bool looked_around(const hak_sel_t *s) {
+  unsigned c = s->cur;
+  if (s->count[c] < s->p.base) return false;
+  for (int d = -1; d <= 1; d += 2) {
+    int a = (int)c + d;
+    if (a < 0 || a >= s->n) continue;
+    if (s->count[a] == 0) return false;
+    if (s->streak[a] > 0 && s->mean[a] <= (1.0 - s->p.gain) * s->mean[c]) return false;
+  }
+  return true;
+}
+
 bool hak_tuner_update(hak_tuner_t *t, int knob, unsigned arm, double cost) {
   if (t->active == HAK_TUNER_NONE) return false;
   if (knob < 0) { /* a window of the incumbents: the active knob's cur */
@@ -69,10 +85,7 @@ bool hak_tuner_update(hak_tuner_t *t, int knob, unsigned arm, double cost) {
     for (unsigned k = 0; k < t->nknobs; k++)
       if (k != (unsigned)knob) t->stale[k] = true;
   }
-  bool pending = false; /* a challenger on its way to a switch: let it finish */
-  for (unsigned a = 0; a < s->n; a++)
-    pending |= s->streak[a] > 0 && s->mean[a] <= (1.0 - s->p.gain) * s->mean[s->cur];
-  if ((s->since_switch >= t->stable_m && t->turn_len >= t->stable_m && !pending) ||
+  if ((s->since_switch >= t->stable_m && t->turn_len >= t->stable_m && looked_around(s)) ||
       t->turn_len >= t->turn_max) {
     if (t->turn_switches == 0) t->clean_turns++;
     else t->clean_turns = 0;
