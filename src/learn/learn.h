@@ -87,7 +87,7 @@ typedef struct {
   uint32_t count[HAK_LEARN_MAX_ARMS];  /* plays since the last reset */
   uint32_t streak[HAK_LEARN_MAX_ARMS]; /* consecutive winning plays */
   double mean[HAK_LEARN_MAX_ARMS];     /* cost estimate */
-  double rating[HAK_LEARN_MAX_ARMS];   /* ELO rating (kept by both algos) */
+  double rating[HAK_LEARN_MAX_ARMS];   /* ELO rating (stays 1500 under UCB1) */
 } hak_sel_t;
 
 void hak_sel_params_default(hak_sel_params_t *p);
@@ -121,7 +121,8 @@ uint64_t hak_elo_rand(uint64_t *state); /* xorshift64* */
  * One selector per knob; one movable knob (unpinned, >1 step) at a time
  * has its turn and is explored, the others stay on their incumbents.  A
  * turn ends once the knob's incumbent has held for stable_m windows of the
- * turn (or after turn_max windows); turns go round-robin.  When a knob
+ * turn and its neighbours have been tried (or after turn_max windows);
+ * turns go round-robin.  When a knob
  * moves, the others' estimates are stale (measured under another
  * configuration) and are forgotten at the start of their next turn. */
 #define HAK_TUNER_NONE 0xff
