@@ -1,0 +1,101 @@
+/* The selector over one ladder (hak_sel_*): per-arm cost estimates, the
+ * +-1 neighbourhood, and the seed's safety rules for moving the incumbent
+ * (gain threshold, win streak, cooldown).  Which neighbour to play is
+ * delegated to UCB1 (ucb1.c) or ELO (elo.c); everything else is shared, so
+ * the two algorithms are interchangeable. */
+#include <math.h>
+
+#include "learn.h"
+
+void hak_sel_params_default(hak_sel_params_t *p) {
+  *p = (hak_sel_params_t){
+      .algo = HAK_LEARN_UCB1,
+      .gain = 0.08,
+      .win_streak = 3,
+      .cooldown = 4,
+      .mem = 32,
+      .base = 3,
+      .ucb_c = 0.1,
+      .elo_k = 32,
+      .elo_temp = 50,
+      .elo_draw = 0.02,
+      .seed = 0,
+  };
+}
+
+void hak_sel_reset(hak_sel_t *s) {
+  s->cooldown_left = 0;
+  s->since_switch = 0;
+  s->total = 0;
+  for (unsigned i = 0; i < HAK_LEARN_MAX_ARMS; i++) {
+    s->count[i] = 0;
+    s->streak[i] = 0;
+    s->mean[i] = 0;
+    s->rating[i] = 1500;
+  }
+}
+
+void hak_sel_init(hak_sel_t *s, const hak_sel_params_t *p, unsigned n_arms, unsigned start) {
+  if (p) s->p = *p;
+  else hak_sel_params_default(&s->p);
+  if (s->p.mem == 0) s->p.mem = 1;
+  if (s->p.win_streak == 0) s->p.win_streak = 1;
+  if (n_arms < 1) n_arms = 1;
+  if (n_arms > HAK_LEARN_MAX_ARMS) n_arms = HAK_LEARN_MAX_ARMS;
+  s->n = (uint8_t)n_arms;
+  s->cur = (uint8_t)(start < n_arms ? start : n_arms - 1);
+  s->switches = 0;
+  /* xorshift must not start at 0 (it would stay there) */
+  s->rng = s->p.seed ? s->p.seed : 0x9E3779B97F4A7C15ull;
+  hak_sel_reset(s);
+}
+
+void hak_sel_set(hak_sel_t *s, unsigned arm) {
+  if (arm >= s->n || arm == s->cur) return;
+  s->cur = (uint8_t)arm;
+  s->cooldown_left = s->p.cooldown;
+  s->since_switch = 0;
+  s->switches++;
+  for (unsigned i = 0; i < HAK_LEARN_MAX_ARMS; i++) s->streak[i] = 0;
+}
+
+/* `arm` beats the incumbent clearly: its mean cost is below cur's by the
+ * gain. */
+static bool clear_win(const hak_sel_t *s, unsigned arm) {
+  unsigned c = s->cur;
+  return s->count[c] > 0 && s->count[arm] > 0 && s->mean[arm] <= (1.0 - s->p.gain) * s->mean[c];
+}
+
+unsigned hak_sel_pick(hak_sel_t *s) {
+  unsigned c = s->cur;
+  /* the incumbent is the reference every comparison divides by: measured
+   * `base` times first, so one unlucky window of it does not make every
+   * neighbour look like a win; then each neighbour once */
+  if (s->count[c] < s->p.base) return c;
+  if (c > 0 && s->count[c - 1] == 0) return c - 1;
+  if (c + 1 < s->n && s->count[c + 1] == 0) return c + 1;
+  return s->p.algo == HAK_LEARN_ELO ? hak_elo_pick(s) : hak_ucb1_pick(s);
+}
+
+bool hak_sel_update(hak_sel_t *s, unsigned arm, double cost) {
+  if (arm >= s->n || !isfinite(cost)) return false;
+  if (cost < 0) cost = 0;
+  unsigned c = s->cur;
+  if (s->p.algo == HAK_LEARN_ELO && arm != c) hak_elo_rate(s, arm, cost);
+  if (s->count[arm] < UINT32_MAX) s->count[arm]++;
+  /* a plain mean for the first `mem` samples, then an exponential one, so
+   * that an estimate follows a drifting workload */
+  uint32_t n = s->count[arm] < s->p.mem ? s->count[arm] : s->p.mem;
+  s->mean[arm] += (cost - s->mean[arm]) / n;
+  s->total++;
+  s->since_switch++;
+  bool cooling = s->cooldown_left > 0; /* checked before counting down: K full windows */
+  if (cooling) s->cooldown_left--;
+  if (arm == c) return false;
+  bool adjacent = arm + 1 == c || arm == c + 1;
+  bool win = adjacent && clear_win(s, arm);
+  s->streak[arm] = win ? s->streak[arm] + 1 : 0;
+  if (!win || s->streak[arm] < s->p.win_streak || cooling) return false;
+  hak_sel_set(s, arm);
+  return true;
+}
