@@ -124,7 +124,9 @@ static big_hdr_t *big_resize(const hak_policy_t *pol, big_hdr_t *b, size_t size)
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   const hak_policy_t *pol = hak_policy();
   size_t off = align <= BIG_HDR ? BIG_HDR : align;
-  size_t size = hak_align_up(off + n, BIG_GRAIN);
+  /* A block of 0 bytes still gets a byte: its address must lie inside its
+   * mapping (an over-aligned block starts `off` bytes in). */
+  size_t size = hak_align_up(off + (n ? n : 1), BIG_GRAIN);
   size_t map_align = align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
   big_hdr_t *b = NULL;
   uint64_t t0 = hak_prof_begin();
