@@ -601,7 +601,7 @@ def instructions(args, bin_path, allocs):
 # run's output (stdout, and any files it writes) must equal the output of a
 # glibc reference run made before the timed runs.
 
-PROGRAM_INPUT_VERSION = "1"
+PROGRAM_INPUT_VERSION = "2"
 
 
 class Program:
@@ -665,7 +665,8 @@ def generate_inputs(folder, scale):
     paths = {k: os.path.join(folder, f) for k, f in (
         ("text", "text.txt"), ("text-xz", "text-xz.txt"),
         ("lines", "lines.txt"), ("json", "data.json"),
-        ("awk", "words.awk"), ("perl", "churn.pl"), ("jq", "groups.jq"))}
+        ("awk", "words.awk"), ("perl", "churn.pl"), ("jq", "groups.jq"),
+        ("git", "git.sh"))}
     try:
         with open(stamp) as f:
             if f.read() == tag and all(map(os.path.exists, paths.values())):
@@ -673,7 +674,7 @@ def generate_inputs(folder, scale):
     except OSError:
         pass
     for key, text in (("awk", GAWK_PROGRAM), ("perl", PERL_PROGRAM),
-                      ("jq", JQ_PROGRAM)):
+                      ("jq", JQ_PROGRAM), ("git", GIT_SCRIPT)):
         with open(paths[key], "w") as f:
             f.write(text.lstrip())
     rng = random.Random(20261127)
@@ -755,6 +756,15 @@ my $u = 0; $u += length($_) for @keep;
 print scalar(keys %h), " $t $u\n";
 """
 
+GIT_SCRIPT = r"""
+# git.sh REPO REV: read-only git work on the history of REPO up to REV
+set -e
+git -C "$1" --no-pager log -p --stat -M -C "$2"
+git -C "$1" grep -n -e 'a[a-z]*e' $(git -C "$1" rev-list "$2")
+echo "$2" | git -C "$1" pack-objects --revs --stdout --no-reuse-delta \
+  --no-reuse-object --window=500 --depth=50 --threads=1 -q
+"""
+
 JQ_PROGRAM = (
     'map(select(.id % 3 != 0) | {id, g: .group, name: (.name + "-" + (.id | tostring)),'
     ' tags: (.tags | map(ascii_upcase) | sort), sum: (.values | add),'
@@ -803,22 +813,16 @@ def programs_list(args, work, scale):
         "perl", "hash and string churn, %d iterations" % n,
         ["perl", inp["perl"], str(n)],
         env={"PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"})))
-    git = Program("git", "git pack-objects: re-deltify hakmem's history "
-                  "(window 500, one thread, to stdout; read-only)",
-                  skip=None if repo else no_repo)
-    if repo:
+    git = Program("git", "git log -p, git grep over every commit and git "
+                  "pack-objects (re-deltify, one thread, to stdout) of hakmem's "
+                  "history; read-only", skip=None if repo else no_repo)
+    if repo and shutil.which("git"):
         p = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"],
                            capture_output=True, text=True)
-        if p.returncode or not shutil.which("git"):
+        if p.returncode:
             git.skip = "%s is not a git repository" % repo
-        else:
-            rev = os.path.join(tmp, "git-rev")
-            with open(rev, "w") as f:  # pinned: later commits change nothing
-                f.write(p.stdout.strip() + "\n")
-            git.argv = ["git", "-C", repo, "pack-objects", "--revs", "--stdout",
-                        "--no-reuse-delta", "--no-reuse-object", "--window=500",
-                        "--depth=50", "--threads=1", "-q"]
-            git.stdin = rev
+        else:  # pinned: commits made meanwhile change nothing
+            git.argv = ["sh", inp["git"], repo, p.stdout.strip()]
             git.env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_OPTIONAL_LOCKS": "0"}
     progs.append(need("git", git))
     progs.append(need("jq", Program(
