@@ -333,7 +333,7 @@ def write_markdown(path, med, keys, allocs, info):
     lines = summary(med, keys, allocs, [
         ("throughput, geomean over all rows", "ops_per_sec", True),
         ("peak RSS, geomean over all rows", "peak_rss_kb", False)])
-    head = "\n".join(["## Summary", ""] + lines + [""]) if lines else ""
+    head = "\n".join(["", "## Summary", ""] + lines + [""]) if lines else ""
     parts = ["# hakmem benchmark results", "", info, head,
              md_table("Throughput (ops/s)", "ops_per_sec", human, True,
                       med, keys, allocs),
