@@ -78,6 +78,21 @@ void bench_parallel(bench_t *b, int n, void *(*fn)(void *)) {
     pthread_join(tid[i], NULL);
 }
 
+static pthread_attr_t spawn_attr;
+static pthread_once_t spawn_once = PTHREAD_ONCE_INIT;
+
+static void spawn_init(void) {
+  pthread_attr_init(&spawn_attr);
+  pthread_attr_setstacksize(&spawn_attr, 256 << 10);
+}
+
+void bench_spawn(pthread_t *tid, void *(*fn)(void *), void *arg) {
+  pthread_once(&spawn_once, spawn_init);
+  int err = pthread_create(tid, &spawn_attr, fn, arg);
+  if (err)
+    bench_die("pthread_create: %s", strerror(err));
+}
+
 void bench_churn_slots(bench_t *b, int nslots, size_t lo, size_t hi) {
   bench_thread_t *t = &b->thr[0];
   slot_t slots[256] = {{0}};
@@ -92,4 +107,55 @@ void bench_churn_slots(bench_t *b, int nslots, size_t lo, size_t hi) {
   }
   for (int i = 0; i < nslots; i++)
     slot_free(&slots[i]);
+}
+
+void chan_init(chan_t *c) {
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->cond, NULL);
+  c->head = c->tail = 0;
+  c->closed = 0;
+}
+
+void **chan_put_begin(chan_t *c) {
+  pthread_mutex_lock(&c->lock);
+  while (c->tail - c->head == CHAN_DEPTH)
+    pthread_cond_wait(&c->cond, &c->lock);
+  long slot = c->tail % CHAN_DEPTH;
+  pthread_mutex_unlock(&c->lock);
+  return c->blk[slot]; /* ours until tail moves on */
+}
+
+void chan_put_end(chan_t *c, int n) {
+  pthread_mutex_lock(&c->lock);
+  c->len[c->tail % CHAN_DEPTH] = n;
+  c->tail++;
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void chan_close(chan_t *c) {
+  pthread_mutex_lock(&c->lock);
+  c->closed = 1;
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
+}
+
+void **chan_take_begin(chan_t *c, int *n, int wait) {
+  pthread_mutex_lock(&c->lock);
+  while (wait && c->head == c->tail && !c->closed)
+    pthread_cond_wait(&c->cond, &c->lock);
+  void **batch = NULL;
+  if (c->head != c->tail) {
+    batch = c->blk[c->head % CHAN_DEPTH];
+    *n = c->len[c->head % CHAN_DEPTH];
+  }
+  pthread_mutex_unlock(&c->lock);
+  return batch;
+}
+
+void chan_take_end(chan_t *c) {
+  pthread_mutex_lock(&c->lock);
+  c->head++;
+  pthread_cond_broadcast(&c->cond);
+  pthread_mutex_unlock(&c->lock);
 }

@@ -8,6 +8,7 @@
 #ifndef HAKMEM_BENCH_COMMON_H
 #define HAKMEM_BENCH_COMMON_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,13 +22,15 @@
 #define BENCH_SAMPLE_EVERY 64
 #define BENCH_MAX_THREADS 256
 
-/* Per-thread state: random generator and latency samples (in cycles). */
+/* Per-thread state: random generator and latency samples (in cycles).
+ * One cache line each, so that threads do not share the lines they write
+ * on every op (which would slow every threaded workload alike). */
 typedef struct bench_thread {
   uint64_t rng;
   uint32_t countdown, every; /* sample when countdown hits 0; reset to every */
   uint32_t *samples;
   size_t nsamples, cap;
-} bench_thread_t;
+} __attribute__((aligned(64))) bench_thread_t;
 
 typedef struct bench {
   const char *workload;
@@ -172,5 +175,42 @@ typedef struct bench_arg {
 /* Runs fn(&(bench_arg_t){b, i}) on threads i = 0..n-1 and joins them;
  * thread i uses b->thr[i]. */
 void bench_parallel(bench_t *b, int n, void *(*fn)(void *));
+
+/* Starts one thread with a small stack (256 KiB), for workloads that
+ * create many short-lived threads: the stacks then stay in glibc's cache
+ * and the time goes to the threads' work, not to mapping stacks. */
+void bench_spawn(pthread_t *tid, void *(*fn)(void *), void *arg);
+
+/* A channel of batches of blocks from one producer thread to one
+ * consumer thread (rptest).  Bounded (CHAN_DEPTH batches): a producer that
+ * finds it full sleeps, so a fast thread cannot pile up memory in a slow
+ * one's inbox.  The producer fills the batch at the tail in place and the
+ * consumer empties the one at the head in place; only the indices are
+ * under the lock. */
+#define CHAN_BATCH 64
+#define CHAN_DEPTH 8
+typedef struct chan {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  long head, tail; /* batches taken / put; slot = count % CHAN_DEPTH */
+  int closed;
+  int len[CHAN_DEPTH];
+  void *blk[CHAN_DEPTH][CHAN_BATCH];
+} chan_t;
+
+void chan_init(chan_t *c);
+/* Waits for room; returns the batch to fill (CHAN_BATCH entries). */
+void **chan_put_begin(chan_t *c);
+void chan_put_end(chan_t *c, int n); /* publishes the n entries filled */
+void chan_close(chan_t *c);          /* the producer puts no more */
+/* The oldest batch and its length in *n; NULL when there is none (wait=0)
+ * or when the channel is closed and empty (wait=1). */
+void **chan_take_begin(chan_t *c, int *n, int wait);
+void chan_take_end(chan_t *c); /* done with the batch: its room is free */
+
+/* Thread id's share of n operations split evenly over `of` threads. */
+static inline long bench_share(long n, int id, int of) {
+  return n / of + (id < n % of);
+}
 
 #endif

@@ -7,6 +7,9 @@
       a tiny `hakmem bench` run: results.csv, results.md and chart.svg
   check_bench.py ... instructions --alloc LIST
       a tiny `hakmem bench --instructions` run (exit 77 = skip: no valgrind)
+  check_bench.py ... programs --alloc LIST
+      a tiny `hakmem bench --programs` run (small inputs, one run each):
+      programs.csv and programs.md, every run ok and its output the same
 
 Uses the runner's own parser and allocator table, so the checks follow the
 format instead of restating it.  No timing thresholds.
@@ -35,8 +38,11 @@ def fail(msg):
     sys.exit(1)
 
 
-def check_fields(f, workload, threads, ops):
-    if (f["workload"], f["threads"], f["ops"]) != (workload, threads, ops):
+def check_fields(f, workload, threads, ops, whole_rounds=False):
+    """whole_rounds: the workload may round ops up to whole rounds of
+    threads (thread-churn), so ops may be more than asked for."""
+    got_ops = f["ops"] if not whole_rounds or f["ops"] < ops else ops
+    if (f["workload"], f["threads"], got_ops) != (workload, threads, ops):
         fail("line is for %s/%s/%s" % (f["workload"], f["threads"], f["ops"]))
     if not (f["secs"] > 0 and f["ops_per_sec"] > 0):
         fail("no time or throughput")
@@ -58,14 +64,16 @@ def cmd_work(hb, args, bin_path):
     if args.workload not in wl:
         fail("%s is not in --list" % args.workload)
     _, default_ops, takes_threads, _ = wl[args.workload]
-    ops, threads = max(4, int(default_ops * TEST_SCALE)), 2 if takes_threads else 1
-    status, fields, err = hb.run_workload(bin_path, allocs[0], args.workload,
-                                          threads, ops, 1, 300)
-    print(hb.command_line(allocs[0], bin_path, args.workload, threads, ops, 1))
-    if status != "ok":
-        fail("%s\n%s" % (status, err))
-    print(" ".join("%s=%s" % kv for kv in fields.items()))
-    check_fields(fields, args.workload, threads, ops)
+    ops = max(4, int(default_ops * TEST_SCALE))
+    # Threaded workloads: 2 threads, then 1 and 32 (oversubscribed) too.
+    for threads in [2, 1, 32] if takes_threads else [1]:
+        status, fields, err = hb.run_workload(bin_path, allocs[0], args.workload,
+                                              threads, ops, 1, 300)
+        print(hb.command_line(allocs[0], bin_path, args.workload, threads, ops, 1))
+        if status != "ok":
+            fail("%s\n%s" % (status, err))
+        print(" ".join("%s=%s" % kv for kv in fields.items()))
+        check_fields(fields, args.workload, threads, ops, whole_rounds=threads != 2)
     print("ok")
 
 
@@ -82,8 +90,8 @@ def run_runner(args, extra):
 
 def check_md_table(lines, start, allocs):
     """The table after the heading at lines[start]: same width in every row,
-    a column per allocator, and ratio columns + geomean when hakmem is
-    compared with others."""
+    a column per allocator, and ratio columns (to each other allocator and
+    to the best one) + geomean when hakmem is compared with others."""
     rows = []
     for line in lines[start + 1:]:
         if line.startswith("#"):
@@ -99,11 +107,16 @@ def check_md_table(lines, start, allocs):
             fail("table '%s' has no column %s" % (lines[start], a))
     others = [a for a in allocs if a != "hakmem"]
     if "hakmem" in allocs and others:
-        if "hakmem/" + others[0] not in rows[0] or "geomean" not in rows[-1][0]:
+        if any("hakmem/" + o not in rows[0] for o in others + ["best"]) \
+                or "geomean" not in rows[-1][0]:
             fail("table '%s' lacks ratios or geomean" % lines[start])
 
 
 def cmd_runner(hb, args, bin_path):
+    # HAKMEM_BENCH_EXTRA adds to "all" (a missing library is skipped).
+    usable, skipped = hb.find_allocators("all", args.lib, extra="extra=/nonexistent.so")
+    if [s[0] for s in skipped if s[0] == "extra"] != ["extra"]:
+        fail("find_allocators ignores the extra allocators: %s" % skipped)
     allocs, threads, runs = args.alloc.split(","), [1, 2], 2
     with tempfile.TemporaryDirectory() as out:
         rc = run_runner(args, ["--out", out, "--runs", str(runs), "--ops-scale",
@@ -162,6 +175,39 @@ def cmd_instructions(hb, args, bin_path):
     print("ok")
 
 
+def cmd_programs(hb, args, bin_path):
+    allocs = args.alloc.split(",")
+    with tempfile.TemporaryDirectory() as out:
+        rc = run_runner(args, ["--programs", "--out", out, "--runs", "1",
+                               "--ops-scale", "0.02"])
+        if rc:
+            fail("runner exited %d" % rc)
+        with open(os.path.join(out, "programs.csv")) as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != hb.PROGRAM_CSV:
+                fail("CSV columns %s" % reader.fieldnames)
+            rows = list(reader)
+        progs = sorted({r["program"] for r in rows})
+        if not progs or len(rows) != len(progs) * len(allocs):
+            fail("programs.csv has %d rows for %d programs" % (len(rows), len(progs)))
+        for r in rows:
+            if r["status"] != "ok" or float(r["secs"]) <= 0 \
+                    or int(r["peak_rss_kb"]) <= 0:
+                fail("run failed: %s" % r)
+        for p in progs:
+            if len({r["output_sha256"] for r in rows if r["program"] == p}) != 1:
+                fail("%s: outputs differ" % p)
+        with open(os.path.join(out, "programs.md")) as f:
+            lines = f.read().splitlines()
+        heads = [i for i, l in enumerate(lines) if l.startswith("### ")]
+        if len(heads) < 3:
+            fail("programs.md has %d tables" % len(heads))
+        for i in heads[:2]:
+            check_md_table(lines, i, allocs)
+        print("programs run: %s" % ", ".join(progs))
+    print("ok")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runner", required=True)
@@ -171,13 +217,13 @@ def main():
     w = sub.add_parser("work")
     w.add_argument("--workload", required=True)
     w.add_argument("--alloc", required=True)
-    for name in ("runner", "instructions"):
+    for name in ("runner", "instructions", "programs"):
         sub.add_parser(name).add_argument("--alloc", required=True)
     args = ap.parse_args()
     hb = load_runner(args.runner)
     bin_path = os.path.join(args.bin_dir, "hakmem-bench-work")
-    {"work": cmd_work, "runner": cmd_runner,
-     "instructions": cmd_instructions}[args.cmd](hb, args, bin_path)
+    {"work": cmd_work, "runner": cmd_runner, "instructions": cmd_instructions,
+     "programs": cmd_programs}[args.cmd](hb, args, bin_path)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,17 @@
 """hakmem bench: runs hakmem's benchmark workloads under several allocators.
 
     hakmem bench [--quick] [--out DIR] [--alloc LIST] [--workloads LIST]
-                 [--runs N] [--threads LIST] [--instructions]
+                 [--runs N] [--threads LIST] [--instructions] [--programs]
 
 Each allocator is put in with LD_PRELOAD (glibc: no preload), so any malloc
-library can be compared.  Runs are interleaved (A B C ... A B C) so that
-noise on a shared machine falls on all allocators alike, and medians are
-reported.  Writes results.csv (every run), results.md (median tables, with
-hakmem's ratio to each other allocator and their geometric mean) and
-chart.svg.  --instructions counts instructions per malloc+free pair with
-callgrind instead.  See bench/README.md.
+library can be compared (NAME=PATH in --alloc, or $HAKMEM_BENCH_EXTRA).
+Runs are interleaved (A B C ... A B C) so that noise on a shared machine
+falls on all allocators alike, and medians are reported.  Writes
+results.csv (every run), results.md (median tables, with hakmem's ratio to
+each other allocator and to the best of them, and their geometric means)
+and chart.svg.  --instructions counts instructions per malloc+free pair
+with callgrind instead; --programs times real programs (programs.csv,
+programs.md).  See bench/README.md.
 """
 import argparse
 import csv
@@ -41,7 +43,11 @@ MODES = {  # runs, scale of the workloads' default op counts
     "full": (5, 1.0),
     "quick": (3, 0.2),
 }
-DEFAULT_THREADS = [1, 2, 8]
+# Thread counts of the workloads that take threads: 32 oversubscribes the
+# 2-core machines we measure on (full mode only: quick stays short).
+DEFAULT_THREADS = {"full": [1, 2, 8, 32], "quick": [1, 2, 8]}
+# Extra allocators added to the default list: NAME=PATH[,NAME=PATH...]
+EXTRA_ENV = "HAKMEM_BENCH_EXTRA"
 # The workload binary's result line, keys in this order (bench_main.c).
 FIELDS = ["workload", "threads", "ops", "seed", "secs", "ops_per_sec",
           "p50_ns", "p95_ns", "p99_ns", "samples", "minflt", "peak_rss_kb",
@@ -135,16 +141,29 @@ def list_workloads(bin_path):
     return rows
 
 
-def find_allocators(spec, hakmem_lib):
-    """Allocators named in spec ("all" or a comma list; NAME=PATH adds any
-    library).  Returns (usable, skipped-with-hint)."""
+def find_allocators(spec, hakmem_lib, extra=None):
+    """Allocators named in spec, a comma list of names, NAME=PATH (any
+    library) and "all" (the known ones, then those of extra, which defaults
+    to $HAKMEM_BENCH_EXTRA).  Returns (usable, skipped-with-hint)."""
     known = {n: (lib, pkg) for n, lib, pkg in KNOWN_ALLOCATORS}
-    names = [n for n, _, _ in KNOWN_ALLOCATORS] if spec == "all" else \
-        [s.strip() for s in spec.split(",") if s.strip()]
-    usable, skipped = [], []
+    if extra is None:
+        extra = os.environ.get(EXTRA_ENV, "")
+    names = []
+    for item in (s.strip() for s in spec.split(",")):
+        if item == "all":
+            names += [n for n, _, _ in KNOWN_ALLOCATORS]
+            names += [e.strip() for e in extra.split(",") if e.strip()]
+        elif item:
+            names.append(item)
+    usable, skipped, seen = [], [], set()
     for name in names:
+        if name.split("=", 1)[0] in seen:
+            continue
+        seen.add(name.split("=", 1)[0])
         if "=" in name:
             name, lib = name.split("=", 1)
+            if not name or not lib:
+                die("--alloc wants NAME=PATH, got '%s=%s'" % (name, lib))
             hint = "not found: %s" % lib
         elif name not in known:
             die("unknown allocator '%s' (known: %s; or NAME=PATH)"
@@ -228,42 +247,81 @@ def mib(kb):
     return "%.1f" % (kb / 1024)
 
 
-def md_table(title, field, fmt, higher_better, med, keys, allocs, label=None):
-    """One markdown table of a metric's medians: a column per allocator, then
-    hakmem's ratio to each other one, with their geometric mean."""
-    names = [a.name for a in allocs]
+def hakmem_ratios(med, keys, names, field, higher_better):
+    """{column: [ratio per key]} of hakmem's median of field to each other
+    allocator's and to the best other one ("best"); None where a figure is
+    missing."""
     others = [n for n in names if n != "hakmem"] if "hakmem" in names else []
-    better = "higher" if higher_better else "lower"
-    lines = ["### " + title, ""]
-    if others:
-        lines += ["Ratio = hakmem / other: %s is better for hakmem." % better, ""]
-    head = ["workload", "threads"] + names + ["hakmem/" + n for n in others]
-    lines += ["| " + " | ".join(head) + " |",
-              "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
-    ratios = {n: [] for n in others}
+    out = {n: [] for n in others + (["best"] if others else [])}
 
     def value(key, n):
         m = med[key].get(n)
         return m[field] if m and m["status"] == "ok" else None
 
     for key in keys:
-        cells = [label(key) if label else key[0], str(key[1])]
-        for n in names:
-            v, m = value(key, n), med[key].get(n)
-            cells.append(fmt(v) if v is not None else (m["status"] if m else "-"))
         h = value(key, "hakmem")
+        vals = {n: value(key, n) for n in others}
         for n in others:
-            v = value(key, n)
-            r = h / v if h is not None and v else None
-            ratios[n].append(r)
+            v = vals[n]
+            out[n].append(h / v if h is not None and v else None)
+        if others:
+            ok = [v for v in vals.values() if v is not None]
+            best = (max(ok) if higher_better else min(ok)) if ok else None
+            out["best"].append(h / best if h is not None and best else None)
+    return out
+
+
+def md_table(title, field, fmt, higher_better, med, keys, allocs, label=None,
+             key_head=("workload", "threads"), key_cells=None):
+    """One markdown table of a metric's medians: a column per allocator,
+    then hakmem's ratio to each other one and to the best other one on the
+    row (hakmem/best), with their geometric means."""
+    names = [a.name for a in allocs]
+    ratios = hakmem_ratios(med, keys, names, field, higher_better)
+    cols = list(ratios)
+    better = "higher" if higher_better else "lower"
+    lines = ["### " + title, ""]
+    if cols:
+        lines += ["Ratio = hakmem / other: %s is better for hakmem; "
+                  "hakmem/best: to the best of the others on the row." % better,
+                  ""]
+    head = list(key_head) + names + ["hakmem/" + n for n in cols]
+    lines += ["| " + " | ".join(head) + " |",
+              "|" + "---|" * len(key_head) + "---:|" * (len(head) - len(key_head))]
+    if key_cells is None:
+        key_cells = lambda key: [label(key) if label else key[0], str(key[1])]
+    for i, key in enumerate(keys):
+        cells = key_cells(key)
+        for n in names:
+            m = med[key].get(n)
+            ok = m and m["status"] == "ok"
+            cells.append(fmt(m[field]) if ok else (m["status"] if m else "-"))
+        for n in cols:
+            r = ratios[n][i]
             cells.append("%.2f" % r if r else "-")
         lines.append("| " + " | ".join(cells) + " |")
-    if others:
-        gm = [geomean(ratios[n]) for n in others]
-        cells = ["**geomean**", ""] + [""] * len(names) + [
+    if cols:
+        gm = [geomean(ratios[n]) for n in cols]
+        cells = ["**geomean**"] + [""] * (len(key_head) - 1) + [""] * len(names) + [
             "**%.2f**" % g if g else "-" for g in gm]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def summary(med, keys, allocs, metrics):
+    """Short lines of hakmem's geometric-mean ratios: for each (what, field,
+    higher_better) in metrics, to every other allocator and to the best."""
+    names = [a.name for a in allocs]
+    if "hakmem" not in names or len(names) < 2:
+        return []
+    lines = []
+    for what, field, higher_better in metrics:
+        ratios = hakmem_ratios(med, keys, names, field, higher_better)
+        parts = ["hakmem/%s %s" % (n, "%.2f" % g if g else "-")
+                 for n, g in ((n, geomean(r)) for n, r in ratios.items())]
+        lines.append("- %s (%s is better): %s" % (
+            what, "higher" if higher_better else "lower", ", ".join(parts)))
+    return lines
 
 
 def write_markdown(path, med, keys, allocs, info):
@@ -272,7 +330,11 @@ def write_markdown(path, med, keys, allocs, info):
         live = max(lives) if lives else 0
         return key[0] + (" (live %s MiB)" % mib(live) if live else "")
 
-    parts = ["# hakmem benchmark results", "", info, "",
+    lines = summary(med, keys, allocs, [
+        ("throughput, geomean over all rows", "ops_per_sec", True),
+        ("peak RSS, geomean over all rows", "peak_rss_kb", False)])
+    head = "\n".join(["", "## Summary", ""] + lines + [""]) if lines else ""
+    parts = ["# hakmem benchmark results", "", info, head,
              md_table("Throughput (ops/s)", "ops_per_sec", human, True,
                       med, keys, allocs),
              md_table("Peak RSS (MiB)", "peak_rss_kb", mib, False,
@@ -409,14 +471,14 @@ def bench(args, bin_path, allocs):
     keys = [(n, t) for n, t, _ in configs]
     mode = "quick" if args.quick else "full"
     info = ("%s mode, %d run(s) each, median shown; ops scaled by %g; "
-            "allocators interleaved.  %s; %s." % (
+            "allocators interleaved.  %s; %s; the whole run took %.0f s." % (
                 mode, args.runs, args.scale, machine_info(),
-                time.strftime("%Y-%m-%d %H:%M")))
+                time.strftime("%Y-%m-%d %H:%M"), time.time() - progress.t0))
     md_path = os.path.join(args.out, "results.md")
     parts = write_markdown(md_path, med, keys, allocs, info)
     write_svg(os.path.join(args.out, "chart.svg"), med, keys, allocs,
               "hakmem bench (%s mode, median of %d)" % (mode, args.runs))
-    print("\n".join(parts[4:6]))  # the headline: throughput and peak RSS
+    print("\n".join(parts[3:6]))  # the headline: summary, throughput, peak RSS
     print("all tables: %s\nevery run:  %s\nchart:      %s" % (
         md_path, csv_path, os.path.join(args.out, "chart.svg")))
     for status, cmd, err in failures:
@@ -533,6 +595,467 @@ def instructions(args, bin_path, allocs):
     return 1 if failed else 0
 
 
+# --------------------------------------------------------------- programs --
+# `hakmem bench --programs`: real Debian programs under each allocator.
+# Inputs are generated (deterministically) into DIR/programs-input; every
+# run's output (stdout, and any files it writes) must equal the output of a
+# glibc reference run made before the timed runs.
+
+PROGRAM_INPUT_VERSION = "2"
+
+
+class Program:
+    def __init__(self, name, about, argv=None, env=None, cwd=None, stdin=None,
+                 outputs=(), skip=None):
+        self.name, self.about, self.argv = name, about, argv
+        self.env, self.cwd, self.stdin = env or {}, cwd, stdin
+        self.outputs = list(outputs)  # files it writes, compared too
+        self.skip = skip  # why it cannot run here, or None
+
+    def shell(self):
+        """The command as a shell line, for the report."""
+        import shlex
+        env = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in self.env.items())
+        cmd = " ".join(shlex.quote(a) for a in self.argv)
+        if self.stdin:
+            cmd += " < " + shlex.quote(self.stdin)
+        if self.cwd:
+            cmd = "(cd %s && %s)" % (shlex.quote(self.cwd), cmd)
+        return (env + " " if env else "") + cmd
+
+
+def find_repo(args):
+    """hakmem's source tree (scripts/workload.py, src/, a git repository):
+    --repo, else the source dir recorded in CMakeCache.txt beside the
+    runner, else the runner's parent (tools/..), else the current folder."""
+    cands = [args.repo] if args.repo else []
+    try:
+        with open(os.path.join(HERE, "CMakeCache.txt")) as f:
+            m = re.search(r"^hakmem_SOURCE_DIR:STATIC=(.*)$", f.read(), re.M)
+            if m:
+                cands.append(m.group(1))
+    except OSError:
+        pass
+    cands += [os.path.join(HERE, ".."), os.getcwd()]
+    for c in cands:
+        if c and os.path.isfile(os.path.join(c, "scripts", "workload.py")):
+            return os.path.abspath(c)
+    return None
+
+
+def _words(rng, n):
+    """n made-up words, 2-12 letters, skewed to short ones."""
+    letters = "etaoinshrdlcumwfgypbvkjxqz"
+    out = set()
+    while len(out) < n:
+        k = min(12, 2 + int(rng.expovariate(0.35)))
+        out.add("".join(rng.choice(letters[:10 + k]) for _ in range(k)))
+    return sorted(out)
+
+
+def generate_inputs(folder, scale):
+    """Writes the programs' input files (same bytes for the same scale) and
+    returns their paths; files already there from the same version and
+    scale are kept."""
+    import json
+    import random
+    os.makedirs(folder, exist_ok=True)
+    stamp = os.path.join(folder, "STAMP")
+    tag = "v%s scale=%r\n" % (PROGRAM_INPUT_VERSION, scale)
+    paths = {k: os.path.join(folder, f) for k, f in (
+        ("text", "text.txt"), ("text-xz", "text-xz.txt"),
+        ("lines", "lines.txt"), ("json", "data.json"),
+        ("awk", "words.awk"), ("perl", "churn.pl"), ("jq", "groups.jq"),
+        ("git", "git.sh"))}
+    try:
+        with open(stamp) as f:
+            if f.read() == tag and all(map(os.path.exists, paths.values())):
+                return paths
+    except OSError:
+        pass
+    for key, text in (("awk", GAWK_PROGRAM), ("perl", PERL_PROGRAM),
+                      ("jq", JQ_PROGRAM), ("git", GIT_SCRIPT)):
+        with open(paths[key], "w") as f:
+            f.write(text.lstrip())
+    rng = random.Random(20261127)
+    vocab = _words(rng, 20000)
+    weights = [1.0 / (i + 1) for i in range(len(vocab))]  # Zipf-like
+    # text.txt: prose-like lines of words (gawk, gzip): ~4 MB; its first
+    # 1.5 MB in text-xz.txt (xz is slow)
+    nwords = int(650_000 * scale) + 100
+    words = rng.choices(vocab, weights, k=nwords)
+    with open(paths["text"], "w") as f:
+        i = 0
+        while i < nwords:
+            k = rng.randint(4, 16)
+            f.write(" ".join(words[i:i + k]) + "\n")
+            i += k
+    with open(paths["text"], "rb") as f:
+        head = f.read(int(1_500_000 * scale) + 1000)
+    with open(paths["text-xz"], "wb") as f:
+        f.write(head[:head.rfind(b"\n") + 1])
+    # lines.txt: 1 M records "key number word word" (sort)
+    with open(paths["lines"], "w") as f:
+        for i in range(sort_lines(scale)):
+            f.write("%08x %d %s %s\n" % (rng.getrandbits(32), rng.randint(0, 99999),
+                                         vocab[rng.randrange(len(vocab))],
+                                         vocab[rng.randrange(2000)]))
+    # data.json: an array of records, a few MB (jq)
+    recs = [{"id": i, "name": vocab[rng.randrange(len(vocab))],
+             "group": rng.randrange(50),
+             "tags": rng.sample(vocab[:300], rng.randint(0, 6)),
+             "values": [rng.randint(0, 1000) for _ in range(rng.randint(1, 8))],
+             "nested": {"a": rng.random() < 0.5, "b": vocab[rng.randrange(500)]}}
+            for i in range(int(40_000 * scale) + 10)]
+    with open(paths["json"], "w") as f:
+        json.dump(recs, f, indent=1)
+        f.write("\n")
+    with open(stamp, "w") as f:
+        f.write(tag)
+    return paths
+
+
+def sort_lines(scale):
+    return int(1_000_000 * scale) + 10
+
+
+GAWK_PROGRAM = r"""
+{
+  for (i = 1; i <= NF; i++) {
+    w = $i; count[w]++; last[w] = NR
+    next_word[w SUBSEP $(i % NF + 1)]++
+    if (length(w) > 7) long[w] = long[w] substr(w, 1, 3)
+  }
+  line = line $1 "-" NF ";"
+  if (length(line) > 2000) { kept[++nkept] = line; line = "" }
+  if (NR % 5000 == 0) { delete next_word; npurge++ }
+}
+END {
+  PROCINFO["sorted_in"] = "@ind_str_asc"
+  n = 0; for (w in count) { n++; if (count[w] > 2000) print w, count[w], last[w] }
+  np = 0; for (p in next_word) np++
+  tl = 0; for (w in long) tl += length(long[w])
+  tk = 0; for (i = 1; i <= nkept; i++) tk += length(kept[i])
+  print n, np, tl, nkept, tk, npurge
+}
+"""
+
+PERL_PROGRAM = r"""
+my (%h, %len, @keep);
+my $n = shift;
+for my $i (1 .. $n) {
+  my $k = "key" . (($i * 7919) % 150001);
+  $h{$k} .= chr(97 + $i % 26) x (1 + $i % 11);
+  $len{length $h{$k}}++;
+  if ($i % 3 == 0) { delete $h{"key" . (($i * 104729) % 150001)} }
+  if ($i % 1000 == 0) { push @keep, join(",", map { $_ * $i } 1 .. 50) }
+  if ($i % 50000 == 0) { my @s = sort { $a <=> $b } keys %len; %len = map { $_ => 1 } @s[0 .. 9] }
+}
+my $t = 0; $t += length($h{$_}) for keys %h;
+my $u = 0; $u += length($_) for @keep;
+print scalar(keys %h), " $t $u\n";
+"""
+
+GIT_SCRIPT = r"""
+# git.sh REPO REV: read-only git work on the history of REPO up to REV
+set -e
+git -C "$1" --no-pager log -p --stat -M -C "$2"
+git -C "$1" grep -n -e 'a[a-z]*e' $(git -C "$1" rev-list "$2")
+echo "$2" | git -C "$1" pack-objects --revs --stdout --no-reuse-delta \
+  --no-reuse-object --window=500 --depth=50 --threads=1 -q
+"""
+
+JQ_PROGRAM = (
+    'map(select(.id % 3 != 0) | {id, g: .group, name: (.name + "-" + (.id | tostring)),'
+    ' tags: (.tags | map(ascii_upcase) | sort), sum: (.values | add),'
+    ' b: .nested.b}) | group_by(.g) | map({g: .[0].g, n: length,'
+    ' sum: (map(.sum) | add), names: (map(.name) | sort | .[0:5]),'
+    ' tags: ([.[].tags[]] | unique | length)})\n')
+
+
+def programs_list(args, work, scale):
+    """The programs to run, each with its command or the reason it cannot
+    run here."""
+    repo = find_repo(args)
+    inp = generate_inputs(os.path.join(work, "programs-input"), scale)
+    tmp = os.path.join(work, "programs-work")
+    os.makedirs(tmp, exist_ok=True)
+    no_repo = "hakmem's source tree not found (give --repo DIR)"
+
+    def need(tool, prog):
+        if not shutil.which(tool):
+            prog.skip = "%s is not installed (apt-get install %s)" % (
+                tool, {"python3": "python3", "gawk": "gawk", "sort": "coreutils",
+                       "perl": "perl", "git": "git", "jq": "jq", "gcc": "gcc",
+                       "xz": "xz-utils", "gzip": "gzip"}[tool])
+        return prog
+
+    progs = []
+    rounds = max(1, round(4 * scale))
+    progs.append(need("python3", Program(
+        "python", "the repo's scripts/workload.py (churn(), %d rounds), "
+        "PYTHONMALLOC=malloc" % rounds,
+        ["python3", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "import workload; print(workload.churn(%d))" % rounds,
+         os.path.join(repo or "", "scripts")],
+        env={"PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0",
+             "PYTHONDONTWRITEBYTECODE": "1"},
+        skip=None if repo else no_repo)))
+    progs.append(need("gawk", Program(
+        "gawk", "word counts, word pairs and string building over %.0f MB "
+        "of text (associative arrays)" % (os.path.getsize(inp["text"]) / 1e6),
+        ["gawk", "-f", inp["awk"], inp["text"]])))
+    progs.append(need("sort", Program(
+        "sort", "sort -k2,2n -k1,1 of %d lines" % sort_lines(scale),
+        ["sort", "-k2,2n", "-k1,1", inp["lines"]])))
+    n = int(1_000_000 * scale) + 100
+    progs.append(need("perl", Program(
+        "perl", "hash and string churn, %d iterations" % n,
+        ["perl", inp["perl"], str(n)],
+        env={"PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"})))
+    git = Program("git", "git log -p, git grep over every commit and git "
+                  "pack-objects (re-deltify, one thread, to stdout) of hakmem's "
+                  "history; read-only", skip=None if repo else no_repo)
+    if repo and shutil.which("git"):
+        p = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"],
+                           capture_output=True, text=True)
+        if p.returncode:
+            git.skip = "%s is not a git repository" % repo
+        else:  # pinned: commits made meanwhile change nothing
+            git.argv = ["sh", inp["git"], repo, p.stdout.strip()]
+            git.env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_OPTIONAL_LOCKS": "0"}
+    progs.append(need("git", git))
+    progs.append(need("jq", Program(
+        "jq", "filter, group and aggregate %.1f MB of JSON"
+        % (os.path.getsize(inp["json"]) / 1e6),
+        ["jq", "-c", "-f", inp["jq"], inp["json"]])))
+    srcs = ["heap.c", "large.c", "site.c"]
+    gcc = Program("gcc", "gcc -O2 -g -c of hakmem's src/%s (cc1 and as run "
+                  "under the allocator too)" % ", ".join(srcs),
+                  skip=None if repo else no_repo)
+    if repo:
+        gdir = os.path.join(tmp, "gcc")
+        os.makedirs(gdir, exist_ok=True)
+        gcc.argv = ["gcc", "-O2", "-g", "-c", "-I", os.path.join(repo, "include"),
+                    "-I", os.path.join(repo, "src")] + [
+                        os.path.join(repo, "src", s) for s in srcs]
+        gcc.cwd = gdir
+        gcc.outputs = [os.path.join(gdir, s[:-2] + ".o") for s in srcs]
+    progs.append(need("gcc", gcc))
+    progs.append(need("xz", Program(
+        "xz", "xz -6 -T1 of %.1f MB of the text" % (
+            os.path.getsize(inp["text-xz"]) / 1e6),
+        ["xz", "-6", "-T1", "-c", inp["text-xz"]])))
+    progs.append(need("gzip", Program(
+        "gzip", "gzip -9 of the gawk text",
+        ["gzip", "-9", "-c", inp["text"]])))
+    return progs
+
+
+def run_program(prog, alloc, tmp, timeout, spawn):
+    """Runs one program once.  Returns (status, secs, peak_rss_kb, sha256
+    of its output, last line of stderr).  Through the helper spawn
+    (hakmem-bench-spawn: fork, exec, wait4) when there is one, else forked
+    from here and reaped with os.wait4 (then the peak RSS cannot be lower
+    than this runner's own, see bench/spawn.c).  Time: wall clock from fork
+    to reap; peak RSS: wait4's ru_maxrss (the largest of the program and
+    the children it waited for)."""
+    import hashlib
+    import threading
+    for f in prog.outputs:
+        if os.path.exists(f):
+            os.remove(f)
+    env = Alloc("system", None).env()
+    env.update(prog.env)
+    env["LC_ALL"] = "C"
+    out_path, err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+    res_path = os.path.join(tmp, "result")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err, \
+            open(prog.stdin or os.devnull, "rb") as inp:
+        if spawn:
+            if os.path.exists(res_path):
+                os.remove(res_path)
+            p = subprocess.run([spawn, res_path, alloc.lib or "", str(timeout),
+                                "--"] + prog.argv, stdin=inp, stdout=out,
+                               stderr=err, env=env, cwd=prog.cwd)
+            try:
+                with open(res_path) as f:
+                    res = dict(kv.split("=", 1) for kv in f.read().split())
+                status, secs = int(res["status"]), float(res["secs"])
+                maxrss, timed_out = int(res["maxrss_kb"]), res["timeout"] == "1"
+            except (OSError, KeyError, ValueError):
+                return ("spawn-failed:%d" % p.returncode, 0.0, 0, "", "")
+        else:
+            if alloc.lib:
+                env["LD_PRELOAD"] = alloc.lib
+            reaped, lock, killed = [False], threading.Lock(), [False]
+            t0 = time.perf_counter()
+            p = subprocess.Popen(prog.argv, stdin=inp, stdout=out, stderr=err,
+                                 env=env, cwd=prog.cwd, start_new_session=True)
+
+            def kill():
+                with lock:
+                    if not reaped[0]:
+                        killed[0] = True
+                        os.killpg(p.pid, signal.SIGKILL)
+
+            timer = threading.Timer(timeout, kill)
+            timer.start()
+            _, status, ru = os.wait4(p.pid, 0)
+            secs = time.perf_counter() - t0
+            with lock:
+                reaped[0] = True
+            timer.cancel()
+            p.returncode = os.waitstatus_to_exitcode(status)
+            maxrss, timed_out = ru.ru_maxrss, killed[0]
+    with open(err_path, "rb") as f:
+        err = f.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if timed_out:
+        st = "timeout"
+    elif "cannot be preloaded" in err:
+        st = "preload-failed"
+    elif code < 0:
+        st = "crash:" + signal.Signals(-code).name
+    elif code:
+        st = "exit:%d" % code
+    else:
+        st = "ok"
+    h = hashlib.sha256()
+    for path in [out_path] + prog.outputs:
+        h.update(b"stdout" if path == out_path else os.path.basename(path).encode())
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            h.update(b"<missing>")
+    tail = err.strip().splitlines()[-1:] if err.strip() else []
+    return st, secs, maxrss, h.hexdigest(), tail[0] if tail else ""
+
+
+PROGRAM_CSV = ["run", "program", "allocator", "status", "secs",
+               "peak_rss_kb", "output_sha256"]
+
+
+def programs(args, allocs):
+    t_start = time.time()
+    spawn = find_bin(args, "hakmem-bench-spawn")
+    if not spawn:
+        print("hakmem-bench-spawn not found: programs are started from here, "
+              "and their peak RSS cannot be lower than this runner's",
+              file=sys.stderr)
+    os.makedirs(args.out, exist_ok=True)
+    print("generating inputs in %s ..." % os.path.join(args.out, "programs-input"),
+          file=sys.stderr)
+    # Input sizes: 1 unless --ops-scale says otherwise (--quick: fewer runs)
+    scale = args.scale if args.scale_given else 1.0
+    progs = programs_list(args, args.out, scale)
+    if args.workloads != "all":
+        wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
+        bad = [w for w in wanted if w not in {p.name for p in progs}]
+        if bad:
+            die("unknown program(s) %s; known: %s" % (
+                ", ".join(bad), ", ".join(p.name for p in progs)))
+        progs = [p for p in progs if p.name in wanted]
+    tmp = os.path.join(args.out, "programs-work")
+    os.makedirs(tmp, exist_ok=True)
+    skipped = [(p.name, p.skip) for p in progs if p.skip]
+    progs = [p for p in progs if not p.skip]
+    for name, why in skipped:
+        print("skipping %s: %s" % (name, why), file=sys.stderr)
+    # Reference: one glibc run per program, untimed (it also warms the page
+    # cache for the timed runs).
+    glibc = Alloc("system", None)
+    ref, failures = {}, []
+    progress = Progress(len(progs) * (1 + args.runs * len(allocs)))
+    for p in list(progs):
+        progress.show("reference  %s  system" % p.name)
+        st, secs, _, sha, tail = run_program(p, glibc, tmp, args.timeout, spawn)
+        progress.step()
+        if st != "ok":
+            print("\nskipping %s: fails under glibc (%s): %s\n    %s" % (
+                p.name, st, p.shell(), tail), file=sys.stderr)
+            skipped.append((p.name, "fails under glibc (%s)" % st))
+            progs.remove(p)
+            progress.total -= args.runs * len(allocs)
+            continue
+        ref[p.name] = sha
+    rows = []
+    csv_path = os.path.join(args.out, "programs.csv")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, PROGRAM_CSV)
+        writer.writeheader()
+        for run in range(1, args.runs + 1):
+            for p in progs:
+                for a in allocs:  # interleaved
+                    progress.show("run %d/%d  %s  %s" % (run, args.runs, p.name, a.name))
+                    st, secs, rss, sha, tail = run_program(p, a, tmp, args.timeout,
+                                                           spawn)
+                    progress.step()
+                    if st == "ok" and sha != ref[p.name]:
+                        st = "output differs"
+                    row = {"run": run, "program": p.name, "allocator": a.name,
+                           "status": st, "secs": "%.4f" % secs,
+                           "peak_rss_kb": rss, "output_sha256": sha}
+                    writer.writerow(row)
+                    f.flush()
+                    rows.append(row)
+                    if st != "ok":
+                        failures.append((st, a.prefix() + p.shell(), tail))
+    progress.finish()
+
+    # medians; an allocator with any failed run shows its first failure
+    med = {}
+    for p in progs:
+        key = (p.name, "")
+        med[key] = {}
+        for a in allocs:
+            runs = [r for r in rows if r["program"] == p.name and r["allocator"] == a.name]
+            bad = [r for r in runs if r["status"] != "ok"]
+            if bad or not runs:
+                med[key][a.name] = {"status": bad[0]["status"] if bad else "not run"}
+            else:
+                med[key][a.name] = {
+                    "status": "ok",
+                    "secs": statistics.median(float(r["secs"]) for r in runs),
+                    "peak_rss_kb": statistics.median(float(r["peak_rss_kb"]) for r in runs)}
+    keys = [(p.name, "") for p in progs]
+    took = time.time() - t_start
+    info = ("%d run(s) per program and allocator, interleaved, median shown; "
+            "input scale %g; each run's output (stdout and files written) "
+            "compared with a glibc reference run.  %s; %s; the whole run "
+            "took %.0f s." % (args.runs, scale, machine_info(),
+                              time.strftime("%Y-%m-%d %H:%M"), took))
+    cells = lambda key: [key[0]]
+    lines = summary(med, keys, allocs, [
+        ("wall time, geomean over the programs", "secs", False),
+        ("peak RSS, geomean over the programs", "peak_rss_kb", False)])
+    parts = ["# hakmem on real programs", "", info, "",
+             "\n".join(["## Summary", ""] + lines + [""]) if lines else "",
+             md_table("Wall time (s)", "secs", "%.3f".__mod__, False, med, keys,
+                      allocs, key_head=("program",), key_cells=cells),
+             md_table("Peak RSS (MiB)", "peak_rss_kb", mib, False, med, keys,
+                      allocs, key_head=("program",), key_cells=cells),
+             "### Programs", "",
+             "| program | what | command |", "|---|---|---|"]
+    for p in progs:
+        parts.append("| %s | %s | `%s` |" % (
+            p.name, p.about, p.shell().replace("\n", " ").replace("|", "\\|")))
+    for name, why in skipped:
+        parts.append("| %s | skipped: %s | |" % (name, why))
+    parts.append("")
+    md_path = os.path.join(args.out, "programs.md")
+    with open(md_path, "w") as f:
+        f.write("\n".join(parts))
+    print("\n".join(parts[4:7]))
+    print("all tables: %s\nevery run:  %s" % (md_path, csv_path))
+    for st, cmd, tail in failures:
+        print("FAILED (%s): %s%s" % (st, cmd, "\n    " + tail if tail else ""),
+              file=sys.stderr)
+    return 1 if failures else 0
+
+
 # ------------------------------------------------------------------- main --
 
 def default_out():
@@ -542,15 +1065,15 @@ def default_out():
     return os.path.abspath("hakmem-bench-results")
 
 
-def find_bin(args):
-    """hakmem-bench-work: in --bin-dir if given; else the first of
-    $HAKMEM_BENCH_BIN_DIR, ./bench beside this script (build tree) and
+def find_bin(args, name="hakmem-bench-work"):
+    """hakmem-bench-work (or name): in --bin-dir if given; else the first
+    of $HAKMEM_BENCH_BIN_DIR, ./bench beside this script (build tree) and
     ../libexec/hakmem (installed) that has it."""
     dirs = [args.bin_dir] if args.bin_dir else [
         os.environ.get("HAKMEM_BENCH_BIN_DIR"), os.path.join(HERE, "bench"),
         os.path.join(HERE, "..", "libexec", "hakmem")]
     for d in filter(None, dirs):
-        path = os.path.join(d, "hakmem-bench-work")
+        path = os.path.join(d, name)
         if os.access(path, os.X_OK):
             return os.path.abspath(path)
     return None
@@ -570,12 +1093,21 @@ def parse_args(argv):
     ap.add_argument("--out", help="output folder (default: %s)" % default_out())
     ap.add_argument("--alloc", default="all",
                     help="comma list of system, jemalloc, mimalloc, tcmalloc, "
-                    "hakmem, or NAME=PATH for any other library (default all)")
+                    "hakmem, NAME=PATH for any other library, and all (the "
+                    "five, plus $%s: NAME=PATH,...) (default all)" % EXTRA_ENV)
     ap.add_argument("--workloads", default="all", help="comma list (default all)")
     ap.add_argument("--runs", type=int, help="runs per allocator and workload")
-    ap.add_argument("--threads", default=",".join(map(str, DEFAULT_THREADS)),
+    ap.add_argument("--threads",
                     help="thread counts for the workloads that take threads "
-                    "(default %(default)s)")
+                    "(default %s; --quick: %s)" % (
+                        ",".join(map(str, DEFAULT_THREADS["full"])),
+                        ",".join(map(str, DEFAULT_THREADS["quick"]))))
+    ap.add_argument("--programs", action="store_true",
+                    help="run real programs (python3, gawk, sort, perl, git, "
+                    "jq, gcc, xz, gzip) under each allocator instead: time, "
+                    "peak RSS, output checked against glibc's")
+    ap.add_argument("--repo", help="hakmem's source tree, for --programs "
+                    "(default: found from the build tree)")
     ap.add_argument("--instructions", action="store_true",
                     help="count instructions per malloc+free pair with "
                     "callgrind (tiny-hot, random-mixed)")
@@ -594,9 +1126,13 @@ def parse_args(argv):
         argv = argv[1:]
     args = ap.parse_args(argv)
     runs, scale = MODES["quick" if args.quick else "full"]
+    args.scale_given = args.scale is not None
     args.runs = runs if args.runs is None else args.runs
     args.scale = scale if args.scale is None else args.scale
     args.out = os.path.abspath(args.out or default_out())
+    if args.threads is None:
+        args.threads = ",".join(map(str, DEFAULT_THREADS[
+            "quick" if args.quick else "full"]))
     try:
         args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
     except ValueError:
@@ -609,12 +1145,12 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     bin_path = find_bin(args)
-    if not bin_path:
+    if not bin_path and not args.programs:
         die("hakmem-bench-work not found; build the project first, or give "
             "--bin-dir")
     if args.list:
         for name, ops, takes, about in list_workloads(bin_path):
-            print("%-13s %s%s" % (name, about, " [threads]" if takes else ""))
+            print("%-18s %s%s" % (name, about, " [threads]" if takes else ""))
         return 0
     allocs, skipped = find_allocators(
         args.alloc, args.lib or os.path.join(HERE, "libhakmem.so"))
@@ -624,6 +1160,8 @@ def main(argv=None):
         die("no allocator to run")
     if args.instructions:
         return instructions(args, bin_path, allocs)
+    if args.programs:
+        return programs(args, allocs)
     return bench(args, bin_path, allocs)
 
 
