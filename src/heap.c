@@ -184,12 +184,20 @@ static void slab_fold(hak_heap_t *h, hak_slab_t *s) {
   s->st_allocs = s->st_frees = s->st_refills = 0;
 }
 
-/* Brings a slab's counts up to date (walking what is left of `free`) and
- * folds them. */
+/* Brings a slab's counts up to date and folds them.  What is left of
+ * `free` is counted by walking it and `local_free` side by side until the
+ * shorter ends: every block of the slab is in one of them, in free_rest,
+ * or counted in `used`, so either length gives the other. */
 static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
   if (!hak_stats_on) return;
-  uint32_t left = 0;
-  for (hak_block_t *b = s->free; b; b = b->next) left++;
+  uint32_t left = 0, local = 0;
+  const hak_block_t *a = s->free, *b = s->local_free;
+  while (a && b) a = a->next, b = b->next, left++, local++;
+  if (a) {
+    uint32_t rest = 0;
+    for (const hak_block_t *r = s->free_rest; r; r = r->next) rest++;
+    left = s->capacity - s->used - local - rest; /* local_free ended first */
+  }
   uint32_t allocs = s->handed - left;
   s->st_allocs += allocs;
   s->st_frees += s->synced_used + allocs - s->used;
@@ -361,17 +369,24 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   hak_slab_t *s = h->cur[cls];
   if (hak_unlikely(s->free_rest != NULL) && !s->free) return sample_take(h, s, cls, site);
   if (s != &hak_slab_empty && (s->free || heap_refill(h, s))) goto pop;
-  /* Take the first slab with room; full ones leave the queue for good
-   * (until a free gives them room), so this is amortised O(1). */
-  while ((s = h->queue[cls].first) != NULL) {
-    if (s->free || heap_refill(h, s)) {
-      if (s->prev) {
-        list_remove(h, s);
-        list_push(h, s, HAK_IN_QUEUE, true);
+  for (unsigned adopted = 0;; adopted++) {
+    /* Take the first slab with room; full ones leave the queue for good
+     * (until a free gives them room), so this is amortised O(1). */
+    while ((s = h->queue[cls].first) != NULL) {
+      if (s->free || heap_refill(h, s)) {
+        if (s->prev) {
+          list_remove(h, s);
+          list_push(h, s, HAK_IN_QUEUE, true);
+        }
+        goto found;
       }
-      goto found;
+      if (!mark_full(h, s) && heap_refill(h, s)) goto found;
     }
-    if (!mark_full(h, s) && heap_refill(h, s)) goto found;
+    /* Before a fresh slab: the partly used slabs of an exited thread's
+     * segment (adopting one puts its live slabs in our queues).  Otherwise
+     * each short-lived thread would start a slab of its own and leave it
+     * pinned by a block or two. */
+    if (adopted == 2 || !hak_segment_adopt(h, cls)) break;
   }
   uint64_t t0 = hak_prof_begin();
   s = hak_segment_slab_acquire(h, cls);
@@ -430,10 +445,8 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
 static void heap_abandon(hak_heap_t *h) {
   hak_large_flush_thread(h);
   hak_heap_collect(h, true, false); /* also empties the full list; pages stay for the next thread */
-  for (unsigned c = 0; c < HAK_NCLASS; c++) {
-    while (h->queue[c].first) list_remove(h, h->queue[c].first);
-    set_current(h, c, &hak_slab_empty);
-  }
+  /* The queues are left as they are: a slab's links are rewritten when it
+   * is adopted, and the heap is cleared when it is reused. */
   hak_segment_abandon_all(h);
   /* Frees that raced with our exit go to the slabs' own lists now. */
   hak_heap_drain_delayed(h);

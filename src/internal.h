@@ -277,6 +277,9 @@ void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab);
 void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force);
 void hak_segment_abandon_all(hak_heap_t *h);
 void hak_segment_adopt_all(hak_heap_t *h);
+/* Adopts one segment an exited thread left with live slabs of cls's kind
+ * (they join h's queues); false if there is none. */
+bool hak_segment_adopt(hak_heap_t *h, unsigned cls);
 size_t hak_segment_cache_trim(void);
 void hak_segment_cache_tick(uint64_t now, bool force);
 void hak_segment_lock_all(void);

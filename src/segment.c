@@ -44,6 +44,12 @@ hak_segment_t *hak_segmap_lookup(const void *p) {
 
 static inline int seg_kind_index(unsigned kind) { return kind == HAK_SEG_TINY ? 0 : 1; }
 
+/* The slabs in use, one bit each. */
+static inline uint64_t seg_used_mask(const hak_segment_t *seg) {
+  uint64_t all = seg->nslabs == 64 ? ~0ull : (1ull << seg->nslabs) - 1;
+  return ~seg->free_mask & all;
+}
+
 static void slab_range(hak_segment_t *seg, unsigned i, uint8_t **lo, size_t *len) {
   size_t sb = (size_t)1 << seg->slab_shift;
   uint8_t *b = (uint8_t *)seg + (size_t)i * sb;
@@ -219,7 +225,8 @@ hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls) {
   unsigned kind = cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID;
   hak_segment_t *seg = h->segs[seg_kind_index(kind)];
   while (seg && !seg->free_mask) seg = seg->next;
-  if (!seg) seg = adopt_one(h, kind);
+  /* An exited thread's segment with a free slab before a fresh one. */
+  while (!seg && (seg = adopt_one(h, kind)) != NULL && !seg->free_mask) seg = NULL;
   if (!seg) seg = seg_obtain(h, kind);
   if (!seg) return NULL;
   /* Prefer a free slab that is still resident: no page faults, no syscall. */
@@ -285,9 +292,8 @@ void hak_segment_abandon_all(hak_heap_t *h) {
         continue;
       }
       atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
-      for (unsigned i = 0; i < seg->nslabs; i++)
-        if (!(seg->free_mask & (1ull << i)))
-          hak_slab_set_owner(&seg->slabs[i], NULL, false);
+      for (uint64_t m = seg_used_mask(seg); m; m &= m - 1)
+        hak_slab_set_owner(&seg->slabs[__builtin_ctzll(m)], NULL, false);
       if (seg->dirty_mask && !seg->purge_at)
         seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
       /* Read before publishing: once in the list, the segment is not ours. */
@@ -304,41 +310,42 @@ void hak_segment_abandon_all(hak_heap_t *h) {
   }
 }
 
-/* Takes one abandoned segment of `kind`: its live slabs join h's queues, its
- * empty ones are released.  Returns it if it has a free slab now. */
+/* Takes one abandoned segment of `kind`: its live slabs join h's queues,
+ * its empty ones are released. */
 static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
   int k = seg_kind_index(kind);
-  for (;;) {
-    if (!atomic_load_explicit(&seg_abandoned_count, memory_order_relaxed)) return NULL;
-    hak_lock(&seg_abandoned_lock);
-    hak_segment_t *seg = seg_abandoned[k];
-    if (seg) {
-      seg_list_remove(&seg_abandoned[k], seg);
-      atomic_fetch_sub_explicit(&seg_abandoned_count, 1, memory_order_relaxed);
-    }
-    hak_unlock(&seg_abandoned_lock);
-    if (!seg) return NULL;
-    atomic_store_explicit(&seg->heap, h, memory_order_relaxed);
-    seg_list_push(&h->segs[k], seg);
-    for (unsigned i = 0; i < seg->nslabs; i++) {
-      uint64_t bit = 1ull << i;
-      if (seg->free_mask & bit) continue;
-      hak_slab_t *slab = &seg->slabs[i];
-      if (hak_heap_adopt_slab(h, slab)) {
-        hak_slab_set_owner(slab, NULL, false);
-        slab->block_size = 0;
-        seg->free_mask |= bit;
-        seg->dirty_mask |= bit;
-        seg->used_slabs--;
-      }
-    }
-    HAK_STAT_INC(hak_gstats.segments_adopted);
-    if (seg->dirty_mask && !seg->purge_at)
-      seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
-    if (seg->dirty_mask && (h->next_purge == 0 || seg->purge_at < h->next_purge))
-      h->next_purge = seg->purge_at;
-    if (seg->free_mask) return seg;
+  if (!atomic_load_explicit(&seg_abandoned_count, memory_order_relaxed)) return NULL;
+  hak_lock(&seg_abandoned_lock);
+  hak_segment_t *seg = seg_abandoned[k];
+  if (seg) {
+    seg_list_remove(&seg_abandoned[k], seg);
+    atomic_fetch_sub_explicit(&seg_abandoned_count, 1, memory_order_relaxed);
   }
+  hak_unlock(&seg_abandoned_lock);
+  if (!seg) return NULL;
+  atomic_store_explicit(&seg->heap, h, memory_order_relaxed);
+  seg_list_push(&h->segs[k], seg);
+  for (uint64_t m = seg_used_mask(seg); m; m &= m - 1) {
+    unsigned i = (unsigned)__builtin_ctzll(m);
+    uint64_t bit = 1ull << i;
+    hak_slab_t *slab = &seg->slabs[i];
+    if (hak_heap_adopt_slab(h, slab)) {
+      hak_slab_set_owner(slab, NULL, false);
+      slab->block_size = 0;
+      seg->free_mask |= bit;
+      seg->dirty_mask |= bit;
+      seg->used_slabs--;
+    }
+  }
+  HAK_STAT_INC(hak_gstats.segments_adopted);
+  if (seg->dirty_mask && !seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
+  if (seg->dirty_mask && (h->next_purge == 0 || seg->purge_at < h->next_purge))
+    h->next_purge = seg->purge_at;
+  return seg;
+}
+
+bool hak_segment_adopt(hak_heap_t *h, unsigned cls) {
+  return adopt_one(h, cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID) != NULL;
 }
 
 /* Adopts every abandoned segment (malloc_trim): their empty slabs go back. */

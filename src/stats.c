@@ -38,7 +38,8 @@ _Static_assert(HAK_STATS_NCLASSES == HAK_NCLASS, "hak_stats_t has a slot per siz
 
 /* ---- folding and collecting --------------------------------------------- */
 
-#define FOLD_HEAP(f) atomic_fetch_add_explicit(&into->f, LOAD(from->f), memory_order_relaxed);
+#define FOLD_HEAP(f)                                                          \
+  if (LOAD(from->f)) atomic_fetch_add_explicit(&into->f, LOAD(from->f), memory_order_relaxed);
 #define FOLD_GLOBAL(f)
 #define FOLD_OS(f)
 #define FOLD_MISUSE(f)
