@@ -1,8 +1,9 @@
 /* The Big tier (>= big threshold): each block has its own mapping, aligned
  * to the segment size so that free() finds its header like any other.
- * Freed mappings wait in the BigCache for a request of a fitting size; after
- * the purge delay (or beyond the resident budget) their pages are
- * decommitted in one pass, and beyond 4x the budget they are unmapped. */
+ * Freed mappings wait in the BigCache for a request of a fitting size (or
+ * are grown for a larger one); after the purge delay (or beyond the
+ * resident budget) their pages are decommitted in one pass, and beyond 4x
+ * the budget they are unmapped. */
 #include <errno.h>
 #include <string.h>
 
@@ -15,11 +16,15 @@
 
 enum { BIG_LIVE = 1, BIG_CACHED = 2 };
 
+/* A mapping's pages: [0, length) may be resident (the header page, then the
+ * block and what it may have written), [length, map_size) is address space
+ * only, decommitted.  The committed count holds `length` for every mapping,
+ * live or cached. */
 typedef struct big_hdr {
   hak_segment_t seg;
   void *block;
   uint32_t state;
-  bool committed;          /* cached: pages still resident */
+  size_t length;           /* see above; the block's usable size is length - offset */
   uint64_t time;           /* cached: when it was freed */
   size_t req;              /* bytes asked for (profiles) */
   uint32_t born;
@@ -29,10 +34,16 @@ typedef struct big_hdr {
 
 #define BIG_HDR HAK_PAGE
 #define BIG_GRAIN ((size_t)64 << 10) /* mapping sizes round up to this */
+/* A reused mapping keeps pages beyond what the request needs, resident,
+ * up to max(the request, this): freeing them only for the next larger
+ * request to fault them in again costs more than it saves (5-25 MiB
+ * buffers replaced at random fault 9x less this way).  Beyond it, the
+ * surplus is decommitted (a 1 GiB mapping reused for 3 MiB). */
+#define BIG_KEEP_SURPLUS ((size_t)32 << 20)
 
 static hak_lock_t big_lock = HAK_LOCK_INIT;
 static big_hdr_t *big_cache_first, *big_cache_last; /* newest first */
-static size_t big_cache_bytes, big_cache_committed;
+static size_t big_cache_bytes, big_cache_committed; /* mapped, resident */
 static _Atomic size_t big_cache_bytes_pub, big_cache_committed_pub;
 
 static void big_cache_publish(void) {
@@ -46,20 +57,22 @@ static void big_cache_remove(big_hdr_t *b) {
   if (b->next) b->next->prev = b->prev;
   else big_cache_last = b->prev;
   big_cache_bytes -= b->seg.map_size;
-  if (b->committed) big_cache_committed -= b->seg.map_size;
+  big_cache_committed -= b->length;
   big_cache_publish();
 }
 
 static void big_unmap(big_hdr_t *b) {
   size_t size = b->seg.map_size;
   hak_segmap_set(b, size, false);
-  hak_os_commit_account(-(ptrdiff_t)(b->committed ? size : BIG_HDR));
+  hak_os_commit_account(-(ptrdiff_t)b->length);
   hak_os_unmap(b, size);
 }
 
-static void big_decommit(big_hdr_t *b) {
-  hak_os_decommit((uint8_t *)b + BIG_HDR, b->seg.map_size - BIG_HDR);
-  b->committed = false;
+/* Gives back the pages from `keep` to `length` (keep >= the header). */
+static void big_decommit_from(big_hdr_t *b, size_t keep) {
+  if (b->length <= keep) return;
+  hak_os_decommit((uint8_t *)b + keep, b->length - keep);
+  b->length = keep;
 }
 
 /* Under the lock.  Decommits entries older than the purge delay, and the
@@ -71,10 +84,10 @@ static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool fo
   size_t budget = pol->bigcache;
   big_hdr_t *out = NULL;
   for (big_hdr_t *b = big_cache_last; b; b = b->prev) {
-    if (!b->committed) continue;
+    if (b->length <= BIG_HDR) continue;
     if (!force && b->time + delay > now && big_cache_committed <= budget) continue;
-    big_decommit(b);
-    big_cache_committed -= b->seg.map_size;
+    big_cache_committed -= b->length - BIG_HDR;
+    big_decommit_from(b, BIG_HDR);
   }
   while (big_cache_last && (force || big_cache_bytes > 4 * budget)) {
     big_hdr_t *b = big_cache_last;
@@ -93,42 +106,58 @@ static void unmap_list(big_hdr_t *b) {
   }
 }
 
-/* Fits a reused, committed mapping to `size`: a tail longer than the
- * realloc slack (policy: a quarter) is unmapped, a mapping too short is
- * grown by moving its pages.  Returns the (maybe moved) header, or NULL
- * with the mapping gone. */
-static big_hdr_t *big_resize(const hak_policy_t *pol, big_hdr_t *b, size_t size) {
+/* Grows a mapping to `size`: in place when the address space after it is
+ * free, else by moving its pages to a fresh aligned area (no copy).
+ * Returns the (maybe moved) header, or NULL with the mapping unchanged. */
+static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
   size_t old = b->seg.map_size;
-  if (old >= size) {
-    if (old - size <= size >> pol->realloc_slack_shift) return b;
-    hak_segmap_set(b, old, false);
-    hak_os_unmap((uint8_t *)b + size, old - size);
-    hak_os_commit_account(-(ptrdiff_t)(old - size));
-    b->seg.map_size = size;
-    hak_segmap_set(b, size, true);
-    return b;
-  }
-  hak_segmap_set(b, old, false);
-  big_hdr_t *nb = hak_os_remap_aligned(b, old, size, HAK_SEG_SIZE);
+  big_hdr_t *nb = hak_os_grow_inplace(b, old, size) ? b : NULL;
   if (!nb) {
-    b->seg.map_size = old;
-    big_unmap(b);
-    return NULL;
+    hak_segmap_set(b, old, false);
+    nb = hak_os_remap_aligned(b, old, size, HAK_SEG_SIZE);
+    if (!nb) {
+      hak_segmap_set(b, old, true);
+      return NULL;
+    }
   }
-  hak_os_commit_account((ptrdiff_t)(size - old));
   nb->seg.map_size = size;
   hak_segmap_set(nb, size, true);
   return nb;
 }
 
+/* A cached mapping made ready for a block whose mapping needs `size`
+ * bytes: grown if short, its surplus decommitted if far too long.  Sets
+ * *dirty to the bytes from the start that may hold old data. */
+static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
+  *dirty = b->length;
+  if (b->seg.map_size < size) {
+    big_hdr_t *nb = big_grow(b, size);
+    if (!nb) {
+      big_unmap(b);
+      return NULL;
+    }
+    b = nb;
+  } else if (b->length > size && b->length - size > (size > BIG_KEEP_SURPLUS ? size : BIG_KEEP_SURPLUS)) {
+    big_decommit_from(b, size);
+    *dirty = size;
+  }
+  /* The block may use everything up to length: what was resident stays
+   * so, and a short part becomes so now. */
+  if (b->length < size) {
+    hak_os_commit_account((ptrdiff_t)(size - b->length));
+    b->length = size;
+  }
+  return b;
+}
+
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
-  const hak_policy_t *pol = hak_policy();
   size_t off = align <= BIG_HDR ? BIG_HDR : align;
   /* A block of 0 bytes still gets a byte: its address must lie inside its
    * mapping (an over-aligned block starts `off` bytes in). */
   size_t size = hak_align_up(off + (n ? n : 1), BIG_GRAIN);
   size_t map_align = align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
   big_hdr_t *b = NULL;
+  size_t dirty = 0;
   uint64_t t0 = hak_prof_begin();
   if (off < HAK_SEG_SIZE) {
     /* Best fit among cached mappings; failing that, the largest smaller
@@ -138,7 +167,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
     for (big_hdr_t *c = big_cache_first; c; c = c->next) {
       if (c->seg.map_size >= size) {
         if (!b || c->seg.map_size < b->seg.map_size) b = c;
-      } else if (c->committed && (!smaller || c->seg.map_size > smaller->seg.map_size)) {
+      } else if (c->length > BIG_HDR && (!smaller || c->length > smaller->length)) {
         smaller = c;
       }
     }
@@ -146,29 +175,24 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
     if (b) big_cache_remove(b);
     hak_unlock(&big_lock);
   }
-  bool fresh;
   if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
   else HAK_STAT_INC(hak_gstats.bigcache_misses);
   if (b) {
-    fresh = !b->committed;
-    if (fresh) hak_os_commit_account((ptrdiff_t)(b->seg.map_size - BIG_HDR));
-    b->committed = true;
-    b = big_resize(pol, b, size);
+    b = big_reuse(b, size, &dirty);
     if (!b) goto oom;
   } else {
     b = hak_os_map_aligned(size, map_align);
     if (!b) goto oom;
     b->seg.map_size = size;
+    b->length = size;
     hak_os_commit_account((ptrdiff_t)size);
     hak_segmap_set(b, size, true);
-    if (pol->thp) hak_os_hugepage(b, size);
-    fresh = true;
+    if (hak_policy()->thp) hak_os_hugepage(b, size);
   }
   b->seg.kind = HAK_SEG_BIG;
   b->seg.slab_shift = HAK_SEG_SHIFT;
   b->block = (uint8_t *)b + off;
   b->state = BIG_LIVE;
-  b->committed = true;
   b->site = HAK_SITE_UNTRACKED;
   if (site) {
     b->req = n;
@@ -177,8 +201,9 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   }
   hak_prof_end(HAK_PROF_BIG_ALLOC, t0);
   HAK_STAT_INC(hak_gstats.big_allocs);
-  if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->seg.map_size - off, memory_order_relaxed);
-  if (zero && !fresh) memset(b->block, 0, n);
+  if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - off, memory_order_relaxed);
+  /* Only what old data may be in needs zeroing: the rest is fresh. */
+  if (zero && dirty > off) memset(b->block, 0, dirty - off < n ? dirty - off : n);
   return b->block;
 oom:
   errno = ENOMEM;
@@ -220,7 +245,7 @@ void hak_big_free(hak_segment_t *seg, void *p) {
     else big_cache_last = b;
     big_cache_first = b;
     big_cache_bytes += b->seg.map_size;
-    big_cache_committed += b->seg.map_size;
+    big_cache_committed += b->length;
   }
   big_hdr_t *more = big_cache_purge(pol, now, false);
   big_cache_publish();
@@ -232,32 +257,35 @@ void hak_big_free(hak_segment_t *seg, void *p) {
 
 size_t hak_big_usable(hak_segment_t *seg, const void *p) {
   big_hdr_t *b = big_check(seg, p);
-  return b ? b->seg.map_size - (size_t)((uint8_t *)p - (uint8_t *)b) : 0;
+  return b ? b->length - (size_t)((uint8_t *)p - (uint8_t *)b) : 0;
 }
 
-/* Grows or shrinks a Big block in place by moving its pages (no copy). */
+/* Grows or shrinks a Big block without copying: a shrink decommits the
+ * tail, a growth extends the mapping in place or moves its pages. */
 void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
   big_hdr_t *b = big_check(seg, p);
   if (!b || b->block != (uint8_t *)b + BIG_HDR || n > HAK_MAX_REQUEST) return NULL;
   size_t size = hak_align_up(BIG_HDR + n, BIG_GRAIN);
-  size_t old = b->seg.map_size;
-  hak_segmap_set(b, old, false);
-  big_hdr_t *nb = hak_os_remap_aligned(b, old, size, HAK_SEG_SIZE);
-  if (!nb) {
-    hak_segmap_set(b, old, true);
-    return NULL;
+  size_t old = b->length;
+  if (size <= old) {
+    big_decommit_from(b, size);
+  } else {
+    if (size > b->seg.map_size) {
+      big_hdr_t *nb = big_grow(b, size);
+      if (!nb) return NULL;
+      b = nb;
+    }
+    hak_os_commit_account((ptrdiff_t)(size - b->length));
+    b->length = size;
   }
-  hak_os_commit_account((ptrdiff_t)(size - old));
-  if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, size - old, memory_order_relaxed);
-  nb->seg.map_size = size;
-  nb->block = (uint8_t *)nb + BIG_HDR;
-  if (site && nb->site != HAK_SITE_UNTRACKED) {
-    hak_site_free(nb->site, nb->req, 0, nb->born);
-    nb->req = n;
-    nb->site = hak_site_alloc(site, n, 0);
+  if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - old, memory_order_relaxed);
+  b->block = (uint8_t *)b + BIG_HDR;
+  if (site && b->site != HAK_SITE_UNTRACKED) {
+    hak_site_free(b->site, b->req, 0, b->born);
+    b->req = n;
+    b->site = hak_site_alloc(site, n, 0);
   }
-  hak_segmap_set(nb, size, true);
-  return nb->block;
+  return b->block;
 }
 
 size_t hak_big_trim(bool force) {

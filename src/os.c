@@ -134,6 +134,17 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
   return q;
 }
 
+bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size) {
+  if (new_size > HAK_MAX_REQUEST) return false;
+  int saved = errno;
+  void *q = mremap(p, old_size, new_size, 0);
+  atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
+  errno = saved;
+  if (q == MAP_FAILED) return false;
+  atomic_fetch_add_explicit(&hak_os.mapped, new_size - old_size, memory_order_relaxed);
+  return true;
+}
+
 uint64_t hak_os_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

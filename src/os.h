@@ -28,6 +28,9 @@ void hak_os_hugepage(void *p, size_t size);
 /* Moves [p, p+old) to a fresh align-aligned area of new_size bytes without
  * copying; NULL (and p untouched) on failure. */
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
+/* Extends [p, p+old) to new_size bytes where it is, if the address space
+ * after it is free; false (nothing changed) otherwise. */
+bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size);
 /* A coarse monotonic clock in milliseconds (vDSO, no syscall). */
 uint64_t hak_os_now_ms(void);
 /* Resident bytes of the process, from /proc/self/statm (0 if unknown). */
