@@ -300,16 +300,21 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
   return s->free != NULL || s->free_rest != NULL;
 }
 
+/* While the slow paths are measured (HAKMEM_PROF, or a learner that is
+ * not frozen), a refill is timed now and then, and counts the blocks it
+ * hands out per class: the controller's measure of allocation volume and
+ * of the size-class mix.  Otherwise refills count nothing of this. */
 static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s) {
   uint64_t t0 = hak_prof_begin();
   bool ok = heap_refill_core(h, s);
+  HAK_STAT_ADD(h->stats.handed[s->cls], s->handed);
   hak_prof_end(HAK_PROF_REFILL, t0);
   return ok;
 }
 
 /* Gathers a slab's free blocks for the fast path; false if it has none. */
 static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
-  if (hak_unlikely(hak_prof_on)) return heap_refill_timed(h, s);
+  if (hak_unlikely(hak_prof_active())) return heap_refill_timed(h, s);
   return heap_refill_core(h, s);
 }
 

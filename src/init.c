@@ -97,7 +97,7 @@ static void on_stats_signal(int sig) {
 
 __attribute__((constructor)) static void hak_ctor(void) {
   hak_process_init();
-  if ((HAK_OPT(STATS) || hak_prof_on) && !HAK_OPT_STR(STATS_FILE)) {
+  if ((HAK_OPT(STATS) || hak_prof_report) && !HAK_OPT_STR(STATS_FILE)) {
     int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     if (fd >= 0) summary_fd = fd;
   }
@@ -113,6 +113,6 @@ __attribute__((constructor)) static void hak_ctor(void) {
 }
 
 __attribute__((destructor)) static void hak_dtor(void) {
-  if (HAK_OPT(STATS) || hak_prof_on) write_summary(false);
+  if (HAK_OPT(STATS) || hak_prof_report) write_summary(false);
   hak_site_at_exit();
 }

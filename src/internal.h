@@ -181,6 +181,10 @@ typedef struct hak_class_counters {
 #define HAK_STAT_KEEP_PROC(f)
 typedef struct hak_heap_stats {
   hak_class_counters_t cls[HAK_NCLASS];
+  /* Blocks refills handed to the fast path, per class: counted at once
+   * (allocs lag by up to 64 refills of a slab), the controller's measure
+   * of allocation volume and of the size-class mix. */
+  hak_counter_t handed[HAK_NCLASS];
 #define HAK_STAT(name, src, field, ...) HAK_STAT_KEEP_##src(field)
 #define HAK_STAT_INTERNAL(field, src) HAK_STAT_KEEP_##src(field)
 #include "stats.def"

@@ -249,16 +249,32 @@ bool hak_large_fits(size_t n, size_t align) {
 /* lcache: the thread's own little cache of freed spans (policy: 4 spans of
  * up to 1 MiB): the common malloc/free of a Large buffer then takes no
  * lock at all. */
-static void *lcache_take(hak_heap_t *h, size_t pages) {
-  for (unsigned k = h->lcache_n; k-- > 0;)
-    if (h->lcache_pages[k] == pages) {
-      void *p = h->lcache[k];
-      h->lcache_n--;
-      h->lcache[k] = h->lcache[h->lcache_n];
-      h->lcache_pages[k] = h->lcache_pages[h->lcache_n];
-      return p;
-    }
-  return NULL;
+/* Pages of the spans of class c (the largest size in the class). */
+static inline size_t lclass_pages(unsigned c) {
+  if (c <= 16) return c;
+  unsigned b = (c - 17) / 8 + 4, i = (c - 17) % 8;
+  return (size_t)(i + 9) << (b - 3);
+}
+
+/* The cached span for `pages` may be up to W_MAX (policy, in eighths)
+ * times larger: a little waste buys a reuse instead of a fresh span. */
+static inline size_t wmax_pages(const hak_policy_t *pol, size_t pages) {
+  return pages * pol->w_max_eighths / 8;
+}
+
+/* The smallest of the thread's cached spans with pages..max_pages pages. */
+static void *lcache_take(hak_heap_t *h, size_t pages, size_t max_pages) {
+  unsigned best = HAK_LCACHE_SLOTS_MAX;
+  for (unsigned k = 0; k < h->lcache_n; k++)
+    if (h->lcache_pages[k] >= pages && h->lcache_pages[k] <= max_pages &&
+        (best == HAK_LCACHE_SLOTS_MAX || h->lcache_pages[k] < h->lcache_pages[best]))
+      best = k;
+  if (best == HAK_LCACHE_SLOTS_MAX) return NULL;
+  void *p = h->lcache[best];
+  h->lcache_n--;
+  h->lcache[best] = h->lcache[h->lcache_n];
+  h->lcache_pages[best] = h->lcache_pages[h->lcache_n];
+  return p;
 }
 
 void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight) {
@@ -266,15 +282,17 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
   size_t extra = align_pages(align);
   if (!n) n = 1;
   hak_heap_t *h = hak_heap_get();
+  const hak_policy_t *pol = hak_policy();
+  size_t max_pages = wmax_pages(pol, pages);
   if (!extra && h != &hak_heap_empty) {
-    void *p = lcache_take(h, pages);
+    void *p = lcache_take(h, pages, max_pages);
     if (p) {
       large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
       unsigned i = span_index(ls, p);
       ls->state[i] = PG_LIVE;
       LSTAT(large_cache_hits, 1);
       note_alloc(ls, i, n, site, weight);
-      if (zero) memset(p, 0, pages * HAK_PAGE);
+      if (zero) memset(p, 0, n);
       return p;
     }
   }
@@ -285,13 +303,17 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
   bool fresh = false, hit = false;
   uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
-  if (!extra && large_cache_first[c]) {
-    cached_span_t *cs = large_cache_first[c];
-    large_cache_remove(c, cs);
+  unsigned hc = c;
+  if (!extra)
+    while (!large_cache_first[hc] && hc + 1 < LCLASSES && lclass_pages(hc + 1) <= max_pages) hc++;
+  if (!extra && large_cache_first[hc]) {
+    cached_span_t *cs = large_cache_first[hc];
+    large_cache_remove(hc, cs);
     large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
     unsigned i = span_index(ls, cs);
     ls->state[i] = PG_LIVE;
-    large_cache_bytes -= pages * HAK_PAGE;
+    large_cache_bytes -= (size_t)ls->span[i] * HAK_PAGE;
+    pages = ls->span[i];
     p = cs;
     pl = ls, pi = i;
     hit = true;
@@ -329,7 +351,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
   else LSTAT(large_cache_misses, 1);
   note_alloc(pl, pi, n, site, weight);
   hak_prof_end(HAK_PROF_LARGE_ALLOC, t0);
-  if (zero && !fresh) memset(p, 0, pages * HAK_PAGE);
+  if (zero && !fresh) memset(p, 0, n);
   return p;
 }
 

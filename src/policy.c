@@ -19,6 +19,7 @@ static const hak_policy_t policy_boot = {
     .slab_carve_bytes = (size_t)16 << 10,
     .purge_check_mask = 15,
     .realloc_slack_shift = 2,
+    .w_max_eighths = 8,
 };
 
 static hak_policy_t policy_options;

@@ -26,6 +26,7 @@ typedef struct hak_policy {
   size_t slab_carve_bytes;    /* bytes of a slab carved into blocks per refill */
   unsigned purge_check_mask;  /* a heap looks for due purges every (mask+1) slow calls */
   unsigned realloc_slack_shift; /* a block moved by a growing realloc gets n >> shift more */
+  unsigned w_max_eighths;     /* W_MAX: a cached Large span up to this many eighths of the request serves it */
 } hak_policy_t;
 
 extern _Atomic(const hak_policy_t *) hak_policy_cur;

@@ -7,7 +7,8 @@
 #include "msg.h"
 #include "options.h"
 
-bool hak_prof_on;
+_Atomic bool hak_prof_on;
+bool hak_prof_report;
 static __thread unsigned prof_tick __attribute__((tls_model("initial-exec")));
 static unsigned prof_every = 64;
 static hak_counter_t prof_calls[HAK_PROF_N], prof_cycles[HAK_PROF_N];
@@ -26,11 +27,28 @@ static uint64_t now_ns(void) {
 }
 
 void hak_prof_init(void) {
-  if (!hak_stats_on || !HAK_OPT(PROF)) return;
-  prof_every = (unsigned)HAK_OPT(PROF_SAMPLE);
   tsc0 = __rdtsc();
   ns0 = now_ns();
-  hak_prof_on = true;
+  prof_every = (unsigned)HAK_OPT(PROF_SAMPLE);
+  if (!hak_stats_on || !HAK_OPT(PROF)) return;
+  hak_prof_report = true;
+  atomic_store_explicit(&hak_prof_on, true, memory_order_relaxed);
+}
+
+void hak_prof_measure(bool on) {
+  if (!hak_stats_on || hak_prof_report) return;
+  atomic_store_explicit(&hak_prof_on, on, memory_order_relaxed);
+}
+
+static double ns_per_cycle(void) {
+  uint64_t dt = __rdtsc() - tsc0, dn = now_ns() - ns0;
+  return dt ? (double)dn / (double)dt : 0;
+}
+
+uint64_t hak_prof_total_ns(void) {
+  uint64_t cycles = 0;
+  for (int i = 0; i < HAK_PROF_N; i++) cycles += atomic_load_explicit(&prof_cycles[i], memory_order_relaxed);
+  return (uint64_t)((double)cycles * prof_every * ns_per_cycle());
 }
 
 uint64_t hak_prof_sample(void) {
@@ -46,14 +64,13 @@ void hak_prof_record(int category, uint64_t start) {
 }
 
 void hak_prof_print(int fd) {
-  if (!hak_prof_on) return;
-  uint64_t dt = __rdtsc() - tsc0, dn = now_ns() - ns0;
-  double ns_per_cycle = dt ? (double)dn / (double)dt : 0;
+  if (!hak_prof_report) return;
+  double npc = ns_per_cycle();
   hak_fdprintf(fd, "hakmem: prof: 1 in %u slow-path events timed\n", prof_every);
   for (int i = 0; i < HAK_PROF_N; i++) {
     unsigned long long n = atomic_load(&prof_calls[i]);
     if (!n) continue;
-    unsigned long long avg = (unsigned long long)((double)atomic_load(&prof_cycles[i]) * ns_per_cycle / (double)n);
+    unsigned long long avg = (unsigned long long)((double)atomic_load(&prof_cycles[i]) * npc / (double)n);
     hak_fdprintf(fd, "hakmem: prof %-14s %10llu calls, %8llu ns avg\n", prof_names[i], n, avg);
   }
 }

@@ -27,12 +27,16 @@ enum {
   HAK_PROF_N
 };
 
-extern bool hak_prof_on;
+/* Slow paths are measured while this is on: HAKMEM_PROF sets it for the
+ * whole run; the learning controller turns it on while it learns or
+ * watches, and off while its policy is frozen. */
+extern _Atomic bool hak_prof_on;
+hak_inline bool hak_prof_active(void) { return atomic_load_explicit(&hak_prof_on, memory_order_relaxed); }
 uint64_t hak_prof_sample(void);
 
 /* Returns a start stamp when this event is sampled, else 0. */
 hak_inline uint64_t hak_prof_begin(void) {
-  if (hak_likely(!hak_prof_on)) return 0;
+  if (hak_likely(!hak_prof_active())) return 0;
   return hak_prof_sample();
 }
 void hak_prof_record(int category, uint64_t start);
@@ -41,5 +45,11 @@ hak_inline void hak_prof_end(int category, uint64_t start) {
 }
 void hak_prof_init(void);
 void hak_prof_print(int fd);
+/* The controller's switch (HAKMEM_PROF keeps measuring on regardless). */
+void hak_prof_measure(bool on);
+/* Estimated ns spent in the sampled slow paths so far, all categories. */
+uint64_t hak_prof_total_ns(void);
+/* HAKMEM_PROF: the report is printed at exit. */
+extern bool hak_prof_report;
 
 #endif

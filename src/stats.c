@@ -52,6 +52,7 @@ void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from) {
     FOLD_HEAP(cls[c].frees)
     FOLD_HEAP(cls[c].remote_frees)
     FOLD_HEAP(cls[c].refills)
+    FOLD_HEAP(handed[c])
   }
 #define HAK_STAT(name, src, field, ...) FOLD_##src(field)
 #define HAK_STAT_INTERNAL(field, src) FOLD_##src(field)
