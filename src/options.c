@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "msg.h"
@@ -15,12 +16,50 @@ const hak_option_desc_t hak_option_table[HAK_O_COUNT] = {
 };
 
 long long hak_opt[HAK_O_COUNT];
+bool hak_opt_set[HAK_O_COUNT];
 const char *hak_opt_str[HAK_O_COUNT];
 
-static const char *const mode_names[] = {"minimal", "fast", "balanced", "learning", "research"};
+static const char *const mode_names[] = {"minimal", "fast", "balanced", "learning", "research", NULL};
+static const char *const algo_names[] = {"ucb1", "elo", NULL};
+
+const char *const *hak_option_choices(int id) {
+  switch (id) {
+    case HAK_O_MODE: return mode_names;
+    case HAK_O_LEARN_ALGO: return algo_names;
+  }
+  return NULL;
+}
 
 const char *hak_mode_name(long long mode) {
   return mode >= 0 && mode < 5 ? mode_names[mode] : "?";
+}
+
+/* Index of s among an option's choices (exact, like every other value), -1 if none. */
+static int choice_index(const char *const *names, const char *s) {
+  for (int i = 0; names && names[i]; i++)
+    if (!strcmp(s, names[i])) return i;
+  return -1;
+}
+
+/* A decimal number with up to six decimals, or a percentage ("5%"), in
+ * millionths. */
+static bool parse_real(const char *s, long long *out) {
+  unsigned long long whole = 0, frac = 0, scale = 1000000;
+  if (!*s || *s == '%') return false;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    if (whole > 1000000000ull) return false;
+    whole = whole * 10 + (unsigned long long)(*s - '0');
+  }
+  if (*s == '.') {
+    s++;
+    for (; *s >= '0' && *s <= '9'; s++)
+      if (scale > 1) scale /= 10, frac += (unsigned long long)(*s - '0') * scale;
+  }
+  unsigned long long v = whole * 1000000ull + frac;
+  if (*s == '%') v /= 100, s++;
+  if (*s) return false;
+  *out = (long long)v;
+  return true;
 }
 
 static const char *env_value(const char *name) {
@@ -58,7 +97,7 @@ static bool parse_number(const char *s, bool size, long long *out) {
   return true;
 }
 
-static bool parse_value(const hak_option_desc_t *d, const char *s, long long *out) {
+static bool parse_value(int id, const hak_option_desc_t *d, const char *s, long long *out) {
   switch (d->kind) {
     case HAK_OPT_BOOL:
       if (!strcmp(s, "1") || !strcmp(s, "on") || !strcmp(s, "yes") || !strcmp(s, "true")) {
@@ -70,13 +109,14 @@ static bool parse_value(const hak_option_desc_t *d, const char *s, long long *ou
         return true;
       }
       return false;
-    case HAK_OPT_MODE:
-      for (int i = 0; i < 5; i++)
-        if (!strcmp(s, mode_names[i])) {
-          *out = i;
-          return true;
-        }
-      return false;
+    case HAK_OPT_CHOICE: {
+      int k = choice_index(hak_option_choices(id), s);
+      if (k < 0) return false;
+      *out = k;
+      return true;
+    }
+    case HAK_OPT_REAL:
+      return parse_real(s, out) && *out >= d->lo && *out <= d->hi;
     case HAK_OPT_SIZE:
     case HAK_OPT_INT:
       return parse_number(s, d->kind == HAK_OPT_SIZE, out) && *out >= d->lo && *out <= d->hi;
@@ -87,17 +127,56 @@ static bool parse_value(const hak_option_desc_t *d, const char *s, long long *ou
   return false;
 }
 
-static void report_bad(const hak_option_desc_t *d, const char *s) {
+/* A REAL value (millionths) as a short decimal: 50000 -> "0.05". */
+static void real_str(char *buf, size_t cap, long long v) {
+  size_t n = hak_fmt(buf, cap, "%lld", v / 1000000);
+  long long f = v % 1000000;
+  if (!f) return;
+  char digits[8];
+  for (int k = 5; k >= 0; k--, f /= 10) digits[k] = (char)('0' + f % 10);
+  digits[6] = 0;
+  size_t k = 6;
+  while (k > 1 && digits[k - 1] == '0') digits[--k] = 0;
+  hak_fmt(buf + n, cap - n, ".%s", digits);
+}
+
+const char *hak_option_value_str(int id, long long v, char *buf, size_t cap) {
+  const hak_option_desc_t *d = &hak_option_table[id];
+  switch (d->kind) {
+    case HAK_OPT_CHOICE: {
+      const char *const *names = hak_option_choices(id);
+      hak_fmt(buf, cap, "%s", v >= 0 && names && v < 8 ? names[v] : "?");
+      break;
+    }
+    case HAK_OPT_REAL: real_str(buf, cap, v); break;
+    case HAK_OPT_PATH: hak_fmt(buf, cap, "%s", hak_opt_str[id] ? hak_opt_str[id] : "-"); break;
+    default: hak_fmt(buf, cap, "%lld", v);
+  }
+  return buf;
+}
+
+static void report_bad(int id, const hak_option_desc_t *d, const char *s) {
+  char def[48], lo[48], hi[48], names[128];
+  hak_option_value_str(id, d->def, def, sizeof def);
   switch (d->kind) {
     case HAK_OPT_BOOL:
       hak_error("%s=%s is not a boolean (use 0 or 1); using %lld", d->name, s, d->def);
       break;
-    case HAK_OPT_MODE:
-      hak_error("%s=%s is not a mode (minimal, fast, balanced, learning, research); using %s",
-                d->name, s, hak_mode_name(d->def));
+    case HAK_OPT_CHOICE: {
+      size_t n = 0;
+      names[0] = 0;
+      const char *const *c = hak_option_choices(id);
+      for (int k = 0; c && c[k]; k++) n += hak_fmt(names + n, sizeof names - n, "%s%s", k ? ", " : "", c[k]);
+      hak_error("%s=%s is not %s (%s); using %s", d->name, s, id == HAK_O_MODE ? "a mode" : "one of", names, def);
       break;
+    }
     case HAK_OPT_PATH:
       hak_error("%s is empty; ignored", d->name);
+      break;
+    case HAK_OPT_REAL:
+      hak_error("%s=%s is not a number in [%s, %s] (decimals or a percentage); using %s", d->name, s,
+                hak_option_value_str(id, d->lo, lo, sizeof lo), hak_option_value_str(id, d->hi, hi, sizeof hi),
+                def);
       break;
     default:
       hak_error("%s=%s is not a number in [%lld, %lld]%s; using %lld", d->name, s, d->lo, d->hi,
@@ -144,7 +223,8 @@ static void report_unknown(const char *name) {
  * back to this. */
 static long long preset_default(int i, long long mode) {
   if (mode == HAK_MODE_RESEARCH && i == HAK_O_VERBOSE) return 1;
-  if (mode == HAK_MODE_MINIMAL && (i == HAK_O_BIGCACHE || i == HAK_O_LARGE_CACHE)) return 0;
+  if (mode == HAK_MODE_MINIMAL && (i == HAK_O_BIGCACHE || i == HAK_O_LARGE_CACHE || i == HAK_O_SEGMENT_CACHE))
+    return 0;
   return hak_option_table[i].def;
 }
 
@@ -159,11 +239,12 @@ void hak_options_init(void) {
       const char *s = env_value(d.name);
       if (!s) continue;
       long long v;
-      if (parse_value(&d, s, &v)) {
+      if (parse_value(i, &d, s, &v)) {
         hak_opt[i] = v;
+        hak_opt_set[i] = true;
         if (d.kind == HAK_OPT_PATH) hak_opt_str[i] = s;
       } else {
-        report_bad(&d, s);
+        report_bad(i, &d, s);
       }
     }
   /* A HAKMEM_* name we do not know is probably a typo. */
@@ -187,16 +268,7 @@ void hak_options_init(void) {
 
 void hak_options_print(int fd) {
   for (int i = 0; i < HAK_O_COUNT; i++) {
-    const hak_option_desc_t *d = &hak_option_table[i];
-    switch (d->kind) {
-      case HAK_OPT_MODE:
-        hak_fdprintf(fd, "hakmem: %-24s %s\n", d->name, hak_mode_name(hak_opt[i]));
-        break;
-      case HAK_OPT_PATH:
-        hak_fdprintf(fd, "hakmem: %-24s %s\n", d->name, hak_opt_str[i] ? hak_opt_str[i] : "-");
-        break;
-      default:
-        hak_fdprintf(fd, "hakmem: %-24s %lld\n", d->name, hak_opt[i]);
-    }
+    char v[64];
+    hak_fdprintf(fd, "hakmem: %-24s %s\n", hak_option_table[i].name, hak_option_value_str(i, hak_opt[i], v, sizeof v));
   }
 }

@@ -5,7 +5,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum { HAK_OPT_BOOL, HAK_OPT_SIZE, HAK_OPT_INT, HAK_OPT_MODE, HAK_OPT_PATH } hak_opt_kind_t;
+/* CHOICE: one of a few names (the value is its index); REAL: a decimal
+ * number such as 0.05, 1.25 or 5%, kept in millionths. */
+typedef enum { HAK_OPT_BOOL, HAK_OPT_SIZE, HAK_OPT_INT, HAK_OPT_CHOICE, HAK_OPT_PATH, HAK_OPT_REAL } hak_opt_kind_t;
+#define HAK_OPT_MODE HAK_OPT_CHOICE
+#define HAK_REAL(x) ((long long)((x) * 1000000.0 + 0.5))
 
 typedef enum {
 #define HAK_OPTION(id, name, kind, def, lo, hi, help) HAK_O_##id,
@@ -26,10 +30,17 @@ typedef struct hak_option_desc {
 extern const hak_option_desc_t hak_option_table[HAK_O_COUNT];
 extern long long hak_opt[HAK_O_COUNT];       /* effective values */
 extern const char *hak_opt_str[HAK_O_COUNT]; /* PATH options: points into environ */
+extern bool hak_opt_set[HAK_O_COUNT];        /* given (validly) in the environment: the user's word */
 
 /* Reads the environment (no allocation); reports bad values once. */
 void hak_options_init(void);
 const char *hak_mode_name(long long mode);
+/* An option's value as text (a choice's name, a REAL's decimal). */
+const char *hak_option_value_str(int id, long long v, char *buf, size_t cap);
+/* The names a CHOICE option accepts (NULL-terminated), NULL for others. */
+const char *const *hak_option_choices(int id);
+/* A REAL option's value as a double. */
+#define HAK_OPT_REAL_VALUE(id) ((double)hak_opt[HAK_O_##id] / 1000000.0)
 /* Writes the effective configuration to fd. */
 void hak_options_print(int fd);
 

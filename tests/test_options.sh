@@ -53,7 +53,7 @@ expect_only() {
   local line ok m
   while IFS= read -r line; do
     [[ -z $line ]] && continue
-    [[ $line =~ ^hakmem:\ HAKMEM_[A-Z_]+\ +[^\ ]+$ ]] && continue
+    [[ $line =~ ^hakmem:\ HAKMEM_[A-Z0-9_]+\ +[^\ ]+$ ]] && continue
     ok=0
     for m in "$@"; do [[ $line == "$m" ]] && ok=1; done
     [[ $ok == 1 ]] || fail "[$what] unexpected on stderr: $line"
@@ -250,12 +250,12 @@ expect_only
 # ... unless HAKMEM_VERBOSE says otherwise.
 run HAKMEM_MODE=research HAKMEM_VERBOSE=0
 expect_silent
-# minimal: no Big or Large cache ...
+# minimal: no Big, Large or segment cache ...
 run HAKMEM_MODE=minimal HAKMEM_VERBOSE=1
 expect_value HAKMEM_MODE minimal
 expect_value HAKMEM_BIGCACHE 0
 expect_value HAKMEM_LARGE_CACHE 0
-expect_value HAKMEM_SEGMENT_CACHE 8
+expect_value HAKMEM_SEGMENT_CACHE 0
 expect_only
 # ... each of which an explicit setting overrides.
 run HAKMEM_MODE=minimal HAKMEM_VERBOSE=1 HAKMEM_BIGCACHE=1M
@@ -264,6 +264,18 @@ expect_value HAKMEM_LARGE_CACHE 0
 run HAKMEM_MODE=minimal HAKMEM_VERBOSE=1 HAKMEM_LARGE_CACHE=2M HAKMEM_BIGCACHE=0
 expect_value HAKMEM_BIGCACHE 0
 expect_value HAKMEM_LARGE_CACHE 2097152
+# The learner's options: a choice, decimals and percentages.
+good HAKMEM_LEARN_ALGO elo elo
+good HAKMEM_LEARN_ALGO ucb1 ucb1
+bad HAKMEM_LEARN_ALGO UCB1 ucb1 "hakmem: HAKMEM_LEARN_ALGO=UCB1 is not one of (ucb1, elo); using ucb1"
+good HAKMEM_CANARY_FRAC 0.1 0.1
+good HAKMEM_CANARY_FRAC 10% 0.1
+good HAKMEM_CANARY_FRAC 0 0
+good HAKMEM_W_MAX 1.125 1.125
+bad HAKMEM_CANARY_FRAC 0.9 0.05 "hakmem: HAKMEM_CANARY_FRAC=0.9 is not a number in [0, 0.5] (decimals or a percentage); using 0.05"
+bad HAKMEM_CANARY_FRAC .5x 0.05 "hakmem: HAKMEM_CANARY_FRAC=.5x is not a number in [0, 0.5] (decimals or a percentage); using 0.05"
+bad HAKMEM_W_MAX 0.5 1 "hakmem: HAKMEM_W_MAX=0.5 is not a number in [1, 2] (decimals or a percentage); using 1"
+bad HAKMEM_LEARN_WINDOW_MS 5 50 "$(int_msg HAKMEM_LEARN_WINDOW_MS 5 10 60000 50)"
 # Order in the environment does not matter.
 run HAKMEM_BIGCACHE=1M HAKMEM_VERBOSE=1 HAKMEM_MODE=minimal
 expect_value HAKMEM_BIGCACHE 1048576
