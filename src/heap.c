@@ -167,7 +167,8 @@ hak_heap_t *hak_heap_get(void) {
 static void heap_maybe_purge(hak_heap_t *h) {
   if ((++h->slow_calls & hak_policy()->purge_check_mask) == 0) {
     uint64_t now = hak_os_now_ms();
-    if (h->next_purge && now >= h->next_purge) hak_segment_purge(h, now, false);
+    uint64_t due = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
+    if (due && now >= due) hak_segment_purge(h, now, false);
     hak_segment_cache_tick(now, false);
   }
 }
@@ -482,6 +483,7 @@ void hak_heap_thread_key_init(void) {
  * heaps are abandoned so that their memory can be adopted and reused. */
 void hak_heap_fork_child(void) {
   hak_lock_reset(&heaps_lock);
+  for (hak_heap_t *x = heaps_all; x; x = x->next_all) hak_lock_reset(&x->seg_lock);
   hak_heap_t *h = heaps_all;
   while (h) {
     hak_heap_t *next = h->next_all;
@@ -507,7 +509,13 @@ bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *
   return true;
 }
 
-void hak_heap_lock(void) { hak_lock(&heaps_lock); }
+/* Around fork: the registry, and every heap's segment lock, so that no
+ * thread is half-way through moving segments when the child is made. */
+void hak_heap_lock(void) {
+  hak_lock(&heaps_lock);
+  for (hak_heap_t *h = heaps_all; h; h = h->next_all) hak_lock(&h->seg_lock);
+}
 void hak_heap_unlock(bool child) {
+  for (hak_heap_t *h = heaps_all; h; h = h->next_all) hak_lock_after_fork(&h->seg_lock, child);
   hak_lock_after_fork(&heaps_lock, child);
 }

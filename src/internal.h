@@ -212,6 +212,32 @@ typedef struct hak_global_stats {
 #undef HAK_STAT_KEEP_PROC
 extern hak_global_stats_t hak_gstats;
 
+/* lock.c: a spin-then-yield lock; every global one is taken around fork. */
+typedef struct { _Atomic int v; } hak_lock_t;
+#define HAK_LOCK_INIT {0}
+void hak_lock_slow(hak_lock_t *l);
+hak_inline void hak_lock(hak_lock_t *l) {
+  int z = 0;
+  if (hak_likely(atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
+                                                       memory_order_relaxed)))
+    return;
+  hak_lock_slow(l);
+}
+hak_inline bool hak_lock_try(hak_lock_t *l) {
+  int z = 0;
+  return atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+hak_inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
+hak_inline void hak_lock_reset(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
+/* After fork: the parent unlocks what it locked; the child, where the
+ * holder may be a thread that no longer exists, resets. */
+hak_inline void hak_lock_after_fork(hak_lock_t *l, bool child) {
+  if (child) hak_lock_reset(l);
+  else hak_unlock(l);
+}
+
+
 /* ---- per-thread heap ---------------------------------------------------- */
 typedef struct hak_slabq { hak_slab_t *first, *last; } hak_slabq_t;
 
@@ -223,7 +249,8 @@ struct hak_heap {
   _Atomic(hak_block_t *) delayed;  /* remote frees into full slabs */
   hak_segment_t *segs[2];          /* owned Tiny / Mid segments */
   uint64_t slow_calls;
-  uint64_t next_purge;
+  _Atomic uint64_t next_purge;     /* ms: the earliest purge due in its segments, 0 none */
+  hak_lock_t seg_lock;             /* its segments (see segment.c) */
   hak_heap_t *next_all, *prev_all; /* registry of live heaps */
   /* Call-site sampling (profiling on): each class samples its own byte
    * stream; a cut in the current slab's free list ends the fast path at
@@ -279,6 +306,9 @@ void hak_heap_thread_key_init(void);
 hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls);
 void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab);
 void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force);
+/* The controller's purge of another thread's heap: only if due, and only
+ * if its segment lock is free; true if it purged. */
+bool hak_segment_purge_try(hak_heap_t *h, uint64_t now, bool force);
 void hak_segment_abandon_all(hak_heap_t *h);
 void hak_segment_adopt_all(hak_heap_t *h);
 /* Adopts one segment an exited thread left with live slabs of cls's kind
@@ -349,30 +379,5 @@ void hak_stats_write_json(int fd, bool in_signal); /* one line */
 /* ---- small utilities ---------------------------------------------------- */
 hak_inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 hak_inline bool hak_is_pow2(size_t x) { return x && !(x & (x - 1)); }
-
-/* lock.c: a spin-then-yield lock; every global one is taken around fork. */
-typedef struct { _Atomic int v; } hak_lock_t;
-#define HAK_LOCK_INIT {0}
-void hak_lock_slow(hak_lock_t *l);
-hak_inline void hak_lock(hak_lock_t *l) {
-  int z = 0;
-  if (hak_likely(atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
-                                                       memory_order_relaxed)))
-    return;
-  hak_lock_slow(l);
-}
-hak_inline bool hak_lock_try(hak_lock_t *l) {
-  int z = 0;
-  return atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
-                                                 memory_order_relaxed);
-}
-hak_inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
-hak_inline void hak_lock_reset(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
-/* After fork: the parent unlocks what it locked; the child, where the
- * holder may be a thread that no longer exists, resets. */
-hak_inline void hak_lock_after_fork(hak_lock_t *l, bool child) {
-  if (child) hak_lock_reset(l);
-  else hak_unlock(l);
-}
 
 #endif

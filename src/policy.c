@@ -23,6 +23,10 @@ static const hak_policy_t policy_boot = {
 };
 
 static hak_policy_t policy_options;
+/* Published snapshots (the publisher, the controller thread, is the only
+ * writer; readers only follow hak_policy_cur). */
+static hak_policy_t policy_copies[HAK_POLICY_MAX];
+static unsigned policy_ncopies;
 
 _Atomic(const hak_policy_t *) hak_policy_cur = &policy_boot;
 
@@ -34,8 +38,36 @@ void hak_policy_init(void) {
   p.bigcache = (size_t)HAK_OPT(BIGCACHE);
   p.segment_cache = (unsigned)HAK_OPT(SEGMENT_CACHE);
   p.thp = HAK_OPT(THP) != 0;
+  p.w_max_eighths = (unsigned)((HAK_OPT(W_MAX) * 8 + 500000) / 1000000);
+  if (HAK_OPT(MODE) == HAK_MODE_MINIMAL) p.lcache_slots = 0; /* no caches at all */
   policy_options = p;
   atomic_store_explicit(&hak_policy_cur, &policy_options, memory_order_release);
 }
 
 const hak_policy_t *hak_policy_from_options(void) { return &policy_options; }
+
+/* Field by field: padding bytes are not part of a policy. */
+static bool policy_equal(const hak_policy_t *a, const hak_policy_t *b) {
+  return a->big_threshold == b->big_threshold && a->purge_delay_ms == b->purge_delay_ms &&
+         a->large_cache == b->large_cache && a->bigcache == b->bigcache &&
+         a->segment_cache == b->segment_cache && a->thp == b->thp && a->lcache_slots == b->lcache_slots &&
+         a->lcache_max_pages == b->lcache_max_pages && a->slab_carve_bytes == b->slab_carve_bytes &&
+         a->purge_check_mask == b->purge_check_mask && a->realloc_slack_shift == b->realloc_slack_shift &&
+         a->w_max_eighths == b->w_max_eighths;
+}
+
+bool hak_policy_publish(const hak_policy_t *p) {
+  const hak_policy_t *cur = hak_policy();
+  if (policy_equal(cur, p)) return true;
+  const hak_policy_t *snap = NULL;
+  if (policy_equal(&policy_options, p)) snap = &policy_options;
+  for (unsigned i = 0; !snap && i < policy_ncopies; i++)
+    if (policy_equal(&policy_copies[i], p)) snap = &policy_copies[i];
+  if (!snap) {
+    if (policy_ncopies == HAK_POLICY_MAX) return false;
+    policy_copies[policy_ncopies] = *p;
+    snap = &policy_copies[policy_ncopies++];
+  }
+  atomic_store_explicit(&hak_policy_cur, snap, memory_order_release);
+  return true;
+}

@@ -41,5 +41,12 @@ static inline const hak_policy_t *hak_policy(void) {
 void hak_policy_init(void);
 /* The snapshot built from the options (defaults and explicit values). */
 const hak_policy_t *hak_policy_from_options(void);
+/* Makes *p the policy in force: one pointer swap.  Snapshots are never
+ * freed, so a slow path still reading an old one is safe: each distinct
+ * policy gets one immutable copy (at most HAK_POLICY_MAX), reused when it
+ * is published again.  Returns false (nothing changed) when the table of
+ * copies is full. */
+#define HAK_POLICY_MAX 256
+bool hak_policy_publish(const hak_policy_t *p);
 
 #endif

@@ -44,6 +44,13 @@ hak_segment_t *hak_segmap_lookup(const void *p) {
 
 static inline int seg_kind_index(unsigned kind) { return kind == HAK_SEG_TINY ? 0 : 1; }
 
+/* The heap's earliest purge time: its owner's slow path and the controller
+ * look at it without the lock. */
+static inline void heap_purge_at(hak_heap_t *h, uint64_t at) {
+  uint64_t cur = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
+  if (!cur || at < cur) atomic_store_explicit(&h->next_purge, at, memory_order_relaxed);
+}
+
 /* The slabs in use, one bit each. */
 static inline uint64_t seg_used_mask(const hak_segment_t *seg) {
   uint64_t all = seg->nslabs == 64 ? ~0ull : (1ull << seg->nslabs) - 1;
@@ -221,7 +228,7 @@ size_t hak_segment_cache_trim(void) {
 
 static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind);
 
-hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls) {
+static hak_slab_t *slab_acquire(hak_heap_t *h, unsigned cls) {
   unsigned kind = cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID;
   hak_segment_t *seg = h->segs[seg_kind_index(kind)];
   while (seg && !seg->free_mask) seg = seg->next;
@@ -249,7 +256,7 @@ hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls) {
   return slab;
 }
 
-void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab) {
+static void slab_release(hak_heap_t *h, hak_slab_t *slab) {
   hak_segment_t *seg = hak_seg_of(slab);
   uint64_t bit = 1ull << slab->index;
   hak_slab_set_owner(slab, NULL, false);
@@ -262,10 +269,10 @@ void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab) {
     return;
   }
   if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
-  if (h->next_purge == 0 || seg->purge_at < h->next_purge) h->next_purge = seg->purge_at;
+  heap_purge_at(h, seg->purge_at);
 }
 
-void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force) {
+static void segments_purge(hak_heap_t *h, uint64_t now, bool force) {
   uint64_t next = 0;
   for (int k = 0; k < 2; k++)
     for (hak_segment_t *seg = h->segs[k]; seg; seg = seg->next) {
@@ -277,12 +284,12 @@ void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force) {
         next = seg->purge_at;
       }
     }
-  h->next_purge = next;
+  atomic_store_explicit(&h->next_purge, next, memory_order_relaxed);
 }
 
 /* Thread exit: hand every segment to the abandoned lists.  The caller has
  * already taken the slabs out of the heap's queues. */
-void hak_segment_abandon_all(hak_heap_t *h) {
+static void abandon_all(hak_heap_t *h) {
   for (int k = 0; k < 2; k++) {
     while (h->segs[k]) {
       hak_segment_t *seg = h->segs[k];
@@ -339,19 +346,61 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
   }
   HAK_STAT_INC(hak_gstats.segments_adopted);
   if (seg->dirty_mask && !seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
-  if (seg->dirty_mask && (h->next_purge == 0 || seg->purge_at < h->next_purge))
-    h->next_purge = seg->purge_at;
+  if (seg->dirty_mask) heap_purge_at(h, seg->purge_at);
   return seg;
 }
 
+/* ---- what the heap calls: each under the heap's segment lock -------------
+ * A heap's segments, their slab masks and purge times change only under
+ * h->seg_lock: the owner takes it on these (rare) slow paths, and the
+ * controller thread takes it to purge an idle thread's free slabs. */
+
+hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls) {
+  hak_lock(&h->seg_lock);
+  hak_slab_t *s = slab_acquire(h, cls);
+  hak_unlock(&h->seg_lock);
+  return s;
+}
+
+void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab) {
+  hak_lock(&h->seg_lock);
+  slab_release(h, slab);
+  hak_unlock(&h->seg_lock);
+}
+
+void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force) {
+  hak_lock(&h->seg_lock);
+  segments_purge(h, now, force);
+  hak_unlock(&h->seg_lock);
+}
+
+bool hak_segment_purge_try(hak_heap_t *h, uint64_t now, bool force) {
+  uint64_t due = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
+  if (!due || (!force && now < due) || !hak_lock_try(&h->seg_lock)) return false;
+  segments_purge(h, now, force);
+  hak_unlock(&h->seg_lock);
+  return true;
+}
+
+void hak_segment_abandon_all(hak_heap_t *h) {
+  hak_lock(&h->seg_lock);
+  abandon_all(h);
+  hak_unlock(&h->seg_lock);
+}
+
 bool hak_segment_adopt(hak_heap_t *h, unsigned cls) {
-  return adopt_one(h, cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID) != NULL;
+  hak_lock(&h->seg_lock);
+  bool ok = adopt_one(h, cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID) != NULL;
+  hak_unlock(&h->seg_lock);
+  return ok;
 }
 
 /* Adopts every abandoned segment (malloc_trim): their empty slabs go back. */
 void hak_segment_adopt_all(hak_heap_t *h) {
+  hak_lock(&h->seg_lock);
   while (adopt_one(h, HAK_SEG_TINY) || adopt_one(h, HAK_SEG_MID)) {
   }
+  hak_unlock(&h->seg_lock);
 }
 
 void hak_segment_lock_all(void) {
