@@ -10,6 +10,7 @@
 #include "os.h"
 #include "policy.h"
 #include "site.h"
+#include "learn/control.h"
 
 /* The entry points that do not go through a heap (Large, Big, explicit
  * call-site calls) make sure the process is initialised: the options and
@@ -40,6 +41,7 @@ void *hak_alloc_sampled(hak_heap_t *h, unsigned cls, void *site) {
  * against HAK_MAX_REQUEST. */
 static void *alloc_large_or_big(size_t n, size_t align, bool zero, void *site) {
   hak_ensure_init();
+  hak_control_tick(0);
   const hak_policy_t *pol = hak_policy();
   size_t extra = align > HAK_PAGE ? align : 0;
   if (n + extra < pol->big_threshold && hak_large_fits(n, align))

@@ -13,6 +13,7 @@
 #include "os.h"
 #include "prof.h"
 #include "site.h"
+#include "learn/control.h"
 
 hak_slab_t hak_slab_empty;
 hak_heap_t hak_heap_empty = {
@@ -170,6 +171,7 @@ static void heap_maybe_purge(hak_heap_t *h) {
     uint64_t due = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
     if (due && now >= due) hak_segment_purge(h, now, false);
     hak_segment_cache_tick(now, false);
+    hak_control_tick(now);
   }
 }
 
@@ -307,8 +309,11 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
  * of the size-class mix.  Otherwise refills count nothing of this. */
 static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s) {
   uint64_t t0 = hak_prof_begin();
+  uint32_t cap = s->capacity;
   bool ok = heap_refill_core(h, s);
   HAK_STAT_ADD(h->stats.handed[s->cls], s->handed);
+  HAK_STAT_ADD(h->stats.measured_refills[s->cls], 1);
+  if (s->capacity != cap) HAK_STAT_ADD(h->stats.carves[s->cls], 1); /* it had to carve */
   hak_prof_end(HAK_PROF_REFILL, t0);
   return ok;
 }
@@ -507,6 +512,14 @@ bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *
   for (hak_heap_t *h = heaps_all; h; h = h->next_all) fn(&h->stats, arg);
   hak_unlock(&heaps_lock);
   return true;
+}
+
+/* The controller: the free slabs of every heap whose purge is due, where
+ * the owner is not busy with its segments right now. */
+void hak_heap_purge_all(uint64_t now) {
+  hak_lock(&heaps_lock);
+  for (hak_heap_t *h = heaps_all; h; h = h->next_all) hak_segment_purge_try(h, now, false);
+  hak_unlock(&heaps_lock);
 }
 
 /* Around fork: the registry, and every heap's segment lock, so that no

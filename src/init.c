@@ -16,12 +16,14 @@
 #include "prof.h"
 #include "site.h"
 #include "stats.h"
+#include "learn/control.h"
 
 /* 0: not started, 1: options being read, 2: ready. */
 _Atomic int hak_init_state;
 
 
 static void fork_prepare(void) {
+  hak_control_fork_prepare(); /* first: the controller takes the others under it */
   hak_heap_lock();
   hak_segment_lock_all();
   hak_large_lock();
@@ -33,6 +35,7 @@ static void fork_parent(void) {
   hak_large_unlock(false);
   hak_segment_unlock_all(false);
   hak_heap_unlock(false);
+  hak_control_fork_parent();
 }
 
 static void fork_child(void) {
@@ -40,6 +43,7 @@ static void fork_child(void) {
   hak_large_unlock(true);
   hak_segment_unlock_all(true);
   hak_heap_fork_child(); /* resets the heap registry lock itself */
+  hak_control_fork_child();
 }
 
 void hak_process_init(void) {
@@ -55,6 +59,7 @@ void hak_process_init(void) {
   hak_policy_init();
   hak_prof_init();
   hak_site_init();
+  hak_control_init();
   /* The thread-exit key exists before any thread can get a heap: a heap
    * made without it would never be abandoned, and its segments would leak
    * when its thread ends.  (pthread_key_create does not allocate.) */
@@ -113,6 +118,7 @@ __attribute__((constructor)) static void hak_ctor(void) {
 }
 
 __attribute__((destructor)) static void hak_dtor(void) {
+  hak_control_exit();
   if (HAK_OPT(STATS) || hak_prof_report) write_summary(false);
   hak_site_at_exit();
 }

@@ -185,6 +185,9 @@ typedef struct hak_heap_stats {
    * (allocs lag by up to 64 refills of a slab), the controller's measure
    * of allocation volume and of the size-class mix. */
   hak_counter_t handed[HAK_NCLASS];
+  /* ... and, likewise while measured, refills and those that had to carve
+   * fresh blocks (the controller sizes Mid refill batches from them). */
+  hak_counter_t measured_refills[HAK_NCLASS], carves[HAK_NCLASS];
 #define HAK_STAT(name, src, field, ...) HAK_STAT_KEEP_##src(field)
 #define HAK_STAT_INTERNAL(field, src) HAK_STAT_KEEP_##src(field)
 #include "stats.def"
@@ -293,6 +296,7 @@ void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from);
  * only tried a bounded number of times: false if it could not be taken. */
 bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *arg, bool in_signal);
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *slab);
+void hak_heap_purge_all(uint64_t now_ms); /* the controller: due purges of every heap */
 void hak_heap_abandon(hak_heap_t *h);
 void hak_heap_collect(hak_heap_t *h, bool force, bool purge);
 void hak_heap_fork_child(void);
@@ -321,6 +325,9 @@ void hak_segment_unlock_all(bool child);
 /* slab.c */
 void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls);
 void hak_slab_extend(hak_slab_t *slab);
+/* Per class: log2 of the bytes a refill carves, 0 for the policy's (set by
+ * the controller for busy Mid classes). */
+extern _Atomic uint8_t hak_carve_shift[HAK_NCLASS];
 uint32_t hak_slab_collect(hak_slab_t *slab);
 void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b);
 hak_inline hak_heap_t *hak_slab_owner(const hak_slab_t *s) {
@@ -341,6 +348,9 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_large_trim(bool force);
 size_t hak_large_cached_bytes(void);
 void hak_large_flush_thread(hak_heap_t *h);
+/* The controller, once a window: moves each Large class's cache cap toward
+ * the target hit rate (hysteresis inside), within the cache budget. */
+void hak_large_ace(double target_hit);
 void hak_large_lock(void);
 void hak_large_unlock(bool child);
 /* big.c */
@@ -373,6 +383,13 @@ extern hak_misuse_counters_t hak_misuse;
 bool hak_stats_collect(hak_stats_t *out, bool in_signal);
 void hak_stats_write(int fd, bool in_signal);
 void hak_stats_write_json(int fd, bool in_signal); /* one line */
+/* Running totals the controller takes differences of (per class: blocks
+ * handed out, refills, refills that carved; measured while slow paths are). */
+typedef struct hak_learn_counts {
+  uint64_t handed[HAK_NCLASS], refills[HAK_NCLASS], carves[HAK_NCLASS];
+  uint64_t large_allocs, big_allocs;
+} hak_learn_counts_t;
+void hak_stats_learn(hak_learn_counts_t *out);
 /* The caller's return address: the call-site label of an allocation. */
 #define HAK_RA() __builtin_return_address(0)
 

@@ -45,6 +45,13 @@ static hak_lock_t large_lock = HAK_LOCK_INIT;
 static large_seg_t *segs;
 static cached_span_t *large_cache_first[LCLASSES], *large_cache_last[LCLASSES];
 static size_t large_cache_bytes;
+/* Per class: the controller's cap on cached spans (unlimited until it
+ * runs), the spans cached now, and this window's hits and misses. */
+#define LCAP_NONE 0xFFFFu
+static uint16_t lc_cap[LCLASSES] = {[0 ... LCLASSES - 1] = LCAP_NONE};
+static uint16_t lc_count[LCLASSES];
+static uint32_t lc_hits[LCLASSES], lc_misses[LCLASSES];
+static uint8_t lc_low[LCLASSES], lc_idle[LCLASSES]; /* hysteresis streaks */
 static _Atomic size_t large_cache_bytes_pub; /* large_cache_bytes for readers without the lock */
 static uint64_t large_next_purge;
 
@@ -143,6 +150,7 @@ static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, 
 }
 
 static void large_cache_remove(unsigned c, cached_span_t *cs) {
+  lc_count[c]--;
   if (cs->prev) cs->prev->next = cs->next;
   else large_cache_first[c] = cs->next;
   if (cs->next) cs->next->prev = cs->prev;
@@ -306,6 +314,10 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
   unsigned hc = c;
   if (!extra)
     while (!large_cache_first[hc] && hc + 1 < LCLASSES && lclass_pages(hc + 1) <= max_pages) hc++;
+  if (!extra) {
+    if (large_cache_first[hc]) lc_hits[c]++;
+    else lc_misses[c]++;
+  }
   if (!extra && large_cache_first[hc]) {
     cached_span_t *cs = large_cache_first[hc];
     large_cache_remove(hc, cs);
@@ -378,8 +390,10 @@ static void free_locked(large_seg_t *ls, void *p) {
     return;
   }
   size_t bytes = (size_t)ls->span[i] * HAK_PAGE;
-  if (ls->span[i] == lpages_round(ls->span[i]) && large_cache_bytes + bytes <= pol->large_cache) {
-    unsigned c = lclass(ls->span[i]);
+  unsigned c = lclass(ls->span[i]);
+  if (ls->span[i] == lpages_round(ls->span[i]) && large_cache_bytes + bytes <= pol->large_cache &&
+      lc_count[c] < lc_cap[c]) {
+    lc_count[c]++;
     cached_span_t *cs = p;
     cs->time = now;
     cs->prev = NULL;
@@ -476,6 +490,29 @@ size_t hak_large_trim(bool force) {
   large_unlock();
   size_t after = atomic_load(&hak_os.committed);
   return before > after ? before - after : 0;
+}
+
+void hak_large_ace(double target) {
+  hak_lock(&large_lock);
+  for (unsigned c = 1; c < LCLASSES; c++) {
+    uint32_t h = lc_hits[c], m = lc_misses[c];
+    lc_hits[c] = lc_misses[c] = 0;
+    if (lc_cap[c] == LCAP_NONE) lc_cap[c] = 4; /* the controller's first window */
+    if (h + m < 4) continue; /* too little to say */
+    double rate = (double)h / (double)(h + m);
+    /* Up after two low windows in a row; down after four windows with
+     * the cache full but hardly used. */
+    lc_low[c] = rate < target ? (uint8_t)(lc_low[c] + 1) : 0;
+    lc_idle[c] = rate >= target && lc_count[c] >= lc_cap[c] && h < lc_cap[c] / 4u ? (uint8_t)(lc_idle[c] + 1) : 0;
+    if (lc_low[c] >= 2 && lc_cap[c] < 256) {
+      lc_cap[c] = (uint16_t)(lc_cap[c] + (lc_cap[c] + 1) / 2);
+      lc_low[c] = 0;
+    } else if (lc_idle[c] >= 4 && lc_cap[c] > 1) {
+      lc_cap[c]--;
+      lc_idle[c] = 0;
+    }
+  }
+  large_unlock();
 }
 
 size_t hak_large_cached_bytes(void) {

@@ -32,8 +32,9 @@ size_t hak_vfmt(char *buf, size_t cap, const char *fmt, va_list ap) {
       continue;
     }
     f++;
-    int left = 0, width = 0, lng = 0;
+    int left = 0, width = 0, lng = 0, zero = 0;
     if (*f == '-') left = 1, f++;
+    if (*f == '0') zero = 1, f++; /* numbers padded with zeros: %03u */
     while (*f >= '0' && *f <= '9') width = width * 10 + (*f++ - '0');
     while (*f == 'l' || *f == 'z') lng++, f++;
     char tmp[32];
@@ -86,6 +87,16 @@ size_t hak_vfmt(char *buf, size_t cap, const char *fmt, va_list ap) {
         break;
     }
     int pad = width > (int)len ? width - (int)len : 0;
+    if (!left && zero && *f != 's' && *f != 'c') {
+      size_t k = 0;
+      if (len && s[0] == '-') { /* the sign before the zeros */
+        PUT('-');
+        k = 1;
+      }
+      while (pad-- > 0) PUT('0');
+      for (; k < len; k++) PUT(s[k]);
+      continue;
+    }
     if (!left)
       while (pad-- > 0) PUT(' ');
     for (size_t i = 0; i < len; i++) PUT(s[i]);

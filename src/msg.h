@@ -8,7 +8,8 @@
 #include <stddef.h>
 
 /* Formats %s %d %u %ld %lu %zu %zd %llu %p %x %c %% and a width for numbers
- * (e.g. %12zu, %-10s) into buf; always NUL-terminates; returns the length. */
+ * (e.g. %12zu, %-10s, %03u) into buf; always NUL-terminates; returns the
+ * length. */
 size_t hak_vfmt(char *buf, size_t cap, const char *fmt, va_list ap);
 size_t hak_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Writes to fd (retrying on short writes). */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -183,4 +184,51 @@ size_t hak_os_rss(void) {
   while (*s == ' ') s++;
   while (*s >= '0' && *s <= '9') pages = pages * 10 + (size_t)(*s++ - '0');
   return pages * HAK_PAGE;
+}
+
+uint64_t hak_os_minflt(void) {
+  struct rusage ru;
+  int saved = errno;
+  uint64_t n = getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_minflt : 0;
+  errno = saved;
+  return n;
+}
+
+static uint64_t os_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Times the kernel calls the allocator makes, once, on this machine: a
+ * 4 MiB mmap and munmap, a page fault (64 fresh pages touched), an
+ * madvise of those pages, an mremap that moves them.  The raw calls are
+ * used, so hakmem's own counters do not see them. */
+void hak_os_costs(hak_os_costs_t *c) {
+  int saved = errno;
+  size_t len = (size_t)4 << 20, touch = 64 * HAK_PAGE;
+  uint64_t t0 = os_ns();
+  uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uint64_t t1 = os_ns();
+  if (p == MAP_FAILED) {
+    errno = saved;
+    *c = (hak_os_costs_t){2000, 2000, 1000, 1000, 2000};
+    return;
+  }
+  for (size_t i = 0; i < touch; i += HAK_PAGE) ((volatile uint8_t *)p)[i] = 1;
+  uint64_t t2 = os_ns();
+  madvise(p, touch, MADV_DONTNEED);
+  uint64_t t3 = os_ns();
+  void *q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
+  uint64_t t4 = os_ns();
+  if (q != MAP_FAILED) p = q, len *= 2;
+  uint64_t t5 = os_ns();
+  munmap(p, len);
+  uint64_t t6 = os_ns();
+  errno = saved;
+  c->mmap_ns = (double)(t1 - t0);
+  c->fault_ns = (double)(t2 - t1) / (double)(touch / HAK_PAGE);
+  c->madvise_ns = (double)(t3 - t2);
+  c->mremap_ns = (double)(t4 - t3);
+  c->munmap_ns = (double)(t6 - t5);
 }

@@ -38,6 +38,13 @@ size_t hak_os_rss(void);
 /* The process's id and short name (/proc/self/comm), without libc caches. */
 int hak_os_pid(void);
 void hak_os_comm(char *buf, size_t cap);
+/* Minor page faults of the process so far. */
+uint64_t hak_os_minflt(void);
+/* What each kernel call costs here, measured once (the learner's cost). */
+typedef struct hak_os_costs {
+  double mmap_ns, munmap_ns, madvise_ns, mremap_ns, fault_ns;
+} hak_os_costs_t;
+void hak_os_costs(hak_os_costs_t *c);
 /* Test hook: fail the next n mappings (0 = never). */
 void hak_os_fail_next_maps(int n);
 

@@ -3,6 +3,7 @@
 #include "policy.h"
 
 #include "options.h"
+#include "learn/control.h"
 
 /* Before hak_process_init: the options' table defaults.  Nothing reads
  * the policy before init in practice (Large/Big requests initialise
@@ -40,6 +41,18 @@ void hak_policy_init(void) {
   p.thp = HAK_OPT(THP) != 0;
   p.w_max_eighths = (unsigned)((HAK_OPT(W_MAX) * 8 + 500000) / 1000000);
   if (HAK_OPT(MODE) == HAK_MODE_MINIMAL) p.lcache_slots = 0; /* no caches at all */
+  /* A policy file (hakmem tune, run --policy-out) sets what the user did
+   * not set in the environment: options stay the user's word. */
+  const char *file = HAK_OPT_STR(POLICY_FILE);
+  if (file) {
+    hak_policy_t f = p;
+    uint64_t ref[HAK_LEARN_HIST_BINS];
+    if (hak_policyfile_read(file, &f, ref, HAK_LEARN_HIST_BINS)) {
+      for (unsigned k = 0; k < HAK_NKNOBS; k++)
+        if (!hak_knob_pinned(k)) hak_knob_set(k, &p, hak_knob_value(k, &f));
+      hak_control_set_reference(ref, HAK_LEARN_HIST_BINS);
+    }
+  }
   policy_options = p;
   atomic_store_explicit(&hak_policy_cur, &policy_options, memory_order_release);
 }

@@ -6,6 +6,8 @@
 #include "internal.h"
 #include "policy.h"
 
+_Atomic uint8_t hak_carve_shift[HAK_NCLASS];
+
 uint8_t *hak_slab_start(const hak_slab_t *slab) {
   hak_segment_t *seg = hak_seg_of(slab);
   if (slab->index == 0)
@@ -55,9 +57,12 @@ uint32_t hak_slab_collect(hak_slab_t *slab) {
 void hak_slab_extend(hak_slab_t *slab) {
   size_t bs = slab->block_size;
   uint32_t n = slab->reserved - slab->capacity;
-  /* Carve a little at a time (policy: 16 KiB): fewer page faults at once,
-   * and small programs stay small. */
-  uint32_t chunk = (uint32_t)(hak_policy()->slab_carve_bytes / bs);
+  /* Carve a little at a time (policy: 16 KiB; the controller may give a
+   * busy Mid class more): fewer page faults at once, and small programs
+   * stay small. */
+  unsigned shift = atomic_load_explicit(&hak_carve_shift[slab->cls], memory_order_relaxed);
+  size_t carve = shift ? (size_t)1 << shift : hak_policy()->slab_carve_bytes;
+  uint32_t chunk = (uint32_t)(carve / bs);
   if (chunk == 0) chunk = 1;
   if (n > chunk) n = chunk;
   uint8_t *start = hak_slab_start(slab);

@@ -53,6 +53,8 @@ void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from) {
     FOLD_HEAP(cls[c].remote_frees)
     FOLD_HEAP(cls[c].refills)
     FOLD_HEAP(handed[c])
+    FOLD_HEAP(measured_refills[c])
+    FOLD_HEAP(carves[c])
   }
 #define HAK_STAT(name, src, field, ...) FOLD_##src(field)
 #define HAK_STAT_INTERNAL(field, src) FOLD_##src(field)
@@ -94,6 +96,24 @@ static void add_heap(const hak_heap_stats_t *st, void *arg) {
 #include "stats.def"
 #undef HAK_STAT
 #undef HAK_STAT_INTERNAL
+}
+
+/* ---- the controller's view: volume and mix, while measured ------------- */
+
+static void add_learn(const hak_heap_stats_t *st, void *arg) {
+  hak_learn_counts_t *o = arg;
+  for (unsigned c = 0; c < HAK_NCLASS; c++) {
+    o->handed[c] += LOAD(st->handed[c]);
+    o->refills[c] += LOAD(st->measured_refills[c]);
+    o->carves[c] += LOAD(st->carves[c]);
+  }
+  o->large_allocs += LOAD(st->large_allocs);
+}
+
+void hak_stats_learn(hak_learn_counts_t *o) {
+  memset(o, 0, sizeof *o);
+  hak_heaps_foreach(add_learn, o, false);
+  o->big_allocs = LOAD(hak_gstats.big_allocs);
 }
 
 HAK_EXPORT int hak_stats_get(hak_stats_t *o) {

@@ -1,0 +1,372 @@
+/* The ACE controller: one background thread that runs the learning windows.
+ * Each window it returns idle memory whose purge delay has passed (every
+ * tier, every heap), measures the window from counters (no clock or option
+ * read on any fast path), feeds the learner, publishes the policy it
+ * chooses, and moves per-class caps toward target hit rates.  It starts
+ * lazily from a slow path, never from the loader and never in a process
+ * that lives only a few milliseconds; a fork child starts its own later;
+ * exit does not wait for it.  See docs/learning.md. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../internal.h"
+#include "../msg.h"
+#include "../options.h"
+#include "../os.h"
+#include "../prof.h"
+#include "control.h"
+
+enum { CTL_NEVER, CTL_IDLE, CTL_STARTING, CTL_RUNNING };
+static _Atomic int ctl_state = CTL_NEVER;
+static _Atomic bool ctl_stop;
+static hak_lock_t ctl_lock = HAK_LOCK_INIT; /* held while a window is processed */
+static uint64_t ctl_start_ms, ctl_after_ms, ctl_min_committed;
+static uint64_t ctl_t0_ns;
+
+/* The learner and what it drives. */
+static bool learning; /* a lifecycle runs (not in fast/minimal, not all knobs pinned) */
+static hak_learn_t L;
+static hak_learn_knob_t knobs[HAK_NKNOBS];
+static hak_policy_t base;           /* the fields no knob moves */
+static uint64_t ref_hist[HAK_LEARN_HIST_BINS];
+static bool have_ref;
+static hak_os_costs_t costs;
+static double mem_weight;           /* ns per allocation per MiB committed */
+static int log_fd = -1, trace_fd = -1;
+
+/* Histogram bins: the 72 small classes, then Large and Big allocations. */
+#define NBINS (HAK_NCLASS + 2)
+#define MIN_OPS 1000 /* a window with fewer allocations says nothing */
+
+typedef struct sample {
+  uint64_t ns, ops, faults, mmap, munmap, madvise, mremap, slow_ns, committed;
+  hak_learn_counts_t c;
+} sample_t;
+static sample_t prev;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+static void take_sample(sample_t *s) {
+  hak_stats_learn(&s->c);
+  s->ns = mono_ns();
+  s->ops = s->c.large_allocs + s->c.big_allocs;
+  for (unsigned i = 0; i < HAK_NCLASS; i++) s->ops += s->c.handed[i];
+  s->faults = hak_os_minflt();
+  s->mmap = LOAD(hak_os.n_mmap);
+  s->munmap = LOAD(hak_os.n_munmap);
+  s->madvise = LOAD(hak_os.n_madvise);
+  s->mremap = LOAD(hak_os.n_mremap);
+  s->slow_ns = hak_prof_total_ns();
+  s->committed = LOAD(hak_os.committed);
+}
+
+/* The window's cost, ns per allocation (lower is better):
+ *   (faults x fault + sum of kernel calls x their cost + slow-path time) / ops
+ *   + W x committed MiB
+ * with each kernel call's cost measured once at start (hak_os_costs). */
+static double window_cost(const sample_t *a, const sample_t *b, uint64_t ops) {
+  double t = (double)(b->faults - a->faults) * costs.fault_ns + (double)(b->mmap - a->mmap) * costs.mmap_ns +
+             (double)(b->munmap - a->munmap) * costs.munmap_ns +
+             (double)(b->madvise - a->madvise) * costs.madvise_ns +
+             (double)(b->mremap - a->mremap) * costs.mremap_ns + (double)(b->slow_ns - a->slow_ns);
+  double mib = (double)(a->committed + b->committed) / 2 / (1 << 20);
+  return t / (double)ops + mem_weight * mib;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void policy_text(hak_sink_t *o, const hak_policy_t *p, bool json) {
+  for (unsigned k = 0; k < HAK_NKNOBS; k++) {
+    double v = hak_knob_value(k, p);
+    long long whole = (long long)v, frac = (long long)((v - (double)whole) * 1000 + 0.5);
+    if (json) hak_sink_printf(o, "%s\"%s\":%lld", k ? "," : "", hak_knob_name(k), whole);
+    else hak_sink_printf(o, " %s=%lld", hak_knob_name(k), whole);
+    if (frac) hak_sink_printf(o, ".%u%u%u", (unsigned)(frac / 100), (unsigned)(frac / 10 % 10), (unsigned)(frac % 10));
+  }
+}
+
+static void best_policy(hak_policy_t *out) {
+  if (learning) hak_knobs_apply(knobs, hak_learn_best(&L), &base, out);
+  else *out = *hak_policy();
+}
+
+static void trace(const char *what) {
+  if (trace_fd < 0) return;
+  char buf[1024];
+  hak_sink_t o = {.buf = buf, .cap = sizeof buf, .fd = trace_fd};
+  uint64_t ms = (mono_ns() - ctl_t0_ns) / 1000000;
+  hak_sink_printf(&o, "hakmem: learn %llu.%03llus: %s (%s); best:", (unsigned long long)(ms / 1000),
+                  (unsigned long long)(ms % 1000), what, hak_learn_reason(&L));
+  hak_policy_t p;
+  best_policy(&p);
+  policy_text(&o, &p, false);
+  hak_sink_printf(&o, "\n");
+  hak_sink_flush(&o);
+}
+
+static void log_window(uint64_t ms, const hak_policy_t *applied, double cost, uint64_t ops,
+                       const sample_t *a, const sample_t *b) {
+  if (log_fd < 0) return;
+  char buf[2048];
+  hak_sink_t o = {.buf = buf, .cap = sizeof buf, .fd = log_fd};
+  hak_sink_printf(&o, "{\"t_ms\":%llu,\"state\":\"%s\",\"policy\":{", (unsigned long long)ms,
+                  learning ? hak_learn_state_name(hak_learn_state(&L)) : "FROZEN");
+  policy_text(&o, applied, true);
+  /* Costs are small decimals: printed in thousandths of a ns. */
+  long long r = cost >= 0 ? (long long)(cost * 1000 + 0.5) : -1;
+  double p99 = learning ? hak_learn_p99(&L) : 0, shift = learning ? hak_learn_shift(&L) : -1;
+  if (r >= 0) hak_sink_printf(&o, "},\"reward\":%lld.%03lld", r / 1000, r % 1000);
+  else hak_sink_printf(&o, "},\"reward\":null");
+  long long q = (long long)(p99 * 1000 + 0.5);
+  hak_sink_printf(&o, ",\"p99\":%lld.%03lld", q / 1000, q % 1000);
+  if (shift >= 0) {
+    long long sh = (long long)(shift * 1000 + 0.5);
+    hak_sink_printf(&o, ",\"shift\":%lld.%03lld", sh / 1000, sh % 1000);
+  } else {
+    hak_sink_printf(&o, ",\"shift\":null");
+  }
+  hak_sink_printf(&o, ",\"ops\":%llu,\"faults\":%llu,\"committed\":%llu}\n", (unsigned long long)ops,
+                  (unsigned long long)(b->faults - a->faults), (unsigned long long)b->committed);
+  hak_sink_flush(&o);
+}
+
+/* ---- ACE: per-class caps ----------------------------------------------------- */
+
+static uint8_t mid_calm[HAK_NCLASS];
+
+/* A Mid class whose refills keep having to carve fresh blocks gets a
+ * larger refill batch (up to 128 KiB), while the extra bytes over all
+ * classes stay within HAKMEM_BUDGET_MID; a class that stops carving
+ * shrinks back, after eight calm windows. */
+static void ace_mid(const sample_t *a, const sample_t *b, double target) {
+  size_t extra = 0;
+  size_t def = hak_policy()->slab_carve_bytes;
+  for (unsigned c = HAK_NTINY; c < HAK_NCLASS; c++) {
+    unsigned sh = LOAD(hak_carve_shift[c]);
+    if (sh && ((size_t)1 << sh) > def) extra += ((size_t)1 << sh) - def;
+  }
+  for (unsigned c = HAK_NTINY; c < HAK_NCLASS; c++) {
+    uint64_t r = b->c.refills[c] - a->c.refills[c], k = b->c.carves[c] - a->c.carves[c];
+    unsigned sh = LOAD(hak_carve_shift[c]);
+    size_t cur = sh ? (size_t)1 << sh : def;
+    if (r < 8) continue;
+    double hit = 1.0 - (double)k / (double)r; /* refills served by freed blocks */
+    if (hit < target && cur < ((size_t)128 << 10) && extra + cur <= (size_t)HAK_OPT(BUDGET_MID)) {
+      atomic_store_explicit(&hak_carve_shift[c], (uint8_t)(hak_bsr(cur) + 1), memory_order_relaxed);
+      extra += cur;
+      mid_calm[c] = 0;
+    } else if (hit >= target && sh && ++mid_calm[c] >= 8) {
+      size_t smaller = cur / 2;
+      atomic_store_explicit(&hak_carve_shift[c], (uint8_t)(smaller <= def ? 0 : hak_bsr(smaller)), memory_order_relaxed);
+      mid_calm[c] = 0;
+    }
+  }
+}
+
+/* ---- the window ---------------------------------------------------------------- */
+
+static void window(void) {
+  uint64_t now_ms = hak_os_now_ms();
+  /* Idle memory back to the OS, whoever owns it: what is due. */
+  hak_heap_purge_all(now_ms);
+  hak_large_trim(false);
+  hak_big_trim(false);
+  hak_segment_cache_tick(now_ms, false);
+
+  sample_t cur;
+  take_sample(&cur);
+  uint64_t ops = cur.ops - prev.ops;
+  double cost = -1;
+  if (learning) {
+    hak_learn_state_t before = hak_learn_state(&L);
+    unsigned ev = 0;
+    if (before == HAK_LEARN_STATE_FROZEN) {
+      ev = hak_learn_skip(&L, 1);
+    } else if (ops >= MIN_OPS) {
+      uint64_t hist[NBINS];
+      for (unsigned i = 0; i < HAK_NCLASS; i++) hist[i] = cur.c.handed[i] - prev.c.handed[i];
+      hist[HAK_NCLASS] = cur.c.large_allocs - prev.c.large_allocs;
+      hist[HAK_NCLASS + 1] = cur.c.big_allocs - prev.c.big_allocs;
+      cost = window_cost(&prev, &cur, ops);
+      ev = hak_learn_feed(&L, cost, hist, NBINS);
+    }
+    hak_learn_decision_t d;
+    hak_learn_next(&L, &d);
+    hak_policy_t p;
+    hak_knobs_apply(knobs, d.cfg, &base, &p);
+    if (!hak_policy_publish(&p)) {
+      /* No room for another snapshot: stay on the best one for good. */
+      hak_knobs_apply(knobs, hak_learn_best(&L), &base, &p);
+      hak_policy_publish(&p);
+      learning = false;
+      trace("no room for more policies: FROZEN for good");
+    }
+    /* Slow paths are measured while learning or watching only. */
+    hak_prof_measure(d.state != HAK_LEARN_STATE_FROZEN);
+    if (ev & HAK_LEARN_EV_STATE) {
+      char what[64];
+      hak_fmt(what, sizeof what, "%s -> %s", hak_learn_state_name(before), hak_learn_state_name(d.state));
+      trace(what);
+    } else if (ev & HAK_LEARN_EV_BEST) {
+      trace("best policy changed");
+    }
+    if (d.state != HAK_LEARN_STATE_FROZEN && ops >= MIN_OPS) {
+      ace_mid(&prev, &cur, HAK_OPT_REAL_VALUE(TARGET_HIT_MID));
+      hak_large_ace(HAK_OPT_REAL_VALUE(TARGET_HIT_LARGE));
+    }
+  }
+  log_window((cur.ns - ctl_t0_ns) / 1000000, hak_policy(), cost, ops, &prev, &cur);
+  prev = cur;
+}
+
+static void *controller(void *arg) {
+  (void)arg;
+  hak_os_costs(&costs);
+  hak_lock(&ctl_lock);
+  take_sample(&prev);
+  hak_unlock(&ctl_lock);
+  atomic_store_explicit(&ctl_state, CTL_RUNNING, memory_order_release);
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  uint64_t step = (uint64_t)HAK_OPT(LEARN_WINDOW_MS) * 1000000u;
+  while (!atomic_load_explicit(&ctl_stop, memory_order_acquire)) {
+    uint64_t t = (uint64_t)next.tv_nsec + step;
+    next.tv_sec += (time_t)(t / 1000000000u);
+    next.tv_nsec = (long)(t % 1000000000u);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {
+    }
+    if (atomic_load_explicit(&ctl_stop, memory_order_acquire)) break;
+    hak_lock(&ctl_lock);
+    window();
+    hak_unlock(&ctl_lock);
+  }
+  return NULL;
+}
+
+/* ---- starting, stopping, fork ------------------------------------------------ */
+
+static int open_path(const char *path) {
+  char name[1024];
+  size_t o = 0;
+  for (const char *p = path; *p && o + 24 < sizeof name; p++) {
+    if (p[0] == '%' && p[1] == 'p') {
+      o += hak_fmt(name + o, sizeof name - o, "%d", hak_os_pid());
+      p++;
+    } else {
+      name[o++] = *p;
+    }
+  }
+  name[o] = 0;
+  int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) hak_error("cannot write %s; ignored", name);
+  return fd;
+}
+
+void hak_control_init(void) {
+  long long mode = HAK_OPT(MODE);
+  ctl_start_ms = hak_os_now_ms();
+  ctl_t0_ns = mono_ns();
+  mem_weight = HAK_OPT_REAL_VALUE(LEARN_MEMORY_WEIGHT);
+  if (!hak_stats_on || mode == HAK_MODE_MINIMAL || mode == HAK_MODE_FAST) return; /* no thread */
+  /* Learning starts soon; balanced only in a process that has lived and
+   * committed enough for idle memory and a changed workload to matter. */
+  bool learn_mode = mode == HAK_MODE_LEARNING || mode == HAK_MODE_RESEARCH;
+  ctl_after_ms = learn_mode ? 50 : 200;
+  ctl_min_committed = learn_mode ? 0 : (uint64_t)8 << 20;
+
+  hak_learn_params_t prm;
+  hak_learn_params_default(&prm);
+  prm.sel.algo = HAK_OPT(LEARN_ALGO) == 1 ? HAK_LEARN_ELO : HAK_LEARN_UCB1;
+  prm.sel.seed = (uint64_t)hak_os_pid() * 0x9E3779B97F4A7C15ull;
+  prm.canary_frac = HAK_OPT_REAL_VALUE(CANARY_FRAC);
+  prm.shift_l1 = HAK_OPT_REAL_VALUE(SHIFT_L1);
+  uint64_t per_sec = 1000 / (uint64_t)HAK_OPT(LEARN_WINDOW_MS);
+  prm.freeze_after = (uint32_t)((uint64_t)HAK_OPT(FREEZE_SEC) * (per_sec ? per_sec : 1));
+  /* FROZEN stretches (nothing measured) alternate with CANARY ones. */
+  prm.canary_every = 20;
+  prm.canary_len = learn_mode ? 40 : 20;
+  bool from_file = HAK_OPT_STR(POLICY_FILE) != NULL;
+  prm.start = learn_mode && !from_file ? HAK_LEARN_STATE_LEARN : HAK_LEARN_STATE_FROZEN;
+  base = *hak_policy();
+  hak_knobs_init(knobs, &base);
+  learning = hak_learn_init(&L, &prm, knobs, HAK_NKNOBS) == 0;
+  if (learning && have_ref) hak_learn_set_reference(&L, ref_hist, NBINS);
+  if (HAK_OPT_STR(LEARN_LOG)) log_fd = open_path(HAK_OPT_STR(LEARN_LOG));
+  else if (mode == HAK_MODE_RESEARCH) log_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  if (HAK_OPT(LEARN_TRACE)) trace_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  atomic_store_explicit(&ctl_state, CTL_IDLE, memory_order_release);
+}
+
+void hak_control_set_reference(const uint64_t *hist, unsigned n) {
+  unsigned k = n < NBINS ? n : NBINS;
+  memcpy(ref_hist, hist, k * sizeof *hist);
+  for (unsigned i = 0; i < k; i++) have_ref |= hist[i] != 0;
+}
+
+void hak_control_tick(uint64_t now_ms) {
+  if (hak_likely(atomic_load_explicit(&ctl_state, memory_order_relaxed) != CTL_IDLE)) return;
+  if (!now_ms) now_ms = hak_os_now_ms();
+  if (now_ms - ctl_start_ms < ctl_after_ms || LOAD(hak_os.committed) < ctl_min_committed) return;
+  int idle = CTL_IDLE;
+  if (!atomic_compare_exchange_strong(&ctl_state, &idle, CTL_STARTING)) return;
+  /* The thread takes no signals (they are the program's), and asks for
+   * little stack.  pthread_create may allocate: this is a slow path that
+   * holds no allocator lock. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, (size_t)256 << 10);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, controller, NULL);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) atomic_store_explicit(&ctl_state, CTL_NEVER, memory_order_relaxed);
+}
+
+void hak_control_exit(void) {
+  atomic_store_explicit(&ctl_stop, true, memory_order_release);
+  if (trace_fd < 0 && !HAK_OPT_STR(POLICY_OUT)) return;
+  /* Wait for a window being processed (a few ms at most), not for the thread. */
+  hak_lock(&ctl_lock);
+  hak_policy_t p;
+  best_policy(&p);
+  if (trace_fd >= 0) {
+    char buf[512];
+    hak_sink_t o = {.buf = buf, .cap = sizeof buf, .fd = trace_fd};
+    hak_sink_printf(&o, "hakmem: learned policy (%s):", learning ? hak_learn_state_name(hak_learn_state(&L)) : "FROZEN");
+    policy_text(&o, &p, false);
+    hak_sink_printf(&o, "\n");
+    hak_sink_flush(&o);
+  }
+  if (HAK_OPT_STR(POLICY_OUT)) {
+    const char *path = HAK_OPT_STR(POLICY_OUT);
+    hak_policyfile_write(path, &p, learning ? L.ref : NULL, learning ? NBINS : 0,
+                         learning ? hak_learn_state_name(hak_learn_state(&L)) : "FROZEN");
+  }
+  hak_unlock(&ctl_lock);
+}
+
+void hak_control_fork_prepare(void) { hak_lock(&ctl_lock); }
+void hak_control_fork_parent(void) { hak_unlock(&ctl_lock); }
+void hak_control_fork_child(void) {
+  hak_lock_reset(&ctl_lock);
+  /* The thread did not come along: the child starts its own when due. */
+  int s = atomic_load_explicit(&ctl_state, memory_order_relaxed);
+  if (s == CTL_RUNNING || s == CTL_STARTING) atomic_store_explicit(&ctl_state, CTL_IDLE, memory_order_relaxed);
+  ctl_start_ms = hak_os_now_ms();
+}

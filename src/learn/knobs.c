@@ -1,0 +1,86 @@
+/* The knobs the learner may move: one policy field each, a short ladder of
+ * values (moved one step at a time), pinned when the user set the option. */
+#include <string.h>
+
+#include "../options.h"
+#include "control.h"
+
+#define K ((double)(1 << 10))
+#define M ((double)(1 << 20))
+
+typedef struct knob_def {
+  const char *name;
+  int option; /* the HAKMEM_* option that pins it */
+  uint8_t n;
+  double value[HAK_LEARN_MAX_ARMS];
+} knob_def_t;
+
+/* The seed's six big-threshold levels; purge delays from "at once" to
+ * "5 s"; cache budgets around the shipped defaults; W_MAX's four steps. */
+static const knob_def_t defs[HAK_NKNOBS] = {
+    [HAK_KNOB_BIG_THRESHOLD] = {"big_threshold", HAK_O_BIG_THRESHOLD, 6, {64 * K, 128 * K, 256 * K, 512 * K, M, 2 * M}},
+    [HAK_KNOB_PURGE_DELAY] = {"purge_delay_ms", HAK_O_PURGE_DELAY_MS, 6, {0, 10, 50, 250, 1000, 5000}},
+    [HAK_KNOB_LARGE_CACHE] = {"large_cache", HAK_O_LARGE_CACHE, 5, {0, 2 * M, 8 * M, 32 * M, 128 * M}},
+    [HAK_KNOB_BIGCACHE] = {"bigcache", HAK_O_BIGCACHE, 5, {0, 16 * M, 64 * M, 256 * M, 1024 * M}},
+    [HAK_KNOB_SEGMENT_CACHE] = {"segment_cache", HAK_O_SEGMENT_CACHE, 4, {0, 2, 8, 32}},
+    [HAK_KNOB_W_MAX] = {"w_max", HAK_O_W_MAX, 4, {1.0, 1.125, 1.25, 1.5}},
+};
+
+bool hak_knob_pinned(unsigned knob) { return knob < HAK_NKNOBS && hak_opt_set[defs[knob].option]; }
+
+const char *hak_knob_name(unsigned knob) { return knob < HAK_NKNOBS ? defs[knob].name : "?"; }
+
+int hak_knob_find(const char *name, size_t len) {
+  for (int i = 0; i < HAK_NKNOBS; i++)
+    if (strlen(defs[i].name) == len && !memcmp(defs[i].name, name, len)) return i;
+  return -1;
+}
+
+double hak_knob_value(unsigned knob, const hak_policy_t *p) {
+  switch (knob) {
+    case HAK_KNOB_BIG_THRESHOLD: return (double)p->big_threshold;
+    case HAK_KNOB_PURGE_DELAY: return (double)p->purge_delay_ms;
+    case HAK_KNOB_LARGE_CACHE: return (double)p->large_cache;
+    case HAK_KNOB_BIGCACHE: return (double)p->bigcache;
+    case HAK_KNOB_SEGMENT_CACHE: return (double)p->segment_cache;
+    case HAK_KNOB_W_MAX: return (double)p->w_max_eighths / 8.0;
+  }
+  return 0;
+}
+
+/* The options' ranges bound what a policy file may say, too. */
+bool hak_knob_set(unsigned knob, hak_policy_t *p, double v) {
+  if (knob >= HAK_NKNOBS || !(v >= 0)) return false;
+  const hak_option_desc_t *d = &hak_option_table[defs[knob].option];
+  double lo = (double)d->lo, hi = (double)d->hi;
+  if (d->kind == HAK_OPT_REAL) lo /= 1e6, hi /= 1e6;
+  if (v < lo || v > hi) return false;
+  switch (knob) {
+    case HAK_KNOB_BIG_THRESHOLD: p->big_threshold = (size_t)v; break;
+    case HAK_KNOB_PURGE_DELAY: p->purge_delay_ms = (uint64_t)v; break;
+    case HAK_KNOB_LARGE_CACHE: p->large_cache = (size_t)v; break;
+    case HAK_KNOB_BIGCACHE: p->bigcache = (size_t)v; break;
+    case HAK_KNOB_SEGMENT_CACHE: p->segment_cache = (unsigned)v; break;
+    case HAK_KNOB_W_MAX: p->w_max_eighths = (unsigned)(v * 8 + 0.5); break;
+  }
+  return true;
+}
+
+void hak_knobs_init(hak_learn_knob_t *knobs, const hak_policy_t *from) {
+  for (unsigned i = 0; i < HAK_NKNOBS; i++) {
+    hak_learn_knob_t *k = &knobs[i];
+    memset(k, 0, sizeof *k);
+    k->name = defs[i].name;
+    k->n = defs[i].n;
+    memcpy(k->value, defs[i].value, sizeof k->value);
+    k->pinned = hak_opt_set[defs[i].option];
+    k->start = (uint8_t)hak_learn_ladder_find(k, hak_knob_value(i, from));
+  }
+}
+
+void hak_knobs_apply(const hak_learn_knob_t *knobs, const uint8_t *cfg, const hak_policy_t *base,
+                     hak_policy_t *out) {
+  *out = *base;
+  for (unsigned i = 0; i < HAK_NKNOBS; i++)
+    if (!knobs[i].pinned) hak_knob_set(i, out, knobs[i].value[cfg[i]]);
+}
