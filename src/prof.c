@@ -45,10 +45,14 @@ static double ns_per_cycle(void) {
   return dt ? (double)dn / (double)dt : 0;
 }
 
-uint64_t hak_prof_total_ns(void) {
-  uint64_t cycles = 0;
-  for (int i = 0; i < HAK_PROF_N; i++) cycles += atomic_load_explicit(&prof_cycles[i], memory_order_relaxed);
-  return (uint64_t)((double)cycles * prof_every * ns_per_cycle());
+void hak_prof_snapshot(hak_prof_snap_t *s) {
+  double npc = ns_per_cycle();
+  for (int i = 0; i < HAK_PROF_N; i++) {
+    uint64_t n = atomic_load_explicit(&prof_calls[i], memory_order_relaxed);
+    uint64_t c = atomic_load_explicit(&prof_cycles[i], memory_order_relaxed);
+    s->events[i] = n * prof_every;
+    s->mean_ns[i] = n ? (double)c / (double)n * npc : 0;
+  }
 }
 
 uint64_t hak_prof_sample(void) {
@@ -57,8 +61,14 @@ uint64_t hak_prof_sample(void) {
   return __rdtsc();
 }
 
+/* A sample longer than this was preempted or waited on the kernel for
+ * something else: clipped, so that one unlucky sample does not stand for
+ * prof_every events' worth of nothing. */
+#define PROF_CLIP_CYCLES ((uint64_t)1 << 22)
+
 void hak_prof_record(int category, uint64_t start) {
   uint64_t d = __rdtsc() - start;
+  if (d > PROF_CLIP_CYCLES) d = PROF_CLIP_CYCLES;
   atomic_fetch_add_explicit(&prof_calls[category], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&prof_cycles[category], d, memory_order_relaxed);
 }

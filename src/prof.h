@@ -47,8 +47,13 @@ void hak_prof_init(void);
 void hak_prof_print(int fd);
 /* The controller's switch (HAKMEM_PROF keeps measuring on regardless). */
 void hak_prof_measure(bool on);
-/* Estimated ns spent in the sampled slow paths so far, all categories. */
-uint64_t hak_prof_total_ns(void);
+/* Per category: slow-path events so far (estimated from the sampled ones)
+ * and the mean ns of one over the whole run (stable, unlike a window's). */
+typedef struct hak_prof_snap {
+  uint64_t events[HAK_PROF_N];
+  double mean_ns[HAK_PROF_N];
+} hak_prof_snap_t;
+void hak_prof_snapshot(hak_prof_snap_t *s);
 /* HAKMEM_PROF: the report is printed at exit. */
 extern bool hak_prof_report;
 

@@ -231,13 +231,29 @@ static void hysteresis_algo(hak_learn_algo_t algo) {
   CHECK(feed_seq(&s, a2, c2, 6) == 6);
   CHECK(s.cur == 0);
 
-  /* a losing window resets the streak: 0.8 0.8 (2 wins) 1.4 (mean 1.0:
-   * loss) 0.8 (mean 0.95: loss) 0.5 0.8 0.8 (means 0.86 0.85 0.843: wins) */
+  /* a losing window resets the streak: challenger windows, each after an
+   * incumbent window at 1.0, of 0.8 0.8 (2 wins) 1.4 (mean ratio 1.0:
+   * loss) 0.8 (0.95: loss) 0.5 0.8 0.8 (0.86 0.85 0.843: wins) */
   hak_sel_init(&s, &sp, 3, 1);
-  hak_sel_update(&s, 1, 1.0);
   double c3[] = {0.8, 0.8, 1.4, 0.8, 0.5, 0.8, 0.8};
-  for (int i = 0; i < 7; i++) a[i] = 2;
-  CHECK(feed_seq(&s, a, c3, 7) == 7);
+  unsigned a3[14];
+  double p3[14];
+  for (int i = 0; i < 7; i++) a3[2 * i] = 1, p3[2 * i] = 1.0, a3[2 * i + 1] = 2, p3[2 * i + 1] = c3[i];
+  CHECK(feed_seq(&s, a3, p3, 14) == 14);
+
+  /* paired, so a drift does not make a winner: the incumbent's costs fall
+   * 4 % a window, and the challenger, 5 % dearer than the incumbent's
+   * window just before it, looks 30 % cheaper than the incumbent's early
+   * windows but is never taken */
+  hak_sel_init(&s, &sp, 3, 1);
+  double level = 1.0;
+  for (int i = 0; i < 3; i++) hak_sel_update(&s, 1, level), level *= 0.96;
+  for (int i = 0; i < 40; i++) {
+    CHECK(!hak_sel_update(&s, 1, level));
+    CHECK(!hak_sel_update(&s, 2, level * 1.05));
+    level *= 0.96;
+  }
+  CHECK(s.cur == 1);
 
   /* a streak for one neighbour is not shared with the other */
   hak_sel_init(&s, &sp, 3, 1);
@@ -297,9 +313,9 @@ static void cooldown(void) {
       CHECK(r.final == 7 && r.switches == 7);
       CHECKF(r.min_gap > ks[i], "algo %d cooldown %u: moves %u windows apart", algo, ks[i], r.min_gap);
       if (ks[i] == 10) CHECKF(r.min_gap == 11, "cooldown 10: gap %u, expected 11", r.min_gap);
-      /* UCB1 plays a winning neighbour every window; ELO's softmax may
-       * slip in an incumbent window */
-      if (ks[i] == 0 && algo == HAK_LEARN_UCB1) CHECKF(r.min_gap == 3, "no cooldown: gap %u, expected 3", r.min_gap);
+      /* with no cooldown, UCB1's moves are 5 windows apart: its three
+       * winning windows, with the incumbent's windows between them */
+      if (ks[i] == 0 && algo == HAK_LEARN_UCB1) CHECKF(r.min_gap == 5, "no cooldown: gap %u, expected 5", r.min_gap);
     }
   }
 }

@@ -45,7 +45,8 @@ static int log_fd = -1, trace_fd = -1;
 #define MIN_OPS 1000 /* a window with fewer allocations says nothing */
 
 typedef struct sample {
-  uint64_t ns, ops, faults, mmap, munmap, madvise, mremap, slow_ns, committed;
+  uint64_t ns, ops, faults, mmap, munmap, madvise, mremap, committed;
+  hak_prof_snap_t prof;
   hak_learn_counts_t c;
 } sample_t;
 static sample_t prev;
@@ -68,19 +69,24 @@ static void take_sample(sample_t *s) {
   s->munmap = LOAD(hak_os.n_munmap);
   s->madvise = LOAD(hak_os.n_madvise);
   s->mremap = LOAD(hak_os.n_mremap);
-  s->slow_ns = hak_prof_total_ns();
+  hak_prof_snapshot(&s->prof);
   s->committed = LOAD(hak_os.committed);
 }
 
 /* The window's cost, ns per allocation (lower is better):
- *   (faults x fault + sum of kernel calls x their cost + slow-path time) / ops
- *   + W x committed MiB
- * with each kernel call's cost measured once at start (hak_os_costs). */
+ *   (faults x fault + sum of kernel calls x their cost
+ *    + sum of slow-path events x their mean time) / ops  +  W x committed MiB
+ * Kernel calls are priced once at start (hak_os_costs); a slow-path
+ * category's mean time is its sampled mean over the whole run, so that
+ * the window contributes its counts, which are steady, not its timings,
+ * which are not. */
 static double window_cost(const sample_t *a, const sample_t *b, uint64_t ops) {
   double t = (double)(b->faults - a->faults) * costs.fault_ns + (double)(b->mmap - a->mmap) * costs.mmap_ns +
              (double)(b->munmap - a->munmap) * costs.munmap_ns +
              (double)(b->madvise - a->madvise) * costs.madvise_ns +
-             (double)(b->mremap - a->mremap) * costs.mremap_ns + (double)(b->slow_ns - a->slow_ns);
+             (double)(b->mremap - a->mremap) * costs.mremap_ns;
+  for (int c = 0; c < HAK_PROF_N; c++)
+    if (c != HAK_PROF_OS_CALL) t += (double)(b->prof.events[c] - a->prof.events[c]) * b->prof.mean_ns[c];
   double mib = (double)(a->committed + b->committed) / 2 / (1 << 20);
   return t / (double)ops + mem_weight * mib;
 }

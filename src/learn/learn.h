@@ -87,6 +87,12 @@ typedef struct {
   uint32_t count[HAK_LEARN_MAX_ARMS];  /* plays since the last reset */
   uint32_t streak[HAK_LEARN_MAX_ARMS]; /* consecutive winning plays */
   double mean[HAK_LEARN_MAX_ARMS];     /* cost estimate */
+  /* A neighbour's cost relative to the incumbent's window just before it,
+   * averaged over its plays: what a switch compares (see clear_win). */
+  double pair[HAK_LEARN_MAX_ARMS];
+  uint32_t pairs[HAK_LEARN_MAX_ARMS];
+  double last_cur;                     /* the incumbent's last window */
+  uint8_t last;                        /* arm of the last play */
   double rating[HAK_LEARN_MAX_ARMS];   /* ELO rating (stays 1500 under UCB1) */
 } hak_sel_t;
 

@@ -31,6 +31,8 @@ void hak_sel_reset(hak_sel_t *s) {
     s->count[i] = 0;
     s->streak[i] = 0;
     s->mean[i] = 0;
+    s->pair[i] = 0;
+    s->pairs[i] = 0;
     s->rating[i] = 1500;
   }
 }
@@ -56,14 +58,18 @@ void hak_sel_set(hak_sel_t *s, unsigned arm) {
   s->cooldown_left = s->p.cooldown;
   s->since_switch = 0;
   s->switches++;
-  for (unsigned i = 0; i < HAK_LEARN_MAX_ARMS; i++) s->streak[i] = 0;
+  /* streaks and pairs were against the old incumbent */
+  for (unsigned i = 0; i < HAK_LEARN_MAX_ARMS; i++) s->streak[i] = 0, s->pair[i] = 0, s->pairs[i] = 0;
 }
 
-/* `arm` beats the incumbent clearly: its mean cost is below cur's by the
- * gain. */
+/* `arm` beats the incumbent clearly: its windows cost, on average, less
+ * than the incumbent's window just before each of them by the gain.
+ * Paired, not means: a program's costs drift (its heap warms up, its
+ * phase changes), and a neighbour played later than the incumbent's early
+ * windows must not win by the drift alone.  The pick plays the incumbent
+ * between challenger windows, so every pair is measured side by side. */
 static bool clear_win(const hak_sel_t *s, unsigned arm) {
-  unsigned c = s->cur;
-  return s->count[c] > 0 && s->count[arm] > 0 && s->mean[arm] <= (1.0 - s->p.gain) * s->mean[c];
+  return s->pairs[arm] > 0 && s->pair[arm] <= 1.0 - s->p.gain;
 }
 
 unsigned hak_sel_pick(hak_sel_t *s) {
@@ -72,6 +78,7 @@ unsigned hak_sel_pick(hak_sel_t *s) {
    * `base` times first, so one unlucky window of it does not make every
    * neighbour look like a win; then each neighbour once */
   if (s->count[c] < s->p.base) return c;
+  if (s->last != c) return c; /* challenger windows alternate with the incumbent's */
   if (c > 0 && s->count[c - 1] == 0) return c - 1;
   if (c + 1 < s->n && s->count[c + 1] == 0) return c + 1;
   return s->p.algo == HAK_LEARN_ELO ? hak_elo_pick(s) : hak_ucb1_pick(s);
@@ -87,6 +94,14 @@ bool hak_sel_update(hak_sel_t *s, unsigned arm, double cost) {
    * that an estimate follows a drifting workload */
   uint32_t n = s->count[arm] < s->p.mem ? s->count[arm] : s->p.mem;
   s->mean[arm] += (cost - s->mean[arm]) / n;
+  if (arm == c) {
+    s->last_cur = cost;
+  } else if (s->last == c && s->count[c] > 0) {
+    double r = s->last_cur > 0 ? cost / s->last_cur : (cost > 0 ? 2.0 : 1.0);
+    uint32_t k = ++s->pairs[arm] < s->p.mem ? s->pairs[arm] : s->p.mem;
+    s->pair[arm] += (r - s->pair[arm]) / k;
+  }
+  s->last = (uint8_t)arm;
   s->total++;
   s->since_switch++;
   bool cooling = s->cooldown_left > 0; /* checked before counting down: K full windows */
