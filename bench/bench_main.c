@@ -25,7 +25,8 @@ extern const workload_t wl_json, wl_mir, wl_vm, wl_mixed, wl_tiny_hot,
     wl_random_mixed, wl_larson, wl_prod_cons, wl_fragment, wl_large_ws,
     wl_realloc_grow, wl_big_churn, wl_thread_churn, wl_thread_swap,
     wl_thread_swap_window, wl_big_buffers, wl_rptest, wl_xmalloc,
-    wl_false_sharing, wl_alloc_test, wl_mstress, wl_espresso, wl_glibc_thread;
+    wl_false_sharing, wl_alloc_test, wl_mstress, wl_espresso, wl_glibc_thread,
+    wl_phase_change;
 
 static const workload_t *const workloads[] = {
     &wl_json,         &wl_mir,          &wl_vm,           &wl_mixed,
@@ -34,6 +35,7 @@ static const workload_t *const workloads[] = {
     &wl_thread_churn, &wl_thread_swap,  &wl_thread_swap_window,
     &wl_big_buffers,  &wl_rptest,       &wl_xmalloc,      &wl_false_sharing,
     &wl_alloc_test,   &wl_mstress,      &wl_espresso,     &wl_glibc_thread,
+    &wl_phase_change,
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 

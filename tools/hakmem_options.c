@@ -60,16 +60,32 @@ static void put_cell(const char *s) {
 }
 
 static void usage(FILE *f) {
-  fputs("usage: hakmem-options [--markdown]\n"
+  fputs("usage: hakmem-options [--markdown | --knobs]\n"
         "Lists every HAKMEM_* environment variable hakmem reads: its type, default,\n"
-        "accepted range and meaning (--markdown: as a markdown table).\n",
+        "accepted range and meaning (--markdown: as a markdown table).\n"
+        "--knobs: the learner's knobs, one per line: name, variable, ladder values.\n",
         f);
+}
+
+/* The learner's knobs (src/learn/knobs.def), for `hakmem bench --sweep`. */
+static int print_knobs(void) {
+#define HAK_KNOB(id, kname, opt, ...)                                       \
+  {                                                                         \
+    static const double v[] = {__VA_ARGS__};                                \
+    printf("%s %s", kname, hak_option_table[HAK_O_##opt].name);            \
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) printf(" %.15g", v[i]); \
+    printf("\n");                                                           \
+  }
+#include "../src/learn/knobs.def"
+#undef HAK_KNOB
+  return ferror(stdout) ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
   int markdown = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--markdown")) markdown = 1;
+    else if (!strcmp(argv[i], "--knobs")) return print_knobs();
     else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
       return 0;

@@ -14,12 +14,9 @@
 
 /* ---- knobs (knobs.c) ----------------------------------------------------- */
 enum {
-  HAK_KNOB_BIG_THRESHOLD,
-  HAK_KNOB_PURGE_DELAY,
-  HAK_KNOB_LARGE_CACHE,
-  HAK_KNOB_BIGCACHE,
-  HAK_KNOB_SEGMENT_CACHE,
-  HAK_KNOB_W_MAX,
+#define HAK_KNOB(id, ...) HAK_KNOB_##id,
+#include "knobs.def"
+#undef HAK_KNOB
   HAK_NKNOBS
 };
 

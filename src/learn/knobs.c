@@ -5,9 +5,6 @@
 #include "../options.h"
 #include "control.h"
 
-#define K ((double)(1 << 10))
-#define M ((double)(1 << 20))
-
 typedef struct knob_def {
   const char *name;
   int option; /* the HAKMEM_* option that pins it */
@@ -15,16 +12,13 @@ typedef struct knob_def {
   double value[HAK_LEARN_MAX_ARMS];
 } knob_def_t;
 
-/* The seed's six big-threshold levels; purge delays from "at once" to
- * "5 s"; cache budgets around the shipped defaults; W_MAX's four steps. */
+#define HAK_KNOB(id, kname, opt, ...)                                                             \
+  [HAK_KNOB_##id] = {kname, HAK_O_##opt, (uint8_t)(sizeof((double[]){__VA_ARGS__}) / sizeof(double)), \
+                     {__VA_ARGS__}},
 static const knob_def_t defs[HAK_NKNOBS] = {
-    [HAK_KNOB_BIG_THRESHOLD] = {"big_threshold", HAK_O_BIG_THRESHOLD, 6, {64 * K, 128 * K, 256 * K, 512 * K, M, 2 * M}},
-    [HAK_KNOB_PURGE_DELAY] = {"purge_delay_ms", HAK_O_PURGE_DELAY_MS, 6, {0, 10, 50, 250, 1000, 5000}},
-    [HAK_KNOB_LARGE_CACHE] = {"large_cache", HAK_O_LARGE_CACHE, 5, {0, 2 * M, 8 * M, 32 * M, 128 * M}},
-    [HAK_KNOB_BIGCACHE] = {"bigcache", HAK_O_BIGCACHE, 5, {0, 16 * M, 64 * M, 256 * M, 1024 * M}},
-    [HAK_KNOB_SEGMENT_CACHE] = {"segment_cache", HAK_O_SEGMENT_CACHE, 4, {0, 2, 8, 32}},
-    [HAK_KNOB_W_MAX] = {"w_max", HAK_O_W_MAX, 4, {1.0, 1.125, 1.25, 1.5}},
+#include "knobs.def"
 };
+#undef HAK_KNOB
 
 bool hak_knob_pinned(unsigned knob) { return knob < HAK_NKNOBS && hak_opt_set[defs[knob].option]; }
 
