@@ -2,6 +2,7 @@
  * start-up has read the options, and the snapshot built from them. */
 #include "policy.h"
 
+#include "msg.h"
 #include "options.h"
 #include "learn/control.h"
 
@@ -55,6 +56,17 @@ void hak_policy_init(void) {
   }
   policy_options = p;
   atomic_store_explicit(&hak_policy_cur, &policy_options, memory_order_release);
+  if (HAK_OPT(VERBOSE)) {
+    char buf[512];
+    size_t n = hak_fmt(buf, sizeof buf, "hakmem: policy");
+    for (unsigned k = 0; k < HAK_NKNOBS; k++) {
+      double v = hak_knob_value(k, &p);
+      long long whole = (long long)v, milli = (long long)((v - (double)whole) * 1000 + 0.5);
+      n += hak_fmt(buf + n, sizeof buf - n, " %s=%lld", hak_knob_name(k), whole);
+      if (milli) n += hak_fmt(buf + n, sizeof buf - n, ".%03lld", milli);
+    }
+    hak_fdprintf(2, "%s%s\n", buf, file ? " (with the policy file)" : "");
+  }
 }
 
 const hak_policy_t *hak_policy_from_options(void) { return &policy_options; }

@@ -1108,6 +1108,9 @@ def parse_args(argv):
                     "peak RSS, output checked against glibc's")
     ap.add_argument("--repo", help="hakmem's source tree, for --programs "
                     "(default: found from the build tree)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="hakmem under every arm of the learner's knobs, its default "
+                    "policy and learning (sweep.csv, sweep.md; see hakmem_sweep.py)")
     ap.add_argument("--instructions", action="store_true",
                     help="count instructions per malloc+free pair with "
                     "callgrind (tiny-hot, random-mixed)")
@@ -1158,6 +1161,9 @@ def main(argv=None):
         print("skipping %s: %s" % (name, hint), file=sys.stderr)
     if not allocs:
         die("no allocator to run")
+    if args.sweep:
+        import hakmem_sweep
+        return hakmem_sweep.sweep(args, bin_path, args.lib or os.path.join(HERE, "libhakmem.so"), HERE)
     if args.instructions:
         return instructions(args, bin_path, allocs)
     if args.programs:

@@ -1,0 +1,173 @@
+/* test_learn_prog — programs for check_learn.py, run under LD_PRELOAD with
+ * the learning layer's options.  Modes:
+ *   phases LOG      small-object churn until the learn log (LOG) shows the
+ *                   policy frozen and a canary watching, then Large blocks
+ *                   until the log shows LEARN again (the shift noticed);
+ *                   exits 1 if either does not come within 30 s
+ *   lifecycle LOG   threads churning, three fork children (each churns and
+ *                   exits 0), threads exiting, then one thread calls
+ *                   exit(3) while the others still allocate
+ *   churn MS [MB]   churns small and Large blocks for MS ms holding MB MiB
+ *                   (default 16), then prints the number of threads
+ *   quick           a few allocations, then the number of threads
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static unsigned long long rng = 88172645463325252ull;
+static __thread unsigned long long trng;
+static unsigned long long next(unsigned long long *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return *x;
+}
+
+static int threads_now(void) {
+  DIR *d = opendir("/proc/self/task");
+  int n = 0;
+  if (!d) return -1;
+  for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+/* Does the log hold a line with `state`, after byte offset *from?  Moves
+ * *from past the line found. */
+static int log_has(const char *path, const char *state, long *from) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char want[64], line[4096];
+  snprintf(want, sizeof want, "\"state\":\"%s\"", state);
+  int found = 0;
+  if (fseek(f, *from, SEEK_SET) == 0)
+    while (fgets(line, sizeof line, f))
+      if (strstr(line, want)) {
+        found = 1;
+        *from = ftell(f);
+        break;
+      }
+  fclose(f);
+  return found;
+}
+
+#define SLOTS 4096
+static void *slots[SLOTS];
+
+static void churn_small(int rounds) {
+  for (int i = 0; i < rounds; i++) {
+    unsigned k = (unsigned)(next(&rng) % SLOTS);
+    free(slots[k]);
+    slots[k] = malloc(16 + next(&rng) % 400);
+    if (slots[k]) memset(slots[k], 1, 16);
+  }
+}
+
+static void churn_large(int rounds) {
+  for (int i = 0; i < rounds; i++) {
+    unsigned k = (unsigned)(next(&rng) % 64);
+    free(slots[k]);
+    size_t n = (64u << 10) + next(&rng) % (192u << 10);
+    slots[k] = malloc(n);
+    if (slots[k])
+      for (size_t j = 0; j < n; j += 4096) ((char *)slots[k])[j] = 1;
+  }
+}
+
+static int phases(const char *log) {
+  long at = 0;
+  double t0 = now();
+  while (!(log_has(log, "FROZEN", &at) && log_has(log, "CANARY", &at))) {
+    churn_small(20000);
+    if (now() - t0 > 30) {
+      fprintf(stderr, "phases: no FROZEN then CANARY within 30 s\n");
+      return 1;
+    }
+  }
+  for (int i = 0; i < SLOTS; i++) free(slots[i]), slots[i] = NULL;
+  t0 = now();
+  while (!log_has(log, "LEARN", &at)) {
+    churn_large(200);
+    if (now() - t0 > 30) {
+      fprintf(stderr, "phases: the shift to Large blocks was not noticed within 30 s\n");
+      return 1;
+    }
+  }
+  printf("walked\n");
+  return 0;
+}
+
+static volatile int stop_threads;
+
+static void *worker(void *arg) {
+  long id = (long)arg;
+  void *mine[256] = {0};
+  trng = 0x9E3779B97F4A7C15ull * (unsigned long long)(id + 1);
+  while (!stop_threads) {
+    unsigned k = (unsigned)(next(&trng) % 256);
+    free(mine[k]);
+    mine[k] = malloc(next(&trng) % 2 ? 24 + next(&trng) % 1000 : 40000 + next(&trng) % 100000);
+    if (id == 99 && next(&trng) % 50000 == 0) exit(3); /* exit() from another thread */
+  }
+  for (int i = 0; i < 256; i++) free(mine[i]);
+  return NULL;
+}
+
+static int lifecycle(void) {
+  pthread_t t[6];
+  for (long i = 0; i < 4; i++) pthread_create(&t[i], NULL, worker, (void *)i);
+  usleep(300000);
+  for (int c = 0; c < 3; c++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      double t0 = now();
+      while (now() - t0 < 0.3) churn_small(1000);
+      _exit(0);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      fprintf(stderr, "lifecycle: fork child %d failed (status %#x)\n", c, st);
+      return 1;
+    }
+  }
+  stop_threads = 1; /* threads exit with the controller running */
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  stop_threads = 0;
+  pthread_create(&t[4], NULL, worker, (void *)5L);
+  pthread_create(&t[5], NULL, worker, (void *)99L); /* will call exit(3) */
+  for (;;) churn_small(1000);
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "quick";
+  if (!strcmp(mode, "phases") && argc > 2) return phases(argv[2]);
+  if (!strcmp(mode, "lifecycle")) return lifecycle();
+  if (!strcmp(mode, "churn") && argc > 2) {
+    double ms = atof(argv[2]), t0 = now();
+    size_t mb = argc > 3 ? (size_t)atol(argv[3]) : 16;
+    char *hold = malloc(mb << 20);
+    if (hold) memset(hold, 1, mb << 20);
+    while ((now() - t0) * 1000 < ms) churn_small(10000), churn_large(20);
+    printf("threads %d\n", threads_now());
+    free(hold);
+    return 0;
+  }
+  if (!strcmp(mode, "quick")) {
+    for (int i = 0; i < 100; i++) free(malloc((size_t)i * 100));
+    printf("threads %d\n", threads_now());
+    return 0;
+  }
+  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | quick\n");
+  return 2;
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""hakmem bench --sweep: every arm of the learner's knobs, one at a time.
+
+    hakmem bench --sweep [--quick] [--workloads LIST] [--runs N] [--out DIR]
+
+Each workload runs under the shipped default policy (HAKMEM_MODE=fast:
+frozen, nothing learned), under every step of every knob's ladder with the
+other knobs at their defaults (a coordinate sweep: `fixed:knob=value`), and
+under HAKMEM_MODE=learning (`learned`: the learner starts from the defaults
+and tunes while the workload runs).  Runs are interleaved, the same seed
+for every policy within a run.
+
+The cost of a run (lower is better) is the learner's formula with the run's
+own figures:  cost = ns per op + W x peak RSS in MiB,  W being
+HAKMEM_LEARN_MEMORY_WEIGHT (its default unless set in the environment).
+The time per op includes the page faults' time; the learner, which has no
+clock on the fast paths, estimates the same time from page faults, kernel
+calls and slow-path events (docs/learning.md).
+
+Writes sweep.csv (workload, policy, ops_per_s, peak_rss_kb, minflt, cost:
+one row per run) and sweep.md (medians; per workload the best fixed arm,
+the default and the learned policy, and how they compare).
+"""
+import csv
+import os
+import statistics
+import subprocess
+import sys
+
+import hakmem_bench as hb
+
+# Workloads whose best policy is not the default one, or changes while they
+# run, and that run long enough (a few seconds) for the learner to matter.
+DEFAULT_WORKLOADS = ["phase-change", "big-buffers", "big-churn", "large-ws", "mixed",
+                     "realloc-grow", "espresso", "json"]
+DEFAULT_WEIGHT = 0.05
+
+
+def read_knobs(here):
+    """[(name, env, [values...])] from `hakmem-options --knobs`."""
+    tool = os.path.join(here, "hakmem-options")
+    try:
+        out = subprocess.run([tool, "--knobs"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        hb.die("sweep: cannot list the knobs with %s: %s" % (tool, e))
+    knobs = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            knobs.append((parts[0], parts[1], parts[2:]))
+    if not knobs:
+        hb.die("sweep: %s --knobs listed no knobs" % tool)
+    return knobs
+
+
+class Policy(hb.Alloc):
+    """hakmem with a policy given by environment variables."""
+    def __init__(self, name, lib, env):
+        super().__init__(name, lib)
+        self.extra = env
+
+    def env(self):
+        e = super().env()
+        for k in list(e):
+            if k.startswith("HAKMEM_") and k != "HAKMEM_LEARN_MEMORY_WEIGHT":
+                del e[k]
+        e.update(self.extra)
+        return e
+
+    def prefix(self):
+        return " ".join("%s=%s" % kv for kv in self.extra.items()) + " " + super().prefix()
+
+
+def policies(knobs, lib):
+    out = [Policy("default", lib, {"HAKMEM_MODE": "fast"}),
+           Policy("learned", lib, {"HAKMEM_MODE": "learning"})]
+    for name, env, values in knobs:
+        for v in values:
+            out.append(Policy("fixed:%s=%s" % (name, v), lib, {"HAKMEM_MODE": "fast", env: v}))
+    return out
+
+
+def cost_of(fields, weight):
+    ns_per_op = 1e9 / fields["ops_per_sec"] if fields["ops_per_sec"] > 0 else float("inf")
+    return ns_per_op + weight * fields["peak_rss_kb"] / 1024.0
+
+
+def write_md(path, rows, workloads, weight, info):
+    med = {}
+    for r in rows:
+        med.setdefault((r["workload"], r["policy"]), []).append(r)
+    lines = ["# hakmem: learned policy against a coordinate sweep", "",
+             "cost = ns per op + %.3g x peak RSS (MiB); lower is better; medians of %s" % (
+                 weight, info["runs"]), ""]
+    lines += ["| workload | default cost | best fixed arm | its cost | learned cost | "
+              "learned / best fixed | learned / default | default ops/s | learned ops/s | "
+              "default peak RSS | learned peak RSS |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table = []
+    for w in workloads:
+        def m(policy, key):
+            rs = med.get((w, policy))
+            return statistics.median(r[key] for r in rs) if rs else None
+        fixed = sorted({p for (ww, p) in med if ww == w and p.startswith("fixed:")})
+        arms = [(m(p, "cost"), p) for p in fixed if m(p, "cost") is not None]
+        d, l = m("default", "cost"), m("learned", "cost")
+        if d is not None:
+            arms.append((d, "default"))
+        if not arms or l is None or d is None:
+            continue
+        best_cost, best = min(arms)
+        table.append((w, d, best, best_cost, l))
+        lines.append("| %s | %.2f | %s | %.2f | %.2f | %.3f | %.3f | %s | %s | %s | %s |" % (
+            w, d, best, best_cost, l, l / best_cost, l / d, hb.human(m("default", "ops_per_sec")),
+            hb.human(m("learned", "ops_per_sec")), hb.mib(m("default", "peak_rss_kb")),
+            hb.mib(m("learned", "peak_rss_kb"))))
+    lines += ["", "Every arm (median cost; ops/s; peak RSS):", ""]
+    for w in workloads:
+        lines.append("**%s**: " % w + "; ".join(
+            "%s %.2f" % (p, statistics.median(r["cost"] for r in rs))
+            for (ww, p), rs in sorted(med.items()) if ww == w))
+        lines.append("")
+    lines += ["", "Machine: %s.  Command: %s" % (info["machine"], info["command"])]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return table
+
+
+def sweep(args, bin_path, lib, here):
+    knobs = read_knobs(here)
+    workloads = DEFAULT_WORKLOADS if args.workloads == "all" else args.workloads.split(",")
+    known = {w[0] for w in hb.list_workloads(bin_path)}
+    for w in workloads:
+        if w not in known:
+            hb.die("sweep: unknown workload %r" % w)
+    weight = float(os.environ.get("HAKMEM_LEARN_MEMORY_WEIGHT", DEFAULT_WEIGHT))
+    pols = policies(knobs, lib)
+    runs = args.runs or (1 if args.quick else 3)
+    out = args.out or hb.default_out()
+    os.makedirs(out, exist_ok=True)
+    scale = args.scale or 1.0
+    ops = {w[0]: max(1, int(w[1] * scale)) for w in hb.list_workloads(bin_path)}
+    total = runs * len(workloads) * len(pols)
+    progress = hb.Progress(total)
+    rows, failed = [], []
+    for run in range(runs):
+        for w in workloads:
+            for p in pols:
+                progress.show("%s %s" % (w, p.name))
+                status, fields, err = hb.run_workload(bin_path, p, w, 1, ops[w], run + 1, args.timeout)
+                progress.step()
+                if status != "ok":
+                    failed.append((w, p, run + 1, status, err))
+                    continue
+                rows.append({"workload": w, "policy": p.name, "run": run + 1,
+                             "ops_per_sec": fields["ops_per_sec"], "peak_rss_kb": fields["peak_rss_kb"],
+                             "minflt": fields["minflt"], "cost": cost_of(fields, weight)})
+    progress.finish()
+    with open(os.path.join(out, "sweep.csv"), "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["workload", "policy", "ops_per_s", "peak_rss_kb", "minflt", "cost"])
+        for r in rows:
+            wr.writerow([r["workload"], r["policy"], "%.1f" % r["ops_per_sec"], r["peak_rss_kb"],
+                         r["minflt"], "%.4f" % r["cost"]])
+    info = {"runs": runs, "machine": hb.machine_info(), "command": " ".join(["hakmem", "bench"] + sys.argv[1:])}
+    table = write_md(os.path.join(out, "sweep.md"), rows, workloads, weight, info)
+    print("sweep: wrote %s and %s" % (os.path.join(out, "sweep.csv"), os.path.join(out, "sweep.md")))
+    for w, d, best, bc, l in table:
+        print("  %-14s default %8.2f  best %-32s %8.2f  learned %8.2f  (%.3f x best)" % (w, d, best, bc, l, l / bc))
+    for w, p, run, status, err in failed:
+        print("sweep: %s under %s (run %d): %s\n  %s%s --workload %s --seed %d" % (
+            w, p.name, run, status, p.prefix(), bin_path, w, run), file=sys.stderr)
+    return 1 if failed else 0
