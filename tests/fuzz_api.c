@@ -69,10 +69,10 @@ static int trace;
 #define TRACE(...) (trace ? fprintf(stderr, "fuzz_api: " __VA_ARGS__) : 0)
 
 /* FUZZ_API_AVOID=aligned0 steers around a known bug, so that a long run
- * can look for others: hak_aligned_alloc(align >= 2 MiB, 0) may return the
- * end of a fresh mapping (usable size 0, realloc refused; from 4 MiB on,
- * free refused and the mapping leaked: test_fuzz_found.c); with it, such
- * calls ask for 1 byte instead. */
+ * can look for others: hak_aligned_alloc(align >= 2 MiB, 0) returns the end
+ * of its own mapping (usable size 0, realloc refused; from 4 MiB on, the
+ * header of the next segment: free refused, or the heap corrupted; see
+ * test_fuzz_found.c); with it, such calls ask for 1 byte instead. */
 static int avoid_aligned0;
 
 /* ------------------------------------------------------------ the input */
@@ -159,7 +159,11 @@ static int region(size_t len, size_t k, size_t *off, size_t *n) {
  * pattern_word(s, i / 8)), written and read a word at a time where the
  * address allows.  Neither ASan nor libFuzzer's coverage instruments these
  * loops: the memory is hakmem's, and the comparisons are no guide. */
+#ifdef __clang__
 #define NOINSTR __attribute__((no_sanitize("address", "coverage"), noinline))
+#else
+#define NOINSTR __attribute__((no_sanitize_address, noinline))
+#endif
 
 NOINSTR static void pattern_put(unsigned char *p, size_t off, size_t len, uint64_t seed) {
   size_t i = off, end = off + len;

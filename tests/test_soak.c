@@ -4,18 +4,18 @@
  *                               run, see docs/security.md)
  *
  * A pool of 8 worker slots: each worker lives a random number of operations
- * (from a few thousand to a few tens of thousands), allocating, freeing,
- * reallocating and calloc'ing blocks of every tier (Tiny, Mid, Large 32 KiB
- * to 2 MiB, rarely Big 2-8 MiB), and passing blocks to the others through a
- * shared exchange; when it exits it leaves about half of its blocks there
- * for later workers to free.  The main thread replaces workers as they end,
+ * (500 to 10000), allocating, freeing, reallocating and calloc'ing blocks
+ * of every tier (Tiny, Mid, Large 32 KiB to 2 MiB, rarely Big 2-8 MiB), and
+ * passing blocks to the others through a shared exchange; when it exits it
+ * leaves about half of its blocks there for later workers to free.  The main thread replaces workers as they end,
  * so threads start and exit all the time.  Every block carries a pattern
  * derived from its address and size (check.h), checked before it is freed
  * or reallocated.
  *
  * Half way, the main thread forks while the workers run; the child checks
  * and frees blocks of the exchange (allocated by threads that do not exist
- * in it), allocates in every tier, also from a new thread, and exits 0.
+ * in it), allocates in every tier, also from a new thread (not under TSan,
+ * which forbids it), and exits 0.
  *
  * Every 250 ms the main thread samples the resident set (/proc/self/statm)
  * and the bytes the test itself holds in live blocks; at the end it prints
@@ -176,7 +176,7 @@ static uint64_t spawn_seq;
 static void spawn(slot_t *s) {
   uint64_t r = 0x50A4 + spawn_seq++;
   s->seed = rng_next(&r);
-  s->ops = (long)rng_range(&r, 2000, 40000);
+  s->ops = (long)rng_range(&r, 500, 10000);
   atomic_store(&s->ended, 0);
   int rc = pthread_create(&s->tid, NULL, worker, s);
   CHECKF(rc == 0, "pthread_create: %d", rc);
@@ -219,9 +219,13 @@ static void child_main(void) {
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) held[i] = block_new(sizes[i]);
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
     if (held[i].p) block_resize(&held[i], sizes[i] * 2);
+#if !HAK_TEST_TSAN /* TSan kills children that start threads after a fork */
   pthread_t t;
   if (pthread_create(&t, NULL, child_thread, NULL) == 0) pthread_join(t, NULL);
   else CHECKF(0, "pthread_create in the child failed");
+#else
+  child_thread(NULL);
+#endif
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) block_free(&held[i]);
   fflush(NULL);
   _exit(check_failures() ? 1 : 0);
@@ -275,27 +279,35 @@ static void sample(double t) {
 }
 
 /* The bound: at every sample, RSS <= base + 2 x (peak live bytes so far) +
- * 96 MiB, where base is the RSS before the first allocation (the program,
+ * 104 MiB, where base is the RSS before the first allocation (the program,
  * the libraries, the stacks).
- *  - 2x: a block costs its size class (<= 12.5% more for Tiny/Mid, page
- *    rounding for Large, 64 KiB grain for Big) and its slab or span keeps
- *    neighbours' pages resident while they are partly used: with threads
- *    exiting and half their blocks outliving them, partly used slabs are the
- *    rule.  Measured: ... (see docs/security.md).
- *  - 96 MiB: what hakmem keeps on purpose for reuse, whatever the live
- *    bytes: by default the BigCache holds up to 64 MiB resident, freed
- *    Large spans 8 MiB, empty segments up to 8 x 4 MiB until the purge
- *    delay passes, plus 8 threads' heaps and thread caches.
- * Peak rather than current live bytes: freed memory goes back after the
- * purge delay (250 ms), not at once.  At the end, after the blocks are
- * freed and malloc_trim(0), RSS must come back to base + 32 MiB. */
+ *  - 104 MiB: what hakmem may keep resident on purpose whatever the live
+ *    bytes, at its default options: the BigCache up to 64 MiB, freed Large
+ *    spans 8 MiB, and 8 empty 4 MiB segments until the purge delay passes.
+ *  - 2 x peak: a block costs its size class (up to 12.5% more for Tiny and
+ *    Mid, page rounding for Large, a 64 KiB grain for Big), and a slab or a
+ *    span keeps resident the pages its other blocks still use: with threads
+ *    exiting and half their blocks outliving them, partly used slabs are
+ *    the rule, and freed memory goes back only after the purge delay.
+ *  Peak rather than current live bytes, because of that delay.
+ * Measured (docs/security.md): RSS - base stayed within 2 x peak + 24 MiB
+ * over 10 minutes (highest RSS 151 MiB, peak live 73 MiB) and within
+ * 2 x peak + 35 MiB in 8-second runs, always in the first second, when the
+ * peak is still small; the bound leaves some 70 MiB more.  A leak shows at
+ * the end anyway: after the blocks are freed and malloc_trim(0), RSS must
+ * come back to base + 16 MiB (it comes back to base + 1 MiB). */
 #define RSS_FACTOR 2
-#define RSS_SLACK (96 * MiB)
-#define RSS_END_SLACK (32 * MiB)
+#define RSS_SLACK (104 * MiB)
+#define RSS_END_SLACK (16 * MiB)
 
 static int bound_applies(void) {
   /* Sanitizer shadow memory and glibc's own policy are not hakmem's. */
   return HAK_TEST_EXPECT_HAKMEM && !HAK_TEST_TSAN;
+}
+
+/* The bound at a sample (see above). */
+static size_t rss_bound(size_t base, const sample_t *s) {
+  return base + RSS_FACTOR * s->peak + RSS_SLACK;
 }
 
 static void print_curve(size_t base) {
@@ -315,6 +327,18 @@ static void print_curve(size_t base) {
            s->peak ? (double)(s->rss - (s->rss > base ? base : s->rss)) / (double)s->peak : 0.0,
            i == maxi ? "  <- highest RSS" : "");
   }
+  /* How close it came: the sample with the least room under the bound,
+   * and RSS beyond the bound's cache allowance. */
+  int closest = 0;
+  for (int i = 1; i < nsamples; i++)
+    if ((double)samples[i].rss - (double)rss_bound(base, &samples[i]) >
+        (double)samples[closest].rss - (double)rss_bound(base, &samples[closest]))
+      closest = i;
+  const sample_t *c = &samples[closest];
+  printf("closest to the bound at %.2f s: RSS %.1f MiB, bound %.1f MiB; "
+         "RSS - base - %d x peak live = %.1f MiB\n",
+         c->t, (double)c->rss / MiB, (double)rss_bound(base, c) / MiB, RSS_FACTOR,
+         ((double)c->rss - (double)base - RSS_FACTOR * (double)c->peak) / MiB);
 }
 
 int main(int argc, char **argv) {
@@ -365,7 +389,7 @@ int main(int argc, char **argv) {
   if (bound_applies()) {
     for (int i = 0; i < nsamples; i++) {
       const sample_t *s = &samples[i];
-      size_t bound = base + RSS_FACTOR * s->peak + RSS_SLACK;
+      size_t bound = rss_bound(base, s);
       CHECKF(s->rss <= bound, "at %.2f s RSS %.1f MiB > bound %.1f MiB (peak live %.1f MiB)", s->t,
              (double)s->rss / MiB, (double)bound / MiB, (double)s->peak / MiB);
     }
