@@ -7,8 +7,9 @@
  *   lifecycle LOG   threads churning, three fork children (each churns and
  *                   exits 0), threads exiting, then one thread calls
  *                   exit(3) while the others still allocate
- *   churn MS [MB]   churns small and Large blocks for MS ms holding MB MiB
- *                   (default 16), then prints the number of threads
+ *   churn MS [MB]   churns small blocks (and, unless MB is 0, Large ones) for
+ *                   MS ms holding MB MiB (default 16), then prints the
+ *                   number of threads
  *   quick           a few allocations, then the number of threads
  */
 #define _GNU_SOURCE
@@ -88,7 +89,9 @@ static void churn_large(int rounds) {
 static int phases(const char *log) {
   long at = 0;
   double t0 = now();
-  while (!(log_has(log, "FROZEN", &at) && log_has(log, "CANARY", &at))) {
+  int frozen = 0;
+  while (!frozen || !log_has(log, "CANARY", &at)) {
+    if (!frozen) frozen = log_has(log, "FROZEN", &at);
     churn_small(20000);
     if (now() - t0 > 30) {
       fprintf(stderr, "phases: no FROZEN then CANARY within 30 s\n");
@@ -158,7 +161,10 @@ int main(int argc, char **argv) {
     size_t mb = argc > 3 ? (size_t)atol(argv[3]) : 16;
     char *hold = malloc(mb << 20);
     if (hold) memset(hold, 1, mb << 20);
-    while ((now() - t0) * 1000 < ms) churn_small(10000), churn_large(20);
+    while ((now() - t0) * 1000 < ms) {
+      churn_small(10000);
+      if (mb) churn_large(20);
+    }
     printf("threads %d\n", threads_now());
     free(hold);
     return 0;

@@ -375,4 +375,10 @@ void hak_control_fork_child(void) {
   int s = atomic_load_explicit(&ctl_state, memory_order_relaxed);
   if (s == CTL_RUNNING || s == CTL_STARTING) atomic_store_explicit(&ctl_state, CTL_IDLE, memory_order_relaxed);
   ctl_start_ms = hak_os_now_ms();
+  /* A log named per process (%p) gets the child's own file. */
+  const char *log = HAK_OPT_STR(LEARN_LOG);
+  if (log_fd >= 0 && log && strstr(log, "%p")) {
+    close(log_fd);
+    log_fd = open_path(log);
+  }
 }

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""The learning layer in real processes (docs/learning.md), driving
+test_learn_prog under LD_PRELOAD:
+
+    check_learn.py TEST --prog P --lib L
+
+  walk        HAKMEM_MODE=learning: the learn log walks LEARN -> FROZEN ->
+              CANARY -> LEARN when the program's allocations change
+  lifecycle   the controller under threads that exit, fork children (each
+              starts its own controller) and exit() from another thread
+  modes       which modes start a controller thread, and when
+  policyfile  a learned policy written at exit and read back (frozen on it),
+              an explicit option still pinning its knob
+  badfile     missing, empty, corrupt and out-of-range policy files: one
+              clear error each, the defaults, and the program unharmed
+
+Exit 0 when every check passes, 1 otherwise (77: the library cannot be
+preloaded, as in sanitizer builds).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+failures = []
+
+
+def check(ok, msg):
+    if not ok:
+        failures.append(msg)
+        print("FAIL: " + msg)
+
+
+def env_for(a, **kv):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_")}
+    e["LD_PRELOAD"] = a.lib
+    e.update({k: str(v) for k, v in kv.items()})
+    return e
+
+
+def run(a, args, timeout=90, **kv):
+    return subprocess.run([a.prog] + args, env=env_for(a, **kv), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def log_states(path):
+    states = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            rec = json.loads(line)  # every line is one JSON object
+            for key in ("t_ms", "state", "policy", "reward", "p99", "shift"):
+                check(key in rec, "learn log line without %r: %s" % (key, line[:120]))
+            if not states or states[-1] != rec["state"]:
+                states.append(rec["state"])
+    return states
+
+
+def test_walk(a, d):
+    log = os.path.join(d, "walk.jsonl")
+    p = run(a, ["phases", log], HAKMEM_MODE="learning", HAKMEM_LEARN_WINDOW_MS=20, HAKMEM_FREEZE_SEC=2,
+            HAKMEM_LEARN_LOG=log)
+    check(p.returncode == 0 and "walked" in p.stdout,
+          "phases: exit %d, stdout %r, stderr %r" % (p.returncode, p.stdout, p.stderr[-500:]))
+    states = log_states(log)
+    # LEARN, then FROZEN, CANARY (maybe several times), then LEARN again.
+    s = "".join(x[0] for x in states)
+    check(re.match(r"^L(F|C)*F(F|C)*C(F|C)*L", s) is not None, "learn log states: %s" % states)
+
+
+def test_lifecycle(a, d):
+    log = os.path.join(d, "life.%p.jsonl")
+    p = run(a, ["lifecycle"], HAKMEM_MODE="learning", HAKMEM_LEARN_WINDOW_MS=20, HAKMEM_LEARN_LOG=log)
+    check(p.returncode == 3, "lifecycle: exit %d (expected 3 from exit() in a thread); stderr %r" % (
+        p.returncode, p.stderr[-500:]))
+    logs = [f for f in os.listdir(d) if f.startswith("life.")]
+    # The parent's, and the fork children's: each child ran its own controller.
+    check(len(logs) >= 4, "lifecycle: %d learn logs (parent + 3 children expected): %s" % (len(logs), logs))
+    for f in logs:
+        with open(os.path.join(d, f)) as fh:
+            n = sum(1 for line in fh if line.strip())
+        check(n >= 1, "lifecycle: %s has no window" % f)
+
+
+def threads(p):
+    m = re.search(r"threads (\d+)", p.stdout)
+    return int(m.group(1)) if m else -1
+
+
+def test_modes(a, d):
+    # A process that lives a few milliseconds never gets a controller.
+    for mode in ("balanced", "learning", "fast", "minimal"):
+        p = run(a, ["quick"], HAKMEM_MODE=mode)
+        check(p.returncode == 0 and threads(p) == 1, "%s, short program: %s" % (mode, p.stdout.strip()))
+    # One that lives and commits enough does, in balanced and learning ...
+    for mode in ("balanced", "learning"):
+        p = run(a, ["churn", "600", "32"], HAKMEM_MODE=mode)
+        check(threads(p) == 2, "%s, 600 ms with 32 MiB: %s (a controller expected)" % (mode, p.stdout.strip()))
+    # ... but balanced not for a small one, and fast and minimal never.
+    p = run(a, ["churn", "600", "0"], HAKMEM_MODE="balanced")
+    check(threads(p) == 1, "balanced, 600 ms, little memory: %s (no controller expected)" % p.stdout.strip())
+    for mode in ("fast", "minimal"):
+        p = run(a, ["churn", "600", "32"], HAKMEM_MODE=mode)
+        check(threads(p) == 1, "%s, 600 ms with 32 MiB: %s (no controller expected)" % (mode, p.stdout.strip()))
+
+
+def policy_line(p):
+    m = re.search(r"^hakmem: policy (\w+=.*?)( \(with the policy file\))?$", p.stderr, re.M)
+    if not m:
+        return None
+    return dict(kv.split("=") for kv in m.group(1).split())
+
+
+DEFAULTS = {"big_threshold": "2097152", "purge_delay_ms": "250", "large_cache": "8388608",
+            "bigcache": "67108864", "segment_cache": "8", "w_max": "1"}
+
+
+def test_policyfile(a, d):
+    out = os.path.join(d, "learned.json")
+    p = run(a, ["churn", "1500"], HAKMEM_MODE="learning", HAKMEM_POLICY_OUT=out, HAKMEM_LEARN_TRACE=1)
+    check(p.returncode == 0, "learning run: exit %d" % p.returncode)
+    check("hakmem: learned policy" in p.stderr, "HAKMEM_LEARN_TRACE: no learned policy at exit: %r" % p.stderr[-300:])
+    with open(out) as f:
+        pol = json.load(f)
+    check(pol.get("hakmem_policy") == 1 and set(pol.get("knobs", {})) == set(DEFAULTS),
+          "policy file written: %s" % pol)
+    # Read back: the process starts frozen on it.
+    p = run(a, ["quick"], HAKMEM_POLICY_FILE=out, HAKMEM_VERBOSE=1)
+    got = policy_line(p)
+    want = {k: ("%g" % v if isinstance(v, float) and v != int(v) else str(int(v))) for k, v in pol["knobs"].items()}
+    check(got == want, "policy read back: %s, file says %s" % (got, want))
+    # An explicit option pins its knob against the file.
+    edited = dict(pol)
+    edited["knobs"] = dict(pol["knobs"], big_threshold=262144, purge_delay_ms=1000)
+    ed = os.path.join(d, "edited.json")
+    with open(ed, "w") as f:
+        json.dump(edited, f)
+    p = run(a, ["quick"], HAKMEM_POLICY_FILE=ed, HAKMEM_VERBOSE=1, HAKMEM_BIG_THRESHOLD="128K")
+    got = policy_line(p) or {}
+    check(got.get("big_threshold") == "131072" and got.get("purge_delay_ms") == "1000",
+          "file + HAKMEM_BIG_THRESHOLD=128K: %s" % got)
+    check("hakmem: policy file" not in p.stderr, "a good file reported an error: %r" % p.stderr[-300:])
+
+
+BAD_FILES = {
+    "missing": None,
+    "empty": "",
+    "not-json": "big_threshold = 1M\n",
+    "truncated": '{"hakmem_policy": 1, "knobs": {"big_threshold": 1048576,',
+    "wrong-version": '{"hakmem_policy": 7, "knobs": {}}',
+    "no-version": '{"knobs": {"big_threshold": 1048576}}',
+    "unknown-knob": '{"hakmem_policy": 1, "knobs": {"big_treshold": 1048576}}',
+    "out-of-range": '{"hakmem_policy": 1, "knobs": {"big_threshold": 4096}}',
+    "negative": '{"hakmem_policy": 1, "knobs": {"purge_delay_ms": -5}}',
+    "string-value": '{"hakmem_policy": 1, "knobs": {"bigcache": "64M"}}',
+    "trailing": '{"hakmem_policy": 1, "knobs": {}} extra',
+    "bad-hist": '{"hakmem_policy": 1, "knobs": {}, "reference_histogram": [0.5, 7]}',
+    "binary": "\x00\x01\x02\xff" * 100,
+}
+
+
+def test_badfile(a, d):
+    for name, text in BAD_FILES.items():
+        path = os.path.join(d, name + ".json")
+        if text is not None:
+            with open(path, "w", encoding="latin-1") as f:
+                f.write(text)
+        p = run(a, ["quick"], HAKMEM_POLICY_FILE=path, HAKMEM_VERBOSE=1)
+        errs = [l for l in p.stderr.splitlines() if l.startswith("hakmem: policy file ")]
+        check(p.returncode == 0 and threads(p) == 1, "%s: the program was harmed: exit %d" % (name, p.returncode))
+        check(len(errs) == 1 and path in errs[0] and "using the defaults" in errs[0],
+              "%s: expected one clear error, got %s" % (name, errs))
+        check(policy_line(p) == DEFAULTS, "%s: policy %s, expected the defaults" % (name, policy_line(p)))
+
+
+TESTS = {"walk": test_walk, "lifecycle": test_lifecycle, "modes": test_modes,
+         "policyfile": test_policyfile, "badfile": test_badfile}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("test", choices=sorted(TESTS))
+    ap.add_argument("--prog", required=True)
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--sanitize", default="")
+    a = ap.parse_args()
+    if a.sanitize:
+        print("skipped: sanitizer builds cannot preload the library into this program")
+        return 77
+    with tempfile.TemporaryDirectory() as d:
+        TESTS[a.test](a, d)
+    if failures:
+        print("%s: FAILED (%d)" % (a.test, len(failures)))
+        return 1
+    print("%s: all checks passed" % a.test)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
