@@ -50,12 +50,12 @@ static void phase_small(bench_t *b, long ops) {
 }
 
 static void run(bench_t *b) {
-  long small = b->ops * 32 / 65, large = small / 64 ? small / 64 : 1;
+  long half[2] = {b->ops / 2, b->ops - b->ops / 2};
   for (int round = 0; round < 2; round++) {
+    long large = half[round] / 65;
     phase_large(b, large);
-    phase_small(b, small);
+    phase_small(b, half[round] - large);
   }
-  b->ops = 2 * (small + large);
 }
 
 const workload_t wl_phase_change = {
