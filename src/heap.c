@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "check.h"
 #include "internal.h"
 #include "msg.h"
 #include "options.h"
@@ -281,6 +282,7 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
 }
 
 static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
+  if (hak_debug) hak_check_slab(h, s); /* before gathering follows any link */
   if (hak_unlikely(s->free_rest != NULL)) h->sample_left[s->cls] = 0; /* the cut merges back */
   if (hak_unlikely(s->free != NULL)) {
     slab_sync(h, s); /* blocks left over: count the rest, keep these as not allocated */
@@ -297,6 +299,7 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
   s->synced_used = s->used;
   s->handed = s->capacity - s->used;
   if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
+  if (hak_debug) hak_check_slab(h, s);
   return s->free != NULL || s->free_rest != NULL;
 }
 
@@ -411,6 +414,7 @@ oom:
 /* The owner freed the last block of a slab. */
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
   if (h->cur[s->cls] == s) return; /* keep the current slab: it would come right back */
+  if (hak_debug) hak_check_slab(h, s);
   slab_sync(h, s);
   list_remove(h, s);
   HAK_STAT_ADD(h->stats.slabs_released, 1);
@@ -440,6 +444,7 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
     }
   }
   if (purge) hak_segment_purge(h, 0, true);
+  if (hak_debug) hak_check_heap(h);
 }
 
 static void heap_abandon(hak_heap_t *h) {
@@ -477,6 +482,7 @@ void hak_heap_thread_key_init(void) {
  * heaps are abandoned so that their memory can be adopted and reused. */
 void hak_heap_fork_child(void) {
   hak_lock_reset(&heaps_lock);
+  if (hak_debug) hak_check_forked(); /* their heaps may be torn mid-operation */
   hak_heap_t *h = heaps_all;
   while (h) {
     hak_heap_t *next = h->next_all;
