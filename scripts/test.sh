@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: build hakmem and run every test with ctest, then the
-# minimal build (statistics compiled out: the API tests), then the sanitizer
+# minimal build (statistics compiled out: the API tests), the debug build
+# (internal invariants checked: the whole suite again), then the sanitizer
 # builds (UBSan over the whole suite, TSan over the threaded tests through
 # the hak_* API), then a bounded libFuzzer run of fuzz_api (clang, ASan).
 #   scripts/test.sh [--no-sanitizers] [--no-fuzz]
 # --no-sanitizers skips the sanitizer builds and the fuzzing (ASan).
-# Build folders: build-test, build-minimal, build-ubsan, build-tsan,
-# build-fuzz (under the repository).
+# Build folders: build-test, build-minimal, build-debug, build-ubsan,
+# build-tsan, build-fuzz (under the repository).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sanitizers=1
@@ -36,6 +37,9 @@ cmake -S "$root" -B "$root/build-minimal" -DCMAKE_BUILD_TYPE=Release -DHAKMEM_BE
   -DHAKMEM_BUILD_BENCH=OFF >/dev/null
 cmake --build "$root/build-minimal" -j"$jobs" >/dev/null
 (cd "$root/build-minimal" && ctest --output-on-failure -j"$jobs" -R '^api_')
+# Every test, the bench-labelled ones included (they take seconds here).
+echo "== debug build (-DHAKMEM_DEBUG=ON): the whole suite"
+run_suite "$root/build-debug" -DCMAKE_BUILD_TYPE=Release -DHAKMEM_DEBUG=ON
 if [ $sanitizers = 1 ]; then
   echo "== UBSan build: the whole suite"
   run_suite "$root/build-ubsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAKMEM_SANITIZE=undefined

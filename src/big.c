@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "check.h"
 #include "internal.h"
 #include "msg.h"
 #include "policy.h"
@@ -45,6 +46,9 @@ static hak_lock_t big_lock = HAK_LOCK_INIT;
 static big_hdr_t *big_cache_first, *big_cache_last; /* newest first */
 static size_t big_cache_bytes, big_cache_committed; /* mapped, resident */
 static _Atomic size_t big_cache_bytes_pub, big_cache_committed_pub;
+/* Debug builds' walkers, at the end of this file. */
+static void big_check_hdr(const big_hdr_t *b, uint32_t state);
+static void big_check_cache(void);
 
 static void big_cache_publish(void) {
   atomic_store_explicit(&big_cache_bytes_pub, big_cache_bytes, memory_order_relaxed);
@@ -95,6 +99,7 @@ static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool fo
     b->next = out;
     out = b;
   }
+  if (hak_debug) big_check_cache();
   return out;
 }
 
@@ -200,6 +205,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
     b->site = hak_site_alloc(site, n, 0);
   }
   hak_prof_end(HAK_PROF_BIG_ALLOC, t0);
+  if (hak_debug) big_check_hdr(b, BIG_LIVE);
   HAK_STAT_INC(hak_gstats.big_allocs);
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - off, memory_order_relaxed);
   /* Only what old data may be in needs zeroing: the rest is fresh. */
@@ -223,6 +229,7 @@ void hak_big_free(hak_segment_t *seg, void *p) {
     hak_report_misuse(twice ? "double free" : "invalid free", p, twice);
     return;
   }
+  if (hak_debug) big_check_hdr(b, BIG_LIVE);
   HAK_STAT_INC(hak_gstats.big_frees);
   if (b->site != HAK_SITE_UNTRACKED) hak_site_free(b->site, b->req, 0, b->born);
   if (hak_stats_on)
@@ -285,6 +292,7 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
     b->req = n;
     b->site = hak_site_alloc(site, n, 0);
   }
+  if (hak_debug) big_check_hdr(b, BIG_LIVE);
   return b->block;
 }
 
@@ -307,4 +315,43 @@ size_t hak_big_cached_committed(void) {
 void hak_big_lock(void) { hak_lock(&big_lock); }
 void hak_big_unlock(bool child) {
   hak_lock_after_fork(&big_lock, child);
+}
+
+/* ---- the debug build's walkers (check.h) -------------------------------- */
+
+/* A Big mapping's header: its state; map_size a whole number of grains,
+ * BIG_HDR <= length <= map_size (what may be resident lies inside the
+ * mapping); the block inside it; one segment-map byte per 4 MiB unit of
+ * map_size.  A live block's header is its owner's; a cached one's, the
+ * lock's. */
+static void big_check_hdr(const big_hdr_t *b, uint32_t state) {
+  const hak_segment_t *seg = &b->seg;
+  size_t off = (size_t)((const uint8_t *)b->block - (const uint8_t *)b);
+  hak_assert(seg->kind == HAK_SEG_BIG && seg->slab_shift == HAK_SEG_SHIFT && b->state == state &&
+                 !atomic_load_explicit(&seg->slabs[0].owner, memory_order_relaxed),
+             "Big mapping %p: kind %u, slab shift %u, state %u (not %u)", (const void *)b, seg->kind,
+             seg->slab_shift, b->state, state);
+  hak_assert(seg->map_size && seg->map_size % BIG_GRAIN == 0 && BIG_HDR <= b->length &&
+                 b->length <= seg->map_size && off >= BIG_HDR && off < seg->map_size,
+             "Big mapping %p: %zu bytes mapped, %zu resident, block at +%zu", (const void *)b,
+             seg->map_size, b->length, off);
+  hak_check_segmap(b, seg->map_size);
+}
+
+/* Under big_lock: the BigCache, newest first, doubly linked, its byte
+ * counts the sums of its entries' map_size and length. */
+static void big_check_cache(void) {
+  size_t bytes = 0, committed = 0;
+  const big_hdr_t *prev = NULL;
+  for (const big_hdr_t *b = big_cache_first; b; prev = b, b = b->next) {
+    hak_assert(b->prev == prev, "BigCache: %p links back to %p, not %p", (const void *)b,
+               (const void *)b->prev, (const void *)prev);
+    big_check_hdr(b, BIG_CACHED);
+    bytes += b->seg.map_size;
+    committed += b->length;
+  }
+  hak_assert(big_cache_last == prev && bytes == big_cache_bytes && committed == big_cache_committed,
+             "BigCache ends at %p (last %p): %zu bytes mapped, %zu resident; counted %zu, %zu",
+             (const void *)prev, (const void *)big_cache_last, bytes, committed, big_cache_bytes,
+             big_cache_committed);
 }

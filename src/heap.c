@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "check.h"
 #include "internal.h"
 #include "msg.h"
 #include "options.h"
@@ -284,6 +285,7 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
 }
 
 static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
+  if (hak_debug) hak_check_slab(h, s); /* before gathering follows any link */
   if (hak_unlikely(s->free_rest != NULL)) h->sample_left[s->cls] = 0; /* the cut merges back */
   if (hak_unlikely(s->free != NULL)) {
     slab_sync(h, s); /* blocks left over: count the rest, keep these as not allocated */
@@ -300,6 +302,7 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
   s->synced_used = s->used;
   s->handed = s->capacity - s->used;
   if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
+  if (hak_debug) hak_check_slab(h, s);
   return s->free != NULL || s->free_rest != NULL;
 }
 
@@ -422,6 +425,7 @@ oom:
 /* The owner freed the last block of a slab. */
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
   if (h->cur[s->cls] == s) return; /* keep the current slab: it would come right back */
+  if (hak_debug) hak_check_slab(h, s);
   slab_sync(h, s);
   list_remove(h, s);
   HAK_STAT_ADD(h->stats.slabs_released, 1);
@@ -451,6 +455,7 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
     }
   }
   if (purge) hak_segment_purge(h, 0, true);
+  if (hak_debug) hak_check_heap(h);
 }
 
 static void heap_abandon(hak_heap_t *h) {
@@ -484,17 +489,19 @@ void hak_heap_thread_key_init(void) {
   }
 }
 
-/* In a forked child only the forking thread lives on: the other threads'
- * heaps are abandoned so that their memory can be adopted and reused. */
+/* In a forked child only the forking thread lives on.  The other threads'
+ * heaps may have been half-way through a malloc or a free when the fork
+ * came (a block popped but not counted, a list half moved), so the child
+ * leaves them as they are: their slabs are not walked or adopted, their
+ * blocks stay where they are (a free of one goes to its slab's remote
+ * list), and their memory is not reused in the child.  Their segment
+ * lists were consistent (every heap's segment lock was held across the
+ * fork), so their free slabs are still purged.  Most children exec soon;
+ * one that lives on gives up reusing the memory of threads it does not
+ * have, which is safe, rather than risk handing a block out twice. */
 void hak_heap_fork_child(void) {
   hak_lock_reset(&heaps_lock);
   for (hak_heap_t *x = heaps_all; x; x = x->next_all) hak_lock_reset(&x->seg_lock);
-  hak_heap_t *h = heaps_all;
-  while (h) {
-    hak_heap_t *next = h->next_all;
-    if (h != hak_tls_heap) heap_abandon(h);
-    h = next;
-  }
 }
 
 bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *arg, bool in_signal) {

@@ -393,6 +393,28 @@ void hak_stats_learn(hak_learn_counts_t *out);
 /* The caller's return address: the call-site label of an allocation. */
 #define HAK_RA() __builtin_return_address(0)
 
+/* ---- internal asserts (the debug build) --------------------------------- */
+/* -DHAKMEM_DEBUG=ON walks the internal invariants at the slow paths' check
+ * points (check.h) and stops at the first broken one.  Elsewhere every
+ * `if (hak_debug)` and hak_assert compiles to nothing, yet type-checks. */
+#ifndef HAKMEM_DEBUG
+#define HAKMEM_DEBUG 0
+#endif
+static const bool hak_debug = HAKMEM_DEBUG;
+#ifdef __FILE_NAME__
+#define HAK_FILE __FILE_NAME__
+#else
+#define HAK_FILE __FILE__
+#endif
+/* Reports "hakmem: file:line: invariant failed: cond: details" and aborts. */
+__attribute__((cold, noreturn, format(printf, 4, 5))) void hak_assert_fail(
+    const char *file, int line, const char *cond, const char *fmt, ...);
+#define hak_assert(cond, ...)                                                 \
+  do {                                                                        \
+    if (hak_debug && hak_unlikely(!(cond)))                                   \
+      hak_assert_fail(HAK_FILE, __LINE__, #cond, __VA_ARGS__);                \
+  } while (0)
+
 /* ---- small utilities ---------------------------------------------------- */
 hak_inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 hak_inline bool hak_is_pow2(size_t x) { return x && !(x & (x - 1)); }

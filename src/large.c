@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "check.h"
 #include "internal.h"
 #include "msg.h"
 #include "policy.h"
@@ -54,6 +55,9 @@ static uint32_t lc_hits[LCLASSES], lc_misses[LCLASSES];
 static uint8_t lc_low[LCLASSES], lc_idle[LCLASSES]; /* hysteresis streaks */
 static _Atomic size_t large_cache_bytes_pub; /* large_cache_bytes for readers without the lock */
 static uint64_t large_next_purge;
+/* Debug builds' walkers (under the lock), at the end of this file. */
+static unsigned large_check_seg(const large_seg_t *ls);
+static void large_check_all(void);
 
 /* Every section under large_lock ends here, publishing the cache size. */
 static void large_unlock(void) {
@@ -206,6 +210,7 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
   for (unsigned c = 0; c < LCLASSES; c++)
     if (large_cache_last[c] && (!large_next_purge || large_cache_last[c]->time + delay < large_next_purge))
       large_next_purge = large_cache_last[c]->time + delay;
+  if (hak_debug) large_check_all();
 }
 
 /* Large statistics live in the allocating/freeing thread's heap (no
@@ -354,6 +359,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
       pl = ls, pi = i;
     }
   }
+  if (hak_debug && pl) large_check_seg(pl);
   large_unlock();
   if (!p) {
     errno = ENOMEM;
@@ -407,6 +413,7 @@ static void free_locked(large_seg_t *ls, void *p) {
   } else {
     span_release(ls, i, ls->span[i], now, delay);
   }
+  if (hak_debug) large_check_seg(ls); /* before a purge may unmap it */
   if (large_next_purge && now >= large_next_purge) large_purge(now, false, delay);
   large_unlock();
   hak_prof_end(HAK_PROF_LARGE_FREE, t0);
@@ -471,6 +478,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
       ok = true;
     }
   }
+  if (hak_debug && ok) large_check_seg(ls);
   large_unlock();
   return ok;
 }
@@ -522,4 +530,95 @@ size_t hak_large_cached_bytes(void) {
 void hak_large_lock(void) { hak_lock(&large_lock); }
 void hak_large_unlock(bool child) {
   hak_lock_after_fork(&large_lock, child);
+}
+
+/* ---- the debug build's walkers (check.h), under large_lock ------------- */
+
+/* One Large segment.  Its pages [LHEADER_PAGES, LPAGES) are free pages and
+ * spans, one after the other:
+ *   a free page: `used` bit 0, state PG_FREE, span 0;
+ *   a span: at its first page, state PG_LIVE or PG_CACHED and its length
+ *   n; n `used` bits and n `dirty` bits (a live or cached span is
+ *   resident); its other pages have state PG_FREE and span 0.
+ * free_pages == the zero bits of `used` (the header pages' are set);
+ * no free run is as long as no_run (else a search would skip a fitting run);
+ * a free dirty page (resident, counted committed) means a purge is due:
+ * purge_at is set, and large_next_purge comes no later.
+ * A span in a thread's lcache flips PG_LIVE <-> PG_CACHED without the lock:
+ * either is a span start.  Returns how many spans are PG_CACHED. */
+static unsigned large_check_seg(const large_seg_t *ls) {
+  const hak_segment_t *seg = &ls->seg;
+  hak_assert(seg->kind == HAK_SEG_LARGE && seg->slab_shift == HAK_SEG_SHIFT &&
+                 seg->map_size == HAK_SEG_SIZE &&
+                 !atomic_load_explicit(&seg->slabs[0].owner, memory_order_relaxed),
+             "Large segment %p: kind %u, slab shift %u, %zu bytes", (const void *)ls, seg->kind,
+             seg->slab_shift, seg->map_size);
+  hak_check_segmap(ls, HAK_SEG_SIZE);
+  unsigned zeros = 0;
+  for (unsigned w = 0; w < LWORDS; w++) zeros += 64 - (unsigned)__builtin_popcountll(ls->used[w]);
+  hak_assert(zeros == ls->free_pages && bits_count(ls->used, 0, LHEADER_PAGES) == LHEADER_PAGES,
+             "Large segment %p: free_pages %u, the bitmap has %u free pages", (const void *)ls,
+             ls->free_pages, zeros);
+  unsigned run = 0, longest = 0, cached = 0;
+  bool dirty_free = false;
+  for (unsigned i = LHEADER_PAGES; i < LPAGES;) {
+    if (!bit_get(ls->used, i)) {
+      hak_assert(ls->state[i] == PG_FREE && !ls->span[i],
+                 "Large segment %p: free page %u has state %u, span %u", (const void *)ls, i, ls->state[i],
+                 ls->span[i]);
+      dirty_free |= bit_get(ls->dirty, i);
+      if (++run > longest) longest = run;
+      i++;
+      continue;
+    }
+    run = 0;
+    unsigned n = ls->span[i], st = ls->state[i];
+    hak_assert((st == PG_LIVE || st == PG_CACHED) && n && i + n <= LPAGES &&
+                   bits_count(ls->used, i, n) == n && bits_count(ls->dirty, i, n) == n,
+               "Large segment %p: used page %u starts no whole span (state %u, span %u)", (const void *)ls,
+               i, st, n);
+    for (unsigned k = i + 1; k < i + n; k++)
+      hak_assert(ls->state[k] == PG_FREE && !ls->span[k],
+                 "Large segment %p: page %u inside the span at %u has state %u, span %u", (const void *)ls,
+                 k, i, ls->state[k], ls->span[k]);
+    cached += st == PG_CACHED;
+    i += n;
+  }
+  hak_assert(longest < ls->no_run, "Large segment %p: a free run of %u pages, yet no_run = %u",
+             (const void *)ls, longest, ls->no_run);
+  hak_assert(!dirty_free || (ls->purge_at && large_next_purge && large_next_purge <= ls->purge_at),
+             "Large segment %p: free dirty pages, purge at %llu, next purge %llu", (const void *)ls,
+             (unsigned long long)ls->purge_at, (unsigned long long)large_next_purge);
+  return cached;
+}
+
+/* Every segment, and the shared cache: each entry a PG_CACHED span of its
+ * class (a whole class size), the lists doubly linked, large_cache_bytes
+ * their sum.  Spans in threads' lcaches are PG_CACHED too but on no list. */
+static void large_check_all(void) {
+  unsigned cached = 0, listed = 0;
+  for (const large_seg_t *ls = segs; ls; ls = (const large_seg_t *)ls->seg.next)
+    cached += large_check_seg(ls);
+  size_t bytes = 0;
+  for (unsigned c = 0; c < LCLASSES; c++) {
+    const cached_span_t *prev = NULL;
+    for (const cached_span_t *cs = large_cache_first[c]; cs; prev = cs, cs = cs->next, listed++) {
+      const large_seg_t *ls = (const large_seg_t *)hak_segmap_lookup(cs);
+      unsigned i = (unsigned)(((uintptr_t)cs - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
+      hak_assert(
+          ls && ls->seg.kind == HAK_SEG_LARGE && !((uintptr_t)cs & (HAK_PAGE - 1)) && cs->prev == prev,
+          "Large cache class %u: entry %p (segment %p) links back to %p, not %p", c, (const void *)cs,
+          (const void *)ls, (const void *)cs->prev, (const void *)prev);
+      hak_assert(i >= LHEADER_PAGES && ls->state[i] == PG_CACHED && lclass(ls->span[i]) == c &&
+                     ls->span[i] == lpages_round(ls->span[i]),
+                 "Large cache class %u: entry %p has state %u, %u pages", c, (const void *)cs, ls->state[i],
+                 ls->span[i]);
+      bytes += (size_t)ls->span[i] * HAK_PAGE;
+    }
+    hak_assert(large_cache_last[c] == prev, "Large cache class %u ends at %p, its last is %p", c,
+               (const void *)prev, (const void *)large_cache_last[c]);
+  }
+  hak_assert(bytes == large_cache_bytes && listed <= cached,
+             "Large cache: %zu bytes in %u entries, counted %zu; %u spans cached", bytes, listed,
+             large_cache_bytes, cached);
 }

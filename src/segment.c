@@ -4,6 +4,7 @@
  * them. */
 #include <string.h>
 
+#include "check.h"
 #include "internal.h"
 #include "policy.h"
 #include "os.h"
@@ -80,7 +81,8 @@ static void seg_list_remove(hak_segment_t **head, hak_segment_t *seg) {
 }
 
 /* keep_dirty: the segment comes from the cache with the same slab size, so
- * its resident free slabs stay known (and counted) as such. */
+ * its resident free slabs stay known (and counted) as such, and keep their
+ * purge deadline. */
 static void seg_init(hak_segment_t *seg, unsigned kind, bool keep_dirty) {
   unsigned shift = kind == HAK_SEG_TINY ? HAK_TINY_SLAB_SHIFT : HAK_MID_SLAB_SHIFT;
   unsigned n = (unsigned)(HAK_SEG_SIZE >> shift);
@@ -88,8 +90,10 @@ static void seg_init(hak_segment_t *seg, unsigned kind, bool keep_dirty) {
   seg->kind = (uint8_t)kind;
   seg->nslabs = (uint8_t)n;
   seg->free_mask = n == 64 ? ~0ull : (1ull << n) - 1;
-  if (!keep_dirty) seg->dirty_mask = 0;
-  seg->purge_at = 0;
+  if (!keep_dirty) {
+    seg->dirty_mask = 0;
+    seg->purge_at = 0;
+  }
   seg->used_slabs = 0;
   seg->map_size = HAK_SEG_SIZE;
   for (unsigned i = 0; i < n; i++) {
@@ -127,6 +131,9 @@ static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
     seg_purge_one(seg); /* the dirty mask would mean other slabs */
   }
   seg_init(seg, kind, keep);
+  /* Resident free slabs kept from the cache still go back on their
+   * deadline: the new owner's purge must know it. */
+  if (seg->dirty_mask) heap_purge_at(h, seg->purge_at);
   atomic_store_explicit(&seg->heap, h, memory_order_relaxed);
   seg_list_push(&h->segs[seg_kind_index(kind)], seg);
   return seg;
@@ -186,6 +193,7 @@ static void seg_release(hak_heap_t *h, hak_segment_t *seg) {
  * them) once their delay has passed; any thread's slow path may do it. */
 static void purge_list(hak_segment_t *list, uint64_t now, bool force, uint64_t *next) {
   for (hak_segment_t *c = list; c; c = c->next) {
+    if (hak_debug) hak_check_segment(c);
     if (!c->dirty_mask) continue;
     if (force || now >= c->purge_at) {
       seg_purge_one(c);
@@ -253,6 +261,7 @@ static hak_slab_t *slab_acquire(hak_heap_t *h, unsigned cls) {
   seg->used_slabs++;
   hak_slab_init(slab, seg, cls);
   hak_slab_set_owner(slab, h, false);
+  if (hak_debug) hak_check_segment(seg);
   return slab;
 }
 
@@ -270,12 +279,14 @@ static void slab_release(hak_heap_t *h, hak_slab_t *slab) {
   }
   if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
   heap_purge_at(h, seg->purge_at);
+  if (hak_debug) hak_check_segment(seg);
 }
 
 static void segments_purge(hak_heap_t *h, uint64_t now, bool force) {
   uint64_t next = 0;
   for (int k = 0; k < 2; k++)
     for (hak_segment_t *seg = h->segs[k]; seg; seg = seg->next) {
+      if (hak_debug) hak_check_segment(seg);
       if (!seg->dirty_mask) continue;
       if (force || now >= seg->purge_at) {
         seg_purge_one(seg);
@@ -347,6 +358,7 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
   HAK_STAT_INC(hak_gstats.segments_adopted);
   if (seg->dirty_mask && !seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
   if (seg->dirty_mask) heap_purge_at(h, seg->purge_at);
+  if (hak_debug) hak_check_segment(seg);
   return seg;
 }
 
