@@ -23,6 +23,14 @@ const char *hak_mode_name(long long mode) {
   return mode >= 0 && mode < 5 ? mode_names[mode] : "?";
 }
 
+static const char *const on_error_names[] = {"report", "abort"};
+
+const char *hak_opt_value_name(int opt, long long v) {
+  if (hak_option_table[opt].kind == HAK_OPT_MODE) return hak_mode_name(v);
+  if (opt == HAK_O_ON_ERROR && v >= 0 && v < 2) return on_error_names[v];
+  return NULL;
+}
+
 static const char *env_value(const char *name) {
   size_t n = strlen(name);
   if (!environ) return NULL;
@@ -35,6 +43,16 @@ static const char *env_value(const char *name) {
 static bool parse_number(const char *s, bool size, long long *out) {
   unsigned long long v = 0;
   if (!*s) return false;
+  if (s[0] == '0' && (s[1] | 0x20) == 'x' && s[2]) { /* 0xA5: a fill byte reads better in hex */
+    for (s += 2; *s; s++) {
+      unsigned d = *s >= '0' && *s <= '9' ? (unsigned)(*s - '0')
+                   : (*s | 0x20) >= 'a' && (*s | 0x20) <= 'f' ? (unsigned)((*s | 0x20) - 'a' + 10) : 16;
+      if (d > 15 || v > (1ull << 50)) return false;
+      v = v * 16 + d;
+    }
+    *out = (long long)v;
+    return true;
+  }
   for (; *s >= '0' && *s <= '9'; s++) {
     if (v > (1ull << 50)) return false;
     v = v * 10 + (unsigned long long)(*s - '0');
@@ -58,8 +76,15 @@ static bool parse_number(const char *s, bool size, long long *out) {
   return true;
 }
 
-static bool parse_value(const hak_option_desc_t *d, const char *s, long long *out) {
+static bool parse_value(int opt, const hak_option_desc_t *d, const char *s, long long *out) {
   switch (d->kind) {
+    case HAK_OPT_CHOICE:
+      for (long long v = d->lo; v <= d->hi; v++)
+        if (!strcmp(s, hak_opt_value_name(opt, v))) {
+          *out = v;
+          return true;
+        }
+      return false;
     case HAK_OPT_BOOL:
       if (!strcmp(s, "1") || !strcmp(s, "on") || !strcmp(s, "yes") || !strcmp(s, "true")) {
         *out = 1;
@@ -87,8 +112,17 @@ static bool parse_value(const hak_option_desc_t *d, const char *s, long long *ou
   return false;
 }
 
-static void report_bad(const hak_option_desc_t *d, const char *s) {
+static void report_bad(int opt, const hak_option_desc_t *d, const char *s) {
   switch (d->kind) {
+    case HAK_OPT_CHOICE: {
+      char names[128];
+      size_t n = 0;
+      names[0] = 0;
+      for (long long v = d->lo; v <= d->hi; v++)
+        n += hak_fmt(names + n, sizeof names - n, "%s%s", v > d->lo ? ", " : "", hak_opt_value_name(opt, v));
+      hak_error("%s=%s is not one of %s; using %s", d->name, s, names, hak_opt_value_name(opt, d->def));
+      break;
+    }
     case HAK_OPT_BOOL:
       hak_error("%s=%s is not a boolean (use 0 or 1); using %lld", d->name, s, d->def);
       break;
@@ -145,6 +179,7 @@ static void report_unknown(const char *name) {
 static long long preset_default(int i, long long mode) {
   if (mode == HAK_MODE_RESEARCH && i == HAK_O_VERBOSE) return 1;
   if (mode == HAK_MODE_MINIMAL && (i == HAK_O_BIGCACHE || i == HAK_O_LARGE_CACHE)) return 0;
+  if (HAKMEM_SECURE && i == HAK_O_ON_ERROR) return HAK_ON_ERROR_ABORT; /* the secure library stops */
   return hak_option_table[i].def;
 }
 
@@ -159,11 +194,11 @@ void hak_options_init(void) {
       const char *s = env_value(d.name);
       if (!s) continue;
       long long v;
-      if (parse_value(&d, s, &v)) {
+      if (parse_value(i, &d, s, &v)) {
         hak_opt[i] = v;
         if (d.kind == HAK_OPT_PATH) hak_opt_str[i] = s;
       } else {
-        report_bad(&d, s);
+        report_bad(i, &d, s);
       }
     }
   /* A HAKMEM_* name we do not know is probably a typo. */
@@ -190,7 +225,8 @@ void hak_options_print(int fd) {
     const hak_option_desc_t *d = &hak_option_table[i];
     switch (d->kind) {
       case HAK_OPT_MODE:
-        hak_fdprintf(fd, "hakmem: %-24s %s\n", d->name, hak_mode_name(hak_opt[i]));
+      case HAK_OPT_CHOICE:
+        hak_fdprintf(fd, "hakmem: %-24s %s\n", d->name, hak_opt_value_name(i, hak_opt[i]));
         break;
       case HAK_OPT_PATH:
         hak_fdprintf(fd, "hakmem: %-24s %s\n", d->name, hak_opt_str[i] ? hak_opt_str[i] : "-");

@@ -6,7 +6,7 @@
 
 #include "../src/options.h"
 
-static const char *const kind_names[] = {"bool", "size", "int", "mode", "path"};
+static const char *const kind_names[] = {"bool", "size", "int", "mode", "path", "choice"};
 
 /* A size with the largest K/M/G suffix that divides it exactly. */
 static void fmt_size(char *buf, size_t cap, long long v) {
@@ -22,30 +22,32 @@ static void fmt_size(char *buf, size_t cap, long long v) {
   snprintf(buf, cap, "%lld", v);
 }
 
-static void fmt_value(char *buf, size_t cap, const hak_option_desc_t *d, long long v) {
+static void fmt_value(char *buf, size_t cap, int opt, const hak_option_desc_t *d, long long v) {
   switch (d->kind) {
     case HAK_OPT_SIZE: fmt_size(buf, cap, v); break;
-    case HAK_OPT_MODE: snprintf(buf, cap, "%s", hak_mode_name(v)); break;
+    case HAK_OPT_MODE:
+    case HAK_OPT_CHOICE: snprintf(buf, cap, "%s", hak_opt_value_name(opt, v)); break;
     case HAK_OPT_PATH: snprintf(buf, cap, "-"); break;
     default: snprintf(buf, cap, "%lld", v);
   }
 }
 
-static void fmt_range(char *buf, size_t cap, const hak_option_desc_t *d) {
+static void fmt_range(char *buf, size_t cap, int opt, const hak_option_desc_t *d) {
   char lo[32], hi[32];
   switch (d->kind) {
     case HAK_OPT_BOOL: snprintf(buf, cap, "0 or 1"); break;
     case HAK_OPT_PATH: snprintf(buf, cap, "a file path"); break;
-    case HAK_OPT_MODE: {
+    case HAK_OPT_MODE:
+    case HAK_OPT_CHOICE: {
       size_t n = 0;
       buf[0] = 0;
       for (long long m = d->lo; m <= d->hi && n < cap; m++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%s", m > d->lo ? ", " : "", hak_mode_name(m));
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", m > d->lo ? ", " : "", hak_opt_value_name(opt, m));
       break;
     }
     default:
-      fmt_value(lo, sizeof lo, d, d->lo);
-      fmt_value(hi, sizeof hi, d, d->hi);
+      fmt_value(lo, sizeof lo, opt, d, d->lo);
+      fmt_value(hi, sizeof hi, opt, d, d->hi);
       snprintf(buf, cap, "%s to %s", lo, hi);
   }
 }
@@ -85,18 +87,18 @@ int main(int argc, char **argv) {
   } else {
     puts("hakmem options: HAKMEM_* environment variables, read once at start-up.");
     puts("Sizes take K, M or G suffixes; a bad value is reported and the default used.\n");
-    printf("%-24s %-5s %-9s %s\n", "variable", "type", "default", "range");
+    printf("%-24s %-6s %-9s %s\n", "variable", "type", "default", "range");
   }
   for (int i = 0; i < HAK_O_COUNT; i++) {
     const hak_option_desc_t *d = &hak_option_table[i];
-    fmt_value(def, sizeof def, d, d->def);
-    fmt_range(range, sizeof range, d);
+    fmt_value(def, sizeof def, i, d, d->def);
+    fmt_range(range, sizeof range, i, d);
     if (markdown) {
       printf("| `%s` | %s | %s | %s | ", d->name, kind_names[d->kind], def, range);
       put_cell(d->help);
       puts(" |");
     } else {
-      printf("%-24s %-5s %-9s %s\n", d->name, kind_names[d->kind], def, range);
+      printf("%-24s %-6s %-9s %s\n", d->name, kind_names[d->kind], def, range);
       printf("    %s\n", d->help);
     }
   }
