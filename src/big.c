@@ -132,12 +132,15 @@ static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
 static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
   *dirty = b->length;
   if (b->seg.map_size < size) {
+    /* The secure library's guard page would split the mapping in two. */
+    if (hak_secure) hak_os_protect((uint8_t *)b + b->seg.map_size - HAK_PAGE, HAK_PAGE, false);
     big_hdr_t *nb = big_grow(b, size);
     if (!nb) {
       big_unmap(b);
       return NULL;
     }
     b = nb;
+    if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
   } else if (b->length > size && b->length - size > (size > BIG_KEEP_SURPLUS ? size : BIG_KEEP_SURPLUS)) {
     big_decommit_from(b, size);
     *dirty = size;
@@ -166,7 +169,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
     /* Best fit among cached mappings; failing that, the largest smaller
      * resident one, which is grown: its pages need no faults again.  The
      * secure library skips the newest ones (a mapping waits for a few more
-     * frees), and grows none (its guard page is in the way). */
+     * frees). */
     big_hdr_t *smaller = NULL;
     unsigned skip = hak_secure ? hak_sec_big_delay : 0;
     hak_lock(&big_lock);
@@ -177,7 +180,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
       }
       if (c->seg.map_size >= size) {
         if (!b || c->seg.map_size < b->seg.map_size) b = c;
-      } else if (!hak_secure && c->length > BIG_HDR && (!smaller || c->length > smaller->length)) {
+      } else if (c->length > BIG_HDR && (!smaller || c->length > smaller->length)) {
         smaller = c;
       }
     }

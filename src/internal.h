@@ -98,13 +98,11 @@ typedef struct hak_slab {
   /* Counts since the last fold into the heap's class counters: plain adds
    * at refill time, folded every 64 refills and whenever asked. */
   uint32_t st_allocs, st_frees, st_refills;
-  /* The secure library's (secure.h): the block size's trailing zero bits
-   * and odd part inverted mod 2^64, which turn "a block boundary, and which
-   * block" into a multiply and a rotate; where the blocks start; the block
-   * map (per block 0 when free, else the requested size + 1). */
+  /* The secure library's (secure.h): where the blocks start, the block
+   * size's trailing zero bits and odd part inverted mod 2^64, which turn
+   * "a block boundary, and which block" into a multiply and a rotate. */
   uint8_t sec_shift;
   uint8_t *sec_start;
-  _Atomic uint16_t *sec_map;
   uint64_t sec_inv;
 } __attribute__((aligned(64))) hak_slab_t;
 _Static_assert(sizeof(hak_slab_t) == 128, "free() finds a slab as segment + 128 + index * 128");

@@ -416,7 +416,7 @@ void hak_large_flush_thread(hak_heap_t *h) {
  * loops then move no bytes at all. */
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
   large_seg_t *ls = (large_seg_t *)seg;
-  size_t want = lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT);
+  size_t want = span_pages(n);
   unsigned i;
   bool ok = false;
   hak_lock(&large_lock);
@@ -424,6 +424,10 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
     unsigned have = ls->span[i], add = (unsigned)want - have;
     if (want > have && next_with(ls, i + have, true) >= i + want) {
       span_mark(ls, i + have, add, true);
+      if (hak_secure) { /* the guard moves to the new last page */
+        hak_os_protect((uint8_t *)ls + (size_t)(i + have - 1) * HAK_PAGE, HAK_PAGE, false);
+        hak_os_protect((uint8_t *)ls + (size_t)(i + want - 1) * HAK_PAGE, HAK_PAGE, true);
+      }
       unsigned dirty = bits_count(ls->dirty, i + have, add);
       hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
       bits_set(ls->dirty, i + have, add, true);

@@ -6,17 +6,19 @@
  *
  * - Free-list links are encoded with a per-process secret and their own
  *   address, and checked when decoded (secure.h).
- * - Each slab keeps a block map: per block 0 when free, else the requested
- *   size + 1.  A double free, a free of an interior or unaligned pointer,
- *   is known at once; malloc_usable_size is the requested size.
- * - A request gets at least one byte of slack: a canary keyed by the block
- *   address sits right after the requested bytes and in the block's last
- *   word (which every block has, free or not), checked on free; the last
- *   word of the block before is checked too (underflows).
+ * - A request gets 8 bytes more than asked.  A slab block's last word is
+ *   its record, keyed by a secret and the block address: the requested
+ *   size when allocated, a "free" mark when not.  A double free, a free of
+ *   an interior or unaligned pointer, a forged link to a live block, is
+ *   known at once; malloc_usable_size is the requested size.
+ * - Canaries: the 8 bytes after the request (up to the record), and the
+ *   record itself; both checked on free, and the record of the block
+ *   before (an underflow) too.  Large and Big blocks keep their requested
+ *   size in their tier's header and a canary after it.
  * - A freed block is patterned and waits in a per-thread, per-class
  *   quarantine; when it leaves, the pattern is checked (writes after free).
  * - Fresh slabs hand their blocks out in a random order; slabs, Large spans
- *   and Big blocks end with a guard page; freed Big blocks are unmapped.
+ *   and Big blocks end with a guard page.
  * Errors are reported with the call site, then HAKMEM_ON_ERROR (abort by
  * default here) decides; a corrupted free list always stops the process. */
 #define _GNU_SOURCE
@@ -37,26 +39,23 @@
 
 uintptr_t hak_sec_key = 0x9E3779B97F4A7C15u; /* replaced at start */
 static uint64_t sec_canary_key = 0xD6E8FEB86659FD93u | 0x8080808080808080u;
-static unsigned sec_qlen = 8, sec_large_qlen = 4;
-unsigned hak_sec_big_delay = 2;
+static unsigned sec_qmask = 15, sec_large_qlen = 4; /* ring length - 1 (0: no quarantine) */
+unsigned hak_sec_big_delay = 1;
 static bool sec_zero;
+static uint64_t sec_fill_mask = ~0ull; /* the quarantine pattern: w & this (0 with HAKMEM_ZERO_FREE) */
 static int sec_fill;
 static _Atomic uint64_t sec_rng_shared;
 
-/* Mid segments keep their slabs' block maps in the header (Tiny slabs at
- * their own start): 1 KiB each, below the 16 KiB that is never decommitted. */
-#define SEC_MID_MAPS ((size_t)2048)
-_Static_assert(offsetof(hak_segment_t, slabs) + 8 * sizeof(hak_slab_t) <= SEC_MID_MAPS, "Mid maps overlap slabs");
-_Static_assert(SEC_MID_MAPS + 8 * 1024 <= HAK_TINY_SLAB0_OFFSET, "Mid maps must stay committed");
-
-/* Quarantine: per class a ring of freed blocks; the last row holds Large spans. */
-#define SEC_QMAX 16
-#define SEC_LROW HAK_NCLASS
+/* Quarantine: a ring of freed slab blocks per thread, and a short one of
+ * Large spans. */
+#define SEC_QMAX 256
+#define SEC_LQMAX 4
 typedef struct { void *p, *site; } sec_qent_t;
 typedef struct {
   uint64_t rng;
-  uint8_t pos[HAK_NCLASS + 1];
-  sec_qent_t q[HAK_NCLASS + 1][SEC_QMAX];
+  unsigned pos, lpos;
+  sec_qent_t q[SEC_QMAX];
+  sec_qent_t lq[SEC_LQMAX];
 } sec_heap_t;
 
 /* The state lives right after the heap (heap.c allocates room for it). */
@@ -73,10 +72,13 @@ void hak_secure_init(void) {
   if (r[1]) sec_canary_key = r[1];
   sec_canary_key |= 0x8080808080808080u;
   atomic_store(&sec_rng_shared, r[0] ^ r[1]);
-  sec_qlen = (unsigned)HAK_OPT(QUARANTINE);
-  sec_large_qlen = sec_qlen < 4 ? sec_qlen : 4; /* spans are large: fewer wait */
-  hak_sec_big_delay = sec_qlen < 2 ? sec_qlen : 2;
+  unsigned q = (unsigned)HAK_OPT(QUARANTINE), len = 1;
+  while (len < q) len <<= 1; /* a power of two: the ring wraps with a mask */
+  sec_qmask = q ? len - 1 : 0;
+  sec_large_qlen = q < SEC_LQMAX ? q : SEC_LQMAX; /* spans are large: fewer wait */
+  hak_sec_big_delay = q < 1 ? q : 1; /* more costs big-buffers 4x its page faults */
   sec_zero = HAK_OPT(ZERO_FREE) != 0;
+  sec_fill_mask = sec_zero ? 0 : ~0ull;
   sec_fill = (int)HAK_OPT(FILL);
 }
 
@@ -102,19 +104,35 @@ static inline uint64_t load8(const void *p) {
 }
 static inline void store8(void *p, uint64_t v) { memcpy(p, &v, 8); }
 
-/* Slab blocks: the canary is the 8 bytes after the request (if the slack
- * has them) and the block's last word, minus the requested bytes. */
-static inline void sec_canary_set(uint8_t *b, size_t n, size_t bs, uint64_t w) {
-  store8(b + bs - 8, w);
-  if (bs - n >= 8) store8(b + n, sec_word_at(w, n));
+/* A slab block's record, its last word: W ^ ((n + 1) << 24) when it holds
+ * n requested bytes, W when it is free.  Any byte of it changed by an
+ * overflow (its low bytes) or an underflow from the next block (its high
+ * bytes) breaks the zero bytes around the size. */
+#define SEC_SIZE_BITS (0xffffull << 24)
+static inline uint64_t sec_record(size_t n, uint64_t w) { return w ^ ((uint64_t)(n + 1) << 24); }
+
+/* The record of slab block b: n + 1 if it holds n bytes, 0 if free, -1 if
+ * overwritten. */
+static inline long sec_record_get(const uint8_t *b, size_t bs, uint64_t w) {
+  uint64_t x = load8(b + bs - 8) ^ w;
+  size_t e = (size_t)(x >> 24);
+  if ((x & ~SEC_SIZE_BITS) || e > bs - 7) return -1;
+  return (long)e;
 }
 
-static inline bool sec_canary_ok(const uint8_t *b, size_t n, size_t bs, uint64_t w) {
-  uint64_t diff = load8(b + bs - 8) ^ w;
-  size_t slack = bs - n;
-  if (slack < 8) diff &= ~0ull << (8 * (8 - slack)); /* the requested bytes are the program's */
-  if (diff) return false;
-  return slack < 8 || load8(b + n) == sec_word_at(w, n);
+/* The 8 pattern bytes after the request, then the record (stored last: the
+ * two overlap when the slack is under 16). */
+static inline void sec_canary_set(uint8_t *b, size_t n, size_t bs, uint64_t w) {
+  store8(b + n, sec_word_at(w, n));
+  store8(b + bs - 8, sec_record(n, w));
+}
+
+/* The pattern bytes after n, up to the record: intact? */
+static inline bool sec_head_ok8(const uint8_t *b, size_t n, size_t bs, uint64_t w) {
+  size_t k = bs - 8 - n; /* pattern bytes before the record */
+  uint64_t diff = load8(b + n) ^ sec_word_at(w, n);
+  if (k < 8) diff &= (1ull << (8 * k)) - 1;
+  return diff == 0;
 }
 
 /* Large and Big blocks: up to 8 pattern bytes after the request (their
@@ -198,6 +216,16 @@ hak_noinline __attribute__((noreturn)) void hak_sec_bad_link(const hak_slab_t *s
   abort();
 }
 
+static hak_cold void sec_bad_record(const void *p, size_t bs, void *site, const char *op) {
+  sec_error(site, false, "heap overflow or underflow: the last word of the %zu-byte block %p, its record, is overwritten (found on %s)",
+            bs, p, op);
+}
+
+static hak_noinline __attribute__((noreturn)) void sec_not_free(const hak_slab_t *s, const void *b) {
+  sec_error(NULL, true, "corrupted free list: block %p (size class %u B) on a free list is not free", b, s->block_size);
+  abort();
+}
+
 /* ---- slab blocks ------------------------------------------------------------ */
 
 static inline hak_slab_t *sec_slab(hak_segment_t *seg, const void *p) {
@@ -236,8 +264,9 @@ static uint64_t sec_rand(hak_heap_t *h) {
   return x ^ (x >> 29);
 }
 
-/* A slab's secure layout.  Tiny: [block map][blocks][guard page]; Mid:
- * [blocks][guard page], the map in the segment header. */
+/* A slab's secure layout: [blocks][guard page].  The first slab of a
+ * segment has a canary word before its first block (in the header); the
+ * others follow the guard page of the slab before. */
 static void sec_guard(hak_segment_t *seg, unsigned index, uint8_t *page) {
   if (seg->sec_guard_kind != seg->kind) {
     /* A cached segment changed kind: its old guards are in the way. */
@@ -253,109 +282,80 @@ uint32_t hak_sec_slab_init(hak_slab_t *s, hak_segment_t *seg, uint8_t *base, siz
   bool tiny = seg->kind == HAK_SEG_TINY;
   uint8_t *b0 = s->index ? base : (uint8_t *)seg + (tiny ? HAK_TINY_SLAB0_OFFSET : HAK_MID_SLAB0_OFFSET);
   uint8_t *end = base + slab_bytes - HAK_PAGE;
-  size_t avail = (size_t)(end - b0), r;
   sec_guard(seg, s->index, end); /* first: a change of kind unprotects the old guards */
-  if (tiny) {
-    /* 2 bytes per block and a canary word, rounded so that the blocks
-     * start 1 KiB-aligned (aligned requests rely on it). */
-    size_t r0 = (avail - 8) / (bs + 2);
-    size_t m = hak_align_up(2 * r0 + 8, 1024);
-    r = (avail - m) / bs;
-    if (r > r0) r = r0;
-    s->sec_map = (_Atomic uint16_t *)(void *)b0;
-    s->sec_start = b0 + m;
-  } else {
-    r = avail / bs; /* at most 451 blocks: 902 bytes of map */
-    s->sec_map = (_Atomic uint16_t *)(void *)((uint8_t *)seg + SEC_MID_MAPS + (size_t)s->index * 1024);
-    s->sec_start = b0;
-  }
-  memset((void *)s->sec_map, 0, 2 * r);
-  if (sec_front_canary(s)) store8(s->sec_start - 8, sec_word(s->sec_start - 8));
+  s->sec_start = b0;
+  if (s->index == 0) store8(b0 - 8, sec_word(b0 - 8));
   unsigned k = (unsigned)__builtin_ctzl(bs);
   uint64_t d = bs >> k, inv = d; /* Newton: 3, 6, 12, 24, 48, 96 correct bits */
   for (int i = 0; i < 5; i++) inv *= 2 - d * inv;
   s->sec_shift = (uint8_t)k;
   s->sec_inv = inv;
-  return (uint32_t)r;
+  return (uint32_t)((size_t)(end - b0) / bs);
 }
 
+/* Fresh blocks go on the list in a random order inside windows of 16
+ * (the windows in address order): which block lies next to which cannot
+ * be predicted, and the list still walks memory forwards, as prefetchers
+ * like (a full shuffle of a chunk halves the speed of producer/consumer
+ * programs). */
+#define SEC_WINDOW 16
 void hak_sec_carve(hak_slab_t *slab, uint8_t *p, uint32_t n, size_t bs) {
   hak_heap_t *h = hak_tls_heap;
-  uint16_t perm[1024];
-  while (n) {
-    uint32_t m = n < 1024 ? n : 1024;
-    for (uint32_t i = 0; i < m; i++) perm[i] = (uint16_t)i;
-    for (uint32_t i = m - 1; i > 0; i--) { /* Fisher-Yates */
-      uint32_t j = (uint32_t)(((sec_rand(h) >> 32) * (uint64_t)(i + 1)) >> 32);
-      uint16_t t = perm[i];
+  hak_block_t *head = slab->free;
+  /* Built from the end, so that the list starts at the lowest window. */
+  for (uint32_t w = (n - 1) / SEC_WINDOW + 1; w-- > 0;) {
+    uint32_t lo = w * SEC_WINDOW, m = n - lo < SEC_WINDOW ? n - lo : SEC_WINDOW;
+    uint8_t perm[SEC_WINDOW];
+    for (uint32_t i = 0; i < m; i++) perm[i] = (uint8_t)i;
+    uint64_t r = sec_rand(h);
+    for (uint32_t i = m - 1; i > 0; i--, r >>= 4) { /* Fisher-Yates, 4 random bits a step */
+      uint32_t j = (uint32_t)(((r & 15) * (i + 1)) >> 4);
+      uint8_t t = perm[i];
       perm[i] = perm[j];
       perm[j] = t;
     }
-    hak_block_t *head = slab->free;
     for (uint32_t k = m; k-- > 0;) {
-      uint8_t *b = p + (size_t)perm[k] * bs;
+      uint8_t *b = p + (size_t)(lo + perm[k]) * bs;
       store8(b + bs - 8, sec_word(b)); /* a free block's last word too */
       hak_link_set((hak_block_t *)b, head);
       head = (hak_block_t *)b;
     }
-    slab->free = head;
-    p += (size_t)m * bs;
-    n -= m;
   }
+  slab->free = head;
 }
 
-/* The block just popped from slab s is handed out for n bytes. */
+/* The block just popped from slab s is handed out for n bytes: it must be
+ * a free block (a forged link could point at a live one). */
 static inline void sec_slab_alloced(hak_slab_t *s, uint8_t *b, size_t n) {
-  uint32_t idx = hak_sec_index(s, b);
-  if (hak_unlikely(idx == UINT32_MAX || atomic_load_explicit(&s->sec_map[idx], memory_order_relaxed)))
-    hak_sec_bad_link(s, b); /* a block on a free list that is not free */
-  atomic_store_explicit(&s->sec_map[idx], (uint16_t)(n + 1), memory_order_relaxed);
-  sec_canary_set(b, n, s->block_size, sec_word(b));
+  size_t bs = s->block_size;
+  uint64_t w = sec_word(b);
+  if (hak_unlikely(load8(b + bs - 8) != w)) sec_not_free(s, b);
+  sec_canary_set(b, n, bs, w);
   if (hak_unlikely(sec_fill)) memset(b, sec_fill, n);
 }
 
-/* Rewrites the record of a live slab block for a new size (realloc). */
-static void sec_slab_resize(hak_slab_t *s, uint8_t *b, size_t n) {
-  size_t bs = s->block_size, slack = bs - n;
-  atomic_store_explicit(&s->sec_map[hak_sec_index(s, b)], (uint16_t)(n + 1), memory_order_relaxed);
-  uint64_t w = sec_word(b), keep = slack < 8 ? ~(~0ull << (8 * (8 - slack))) : 0; /* the program's bytes stay */
-  store8(b + bs - 8, (load8(b + bs - 8) & keep) | (w & ~keep));
-  if (slack >= 8) store8(b + n, sec_word_at(w, n));
-}
-
-/* The last word before b: the previous block's last word (the end of its
- * canary, or a free block's pattern) or the slab's front canary. */
-static inline bool sec_before_ok(const hak_slab_t *s, const uint8_t *b, uint32_t idx) {
-  if (idx == 0) return !sec_front_canary(s) || load8(b - 8) == sec_word(b - 8);
-  size_t bs = s->block_size;
-  const uint8_t *prev = b - bs;
-  uint16_t pe = atomic_load_explicit(&s->sec_map[idx - 1], memory_order_relaxed);
-  size_t slack = pe ? bs - (pe - 1) : bs;
-  uint64_t diff = load8(prev + bs - 8) ^ sec_word(prev);
-  if (slack < 8) diff &= ~0ull << (8 * (8 - slack)); /* the requested bytes are the program's */
-  return diff == 0;
+/* The last word before b: the record of the block before (free or not),
+ * or the slab's front canary. */
+static inline bool sec_before_ok(const hak_slab_t *s, const uint8_t *b) {
+  if (hak_unlikely(b == s->sec_start)) return s->index != 0 || load8(b - 8) == sec_word(b - 8);
+  const uint8_t *prev = b - s->block_size;
+  return ((load8(b - 8) ^ sec_word(prev)) & ~SEC_SIZE_BITS) == 0;
 }
 
 /* The quarantine pattern of a freed block: its first words (all of them
- * with HAKMEM_ZERO_FREE, as zeros) and its last word. */
-static inline size_t sec_fill_len(size_t bs) { return bs - 8 < 16 ? bs - 8 : 16; }
-
+ * with HAKMEM_ZERO_FREE, as zeros) and its record, now "free". */
 static inline void sec_poison(uint8_t *b, size_t bs, uint64_t w) {
-  if (hak_unlikely(sec_zero)) {
-    memset(b, 0, bs - 8);
-  } else {
-    store8(b, w);
-    if (bs >= 32) store8(b + 8, w);
-  }
+  if (hak_unlikely(sec_zero)) memset(b, 0, bs - 8);
+  uint64_t f = w & sec_fill_mask;
+  store8(b, f);
+  if (bs >= 32) store8(b + 8, f);
   store8(b + bs - 8, w);
 }
 
 static inline bool sec_poison_ok(const uint8_t *b, size_t bs, uint64_t w) {
-  uint64_t f = sec_zero ? 0 : w;
-  size_t k = sec_fill_len(bs);
-  for (size_t j = 0; j < k; j += 8)
-    if (load8(b + j) != f) return false;
-  return load8(b + bs - 8) == w;
+  uint64_t f = w & sec_fill_mask, d = load8(b) ^ f;
+  if (bs >= 32) d |= load8(b + 8) ^ f;
+  return (d | (load8(b + bs - 8) ^ w)) == 0;
 }
 
 /* The real free of a slab block, as the normal library's free does it:
@@ -427,26 +427,34 @@ static inline void sec_evict(hak_heap_t *h, sec_qent_t e, void *site) {
   sec_release_small(h, s, e.p);
 }
 
-static inline void sec_quarantine(hak_heap_t *h, unsigned row, unsigned len, void *p, void *site) {
+/* A freed block enters the ring; the one it replaces leaves. */
+static inline void sec_quarantine(hak_heap_t *h, void *p, void *site) {
   sec_heap_t *sh = sec_of(h);
-  unsigned k = sh->pos[row];
-  sec_qent_t old = sh->q[row][k];
-  sh->q[row][k] = (sec_qent_t){p, site};
-  sh->pos[row] = (uint8_t)(k + 1 < len ? k + 1 : 0);
+  unsigned k = sh->pos++ & sec_qmask;
+  sec_qent_t old = sh->q[k];
+  sh->q[k] = (sec_qent_t){p, site};
   if (old.p) sec_evict(h, old, site);
+}
+
+static void sec_quarantine_large(hak_heap_t *h, void *p, void *site) {
+  sec_heap_t *sh = sec_of(h);
+  unsigned k = sh->lpos;
+  sh->lpos = k + 1 < sec_large_qlen ? k + 1 : 0;
+  sec_qent_t old = sh->lq[k];
+  sh->lq[k] = (sec_qent_t){p, site};
+  if (old.p) sec_evict_large(h, old, site);
 }
 
 void hak_secure_flush(hak_heap_t *h) {
   if (h == &hak_heap_empty) return;
   sec_heap_t *sh = sec_of(h);
-  for (unsigned r = 0; r <= SEC_LROW; r++) {
-    for (unsigned k = 0; k < SEC_QMAX; k++) {
-      sec_qent_t e = sh->q[r][k];
-      sh->q[r][k].p = NULL;
-      if (e.p) sec_evict(h, e, e.site);
-    }
-    sh->pos[r] = 0;
+  for (unsigned k = 0; k < SEC_QMAX + SEC_LQMAX; k++) {
+    sec_qent_t *q = k < SEC_QMAX ? &sh->q[k] : &sh->lq[k - SEC_QMAX];
+    sec_qent_t e = *q;
+    q->p = NULL;
+    if (e.p) sec_evict(h, e, e.site);
   }
+  sh->pos = sh->lpos = 0;
 }
 
 /* At exit, the blocks still in this thread's quarantine are checked too. */
@@ -454,18 +462,17 @@ __attribute__((destructor)) static void sec_at_exit(void) {
   hak_heap_t *h = hak_tls_heap;
   if (!hak_secure || h == &hak_heap_empty) return;
   sec_heap_t *sh = sec_of(h);
-  for (unsigned r = 0; r < SEC_LROW; r++)
-    for (unsigned k = 0; k < SEC_QMAX; k++) {
-      sec_qent_t e = sh->q[r][k];
-      if (!e.p) continue;
-      size_t bs = sec_slab(hak_seg_of(e.p), e.p)->block_size;
-      if (!sec_poison_ok(e.p, bs, sec_word(e.p))) {
-        char freed[200];
-        sec_site(freed, sizeof freed, e.site);
-        sec_error(NULL, false, "write after free: the %zu-byte block %p, freed at %s, was modified (seen at exit)", bs,
-                  e.p, freed);
-      }
+  for (unsigned k = 0; k < SEC_QMAX; k++) {
+    sec_qent_t e = sh->q[k];
+    if (!e.p) continue;
+    size_t bs = sec_slab(hak_seg_of(e.p), e.p)->block_size;
+    if (!sec_poison_ok(e.p, bs, sec_word(e.p))) {
+      char freed[200];
+      sec_site(freed, sizeof freed, e.site);
+      sec_error(NULL, false, "write after free: the %zu-byte block %p, freed at %s, was modified (seen at exit)", bs, e.p,
+                freed);
     }
+  }
 }
 
 /* ---- what a pointer is ------------------------------------------------------ */
@@ -498,12 +505,14 @@ static bool sec_find(void *p, void *site, const char *op, sec_blk_t *o) {
         if (op) sec_invalid(p, site, op, s->block_size ? "not the start of a block" : "in no block");
         return false;
       }
-      uint16_t e = atomic_load_explicit(&s->sec_map[idx], memory_order_relaxed);
-      if (!e) {
-        if (op) sec_double(p, site, op, s->block_size);
+      size_t bs = s->block_size;
+      long e = sec_record_get(p, bs, sec_word(p));
+      if (e <= 0) {
+        if (op && e == 0) sec_double(p, site, op, bs);
+        else if (op) sec_bad_record(p, bs, site, op);
         return false;
       }
-      o->slab = s, o->idx = idx, o->n = (size_t)e - 1, o->cap = s->block_size - 1;
+      o->slab = s, o->idx = idx, o->n = (size_t)e - 1, o->cap = bs - 8;
       return true;
     }
     case HAK_SEG_LARGE: {
@@ -534,14 +543,13 @@ static bool sec_find(void *p, void *site, const char *op, sec_blk_t *o) {
 
 /* Is the canary of a live block intact (its overflow report is the caller's)? */
 static bool sec_intact(const sec_blk_t *o, const uint8_t *p) {
-  if (o->slab) return sec_canary_ok(p, o->n, o->slab->block_size, sec_word(p));
+  if (o->slab) return sec_head_ok8(p, o->n, o->slab->block_size, sec_word(p));
   if (!sec_head_ok(p, o->n, o->cap)) return false;
   return !o->breq || load8(p - 8) == sec_word(p - 8);
 }
 
 /* ---- allocation ------------------------------------------------------------- */
 
-/* A block (of any tier) handed out for n bytes: its record and canary. */
 /* A block (of any tier) handed out for n bytes: its record and canary.
  * A Big block comes zeroed already if asked. */
 static void sec_on_alloc(void *p, size_t n, bool zero) {
@@ -596,9 +604,9 @@ static inline void *sec_pop(unsigned c, void *site, size_t n, bool zero) {
 
 void *hak_secure_alloc(size_t n, size_t align, bool zero, void *site) {
   if (align <= 16) align = 0;
-  if (n < HAK_MID_MAX && align <= HAK_MID_MAX) {
-    /* One byte more than asked: every block has a canary. */
-    unsigned c = hak_class_of(n + 1 > align ? n + 1 : align);
+  if (n <= HAK_MID_MAX - 8 && align <= HAK_MID_MAX) {
+    /* 8 bytes more than asked: every block has its record and a canary. */
+    unsigned c = hak_class_of(n + 8 > align ? n + 8 : align);
     if (align)
       while (hak_class_size(c) % align) c++;
     return sec_pop(c, site, n, zero);
@@ -620,7 +628,7 @@ void *hak_secure_alloc(size_t n, size_t align, bool zero, void *site) {
 
 static hak_noinline void *sec_malloc_slow(size_t n, void *site) {
   hak_heap_t *h = hak_tls_heap;
-  void *b = hak_heap_alloc_class(h, hak_class_of(n + 1), site);
+  void *b = hak_heap_alloc_class(h, hak_class_of(n + 8), site);
   if (b) sec_on_alloc(b, n, false);
   return b;
 }
@@ -628,8 +636,8 @@ static hak_noinline void *sec_malloc_slow(size_t n, void *site) {
 void *hak_secure_malloc(size_t n, void *site) {
   hak_heap_t *h = hak_tls_heap;
   hak_slab_t *s;
-  if (hak_likely(n < HAK_TINY_MAX)) s = h->direct[(n + 16) >> 4]; /* the class of n + 1 */
-  else if (n < HAK_MID_MAX) s = h->cur[hak_class_of(n + 1)];
+  if (hak_likely(n <= HAK_TINY_MAX - 8)) s = h->direct[(n + 23) >> 4]; /* the class of n + 8 */
+  else if (n <= HAK_MID_MAX - 8) s = h->cur[hak_class_of(n + 8)];
   else return hak_secure_alloc(n, 0, false, site);
   hak_block_t *b = s->free;
   if (hak_likely(b != NULL)) {
@@ -662,7 +670,7 @@ static hak_noinline void sec_free_other(void *p, void *site) {
   store8((uint8_t *)p + 8, sec_zero ? 0 : sec_word(p));
   *o.lreq |= SEC_LQ;
   hak_heap_t *h = hak_tls_heap;
-  if (h != &hak_heap_empty && sec_large_qlen) sec_quarantine(h, SEC_LROW, sec_large_qlen, p, site);
+  if (h != &hak_heap_empty && sec_large_qlen) sec_quarantine_large(h, p, site);
   else sec_release(h, p);
 }
 
@@ -683,28 +691,23 @@ void hak_secure_free(void *p, void *site) {
     sec_invalid(p, site, "free", s->block_size ? "not the start of a block" : "in no block");
     return;
   }
-  _Atomic uint16_t *me = &s->sec_map[idx];
-  uint16_t e = atomic_load_explicit(me, memory_order_relaxed);
+  uint8_t *b = p;
   size_t bs = s->block_size;
-  if (hak_unlikely(!e)) {
-    sec_double(p, site, "free", bs);
+  uint64_t w = sec_word(b);
+  uint64_t x = load8(b + bs - 8) ^ w; /* the record */
+  size_t e = (size_t)(x >> 24);
+  if (hak_unlikely((x & ~SEC_SIZE_BITS) || e - 1 > bs - 8)) {
+    if (x == 0) sec_double(p, site, "free", bs);
+    else sec_bad_record(p, bs, site, "free");
     return;
   }
-  uint8_t *b = p;
-  uint64_t w = sec_word(b);
-  if (hak_unlikely(!sec_canary_ok(b, (size_t)e - 1, bs, w))) sec_overflow(p, (size_t)e - 1, bs, site, "free");
-  if (hak_unlikely(!sec_before_ok(s, b, idx)))
+  if (hak_unlikely(!sec_head_ok8(b, e - 1, bs, w))) sec_overflow(p, e - 1, bs, site, "free");
+  if (hak_unlikely(!sec_before_ok(s, b)))
     sec_error(site, false, "heap underflow: the bytes before the %zu-byte block %p are overwritten (found on free)", bs,
               p);
   hak_heap_t *h = hak_tls_heap;
-  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == (uintptr_t)h) {
-    atomic_store_explicit(me, 0, memory_order_relaxed);
-  } else if (!atomic_exchange_explicit(me, 0, memory_order_relaxed)) {
-    sec_double(p, site, "free", bs); /* another thread freed it meanwhile */
-    return;
-  }
   sec_poison(b, bs, w);
-  if (h != &hak_heap_empty && sec_qlen) sec_quarantine(h, s->cls, sec_qlen, p, site);
+  if (hak_likely(h != &hak_heap_empty && sec_qmask)) sec_quarantine(h, p, site);
   else sec_release_small(h, s, p);
 }
 
@@ -736,7 +739,7 @@ void *hak_secure_realloc(void *p, size_t n, void *site) {
   if (!sec_intact(&o, p)) sec_overflow(p, o.n, o.cap, site, "realloc");
   if (n <= o.cap && n >= o.cap / 2) { /* fits, and not too wasteful: in place */
     if (o.slab) {
-      sec_slab_resize(o.slab, p, n);
+      sec_canary_set(p, n, o.slab->block_size, sec_word(p));
     } else {
       if (o.lreq) *o.lreq = (uint32_t)n;
       else *o.breq = n;
@@ -747,6 +750,16 @@ void *hak_secure_realloc(void *p, size_t n, void *site) {
   if (n > HAK_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;
+  }
+  /* A Large span grows in place when the pages after it are free. */
+  if (o.lreq && n > o.cap && n < hak_policy()->big_threshold &&
+      hak_large_grow(o.seg, p, n, hak_sites_on ? site : NULL)) {
+    uint32_t *req;
+    size_t pages;
+    hak_large_block(o.seg, p, &req, &pages);
+    *req = (uint32_t)n;
+    sec_head_set(p, n, (pages - 1) * HAK_PAGE);
+    return p;
   }
   /* Growing past a slab block: a quarter more room, so that buffers grown
    * step by step copy O(1) times per byte. */
@@ -759,7 +772,7 @@ void *hak_secure_realloc(void *p, size_t n, void *site) {
     sec_blk_t r;
     sec_find(q, NULL, NULL, &r);
     if (r.slab) {
-      sec_slab_resize(r.slab, q, n);
+      sec_canary_set(q, n, r.slab->block_size, sec_word(q));
     } else {
       if (r.lreq) *r.lreq = (uint32_t)n;
       else *r.breq = n;

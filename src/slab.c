@@ -8,7 +8,6 @@
 #include "secure.h"
 
 uint8_t *hak_slab_start(const hak_slab_t *slab) {
-  if (hak_secure) return slab->sec_start; /* after its block map */
   hak_segment_t *seg = hak_seg_of(slab);
   if (slab->index == 0)
     return (uint8_t *)seg + (seg->kind == HAK_SEG_TINY ? HAK_TINY_SLAB0_OFFSET : HAK_MID_SLAB0_OFFSET);
