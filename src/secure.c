@@ -222,7 +222,8 @@ static hak_cold void sec_bad_record(const void *p, size_t bs, void *site, const 
 }
 
 static hak_noinline __attribute__((noreturn)) void sec_not_free(const hak_slab_t *s, const void *b) {
-  sec_error(NULL, true, "corrupted free list: block %p (size class %u B) on a free list is not free", b, s->block_size);
+  sec_error(NULL, true, "corrupted free list: block %p (size class %u B) on a free list is not free (its last word was written after its free, or the list forged)",
+            b, s->block_size);
   abort();
 }
 

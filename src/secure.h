@@ -68,8 +68,8 @@ size_t hak_sec_heap_bytes(void);
  * frees, and its first words are checked then. */
 extern unsigned hak_sec_big_delay;
 void hak_sec_big_reused(void *old_block);
-/* slab.c: a slab's layout in the secure library (block map, guard page,
- * first block); returns the number of blocks it holds. */
+/* slab.c: a slab's layout in the secure library (its guard page, where
+ * its blocks start); returns the number of blocks it holds. */
 uint32_t hak_sec_slab_init(hak_slab_t *slab, hak_segment_t *seg, uint8_t *base, size_t slab_bytes, size_t bs);
 /* slab.c: carves n blocks at p in a random order onto slab->free. */
 void hak_sec_carve(hak_slab_t *slab, uint8_t *p, uint32_t n, size_t bs);
