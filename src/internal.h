@@ -165,7 +165,7 @@ hak_segment_t *hak_segmap_lookup(const void *p); /* header of any interior point
 #endif
 static const bool hak_stats_on = !HAKMEM_BENCH_MINIMAL;
 /* The secure library (libhakmem-secure.so) is built from the same sources
- * with HAKMEM_SECURE=1: encoded free lists, guard pages, block maps,
+ * with HAKMEM_SECURE=1: encoded free lists, guard pages, block records,
  * canaries, quarantine (secure.c).  In the normal one every `if
  * (hak_secure)` folds away. */
 #ifndef HAKMEM_SECURE
