@@ -9,6 +9,7 @@
 #include "msg.h"
 #include "os.h"
 #include "policy.h"
+#include "secure.h"
 #include "site.h"
 #include "learn/control.h"
 
@@ -61,6 +62,7 @@ static hak_noinline void *malloc_large_or_big(size_t n, void *site) {
 
 /* The router behind every allocation that missed the inline fast path. */
 void *hak_alloc_routed(size_t n, size_t align, bool zero, void *site) {
+  if (hak_secure) return hak_secure_alloc(n, align, zero, site);
   if (align <= 16) {
     if (n <= HAK_MID_MAX) {
       void *p = n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
@@ -87,13 +89,14 @@ void *hak_alloc_routed(size_t n, size_t align, bool zero, void *site) {
 
 /* malloc's slow path (the inline fast path missed, or n > 1 KiB). */
 void *hak_malloc_slow(size_t n, void *site) {
+  if (hak_secure) return hak_secure_malloc(n, site);
   if (hak_likely(n <= HAK_MID_MAX)) {
     /* Mid sizes (and Tiny misses) try the class's current slab first. */
     unsigned cls = hak_class_of(n);
     hak_slab_t *s = hak_tls_heap->cur[cls];
     hak_block_t *b = s->free;
     if (hak_likely(b != NULL)) {
-      s->free = b->next;
+      s->free = hak_link_get(s, b);
       s->used++;
       return b;
     }
@@ -113,7 +116,7 @@ void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
     hak_report_misuse(twice ? "double free" : "invalid free", b, twice);
     return;
   }
-  b->next = s->local_free;
+  hak_link_set(b, s->local_free);
   s->local_free = b;
   if (s->used == 0) hak_heap_retire(h, s);
 }
@@ -154,6 +157,7 @@ void hak_free_special(void *p) {
  * the start of one (foreign, interior, or a freed Large/Big block; a freed
  * Tiny/Mid block cannot be told from a live one without a walk). */
 static size_t usable_size(const void *p) {
+  if (hak_secure) return hak_secure_usable(p); /* the requested size */
   hak_segment_t *seg = hak_segmap_lookup(p);
   if (!seg) return 0;
   switch (seg->kind) {
@@ -183,6 +187,7 @@ void *hak_calloc_impl(size_t count, size_t size, void *site) {
 }
 
 void *hak_realloc_impl(void *p, size_t n, void *site) {
+  if (hak_secure) return hak_secure_realloc(p, n, site);
   if (!p) return n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
   if (n == 0) { /* glibc: frees and returns NULL */
     hak_free_fast(p);
@@ -249,6 +254,7 @@ HAK_EXPORT int hak_trim(void) {
   size_t before = atomic_load(&hak_os.committed);
   hak_heap_t *h = hak_tls_heap;
   if (h != &hak_heap_empty) {
+    if (hak_secure) hak_secure_flush(h);
     hak_large_flush_thread(h);
     hak_segment_adopt_all(h);
     hak_heap_collect(h, true, true);
@@ -273,6 +279,7 @@ HAK_EXPORT void *hak_alloc_at(size_t n, const void *site) {
       errno = ENOMEM;
       return NULL;
     }
+    if (hak_secure) return hak_secure_alloc(n, 0, false, s);
     return alloc_large_or_big(n, 0, false, s); /* recorded there */
   }
   hak_heap_t *h = hak_heap_get();

@@ -13,6 +13,7 @@
 #include "policy.h"
 #include "os.h"
 #include "prof.h"
+#include "secure.h"
 #include "site.h"
 
 enum { BIG_LIVE = 1, BIG_CACHED = 2 };
@@ -136,12 +137,15 @@ static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
 static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
   *dirty = b->length;
   if (b->seg.map_size < size) {
+    /* The secure library's guard page would split the mapping in two. */
+    if (hak_secure) hak_os_protect((uint8_t *)b + b->seg.map_size - HAK_PAGE, HAK_PAGE, false);
     big_hdr_t *nb = big_grow(b, size);
     if (!nb) {
       big_unmap(b);
       return NULL;
     }
     b = nb;
+    if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
   } else if (b->length > size && b->length - size > (size > BIG_KEEP_SURPLUS ? size : BIG_KEEP_SURPLUS)) {
     big_decommit_from(b, size);
     *dirty = size;
@@ -160,16 +164,25 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   /* A block of 0 bytes still gets a byte: its address must lie inside its
    * mapping (an over-aligned block starts `off` bytes in). */
   size_t size = hak_align_up(off + (n ? n : 1), BIG_GRAIN);
+  /* The secure library: a mapping's last page is a guard. */
+  if (hak_secure) size += HAK_PAGE;
   size_t map_align = align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
   big_hdr_t *b = NULL;
   size_t dirty = 0;
   uint64_t t0 = hak_prof_begin();
   if (off < HAK_SEG_SIZE) {
     /* Best fit among cached mappings; failing that, the largest smaller
-     * resident one, which is grown: its pages need no faults again. */
+     * resident one, which is grown: its pages need no faults again.  The
+     * secure library skips the newest ones (a mapping waits for a few more
+     * frees). */
     big_hdr_t *smaller = NULL;
+    unsigned skip = hak_secure ? hak_sec_big_delay : 0;
     hak_lock(&big_lock);
     for (big_hdr_t *c = big_cache_first; c; c = c->next) {
+      if (skip) {
+        skip--;
+        continue;
+      }
       if (c->seg.map_size >= size) {
         if (!b || c->seg.map_size < b->seg.map_size) b = c;
       } else if (c->length > BIG_HDR && (!smaller || c->length > smaller->length)) {
@@ -183,6 +196,8 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
   else HAK_STAT_INC(hak_gstats.bigcache_misses);
   if (b) {
+    if (hak_secure && b->length > (size_t)((uint8_t *)b->block - (uint8_t *)b) + 16)
+      hak_sec_big_reused(b->block); /* still resident: was it written after its free? */
     b = big_reuse(b, size, &dirty);
     if (!b) goto oom;
   } else {
@@ -193,12 +208,14 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
     hak_os_commit_account((ptrdiff_t)size);
     hak_segmap_set(b, size, true);
     if (hak_policy()->thp) hak_os_hugepage(b, size);
+    if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
   }
   b->seg.kind = HAK_SEG_BIG;
   b->seg.slab_shift = HAK_SEG_SHIFT;
   b->block = (uint8_t *)b + off;
   b->state = BIG_LIVE;
   b->site = HAK_SITE_UNTRACKED;
+  if (hak_secure) b->req = n;
   if (site) {
     b->req = n;
     b->born = hak_site_clock();
@@ -260,6 +277,18 @@ void hak_big_free(hak_segment_t *seg, void *p) {
   unmap_list(drop);
   unmap_list(more);
   hak_prof_end(HAK_PROF_BIG_FREE, t0);
+}
+
+/* The secure library's view of a block: 1 if p is a live block (*req: its
+ * requested-size slot, *capacity: the bytes before its guard page), 2 if
+ * it is a freed one still cached, else 0. */
+int hak_big_block(hak_segment_t *seg, const void *p, size_t **req, size_t *capacity) {
+  big_hdr_t *b = (big_hdr_t *)seg;
+  if (b->block != p) return 0;
+  if (b->state != BIG_LIVE) return 2;
+  *req = &b->req;
+  *capacity = b->seg.map_size - (size_t)((uint8_t *)p - (uint8_t *)b) - HAK_PAGE;
+  return 1;
 }
 
 size_t hak_big_usable(hak_segment_t *seg, const void *p) {

@@ -4,16 +4,18 @@
 #define HAKMEM_FASTPATH_H
 
 #include "internal.h"
+#include "secure.h"
 
 void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b);
 
 hak_inline void *hak_alloc_fast(size_t n) {
+  if (hak_secure) return hak_secure_malloc(n, HAK_RA());
   hak_heap_t *h = hak_tls_heap;
   if (hak_likely(n <= HAK_TINY_MAX)) {
     hak_slab_t *s = h->direct[(n + 15) >> 4];
     hak_block_t *b = s->free;
     if (hak_likely(b != NULL)) {
-      s->free = b->next;
+      s->free = hak_link_get(s, b);
       s->used++;
       return b;
     }
@@ -22,6 +24,10 @@ hak_inline void *hak_alloc_fast(size_t n) {
 }
 
 hak_inline void hak_free_fast(void *p) {
+  if (hak_secure) {
+    hak_secure_free(p, HAK_RA()); /* checks, then quarantines */
+    return;
+  }
   uintptr_t a = (uintptr_t)p;
   if (hak_unlikely(hak_segmap_get_fast(a) != 1)) {
     hak_free_special(p); /* NULL, Big with a large alignment, or not ours */
@@ -42,7 +48,7 @@ hak_inline void hak_free_fast(void *p) {
       hak_free_owner_slow(h, s, b);
       return;
     }
-    b->next = head;
+    hak_link_set(b, head);
     s->local_free = b;
     return;
   }

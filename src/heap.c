@@ -13,6 +13,7 @@
 #include "options.h"
 #include "os.h"
 #include "prof.h"
+#include "secure.h"
 #include "site.h"
 #include "learn/control.h"
 
@@ -102,7 +103,7 @@ static hak_heap_t *heap_new(void) {
     uint8_t *m = hak_os_map_aligned(chunk, HAK_PAGE);
     if (m) {
       hak_os_commit_account((ptrdiff_t)chunk);
-      size_t sz = hak_align_up(sizeof(hak_heap_t), 64);
+      size_t sz = hak_align_up(sizeof(hak_heap_t) + HAK_SEC_HEAP_BYTES, 64); /* secure: a quarantine after it */
       for (size_t off = 0; off + sz <= chunk; off += sz) {
         hak_heap_t *x = (hak_heap_t *)(m + off);
         x->next_all = heaps_free;
@@ -120,6 +121,7 @@ static hak_heap_t *heap_new(void) {
     memset(h, 0, offsetof(hak_heap_t, delayed));
     memset((char *)h + offsetof(hak_heap_t, delayed) + sizeof h->delayed, 0,
            sizeof *h - offsetof(hak_heap_t, delayed) - sizeof h->delayed);
+    if (hak_secure) memset(h + 1, 0, HAK_SEC_HEAP_BYTES);
     for (unsigned i = 0; i < HAK_NDIRECT; i++) h->direct[i] = &hak_slab_empty;
     for (unsigned i = 0; i < HAK_NCLASS; i++) h->cur[i] = &hak_slab_empty;
     h->next_all = heaps_all;
@@ -196,10 +198,10 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
   if (!hak_stats_on) return;
   uint32_t left = 0, local = 0;
   const hak_block_t *a = s->free, *b = s->local_free;
-  while (a && b) a = a->next, b = b->next, left++, local++;
+  while (a && b) a = hak_link_get(s, a), b = hak_link_get(s, b), left++, local++;
   if (a) {
     uint32_t rest = 0;
-    for (const hak_block_t *r = s->free_rest; r; r = r->next) rest++;
+    for (const hak_block_t *r = s->free_rest; r; r = hak_link_get(s, r)) rest++;
     left = s->capacity - s->used - local - rest; /* local_free ended first */
   }
   uint32_t allocs = s->handed - left;
@@ -225,8 +227,8 @@ hak_inline uint32_t hak_slab_gather(hak_slab_t *slab) {
       if (!l) continue;
       if (slab->free) {
         hak_block_t *t = l;
-        while (t->next) t = t->next;
-        t->next = slab->free;
+        for (hak_block_t *n; (n = hak_link_get(slab, t)) != NULL;) t = n;
+        hak_link_set(t, slab->free);
       }
       slab->free = l;
     }
@@ -253,10 +255,15 @@ static void sample_arm(hak_heap_t *h, hak_slab_t *s) {
     return;
   }
   uint32_t k = (uint32_t)((uint64_t)left / s->block_size);
-  hak_block_t **pp = &s->free;
-  for (uint32_t i = 0; i < k; i++) pp = &(*pp)->next;
-  s->free_rest = *pp;
-  *pp = NULL;
+  if (k == 0) {
+    s->free_rest = s->free;
+    s->free = NULL;
+  } else {
+    hak_block_t *t = s->free;
+    for (uint32_t i = 1; i < k; i++) t = hak_link_get(s, t);
+    s->free_rest = hak_link_get(s, t);
+    hak_link_set(t, NULL);
+  }
   s->handed = k;
   h->sample_left[c] = 0; /* armed: the next interval starts after the sample */
 }
@@ -272,12 +279,12 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
     /* An explicit hak_alloc_cs call, counted exactly by its caller: no
      * sample now (and no new cut), the next allocation of the class takes it. */
     uint32_t n = 0;
-    for (hak_block_t *r = s->free_rest; r; r = r->next) n++;
+    for (hak_block_t *r = s->free_rest; r; r = hak_link_get(s, r)) n++;
     s->free = s->free_rest; /* `free` is empty at a cut */
     s->free_rest = NULL;
     s->handed += n;
     hak_block_t *b = s->free;
-    s->free = b->next;
+    s->free = hak_link_get(s, b);
     s->used++;
     return b;
   }
@@ -349,7 +356,7 @@ void hak_heap_sync_stats(hak_heap_t *h) {
 /* An owner's free into a full slab: it has room again. */
 void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   if (s->where == HAK_IN_FULL) unmark_full(h, s);
-  b->next = s->local_free;
+  hak_link_set(b, s->local_free);
   s->local_free = b;
   if (--s->used == 0) hak_heap_retire(h, s);
 }
@@ -359,7 +366,7 @@ void hak_heap_drain_delayed(hak_heap_t *h) {
   uint64_t t0 = hak_prof_begin();
   hak_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
   while (b) {
-    hak_block_t *next = b->next;
+    hak_block_t *next = hak_link_get_any(b);
     hak_segment_t *seg = hak_seg_of(b);
     hak_slab_t *s = &seg->slabs[((uintptr_t)b - (uintptr_t)seg) >> seg->slab_shift];
     if (hak_slab_owner(s) == h) hak_heap_free_full(h, s, b);
@@ -414,7 +421,7 @@ found:
 pop:;
   if (hak_unlikely(!s->free)) return sample_take(h, s, cls, site); /* the cut came first */
   hak_block_t *b = s->free;
-  s->free = b->next;
+  s->free = hak_link_get(s, b);
   s->used++;
   return b;
 oom:
@@ -459,6 +466,7 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
 }
 
 static void heap_abandon(hak_heap_t *h) {
+  if (hak_secure) hak_secure_flush(h); /* the quarantined blocks go back first */
   hak_large_flush_thread(h);
   hak_heap_collect(h, true, false); /* also empties the full list; pages stay for the next thread */
   /* The queues are left as they are: a slab's links are rewritten when it

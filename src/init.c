@@ -14,6 +14,7 @@
 #include "options.h"
 #include "policy.h"
 #include "prof.h"
+#include "secure.h"
 #include "site.h"
 #include "stats.h"
 #include "learn/control.h"
@@ -56,6 +57,7 @@ void hak_process_init(void) {
     return;
   }
   hak_options_init();
+  if (hak_secure) hak_secure_init(); /* its secrets, before any free list exists */
   hak_policy_init();
   hak_prof_init();
   hak_site_init();

@@ -98,7 +98,14 @@ typedef struct hak_slab {
   /* Counts since the last fold into the heap's class counters: plain adds
    * at refill time, folded every 64 refills and whenever asked. */
   uint32_t st_allocs, st_frees, st_refills;
+  /* The secure library's (secure.h): where the blocks start, the block
+   * size's trailing zero bits and odd part inverted mod 2^64, which turn
+   * "a block boundary, and which block" into a multiply and a rotate. */
+  uint8_t sec_shift;
+  uint8_t *sec_start;
+  uint64_t sec_inv;
 } __attribute__((aligned(64))) hak_slab_t;
+_Static_assert(sizeof(hak_slab_t) == 128, "free() finds a slab as segment + 128 + index * 128");
 
 enum { HAK_IN_NONE = 0, HAK_IN_QUEUE = 1, HAK_IN_FULL = 2 };
 enum { HAK_SEG_TINY = 1, HAK_SEG_MID = 2, HAK_SEG_LARGE = 3, HAK_SEG_BIG = 4 };
@@ -119,6 +126,8 @@ struct hak_segment {
   uint32_t pad2;
   hak_segment_t *next, *prev;    /* owner's segment list / global lists */
   size_t map_size;               /* bytes mapped from the segment start */
+  uint64_t sec_guard_mask;       /* secure library: slabs whose last page is PROT_NONE */
+  uint8_t sec_guard_kind;        /* ... for this kind of segment (0: none) */
   hak_slab_t slabs[1] __attribute__((aligned(128)));           /* Tiny: 64, Mid: 8, Large/Big: 1 (unused) */
 };
 
@@ -155,6 +164,14 @@ hak_segment_t *hak_segmap_lookup(const void *p); /* header of any interior point
 #define HAKMEM_BENCH_MINIMAL 0
 #endif
 static const bool hak_stats_on = !HAKMEM_BENCH_MINIMAL;
+/* The secure library (libhakmem-secure.so) is built from the same sources
+ * with HAKMEM_SECURE=1: encoded free lists, guard pages, block records,
+ * canaries, quarantine (secure.c).  In the normal one every `if
+ * (hak_secure)` folds away. */
+#ifndef HAKMEM_SECURE
+#define HAKMEM_SECURE 0
+#endif
+static const bool hak_secure = HAKMEM_SECURE;
 typedef _Atomic unsigned long long hak_counter_t;
 /* A counter only its owner thread writes: no lock prefix, yet readable. */
 #define HAK_STAT_ADD(c, n)                                                                   \
@@ -346,6 +363,7 @@ void hak_large_free(hak_segment_t *seg, void *p);
 size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_large_trim(bool force);
+int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *pages);
 size_t hak_large_cached_bytes(void);
 void hak_large_flush_thread(hak_heap_t *h);
 /* The controller, once a window: moves each Large class's cache cap toward
@@ -359,6 +377,7 @@ void hak_big_free(hak_segment_t *seg, void *p);
 size_t hak_big_usable(hak_segment_t *seg, const void *p);
 void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_big_trim(bool force);
+int hak_big_block(hak_segment_t *seg, const void *p, size_t **req, size_t *capacity);
 size_t hak_big_cached_bytes(void);
 size_t hak_big_cached_committed(void);
 void hak_big_lock(void);
@@ -375,6 +394,7 @@ void *hak_aligned_impl(size_t align, size_t n, void *site);
 void *hak_memalign_impl(size_t align, size_t n, void *site);
 /* msg.c: misuse reports (counted; printed a bounded number of times). */
 void hak_report_misuse(const char *what, const void *p, bool twice);
+void hak_misuse_stop(void); /* aborts if HAKMEM_ON_ERROR=abort */
 typedef struct hak_misuse_counters { hak_counter_t invalid_frees, double_frees; } hak_misuse_counters_t;
 extern hak_misuse_counters_t hak_misuse;
 /* stats.c */

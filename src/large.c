@@ -146,6 +146,7 @@ static void span_mark(large_seg_t *ls, unsigned i, unsigned n, bool live) {
 
 /* Returns span pages [i, i+n) to the segment; they stay dirty until purged. */
 static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, uint64_t delay) {
+  if (hak_secure) hak_os_protect((uint8_t *)ls + (size_t)(i + n - 1) * HAK_PAGE, HAK_PAGE, false); /* its guard */
   span_mark(ls, i, n, false);
   ls->span[i] = 0;
   ls->state[i] = PG_FREE;
@@ -247,9 +248,10 @@ static inline unsigned span_index(large_seg_t *ls, const void *p) {
   return (unsigned)(((uintptr_t)p - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
 }
 
-/* Pages a request takes, and pages more to align it. */
+/* Pages a request takes, and pages more to align it.  The secure library
+ * adds a guard page, the span's last (PROT_NONE while the span is not free). */
 static inline size_t span_pages(size_t n) {
-  return n ? lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT) : 1;
+  return n ? lpages_round((hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT) + hak_secure) : (size_t)1 + hak_secure;
 }
 static inline size_t align_pages(size_t align) {
   return align > HAK_PAGE ? (align >> HAK_PAGE_SHIFT) - 1 : 0;
@@ -356,6 +358,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
       ls->span[i] = (uint16_t)total;
       ls->state[i] = PG_LIVE;
       p = (uint8_t *)ls + (size_t)i * HAK_PAGE;
+      if (hak_secure) hak_os_protect((uint8_t *)p + (size_t)(total - 1) * HAK_PAGE, HAK_PAGE, true);
       pl = ls, pi = i;
     }
   }
@@ -456,7 +459,7 @@ void hak_large_flush_thread(hak_heap_t *h) {
  * loops then move no bytes at all. */
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
   large_seg_t *ls = (large_seg_t *)seg;
-  size_t want = lpages_round(hak_align_up(n, HAK_PAGE) >> HAK_PAGE_SHIFT);
+  size_t want = span_pages(n);
   unsigned i;
   bool ok = false;
   hak_lock(&large_lock);
@@ -464,6 +467,10 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
     unsigned have = ls->span[i], add = (unsigned)want - have;
     if (want > have && next_with(ls, i + have, true) >= i + want) {
       span_mark(ls, i + have, add, true);
+      if (hak_secure) { /* the guard moves to the new last page */
+        hak_os_protect((uint8_t *)ls + (size_t)(i + have - 1) * HAK_PAGE, HAK_PAGE, false);
+        hak_os_protect((uint8_t *)ls + (size_t)(i + want - 1) * HAK_PAGE, HAK_PAGE, true);
+      }
       unsigned dirty = bits_count(ls->dirty, i + have, add);
       hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
       bits_set(ls->dirty, i + have, add, true);
@@ -489,6 +496,22 @@ size_t hak_large_usable(hak_segment_t *seg, const void *p) {
   /* Reading a live span's header needs no lock: only its owner frees it. */
   if (!span_check(ls, p, &i)) return 0;
   return (size_t)ls->span[i] * HAK_PAGE;
+}
+
+/* The secure library's view of a block: 1 if p starts a live span (*req:
+ * its requested-size slot, *pages: its length), 2 if it starts a freed
+ * span still cached, 0 otherwise.  No lock: only a live span's owner
+ * frees it. */
+int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *pages) {
+  large_seg_t *ls = (large_seg_t *)seg;
+  unsigned i;
+  if (span_check(ls, p, &i)) {
+    *req = &ls->req[i];
+    *pages = ls->span[i];
+    return 1;
+  }
+  uintptr_t off = (uintptr_t)p - (uintptr_t)ls;
+  return !(off & (HAK_PAGE - 1)) && ls->state[off >> HAK_PAGE_SHIFT] == PG_CACHED ? 2 : 0;
 }
 
 size_t hak_large_trim(bool force) {

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -178,8 +179,15 @@ hak_misuse_counters_t hak_misuse;
  * broken program must not drown its own output. */
 hak_cold void hak_report_misuse(const char *what, const void *p, bool twice) {
   HAK_STAT_INC(*(twice ? &hak_misuse.double_frees : &hak_misuse.invalid_frees));
-  if (!HAK_OPT(REPORT_ERRORS)) return;
-  unsigned n = atomic_fetch_add_explicit(&errors_reported, 1, memory_order_relaxed);
-  if (n < 16) hak_error("%s of %p; ignored", what, p);
-  if (n == 16) hak_error("further errors are not reported");
+  if (HAK_OPT(REPORT_ERRORS)) {
+    unsigned n = atomic_fetch_add_explicit(&errors_reported, 1, memory_order_relaxed);
+    if (n < 16) hak_error("%s of %p; %s", what, p, HAK_OPT(ON_ERROR) == HAK_ON_ERROR_ABORT ? "aborting" : "ignored");
+    if (n == 16) hak_error("further errors are not reported");
+  }
+  hak_misuse_stop();
+}
+
+/* HAKMEM_ON_ERROR=abort: a misuse, once reported, stops the process. */
+void hak_misuse_stop(void) {
+  if (HAK_OPT(ON_ERROR) == HAK_ON_ERROR_ABORT) abort();
 }

@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "msg.h"
 
 extern char **environ;
@@ -21,11 +22,13 @@ const char *hak_opt_str[HAK_O_COUNT];
 
 static const char *const mode_names[] = {"minimal", "fast", "balanced", "learning", "research", NULL};
 static const char *const algo_names[] = {"ucb1", "elo", NULL};
+static const char *const on_error_names[] = {"report", "abort", NULL};
 
 const char *const *hak_option_choices(int id) {
   switch (id) {
     case HAK_O_MODE: return mode_names;
     case HAK_O_LEARN_ALGO: return algo_names;
+    case HAK_O_ON_ERROR: return on_error_names;
   }
   return NULL;
 }
@@ -74,6 +77,16 @@ static const char *env_value(const char *name) {
 static bool parse_number(const char *s, bool size, long long *out) {
   unsigned long long v = 0;
   if (!*s) return false;
+  if (s[0] == '0' && (s[1] | 0x20) == 'x' && s[2]) { /* 0xA5: a fill byte reads better in hex */
+    for (s += 2; *s; s++) {
+      unsigned d = *s >= '0' && *s <= '9' ? (unsigned)(*s - '0')
+                   : (*s | 0x20) >= 'a' && (*s | 0x20) <= 'f' ? (unsigned)((*s | 0x20) - 'a' + 10) : 16;
+      if (d > 15 || v > (1ull << 50)) return false;
+      v = v * 16 + d;
+    }
+    *out = (long long)v;
+    return true;
+  }
   for (; *s >= '0' && *s <= '9'; s++) {
     if (v > (1ull << 50)) return false;
     v = v * 10 + (unsigned long long)(*s - '0');
@@ -225,6 +238,7 @@ static long long preset_default(int i, long long mode) {
   if (mode == HAK_MODE_RESEARCH && i == HAK_O_VERBOSE) return 1;
   if (mode == HAK_MODE_MINIMAL && (i == HAK_O_BIGCACHE || i == HAK_O_LARGE_CACHE || i == HAK_O_SEGMENT_CACHE))
     return 0;
+  if (HAKMEM_SECURE && i == HAK_O_ON_ERROR) return HAK_ON_ERROR_ABORT; /* the secure library stops */
   return hak_option_table[i].def;
 }
 

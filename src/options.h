@@ -19,6 +19,11 @@ typedef enum {
 } hak_opt_id_t;
 
 enum { HAK_MODE_MINIMAL, HAK_MODE_FAST, HAK_MODE_BALANCED, HAK_MODE_LEARNING, HAK_MODE_RESEARCH };
+/* HAKMEM_ON_ERROR's values; the secure library's default is abort. */
+enum { HAK_ON_ERROR_REPORT, HAK_ON_ERROR_ABORT };
+#ifndef HAKMEM_SECURE
+#define HAKMEM_SECURE 0
+#endif
 
 typedef struct hak_option_desc {
   const char *name;

@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,6 +146,36 @@ bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size) {
   if (q == MAP_FAILED) return false;
   atomic_fetch_add_explicit(&hak_os.mapped, new_size - old_size, memory_order_relaxed);
   return true;
+}
+
+bool hak_os_protect(void *p, size_t size, bool none) {
+  int saved = errno;
+  int r = mprotect(p, size, none ? PROT_NONE : PROT_READ | PROT_WRITE);
+  errno = saved;
+  return r == 0;
+}
+
+void hak_os_random(void *buf, size_t n) {
+  int saved = errno;
+  uint8_t *b = buf;
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = getrandom(b + got, n - got, GRND_NONBLOCK);
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  errno = saved;
+  if (got == n) return;
+  /* No entropy yet (early boot): the 16 bytes the kernel gave this process. */
+  const uint8_t *at = (const uint8_t *)getauxval(AT_RANDOM);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)buf;
+  for (size_t i = 0; i < n; i++) {
+    x ^= at ? at[i & 15] : 0;
+    x = (x ^ (x >> 29)) * 0xBF58476D1CE4E5B9ull;
+    b[i] ^= (uint8_t)(x >> 32);
+  }
 }
 
 uint64_t hak_os_now_ms(void) {

@@ -31,6 +31,12 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
 /* Extends [p, p+old) to new_size bytes where it is, if the address space
  * after it is free; false (nothing changed) otherwise. */
 bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size);
+/* Guard pages (the secure library): makes [p, p+size) inaccessible
+ * (none) or readable and writable again; false if the kernel refused. */
+bool hak_os_protect(void *p, size_t size, bool none);
+/* Fills buf with random bytes (getrandom, else the kernel's AT_RANDOM
+ * bytes mixed with the clock). */
+void hak_os_random(void *buf, size_t n);
 /* A coarse monotonic clock in milliseconds (vDSO, no syscall). */
 uint64_t hak_os_now_ms(void);
 /* Resident bytes of the process, from /proc/self/statm (0 if unknown). */

@@ -5,6 +5,7 @@
 
 #include "internal.h"
 #include "policy.h"
+#include "secure.h"
 
 _Atomic uint8_t hak_carve_shift[HAK_NCLASS];
 
@@ -18,8 +19,9 @@ uint8_t *hak_slab_start(const hak_slab_t *slab) {
 void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   size_t slab_bytes = (size_t)1 << seg->slab_shift;
   uint8_t *base = (uint8_t *)seg + ((size_t)slab->index << seg->slab_shift);
-  uint8_t *start = hak_slab_start(slab);
   size_t bs = hak_class_size(cls);
+  uint32_t sec_reserved = hak_secure ? hak_sec_slab_init(slab, seg, base, slab_bytes, bs) : 0;
+  uint8_t *start = hak_slab_start(slab);
   slab->free = NULL;
   slab->local_free = NULL;
   slab->used = 0;
@@ -30,7 +32,7 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   slab->st_allocs = slab->st_frees = slab->st_refills = 0;
   atomic_store_explicit(&slab->thread_free, 0, memory_order_relaxed);
   slab->block_size = (uint32_t)bs;
-  slab->reserved = (uint32_t)((size_t)(base + slab_bytes - start) / bs);
+  slab->reserved = hak_secure ? sec_reserved : (uint32_t)((size_t)(base + slab_bytes - start) / bs);
   slab->cls = (uint8_t)cls;
   slab->where = HAK_IN_NONE;
   slab->next = slab->prev = NULL;
@@ -47,8 +49,8 @@ uint32_t hak_slab_collect(hak_slab_t *slab) {
   hak_block_t *list = (hak_block_t *)(old & ~HAK_TF_NOTIFY);
   uint32_t n = 1;
   hak_block_t *tail = list;
-  while (tail->next) tail = tail->next, n++;
-  tail->next = slab->free;
+  for (hak_block_t *t; (t = hak_link_get(slab, tail)) != NULL; n++) tail = t;
+  hak_link_set(tail, slab->free);
   slab->free = list;
   slab->used -= n;
   return n;
@@ -67,6 +69,11 @@ void hak_slab_extend(hak_slab_t *slab) {
   if (n > chunk) n = chunk;
   uint8_t *start = hak_slab_start(slab);
   uint8_t *p = start + (size_t)slab->capacity * bs;
+  if (hak_secure) {
+    hak_sec_carve(slab, p, n, bs); /* in a random order */
+    slab->capacity += n;
+    return;
+  }
   for (uint32_t i = 0; i + 1 < n; i++, p += bs) ((hak_block_t *)p)->next = (hak_block_t *)(p + bs);
   ((hak_block_t *)p)->next = slab->free;
   slab->free = (hak_block_t *)(start + (size_t)slab->capacity * bs);
@@ -87,13 +94,13 @@ void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b) {
           continue;
         hak_block_t *d = atomic_load_explicit(&h->delayed, memory_order_relaxed);
         do {
-          b->next = d;
+          hak_link_set(b, d);
         } while (!atomic_compare_exchange_weak_explicit(&h->delayed, &d, b, memory_order_release,
                                                         memory_order_relaxed));
         return;
       }
     }
-    b->next = (hak_block_t *)(old & ~HAK_TF_NOTIFY);
+    hak_link_set(b, (hak_block_t *)(old & ~HAK_TF_NOTIFY));
     if (atomic_compare_exchange_weak_explicit(&slab->thread_free, &old,
                                               (uintptr_t)b | (old & HAK_TF_NOTIFY),
                                               memory_order_release, memory_order_relaxed))

@@ -178,6 +178,14 @@ expect_only "$(mode_msg turbo)"
 run HAKMEM_MODE=turbo HAKMEM_VERBOSE=1
 expect_value HAKMEM_BIGCACHE 67108864
 
+# ----------------------------------------------------------------- choice
+good HAKMEM_ON_ERROR abort abort
+good HAKMEM_ON_ERROR report report
+bad HAKMEM_ON_ERROR stop report "hakmem: HAKMEM_ON_ERROR=stop is not one of (report, abort); using report"
+# Numbers may be written in hex (a fill byte reads better so).
+good HAKMEM_FILL 0xA5 165
+bad HAKMEM_FILL 0x1FF 0 "$(int_msg HAKMEM_FILL 0x1FF 0 255 0)"
+
 # ------------------------------------------------------------------- path
 good HAKMEM_STATS_FILE "$work/stats.txt" "$work/stats.txt"
 bad HAKMEM_STATS_FILE "" - "hakmem: HAKMEM_STATS_FILE is empty; ignored"

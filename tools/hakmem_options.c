@@ -22,17 +22,17 @@ static void fmt_size(char *buf, size_t cap, long long v) {
   snprintf(buf, cap, "%lld", v);
 }
 
-static void fmt_value(char *buf, size_t cap, const hak_option_desc_t *d, long long v) {
+static void fmt_value(char *buf, size_t cap, int opt, const hak_option_desc_t *d, long long v) {
   switch (d->kind) {
     case HAK_OPT_SIZE: fmt_size(buf, cap, v); break;
     case HAK_OPT_CHOICE:
-    case HAK_OPT_REAL: hak_option_value_str((int)(d - hak_option_table), v, buf, cap); break;
+    case HAK_OPT_REAL: hak_option_value_str(opt, v, buf, cap); break;
     case HAK_OPT_PATH: snprintf(buf, cap, "-"); break;
     default: snprintf(buf, cap, "%lld", v);
   }
 }
 
-static void fmt_range(char *buf, size_t cap, const hak_option_desc_t *d) {
+static void fmt_range(char *buf, size_t cap, int opt, const hak_option_desc_t *d) {
   char lo[32], hi[32];
   switch (d->kind) {
     case HAK_OPT_BOOL: snprintf(buf, cap, "0 or 1"); break;
@@ -40,13 +40,13 @@ static void fmt_range(char *buf, size_t cap, const hak_option_desc_t *d) {
     case HAK_OPT_CHOICE: {
       size_t n = 0;
       buf[0] = 0;
-      const char *const *c = hak_option_choices((int)(d - hak_option_table));
+      const char *const *c = hak_option_choices(opt);
       for (int m = 0; c && c[m] && n < cap; m++) n += (size_t)snprintf(buf + n, cap - n, "%s%s", m ? ", " : "", c[m]);
       break;
     }
     default:
-      fmt_value(lo, sizeof lo, d, d->lo);
-      fmt_value(hi, sizeof hi, d, d->hi);
+      fmt_value(lo, sizeof lo, opt, d, d->lo);
+      fmt_value(hi, sizeof hi, opt, d, d->hi);
       snprintf(buf, cap, "%s to %s", lo, hi);
   }
 }
@@ -106,8 +106,8 @@ int main(int argc, char **argv) {
   }
   for (int i = 0; i < HAK_O_COUNT; i++) {
     const hak_option_desc_t *d = &hak_option_table[i];
-    fmt_value(def, sizeof def, d, d->def);
-    fmt_range(range, sizeof range, d);
+    fmt_value(def, sizeof def, i, d, d->def);
+    fmt_range(range, sizeof range, i, d);
     if (markdown) {
       printf("| `%s` | %s | %s | %s | ", d->name, kind_names[d->kind], def, range);
       put_cell(d->help);
