@@ -12,6 +12,7 @@
 #include "secure.h"
 #include "site.h"
 #include "learn/control.h"
+#include "learn/sites.h"
 
 /* The entry points that do not go through a heap (Large, Big, explicit
  * call-site calls) make sure the process is initialised: the options and
@@ -22,9 +23,9 @@ hak_inline void hak_ensure_init(void) {
     hak_process_init();
 }
 
-/* The profile's view of an allocation: the site when it is recorded (the
- * process profiles, or an explicit call-site call), else NULL. */
-hak_inline void *site_if_profiled(void *site) { return hak_sites_on ? site : NULL; }
+/* The profile's view of a block: its site when it is recorded (the
+ * process profiles, or learns per-site decisions), else NULL. */
+hak_inline void *site_if_profiled(void *site) { return hak_sites_on || hak_sites_learning ? site : NULL; }
 
 /* The allocation at a call-site profiler's sample point (heap.c finds it
  * at a cut in a slab's free list): served as a Large span aligned like the
@@ -33,21 +34,26 @@ hak_inline void *site_if_profiled(void *site) { return hak_sites_on ? site : NUL
 void *hak_alloc_sampled(hak_heap_t *h, unsigned cls, void *site) {
   size_t size = hak_class_size(cls);
   size_t align = size & (0 - size);
-  void *p = hak_large_alloc(size, align > HAK_PAGE ? align : 0, false, site, hak_site_weight(size));
+  void *p = hak_large_alloc(size, align > HAK_PAGE ? align : 0, false, site, hak_site_weight(size), 0);
   hak_heap_sample_done(h, cls);
   return p;
 }
 
-/* Large or Big, by size and alignment.  n and align are already checked
- * against HAK_MAX_REQUEST. */
-static void *alloc_large_or_big(size_t n, size_t align, bool zero, void *site) {
+/* Large or Big, by size and alignment: the one place that chooses between
+ * them.  site: the call site, whose per-site decision (if the policy has
+ * any) is looked up here; record: the profile records the block even when
+ * profiling is off (an explicit call-site call).  n and align are already
+ * checked against HAK_MAX_REQUEST. */
+void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool record) {
   hak_ensure_init();
   hak_control_tick(0);
   const hak_policy_t *pol = hak_policy();
+  unsigned how = hak_site_lookup(pol->sites, site);
+  void *rec = record ? site : site_if_profiled(site);
   size_t extra = align > HAK_PAGE ? align : 0;
   if (n + extra < pol->big_threshold && hak_large_fits(n, align))
-    return hak_large_alloc(n, align, zero, site, 0);
-  return hak_big_alloc(n, align, zero, site);
+    return hak_large_alloc(n, align, zero, rec, 0, how);
+  return hak_big_alloc(n, align, zero, rec, how);
 }
 
 /* malloc of more than 32 KiB: kept out of line, so that hak_malloc_slow,
@@ -57,7 +63,7 @@ static hak_noinline void *malloc_large_or_big(size_t n, void *site) {
     errno = ENOMEM;
     return NULL;
   }
-  return alloc_large_or_big(n, 0, false, site_if_profiled(site));
+  return hak_alloc_large_or_big(n, 0, false, site, false);
 }
 
 /* The router behind every allocation that missed the inline fast path. */
@@ -84,7 +90,7 @@ void *hak_alloc_routed(size_t n, size_t align, bool zero, void *site) {
     errno = ENOMEM;
     return NULL;
   }
-  return alloc_large_or_big(n, align, zero, site_if_profiled(site));
+  return hak_alloc_large_or_big(n, align, zero, site, false);
 }
 
 /* malloc's slow path (the inline fast path missed, or n > 1 KiB). */
@@ -206,6 +212,8 @@ void *hak_realloc_impl(void *p, size_t n, void *site) {
   }
   const hak_policy_t *pol = hak_policy();
   hak_segment_t *seg = hak_segmap_lookup(p);
+  bool tiered = seg->kind == HAK_SEG_LARGE || seg->kind == HAK_SEG_BIG;
+  if (hak_sites_learning && n > old && tiered) hak_site_grow(site); /* for per-site headroom */
   if (seg->kind == HAK_SEG_LARGE && n > old && n < pol->big_threshold &&
       hak_large_grow(seg, p, n, site_if_profiled(site)))
     return p;
@@ -215,9 +223,11 @@ void *hak_realloc_impl(void *p, size_t n, void *site) {
   }
   /* A Large block that must move while growing gets some more room
    * (policy: a quarter): buffers grown step by step then copy O(1) times
-   * per byte. */
+   * per byte.  With per-site decisions, only sites that keep growing
+   * theirs get it. */
   size_t want = n;
   size_t slack = n >> pol->realloc_slack_shift;
+  if (pol->sites && !(hak_site_lookup(pol->sites, site) & HAK_SITE_GROW)) slack = 0;
   if (n > old && seg->kind == HAK_SEG_LARGE && n + slack < pol->big_threshold) want = n + slack;
   void *q = want <= HAK_TINY_MAX ? hak_alloc_fast(want) : hak_malloc_slow(want, site);
   if (!q) return NULL;
@@ -280,7 +290,7 @@ HAK_EXPORT void *hak_alloc_at(size_t n, const void *site) {
       return NULL;
     }
     if (hak_secure) return hak_secure_alloc(n, 0, false, s);
-    return alloc_large_or_big(n, 0, false, s); /* recorded there */
+    return hak_alloc_large_or_big(n, 0, false, s, true); /* recorded there */
   }
   hak_heap_t *h = hak_heap_get();
   hak_site_count(s, n); /* after init: the site table is ready */

@@ -15,6 +15,7 @@
 #include "prof.h"
 #include "secure.h"
 #include "site.h"
+#include "learn/sites.h"
 
 enum { BIG_LIVE = 1, BIG_CACHED = 2 };
 
@@ -31,6 +32,7 @@ typedef struct big_hdr {
   size_t req;              /* bytes asked for (profiles) */
   uint32_t born;
   uint16_t site;
+  uint8_t how;             /* the site's decision bits (learn/sites.h) */
   struct big_hdr *next, *prev;
 } big_hdr_t;
 
@@ -88,12 +90,16 @@ static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool fo
   uint64_t delay = pol->purge_delay_ms;
   size_t budget = pol->bigcache;
   big_hdr_t *out = NULL;
-  for (big_hdr_t *b = big_cache_last; b; b = b->prev) {
-    if (b->length <= BIG_HDR) continue;
-    if (!force && b->time + delay > now && big_cache_committed <= budget) continue;
-    big_cache_committed -= b->length - BIG_HDR;
-    big_decommit_from(b, BIG_HDR);
-  }
+  /* Oldest first; over the budget, mappings of sites known to reuse theirs
+   * (HAK_SITE_CACHE) are the last to go. */
+  for (int pass = 0; pass < 2; pass++)
+    for (big_hdr_t *b = big_cache_last; b; b = b->prev) {
+      if (b->length <= BIG_HDR) continue;
+      bool due = force || b->time + delay <= now;
+      if (!due && (big_cache_committed <= budget || (pass == 0 && (b->how & HAK_SITE_CACHE)))) continue;
+      big_cache_committed -= b->length - BIG_HDR;
+      big_decommit_from(b, BIG_HDR);
+    }
   while (big_cache_last && (force || big_cache_bytes > 4 * budget)) {
     big_hdr_t *b = big_cache_last;
     big_cache_remove(b);
@@ -159,7 +165,7 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
   return b;
 }
 
-void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
+void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how) {
   size_t off = align <= BIG_HDR ? BIG_HDR : align;
   /* A block of 0 bytes still gets a byte: its address must lie inside its
    * mapping (an over-aligned block starts `off` bytes in). */
@@ -183,6 +189,8 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
         skip--;
         continue;
       }
+      /* A site that reuses its mappings keeps them: others do not get them. */
+      if ((c->how & HAK_SITE_CACHE) && !(how & HAK_SITE_CACHE)) continue;
       if (c->seg.map_size >= size) {
         if (!b || c->seg.map_size < b->seg.map_size) b = c;
       } else if (c->length > BIG_HDR && (!smaller || c->length > smaller->length)) {
@@ -214,12 +222,13 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site) {
   b->seg.slab_shift = HAK_SEG_SHIFT;
   b->block = (uint8_t *)b + off;
   b->state = BIG_LIVE;
+  b->how = (uint8_t)how;
   b->site = HAK_SITE_UNTRACKED;
   if (hak_secure) b->req = n;
   if (site) {
     b->req = n;
     b->born = hak_site_clock();
-    b->site = hak_site_alloc(site, n, 0);
+    b->site = hak_site_alloc(site, n, 0, true);
   }
   hak_prof_end(HAK_PROF_BIG_ALLOC, t0);
   if (hak_debug) big_check_hdr(b, BIG_LIVE);
@@ -258,8 +267,10 @@ void hak_big_free(hak_segment_t *seg, void *p) {
   hak_lock(&big_lock);
   b->state = BIG_CACHED;
   if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE ||
-      b->seg.map_size > 4 * pol->bigcache) {
-    drop = b; /* over-aligned or too big to be worth keeping */
+      b->seg.map_size > 4 * pol->bigcache || (b->how & HAK_SITE_NOCACHE)) {
+    /* Over-aligned, too big to be worth keeping, or from a site that
+     * allocates once: its budget is better spent on sites that reuse. */
+    drop = b;
     b->next = NULL;
   } else {
     b->time = now;
@@ -319,7 +330,7 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
   if (site && b->site != HAK_SITE_UNTRACKED) {
     hak_site_free(b->site, b->req, 0, b->born);
     b->req = n;
-    b->site = hak_site_alloc(site, n, 0);
+    b->site = hak_site_alloc(site, n, 0, true);
   }
   if (hak_debug) big_check_hdr(b, BIG_LIVE);
   return b->block;
@@ -360,7 +371,9 @@ static void big_check_hdr(const big_hdr_t *b, uint32_t state) {
                  !atomic_load_explicit(&seg->slabs[0].owner, memory_order_relaxed),
              "Big mapping %p: kind %u, slab shift %u, state %u (not %u)", (const void *)b, seg->kind,
              seg->slab_shift, b->state, state);
-  hak_assert(seg->map_size && seg->map_size % BIG_GRAIN == 0 && BIG_HDR <= b->length &&
+  /* (the secure library's mappings end with a guard page: one page more) */
+  hak_assert(seg->map_size && seg->map_size % (hak_secure ? HAK_PAGE : BIG_GRAIN) == 0 &&
+                 BIG_HDR <= b->length &&
                  b->length <= seg->map_size && off >= BIG_HDR && off < seg->map_size,
              "Big mapping %p: %zu bytes mapped, %zu resident, block at +%zu", (const void *)b,
              seg->map_size, b->length, off);

@@ -358,7 +358,9 @@ uint8_t *hak_slab_start(const hak_slab_t *slab);
 /* large.c.  `site`, where taken: the call site to record in the profile,
  * or NULL when the allocation is not profiled. */
 bool hak_large_fits(size_t n, size_t align); /* a Large segment can hold it */
-void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight);
+/* how: the site's decision bits (learn/sites.h: HAK_SITE_LONG places the
+ * span apart from short-lived ones). */
+void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight, unsigned how);
 void hak_large_free(hak_segment_t *seg, void *p);
 size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
@@ -372,7 +374,9 @@ void hak_large_ace(double target_hit);
 void hak_large_lock(void);
 void hak_large_unlock(bool child);
 /* big.c */
-void *hak_big_alloc(size_t n, size_t align, bool zero, void *site);
+/* how: the site's decision bits (HAK_SITE_CACHE / HAK_SITE_NOCACHE decide
+ * what happens to the mapping when it is freed). */
+void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how);
 void hak_big_free(hak_segment_t *seg, void *p);
 size_t hak_big_usable(hak_segment_t *seg, const void *p);
 void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site);
@@ -385,6 +389,7 @@ void hak_big_unlock(bool child);
 /* alloc.c */
 void *hak_malloc_slow(size_t n, void *site);
 void *hak_alloc_routed(size_t n, size_t align, bool zero, void *site);
+void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool record);
 void *hak_alloc_sampled(hak_heap_t *h, unsigned cls, void *site);
 void hak_free_special(void *p);
 void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *slab);

@@ -12,6 +12,7 @@
 #include "os.h"
 #include "prof.h"
 #include "site.h"
+#include "learn/sites.h"
 
 #define LPAGES ((unsigned)(HAK_SEG_SIZE >> HAK_PAGE_SHIFT)) /* 1024 */
 #define LWORDS (LPAGES / 64)
@@ -25,6 +26,7 @@ typedef struct large_seg {
   uint64_t dirty[LWORDS]; /* pages touched since they were last decommitted */
   uint32_t free_pages;
   uint32_t no_run;        /* a search for this many pages (or more) failed since the last free */
+  uint8_t placement;      /* 1: spans of long-lived sites only (per-site policy) */
   uint64_t purge_at;
   uint16_t span[LPAGES];  /* at a span's first page: its length in pages */
   uint8_t state[LPAGES];  /* at a span's first page: PG_LIVE or PG_CACHED */
@@ -232,7 +234,7 @@ static void note_alloc(large_seg_t *ls, unsigned i, size_t n, void *site, size_t
     ls->req[i] = (uint32_t)n;
     ls->weight[i] = (uint32_t)(weight > UINT32_MAX ? UINT32_MAX : weight);
     ls->born[i] = hak_site_clock();
-    ls->site[i] = hak_site_alloc(site, n, weight);
+    ls->site[i] = hak_site_alloc(site, n, weight, false);
   }
   LSTAT(large_allocs, 1);
   LSTAT(large_live, (size_t)ls->span[i] * HAK_PAGE);
@@ -292,14 +294,19 @@ static void *lcache_take(hak_heap_t *h, size_t pages, size_t max_pages) {
   return p;
 }
 
-void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight) {
+void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight, unsigned how) {
   size_t pages = span_pages(n);
   size_t extra = align_pages(align);
   if (!n) n = 1;
   hak_heap_t *h = hak_heap_get();
   const hak_policy_t *pol = hak_policy();
   size_t max_pages = wmax_pages(pol, pages);
-  if (!extra && h != &hak_heap_empty) {
+  /* A long-lived site's span goes to segments of long-lived spans only,
+   * and not through the caches (whose spans may lie anywhere): short-lived
+   * spans then free whole segments when they die, instead of leaving holes
+   * around long-lived ones. */
+  uint8_t place = (how & HAK_SITE_LONG) ? 1 : 0;
+  if (!extra && !place && h != &hak_heap_empty) {
     void *p = lcache_take(h, pages, max_pages);
     if (p) {
       large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
@@ -319,13 +326,14 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
   uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
   unsigned hc = c;
-  if (!extra)
+  bool cacheable = !extra && !place;
+  if (cacheable)
     while (!large_cache_first[hc] && hc + 1 < LCLASSES && lclass_pages(hc + 1) <= max_pages) hc++;
-  if (!extra) {
+  if (cacheable) {
     if (large_cache_first[hc]) lc_hits[c]++;
     else lc_misses[c]++;
   }
-  if (!extra && large_cache_first[hc]) {
+  if (cacheable && large_cache_first[hc]) {
     cached_span_t *cs = large_cache_first[hc];
     large_cache_remove(hc, cs);
     large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
@@ -340,8 +348,11 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
     large_seg_t *ls = segs;
     unsigned i = 0;
     for (; ls; ls = (large_seg_t *)ls->seg.next)
-      if ((i = find_run(ls, (unsigned)(pages + extra))) != 0) break;
-    if (!ls && (ls = large_seg_new()) != NULL) i = find_run(ls, (unsigned)(pages + extra));
+      if (ls->placement == place && (i = find_run(ls, (unsigned)(pages + extra))) != 0) break;
+    if (!ls && (ls = large_seg_new()) != NULL) {
+      ls->placement = place;
+      i = find_run(ls, (unsigned)(pages + extra));
+    }
     if (ls) {
       unsigned total = (unsigned)(pages + extra);
       if (extra) {
@@ -400,8 +411,10 @@ static void free_locked(large_seg_t *ls, void *p) {
   }
   size_t bytes = (size_t)ls->span[i] * HAK_PAGE;
   unsigned c = lclass(ls->span[i]);
+  /* A long-lived site's span goes back to its segment, not the cache:
+   * the cache would hand it to anyone. */
   if (ls->span[i] == lpages_round(ls->span[i]) && large_cache_bytes + bytes <= pol->large_cache &&
-      lc_count[c] < lc_cap[c]) {
+      lc_count[c] < lc_cap[c] && !ls->placement) {
     lc_count[c]++;
     cached_span_t *cs = p;
     cs->time = now;
@@ -435,7 +448,7 @@ void hak_large_free(hak_segment_t *seg, void *p) {
   unsigned pages = ls->span[i];
   const hak_policy_t *pol = hak_policy();
   if (h != &hak_heap_empty && h->lcache_n < pol->lcache_slots && pages <= pol->lcache_max_pages &&
-      pages == lpages_round(pages)) {
+      pages == lpages_round(pages) && !ls->placement) {
     ls->state[i] = PG_CACHED;
     h->lcache[h->lcache_n] = p;
     h->lcache_pages[h->lcache_n] = (uint16_t)pages;
@@ -479,7 +492,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
         /* Seen by the profile as a free and a new allocation, as realloc is. */
         hak_site_free(ls->site[i], ls->req[i], 0, ls->born[i]);
         ls->req[i] = (uint32_t)n;
-        ls->site[i] = hak_site_alloc(site, n, 0);
+        ls->site[i] = hak_site_alloc(site, n, 0, false);
       }
       LSTAT(large_live, (size_t)add * HAK_PAGE);
       ok = true;

@@ -5,6 +5,7 @@
 #include "msg.h"
 #include "options.h"
 #include "learn/control.h"
+#include "learn/sites.h"
 
 /* Before hak_process_init: the options' table defaults.  Nothing reads
  * the policy before init in practice (Large/Big requests initialise
@@ -52,6 +53,7 @@ void hak_policy_init(void) {
       for (unsigned k = 0; k < HAK_NKNOBS; k++)
         if (!hak_knob_pinned(k)) hak_knob_set(k, &p, hak_knob_value(k, &f));
       hak_control_set_reference(ref, HAK_LEARN_HIST_BINS);
+      p.sites = hak_sites_file_table(true); /* its per-site decisions, where they resolve */
     }
   }
   policy_options = p;
@@ -78,7 +80,7 @@ static bool policy_equal(const hak_policy_t *a, const hak_policy_t *b) {
          a->segment_cache == b->segment_cache && a->thp == b->thp && a->lcache_slots == b->lcache_slots &&
          a->lcache_max_pages == b->lcache_max_pages && a->slab_carve_bytes == b->slab_carve_bytes &&
          a->purge_check_mask == b->purge_check_mask && a->realloc_slack_shift == b->realloc_slack_shift &&
-         a->w_max_eighths == b->w_max_eighths;
+         a->w_max_eighths == b->w_max_eighths && a->sites == b->sites;
 }
 
 bool hak_policy_publish(const hak_policy_t *p) {

@@ -27,6 +27,9 @@ typedef struct hak_policy {
   unsigned purge_check_mask;  /* a heap looks for due purges every (mask+1) slow calls */
   unsigned realloc_slack_shift; /* a block moved by a growing realloc gets n >> shift more */
   unsigned w_max_eighths;     /* W_MAX: a cached Large span up to this many eighths of the request serves it */
+  /* Per-site decisions for Large and Big blocks (learn/sites.h), or NULL:
+   * an immutable table, looked up on the Large/Big slow paths only. */
+  const struct hak_site_table *sites;
 } hak_policy_t;
 
 extern _Atomic(const hak_policy_t *) hak_policy_cur;

@@ -612,13 +612,7 @@ void *hak_secure_alloc(size_t n, size_t align, bool zero, void *site) {
     errno = ENOMEM;
     return NULL;
   }
-  sec_ensure_init();
-  const hak_policy_t *pol = hak_policy();
-  size_t extra = align > HAK_PAGE ? align : 0;
-  void *rec = hak_sites_on ? site : NULL;
-  void *p;
-  if (n + extra < pol->big_threshold && hak_large_fits(n, align)) p = hak_large_alloc(n, align, false, rec, 0);
-  else p = hak_big_alloc(n, align, zero, rec);
+  void *p = hak_alloc_large_or_big(n, align, zero, site, false);
   if (p) sec_on_alloc(p, n, zero);
   return p;
 }

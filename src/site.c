@@ -17,6 +17,8 @@
 #include "msg.h"
 #include "options.h"
 #include "os.h"
+#include "policy.h"
+#include "learn/sites.h"
 
 #define SITES 4096 /* power of two; slot 0 is "other" */
 #define PROBES 64
@@ -31,6 +33,12 @@ typedef struct site {
   _Atomic uintptr_t addr;
   hak_counter_t allocs, frees, bytes, live, peak, samples;
   hak_counter_t life_ms, life_n;
+  /* The history per-site decisions are made from: Large/Big blocks only
+   * (recorded exactly), their lifetimes, the gaps between allocations,
+   * and realloc growths at this site. */
+  hak_counter_t x_allocs, x_frees, x_life_ms, x_big, x_bytes;
+  hak_counter_t gaps, gap_ms, grows;
+  _Atomic uint32_t first_ms, last_ms;
   hak_counter_t hist[HIST];
   _Atomic int stack_state; /* 0 none, 1 being written, 2 ready */
   uintptr_t stack[STACK];
@@ -128,10 +136,23 @@ static void capture_stack(site_t *s) {
   atomic_store_explicit(&s->stack_state, 2, memory_order_release);
 }
 
-uint16_t hak_site_alloc(void *site, size_t size, size_t weight) {
+uint16_t hak_site_alloc(void *site, size_t size, size_t weight, bool big) {
   uint16_t k = site_slot(site);
   site_t *s = &sites[k];
   uint64_t est = estimate(size, weight);
+  if (!weight) {
+    uint32_t now = hak_site_clock() + 1; /* 0: never */
+    uint32_t last = atomic_exchange_explicit(&s->last_ms, now, memory_order_relaxed);
+    if (last) {
+      ADD(s->gaps, 1);
+      ADD(s->gap_ms, now - last);
+    } else {
+      atomic_store_explicit(&s->first_ms, now, memory_order_relaxed);
+    }
+    ADD(s->x_allocs, 1);
+    ADD(s->x_bytes, size);
+    if (big) ADD(s->x_big, 1);
+  }
   uint64_t bytes = weight ? weight : size;
   ADD(s->allocs, est);
   ADD(s->bytes, bytes);
@@ -156,6 +177,49 @@ void hak_site_free(uint16_t k, size_t size, size_t weight, uint32_t born) {
   uint32_t now = hak_site_clock();
   ADD(s->life_ms, (uint64_t)(now - born) * est);
   ADD(s->life_n, est);
+  if (!weight) {
+    ADD(s->x_frees, 1);
+    ADD(s->x_life_ms, now - born);
+  }
+}
+
+void hak_site_grow(void *site) {
+  if (site) ADD(sites[site_slot(site)].grows, 1);
+}
+
+bool hak_site_history(unsigned k, hak_site_history_t *h) {
+  if (k >= SITES) return false;
+  site_t *s = &sites[k];
+  uintptr_t a = atomic_load_explicit(&s->addr, memory_order_acquire);
+  if (!a || a == 1 || !atomic_load_explicit(&s->x_allocs, memory_order_relaxed)) return false;
+  h->addr = a;
+  h->allocs = atomic_load_explicit(&s->x_allocs, memory_order_relaxed);
+  h->frees = atomic_load_explicit(&s->x_frees, memory_order_relaxed);
+  h->life_ms = atomic_load_explicit(&s->x_life_ms, memory_order_relaxed);
+  h->big = atomic_load_explicit(&s->x_big, memory_order_relaxed);
+  h->bytes = atomic_load_explicit(&s->x_bytes, memory_order_relaxed);
+  h->gaps = atomic_load_explicit(&s->gaps, memory_order_relaxed);
+  h->gap_ms = atomic_load_explicit(&s->gap_ms, memory_order_relaxed);
+  h->grows = atomic_load_explicit(&s->grows, memory_order_relaxed);
+  uint32_t f = atomic_load_explicit(&s->first_ms, memory_order_relaxed);
+  uint32_t l = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
+  h->first_ms = f ? f - 1 : 0;
+  h->last_ms = l ? l - 1 : 0;
+  return true;
+}
+
+unsigned hak_site_capacity(void) { return SITES; }
+
+bool hak_site_history_of(uintptr_t a, hak_site_history_t *h) {
+  if (a <= 1) return false;
+  uint64_t hsh = (uint64_t)a * 0x9E3779B97F4A7C15ull;
+  for (unsigned i = 0; i < PROBES; i++) {
+    unsigned k = (unsigned)((hsh >> 52) + i) & (SITES - 1);
+    uintptr_t cur = atomic_load_explicit(&sites[k].addr, memory_order_acquire);
+    if (cur == a) return hak_site_history(k, h);
+    if (!cur) return false;
+  }
+  return false;
 }
 
 void hak_site_count(void *site, size_t size) {
@@ -327,7 +391,21 @@ int hak_site_write(const char *path) {
          (unsigned long long)(allocs ? (bytes + allocs / 2) / allocs : 0), (unsigned long long)life, pattern_of(s),
          exact ? "true" : "false", order[i] ? "false" : "true");
     for (int b = 0; b < HIST; b++) oput(&j, "%s%llu", b ? "," : "", fp_round(atomic_load(&s->hist[b])));
-    oput(&j, "],\"stack\":[");
+    /* The per-site decision in force, and the history it reads. */
+    unsigned how = order[i] ? hak_site_lookup(hak_policy()->sites, (void *)a) : 0;
+    oput(&j, "],\"decision\":[");
+    static const char *const dnames[] = {"long_lived", "cache", "no_cache", "grow"};
+    for (unsigned bit = 0, first = 1; bit < 4; bit++)
+      if (how & (1u << bit)) oput(&j, "%s\"%s\"", first ? "" : ",", dnames[bit]), first = 0;
+    hak_site_history_t hh;
+    if (order[i] && hak_site_history(order[i], &hh))
+      oput(&j, "],\"why\":{\"blocks\":%llu,\"freed\":%llu,\"mean_life_ms\":%llu,\"big\":%llu,"
+               "\"mean_gap_ms\":%llu,\"grows\":%llu},\"stack\":[",
+           (unsigned long long)hh.allocs, (unsigned long long)hh.frees,
+           (unsigned long long)(hh.frees ? hh.life_ms / hh.frees : 0), (unsigned long long)hh.big,
+           (unsigned long long)(hh.gaps ? hh.gap_ms / hh.gaps : 0), (unsigned long long)hh.grows);
+    else
+      oput(&j, "],\"stack\":[");
     /* Collapsed stack: outermost frame first, the site last. */
     int depth = atomic_load_explicit(&s->stack_state, memory_order_acquire) == 2 ? s->depth : 0;
     for (int d = depth - 1; d >= 0; d--) {

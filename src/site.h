@@ -14,8 +14,24 @@
 extern bool hak_sites_on;
 
 void hak_site_init(void);
-/* Index of the site (0 is the "other" row when the table is full). */
-uint16_t hak_site_alloc(void *site, size_t size, size_t weight);
+/* Index of the site (0 is the "other" row when the table is full); big:
+ * a Big block (its own mapping). */
+uint16_t hak_site_alloc(void *site, size_t size, size_t weight, bool big);
+/* A realloc at this site grew a Large or Big block. */
+void hak_site_grow(void *site);
+/* A site's Large/Big history (per-site decisions are made from it). */
+typedef struct hak_site_history {
+  uintptr_t addr;
+  uint64_t allocs, frees, life_ms; /* life_ms: summed over the freed blocks */
+  uint64_t big, bytes, gaps, gap_ms, grows;
+  uint32_t first_ms, last_ms;      /* hak_site_clock() of its first and last allocation */
+} hak_site_history_t;
+/* Row k of the table (k < hak_site_capacity()): false if empty or without
+ * Large/Big blocks. */
+bool hak_site_history(unsigned k, hak_site_history_t *h);
+unsigned hak_site_capacity(void);
+/* The history of the site at this address, if the table has it. */
+bool hak_site_history_of(uintptr_t addr, hak_site_history_t *h);
 /* weight: 0 for an exactly recorded block, else the sample's weight. */
 void hak_site_free(uint16_t idx, size_t size, size_t weight, uint32_t born);
 /* The weight of a sampled block of `size` bytes. */

@@ -13,6 +13,9 @@ test_learn_prog under LD_PRELOAD:
               an explicit option still pinning its knob
   badfile     missing, empty, corrupt and out-of-range policy files: one
               clear error each, the defaults, and the program unharmed
+  sites       per-site decisions: learned from five sites of known kinds,
+              written, read back and applied (the profile shows them), a
+              stale site ignored and reported
 
 Exit 0 when every check passes, 1 otherwise (77: the library cannot be
 preloaded, as in sanitizer builds).
@@ -161,6 +164,10 @@ BAD_FILES = {
     "trailing": '{"hakmem_policy": 1, "knobs": {}} extra',
     "bad-hist": '{"hakmem_policy": 1, "knobs": {}, "reference_histogram": [0.5, 7]}',
     "binary": "\x00\x01\x02\xff" * 100,
+    "bad-site": '{"hakmem_policy": 1, "knobs": {}, "sites": [{"module": "/bin/true", "offset": "0x10", '
+                '"decision": ["faster"]}]}',
+    "site-no-module": '{"hakmem_policy": 1, "sites": [{"offset": "0x10", "decision": ["grow"]}]}',
+    "site-bad-offset": '{"hakmem_policy": 1, "sites": [{"module": "/bin/true", "offset": "0xZZ"}]}',
 }
 
 
@@ -178,7 +185,55 @@ def test_badfile(a, d):
         check(policy_line(p) == DEFAULTS, "%s: policy %s, expected the defaults" % (name, policy_line(p)))
 
 
-TESTS = {"walk": test_walk, "lifecycle": test_lifecycle, "modes": test_modes,
+WANT_SITES = {"long_site": ["long_lived"], "reuse_site": ["cache"], "oneoff_site": ["no_cache"],
+              "grow_site": ["grow"]}
+
+
+def test_sites(a, d):
+    pol = os.path.join(d, "sites.policy")
+    p = run(a, ["sites"], HAKMEM_MODE="learning", HAKMEM_POLICY_OUT=pol)
+    check(p.returncode == 0 and "sites done" in p.stdout, "sites run: exit %d %r" % (p.returncode, p.stderr[-300:]))
+    with open(pol) as f:
+        # (the compiler may clone a function: long_site.constprop.0)
+        got = {(s.get("symbol") or "").split(".")[0]: s for s in json.load(f).get("sites", [])}
+    offsets = {int(s["offset"], 16): fn for fn, s in got.items()}
+    for fn, dec in WANT_SITES.items():
+        check(fn in got and got[fn]["decision"] == dec and "why" in got[fn] and got[fn]["module"].endswith(
+            os.path.basename(a.prog)), "learned decision of %s: %s, expected %s" % (fn, got.get(fn), dec))
+    check("short_site" not in got, "short_site got a decision: %s" % got.get("short_site"))
+    # Read back, frozen: the decisions are in force (the profile shows them).
+    prof = os.path.join(d, "prof")
+    p = run(a, ["sites"], HAKMEM_MODE="fast", HAKMEM_POLICY_FILE=pol, HAKMEM_PROFILE=prof)
+    check(p.returncode == 0 and "hakmem: " not in p.stderr, "frozen run: %d %r" % (p.returncode, p.stderr[-300:]))
+    def applied_decisions():
+        # The profile names a site by its module offset, as the file does.
+        with open(prof + ".json") as f:
+            return {offsets.get(int(s["offset"], 16)): s.get("decision", []) for s in json.load(f)["sites"]
+                    if os.path.basename(s.get("module") or "") == os.path.basename(a.prog)}
+    applied = applied_decisions()
+    for fn, dec in WANT_SITES.items():
+        check(applied.get(fn) == dec, "decision in force for %s: %s, expected %s" % (fn, applied.get(fn), dec))
+    # A stale site (its function gone in a rebuild, or its module) is
+    # ignored, and said so with HAKMEM_VERBOSE; the others still apply.
+    with open(pol) as f:
+        stale = json.load(f)
+    stale["sites"].append({"module": a.prog, "offset": "0x10", "symbol": "no_such_function_anymore",
+                           "symbol_offset": 4, "decision": ["long_lived"]})
+    stale["sites"].append({"module": "/no/such/module.so", "offset": "0x1234", "decision": ["grow"]})
+    sp = os.path.join(d, "stale.policy")
+    with open(sp, "w") as f:
+        json.dump(stale, f)
+    p = run(a, ["sites"], HAKMEM_MODE="fast", HAKMEM_POLICY_FILE=sp, HAKMEM_VERBOSE=1, HAKMEM_PROFILE=prof)
+    errs = [l for l in p.stderr.splitlines() if "does not resolve" in l]
+    check(p.returncode == 0 and len(errs) == 2, "stale sites: exit %d, reports %s" % (p.returncode, errs))
+    applied = applied_decisions()
+    check(applied.get("long_site") == ["long_lived"], "stale file: long_site %s" % applied.get("long_site"))
+    # Without HAKMEM_VERBOSE, stale sites are silent.
+    p = run(a, ["sites"], HAKMEM_MODE="fast", HAKMEM_POLICY_FILE=sp)
+    check(p.returncode == 0 and "hakmem: " not in p.stderr, "stale sites, not verbose: %r" % p.stderr[-300:])
+
+
+TESTS = {"sites": test_sites, "walk": test_walk, "lifecycle": test_lifecycle, "modes": test_modes,
          "policyfile": test_policyfile, "badfile": test_badfile}
 
 

@@ -10,6 +10,10 @@
  *   churn MS [MB]   churns small blocks (and, unless MB is 0, Large ones) for
  *                   MS ms holding MB MiB (default 16), then prints the
  *                   number of threads
+ *   sites           Large and Big blocks from five call sites, one of each
+ *                   kind per-site decisions tell apart: long-lived, short-
+ *                   lived, a reused Big buffer, a one-off Big buffer, and a
+ *                   buffer grown by realloc again and again
  *   quick           a few allocations, then the number of threads
  */
 #define _GNU_SOURCE
@@ -152,10 +156,58 @@ static int lifecycle(void) {
   for (;;) churn_small(1000);
 }
 
+/* Five sites (noinline, and bodies that differ, so each has its own return
+ * address; the asm keeps malloc a call, not a jump). */
+#define SITE_FN(name, k)                                  \
+  __attribute__((noinline)) static void *name(size_t n) { \
+    static volatile int calls;                            \
+    calls += k;                                           \
+    void *p = malloc(n);                                  \
+    __asm__ volatile("" : : "r"(p) : "memory");           \
+    return p;                                             \
+  }
+SITE_FN(long_site, 1)
+SITE_FN(short_site, 2)
+SITE_FN(reuse_site, 3)
+SITE_FN(oneoff_site, 4)
+__attribute__((noinline)) static void *grow_site(void *p, size_t n) {
+  void *q = realloc(p, n);
+  __asm__ volatile("" : : "r"(q) : "memory");
+  return q;
+}
+
+static int sites(void) {
+  void *keep[16];
+  for (int i = 0; i < 16; i++) keep[i] = long_site(48 << 10), memset(keep[i], 1, 4096);
+  free(oneoff_site(6 << 20));
+  double t0 = now();
+  for (int round = 0; now() - t0 < 0.6; round++) {
+    for (int i = 0; i < 50; i++) {
+      char *p = short_site(100 << 10);
+      p[0] = 1;
+      free(p);
+    }
+    char *b = reuse_site(4 << 20);
+    memset(b, 2, 4096);
+    free(b);
+    char *g = NULL;
+    for (size_t n = 40 << 10; n <= (1 << 20); n += 40 << 10) {
+      g = grow_site(g, n);
+      g[n - 1] = 3;
+    }
+    free(g);
+    usleep(20000);
+  }
+  for (int i = 0; i < 16; i++) free(keep[i]);
+  printf("sites done\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "quick";
   if (!strcmp(mode, "phases") && argc > 2) return phases(argv[2]);
   if (!strcmp(mode, "lifecycle")) return lifecycle();
+  if (!strcmp(mode, "sites")) return sites();
   if (!strcmp(mode, "churn") && argc > 2) {
     double ms = atof(argv[2]), t0 = now();
     size_t mb = argc > 3 ? (size_t)atol(argv[3]) : 16;

@@ -379,6 +379,22 @@ def write_table(data, path):
              f"Tiny/Mid (<= 32 KiB) sampled about every {fmt_bytes(as_int(data.get('sample_bytes')))}"
              " (~ marks estimates); Large/Big and hak_alloc_cs counts exact", ""]
     lines += format_columns(head, rows, right=range(0, 8))
+    decided = [(i, s) for i, s in enumerate(sites, 1) if s.get("decision") or s.get("why")]
+    if decided:
+        # Per-site decisions for Large/Big blocks (docs/learning.md), with
+        # the history each was made from.
+        drows = []
+        for i, s in decided:
+            w = s.get("why") or {}
+            drows.append([str(i), ", ".join(s.get("decision") or []) or "default",
+                          str(as_int(w.get("blocks"))), str(as_int(w.get("freed"))),
+                          "%d ms" % as_int(w.get("mean_life_ms")), str(as_int(w.get("big"))),
+                          "%d ms" % as_int(w.get("mean_gap_ms")), str(as_int(w.get("grows"))),
+                          func_with_offset(s)])
+        lines.append("")
+        lines.append("per-site decisions (Large/Big blocks) and why:")
+        lines += format_columns(["rank", "decision", "blocks", "freed", "mean life", "Big",
+                                 "mean gap", "grows", "function"], drows, right=range(2, 8))
     lines.append("")
     lines.append(f"leaks at exit: {fmt_bytes(live)} live in {len(leaks)} site"
                  f"{'' if len(leaks) == 1 else 's'}" + (" (largest first)" if leaks else ""))

@@ -20,7 +20,9 @@
 #include "../options.h"
 #include "../os.h"
 #include "../prof.h"
+#include "../site.h"
 #include "control.h"
+#include "sites.h"
 
 enum { CTL_NEVER, CTL_IDLE, CTL_STARTING, CTL_RUNNING };
 static _Atomic int ctl_state = CTL_NEVER;
@@ -181,6 +183,29 @@ static void ace_mid(const sample_t *a, const sample_t *b, double target) {
   }
 }
 
+/* ---- per-site decisions --------------------------------------------------------- */
+
+static unsigned sites_tick;
+
+/* Once a second: decisions from the sites' histories (while learning), and
+ * a policy file's sites whose modules have been loaded since. */
+static void sites_window(void) {
+  uint64_t every = 1000 / (uint64_t)HAK_OPT(LEARN_WINDOW_MS);
+  if (++sites_tick < (every ? every : 1)) return;
+  sites_tick = 0;
+  const hak_site_table_t *t = NULL;
+  if (hak_sites_learning) t = hak_sites_learn(hak_site_clock(), base.sites, false);
+  else if (HAK_OPT_STR(POLICY_FILE)) {
+    t = hak_sites_file_table(false);
+    if (t == base.sites) t = NULL;
+  }
+  if (!t) return;
+  base.sites = t;
+  hak_policy_t p = *hak_policy();
+  p.sites = t;
+  hak_policy_publish(&p);
+}
+
 /* ---- the window ---------------------------------------------------------------- */
 
 static void window(void) {
@@ -233,6 +258,7 @@ static void window(void) {
       hak_large_ace(HAK_OPT_REAL_VALUE(TARGET_HIT_LARGE));
     }
   }
+  sites_window();
   log_window((cur.ns - ctl_t0_ns) / 1000000, hak_policy(), cost, ops, &prev, &cur);
   prev = cur;
 }
@@ -289,6 +315,7 @@ void hak_control_init(void) {
   /* Learning starts soon; balanced only in a process that has lived and
    * committed enough for idle memory and a changed workload to matter. */
   bool learn_mode = mode == HAK_MODE_LEARNING || mode == HAK_MODE_RESEARCH;
+  hak_sites_learning = learn_mode; /* Large/Big blocks' sites are recorded */
   ctl_after_ms = learn_mode ? 50 : 200;
   ctl_min_committed = learn_mode ? 0 : (uint64_t)8 << 20;
 
@@ -351,6 +378,10 @@ void hak_control_exit(void) {
   hak_lock(&ctl_lock);
   hak_policy_t p;
   best_policy(&p);
+  if (hak_sites_learning) { /* the sites' whole run, for the file */
+    const hak_site_table_t *t = hak_sites_learn(hak_site_clock(), base.sites, true);
+    if (t) p.sites = t;
+  }
   if (trace_fd >= 0) {
     char buf[512];
     hak_sink_t o = {.buf = buf, .cap = sizeof buf, .fd = trace_fd};

@@ -17,6 +17,7 @@
 #include "../msg.h"
 #include "../os.h"
 #include "control.h"
+#include "sites.h"
 
 #define POLICY_FILE_MAX ((size_t)16 << 20)
 #define HIST_SCALE 1e9 /* a fraction in the file, counts out of HIST_SCALE in memory */
@@ -158,7 +159,103 @@ static bool read_hist(parser_t *p, uint64_t *ref, unsigned nref) {
   return eat(p, ']') || fail(p, "reference_histogram: expected , or ]");
 }
 
-static bool parse(parser_t *p, hak_policy_t *pol, uint64_t *ref, unsigned nref, char *bad, size_t badcap) {
+/* Site decisions by name, as a file spells them. */
+static const struct {
+  const char *name;
+  unsigned flag;
+} decision_names[] = {{"long_lived", HAK_SITE_LONG}, {"cache", HAK_SITE_CACHE}, {"no_cache", HAK_SITE_NOCACHE},
+                      {"grow", HAK_SITE_GROW}};
+
+static bool hex_or_number(parser_t *p, uintptr_t *out) {
+  ws(p);
+  if (p->s < p->end && *p->s == '"') { /* "0x1a2b" */
+    const char *k;
+    size_t n;
+    if (!string(p, &k, &n)) return false;
+    uintptr_t v = 0;
+    size_t i = n > 2 && k[0] == '0' && (k[1] | 0x20) == 'x' ? 2 : 0;
+    if (i == n) return fail(p, "expected a hex offset");
+    for (; i < n; i++) {
+      unsigned d = k[i] >= '0' && k[i] <= '9' ? (unsigned)(k[i] - '0')
+                   : (k[i] | 0x20) >= 'a' && (k[i] | 0x20) <= 'f' ? (unsigned)((k[i] | 0x20) - 'a' + 10) : 16;
+      if (d == 16 || v >> 60) return fail(p, "expected a hex offset");
+      v = v * 16 + d;
+    }
+    *out = v;
+    return true;
+  }
+  double d;
+  if (!number(p, &d) || d < 0) return fail(p, "expected an offset");
+  *out = (uintptr_t)d;
+  return true;
+}
+
+static bool copy_str(parser_t *p, char *dst, size_t cap) {
+  const char *k;
+  size_t n;
+  if (!string(p, &k, &n)) return false;
+  if (n >= cap) return fail(p, "name too long");
+  memcpy(dst, k, n);
+  dst[n] = 0;
+  return true;
+}
+
+/* "sites": [{"module": "/usr/bin/x", "offset": "0x1234", "symbol": "f",
+ *            "symbol_offset": 18, "decision": ["long_lived", ...], ...}] */
+static bool read_sites(parser_t *p, hak_site_key_t *keys, unsigned *nkeys, unsigned cap) {
+  if (!eat(p, '[')) return fail(p, "\"sites\" must be an array");
+  if (eat(p, ']')) return true;
+  do {
+    hak_site_key_t k;
+    memset(&k, 0, sizeof k);
+    bool module = false, offset = false;
+    if (!eat(p, '{')) return fail(p, "a site must be an object");
+    if (!eat(p, '}')) {
+      do {
+        const char *key;
+        size_t n;
+        if (!string(p, &key, &n) || !eat(p, ':')) return fail(p, "expected \"key\": value");
+        if (key_is(key, n, "module")) {
+          if (!copy_str(p, k.module, sizeof k.module)) return false;
+          module = true;
+        } else if (key_is(key, n, "offset")) {
+          if (!hex_or_number(p, &k.offset)) return false;
+          offset = true;
+        } else if (key_is(key, n, "symbol")) {
+          if (!copy_str(p, k.symbol, sizeof k.symbol)) return false;
+        } else if (key_is(key, n, "symbol_offset")) {
+          if (!hex_or_number(p, &k.symbol_offset)) return false;
+        } else if (key_is(key, n, "decision")) {
+          if (!eat(p, '[')) return fail(p, "\"decision\" must be an array of names");
+          if (!eat(p, ']')) {
+            do {
+              const char *d;
+              size_t dn;
+              if (!string(p, &d, &dn)) return false;
+              unsigned i = 0;
+              while (i < sizeof decision_names / sizeof decision_names[0] && !key_is(d, dn, decision_names[i].name)) i++;
+              if (i == sizeof decision_names / sizeof decision_names[0]) return fail(p, "unknown site decision");
+              k.flags |= decision_names[i].flag;
+            } while (eat(p, ','));
+            if (!eat(p, ']')) return fail(p, "decision: expected , or ]");
+          }
+        } else if (!skip_value(p, 0)) { /* "why", comments */
+          return false;
+        }
+      } while (eat(p, ','));
+      if (!eat(p, '}')) return fail(p, "site: expected , or }");
+    }
+    if (!module || !offset) return fail(p, "a site needs \"module\" and \"offset\"");
+    if (*nkeys < cap) keys[(*nkeys)++] = k;
+  } while (eat(p, ','));
+  return eat(p, ']') || fail(p, "sites: expected , or ]");
+}
+
+#define FILE_KEYS 512
+static hak_site_key_t file_keys[FILE_KEYS];
+
+static bool parse(parser_t *p, hak_policy_t *pol, uint64_t *ref, unsigned nref, char *bad, size_t badcap,
+                  unsigned *nkeys) {
   bool version = false;
   if (!eat(p, '{')) return fail(p, "not a JSON object");
   if (!eat(p, '}')) {
@@ -175,6 +272,8 @@ static bool parse(parser_t *p, hak_policy_t *pol, uint64_t *ref, unsigned nref, 
         if (!read_knobs(p, pol, bad, badcap)) return false;
       } else if (key_is(k, n, "reference_histogram")) {
         if (!read_hist(p, ref, nref)) return false;
+      } else if (key_is(k, n, "sites")) {
+        if (!read_sites(p, file_keys, nkeys, FILE_KEYS)) return false;
       } else if (!skip_value(p, 0)) { /* state, comments, later additions */
         return false;
       }
@@ -224,7 +323,8 @@ bool hak_policyfile_read(const char *path, hak_policy_t *out, uint64_t *ref, uns
   memset(hist, 0, sizeof hist);
   char bad[64] = "";
   parser_t p = {buf, buf + size, NULL};
-  bool ok = parse(&p, &pol, hist, nref < HAK_LEARN_HIST_BINS ? nref : HAK_LEARN_HIST_BINS, bad, sizeof bad);
+  unsigned nkeys = 0;
+  bool ok = parse(&p, &pol, hist, nref < HAK_LEARN_HIST_BINS ? nref : HAK_LEARN_HIST_BINS, bad, sizeof bad, &nkeys);
   if (!ok) {
     size_t line = 1;
     for (const char *c = buf; c < p.s && c < buf + size; c++) line += *c == '\n';
@@ -233,9 +333,55 @@ bool hak_policyfile_read(const char *path, hak_policy_t *out, uint64_t *ref, uns
   } else {
     *out = pol;
     if (ref) memcpy(ref, hist, (nref < HAK_LEARN_HIST_BINS ? nref : HAK_LEARN_HIST_BINS) * sizeof *ref);
+    for (unsigned i = 0; i < nkeys; i++) hak_sites_file_add(&file_keys[i]);
   }
   hak_os_unmap(buf, cap);
   return ok;
+}
+
+static void json_str(hak_sink_t *s, const char *v) {
+  hak_sink_printf(s, "\"");
+  for (; *v; v++)
+    if (*v == '"' || *v == '\\') hak_sink_printf(s, "\\%c", *v);
+    else if ((unsigned char)*v >= 0x20) hak_sink_printf(s, "%c", *v);
+  hak_sink_printf(s, "\"");
+}
+
+/* The decisions, each with the history it was made from (the "why"). */
+static void write_sites(hak_sink_t *s, const hak_site_table_t *t) {
+  if (!t) return;
+  bool first = true;
+  for (unsigned i = 0; i < HAK_SITE_TABLE; i++) {
+    unsigned f = t->e[i].flags & ~HAK_SITE_DECIDED;
+    hak_site_key_t k;
+    if (!t->e[i].addr || !f || !hak_site_key_of(t->e[i].addr, &k)) continue;
+    hak_sink_printf(s, "%s\n    {\"module\": ", first ? ",\n  \"sites\": [" : ",");
+    first = false;
+    json_str(s, k.module);
+    hak_sink_printf(s, ", \"offset\": \"0x%lx\"", (unsigned long)k.offset);
+    if (*k.symbol) {
+      hak_sink_printf(s, ", \"symbol\": ");
+      json_str(s, k.symbol);
+      hak_sink_printf(s, ", \"symbol_offset\": %lu", (unsigned long)k.symbol_offset);
+    }
+    hak_sink_printf(s, ", \"decision\": [");
+    bool d1 = true;
+    for (unsigned j = 0; j < sizeof decision_names / sizeof decision_names[0]; j++)
+      if (f & decision_names[j].flag) {
+        hak_sink_printf(s, "%s\"%s\"", d1 ? "" : ", ", decision_names[j].name);
+        d1 = false;
+      }
+    hak_sink_printf(s, "]");
+    hak_site_history_t h;
+    if (hak_site_history_of(t->e[i].addr, &h))
+      hak_sink_printf(s, ", \"why\": {\"blocks\": %llu, \"freed\": %llu, \"mean_life_ms\": %llu, \"big\": %llu, "
+                         "\"mean_gap_ms\": %llu, \"grows\": %llu}",
+                      (unsigned long long)h.allocs, (unsigned long long)h.frees,
+                      (unsigned long long)(h.frees ? h.life_ms / h.frees : 0), (unsigned long long)h.big,
+                      (unsigned long long)(h.gaps ? h.gap_ms / h.gaps : 0), (unsigned long long)h.grows);
+    hak_sink_printf(s, "}");
+  }
+  if (!first) hak_sink_printf(s, "\n  ]");
 }
 
 bool hak_policyfile_write(const char *path, const hak_policy_t *pol, const double *ref, unsigned nref,
@@ -282,6 +428,7 @@ bool hak_policyfile_write(const char *path, const hak_policy_t *pol, const doubl
     }
     hak_sink_printf(&s, "\n  ]");
   }
+  write_sites(&s, pol->sites);
   hak_sink_printf(&s, "\n}\n");
   hak_sink_flush(&s);
   close(fd);
