@@ -578,10 +578,6 @@ static void sec_on_alloc(void *p, size_t n, bool zero) {
   if (zero) memset(p, 0, n);
 }
 
-hak_inline void sec_ensure_init(void) {
-  if (hak_unlikely(atomic_load_explicit(&hak_init_state, memory_order_acquire) != 2)) hak_process_init();
-}
-
 /* From a slab of class c: the current slab's list, else the heap's slow path. */
 static inline void *sec_pop(unsigned c, void *site, size_t n, bool zero) {
   hak_heap_t *h = hak_tls_heap;

@@ -161,7 +161,7 @@ static int lifecycle(void) {
 #define SITE_FN(name, k)                                  \
   __attribute__((noinline)) static void *name(size_t n) { \
     static volatile int calls;                            \
-    calls += k;                                           \
+    calls = calls + k; /* read too: clang counts it used */ \
     void *p = malloc(n);                                  \
     __asm__ volatile("" : : "r"(p) : "memory");           \
     return p;                                             \

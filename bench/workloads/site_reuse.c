@@ -31,7 +31,7 @@ __attribute__((noinline)) static void *reused_alloc(size_t n) {
 #define ONEOFF(k)                                                    \
   __attribute__((noinline)) static void *oneoff_##k(size_t n) {      \
     static volatile int calls_##k;                                   \
-    calls_##k++;                                                     \
+    calls_##k = calls_##k + 1;                                       \
     return site_malloc(n);                                           \
   }
 #define ONEOFF8(k) ONEOFF(k##0) ONEOFF(k##1) ONEOFF(k##2) ONEOFF(k##3) ONEOFF(k##4) ONEOFF(k##5) ONEOFF(k##6) ONEOFF(k##7)
