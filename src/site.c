@@ -6,7 +6,6 @@
 #include "site.h"
 
 #include <dlfcn.h>
-#include <math.h>
 #include <unwind.h>
 #include <fcntl.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "internal.h"
 #include "msg.h"
 #include "options.h"
+#include "fmath.h"
 #include "os.h"
 #include "policy.h"
 #include "learn/sites.h"
@@ -98,7 +98,7 @@ static inline unsigned long long fp_round(unsigned long long v) { return (v + FP
 
 size_t hak_site_weight(size_t size) {
   double mean = (double)HAK_OPT(PROFILE_SAMPLE);
-  double p = 1.0 - exp(-(double)size / mean);
+  double p = 1.0 - hak_exp(-(double)size / mean);
   return p > 0 ? (size_t)((double)size / p + 0.5) : (size_t)mean;
 }
 

@@ -4,6 +4,8 @@
  * from a xorshift64* state kept in the selector, so runs are reproducible. */
 #include <math.h>
 
+#include "../fmath.h"
+
 #include "learn.h"
 
 uint64_t hak_elo_rand(uint64_t *state) {
@@ -15,7 +17,7 @@ uint64_t hak_elo_rand(uint64_t *state) {
   return x * 0x2545F4914F6CDD1Dull;
 }
 
-double hak_elo_expect(double ra, double rb) { return 1.0 / (1.0 + pow(10.0, (rb - ra) / 400.0)); }
+double hak_elo_expect(double ra, double rb) { return 1.0 / (1.0 + hak_exp((rb - ra) / 400.0 * 2.302585092994046)); /* 10^x */ }
 
 void hak_elo_rate(hak_sel_t *s, unsigned arm, double cost) {
   unsigned c = s->cur;
@@ -41,7 +43,7 @@ unsigned hak_elo_pick(hak_sel_t *s) {
   double t = s->p.elo_temp > 0 ? s->p.elo_temp : 1.0, top = -INFINITY, w[3], sum = 0;
   for (unsigned i = 0; i < k; i++)
     if (s->rating[arm[i]] > top) top = s->rating[arm[i]];
-  for (unsigned i = 0; i < k; i++) sum += w[i] = exp((s->rating[arm[i]] - top) / t);
+  for (unsigned i = 0; i < k; i++) sum += w[i] = hak_exp((s->rating[arm[i]] - top) / t);
   /* 53 random bits -> [0, sum) */
   double u = (double)(hak_elo_rand(&s->rng) >> 11) * 0x1.0p-53 * sum;
   for (unsigned i = 0; i < k; i++) {

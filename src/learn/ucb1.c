@@ -4,6 +4,8 @@
  * of the incumbent's" whatever the unit of the cost. */
 #include <math.h>
 
+#include "../fmath.h"
+
 #include "learn.h"
 
 static double ref_cost(const hak_sel_t *s) {
@@ -23,7 +25,7 @@ double hak_ucb1_score(const hak_sel_t *s, unsigned arm) {
   if (arm >= s->n) return -INFINITY;
   if (s->count[arm] == 0) return INFINITY;
   uint64_t N = plays_near(s);
-  double bonus = N > 1 ? s->p.ucb_c * sqrt(log((double)N) / s->count[arm]) : 0.0;
+  double bonus = N > 1 ? s->p.ucb_c * hak_sqrt(hak_log((double)N) / s->count[arm]) : 0.0;
   return -s->mean[arm] / ref_cost(s) + bonus;
 }
 
