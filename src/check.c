@@ -224,7 +224,8 @@ void hak_check_heap(hak_heap_t *h) {
 }
 
 /* A Tiny/Mid segment's header against its slabs:
- *   used_slabs == the slabs not in free_mask; dirty_mask within free_mask;
+ *   used_slabs == the slabs not in free_mask; dirty_mask within free_mask,
+ *   young_mask within dirty_mask;
  *   a free slab has block_size 0 and owner 0; a used one is well formed
  *   and owned by the segment's heap (0 once abandoned);
  *   an owned segment with dirty free slabs has a purge time, and its
@@ -242,9 +243,10 @@ void hak_check_segment(const hak_segment_t *seg) {
   hak_check_segmap(seg, HAK_SEG_SIZE);
   uint64_t all = n == 64 ? ~0ull : (1ull << n) - 1;
   uint64_t fm = seg->free_mask, dm = seg->dirty_mask;
-  hak_assert(!(fm & ~all) && !(dm & ~fm) && seg->used_slabs == (unsigned)__builtin_popcountll(~fm & all),
-             "segment %p: free mask %llx, dirty mask %llx, %u slabs used", (const void *)seg,
-             (unsigned long long)fm, (unsigned long long)dm, seg->used_slabs);
+  hak_assert(!(fm & ~all) && !(dm & ~fm) && !(seg->young_mask & ~dm) &&
+                 seg->used_slabs == (unsigned)__builtin_popcountll(~fm & all),
+             "segment %p: free mask %llx, dirty mask %llx, young mask %llx, %u slabs used", (const void *)seg,
+             (unsigned long long)fm, (unsigned long long)dm, (unsigned long long)seg->young_mask, seg->used_slabs);
   hak_heap_t *h = atomic_load_explicit(&seg->heap, memory_order_relaxed);
   for (unsigned i = 0; i < n; i++) {
     const hak_slab_t *s = &seg->slabs[i];

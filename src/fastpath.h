@@ -15,8 +15,13 @@ hak_inline void *hak_alloc_fast(size_t n) {
     hak_slab_t *s = h->direct[(n + 15) >> 4];
     hak_block_t *b = s->free;
     if (hak_likely(b != NULL)) {
-      s->free = hak_link_get(s, b);
+      hak_block_t *next = hak_link_get(s, b);
+      s->free = next;
       s->used++;
+      /* The next malloc of this size reads next's link, and its caller
+       * writes it: start that cache miss now, not when it stalls us (a
+       * list of blocks freed long ago is cold). */
+      __builtin_prefetch(next, 1);
       return b;
     }
   }

@@ -121,7 +121,8 @@ struct hak_segment {
   _Atomic(hak_heap_t *) heap;    /* owner of a Tiny/Mid segment */
   uint64_t free_mask;            /* slabs not in use */
   uint64_t dirty_mask;           /* free slabs whose pages may be resident */
-  uint64_t purge_at;             /* ms: when dirty slabs go back to the OS */
+  uint64_t young_mask;           /* dirty slabs freed since the last purge tick */
+  uint64_t purge_at;             /* ms: the next purge tick (0: nothing dirty) */
   uint32_t used_slabs;
   uint32_t pad2;
   hak_segment_t *next, *prev;    /* owner's segment list / global lists */

@@ -24,6 +24,7 @@ typedef struct large_seg {
   hak_segment_t seg; /* common header: kind, slabs[0] for free()'s lookup */
   uint64_t used[LWORDS];  /* pages in a live or cached span */
   uint64_t dirty[LWORDS]; /* pages touched since they were last decommitted */
+  uint64_t young[LWORDS]; /* free pages freed since the last purge tick */
   uint32_t free_pages;
   uint32_t no_run;        /* a search for this many pages (or more) failed since the last free */
   uint8_t placement;      /* 1: spans of long-lived sites only (per-site policy) */
@@ -146,13 +147,16 @@ static void span_mark(large_seg_t *ls, unsigned i, unsigned n, bool live) {
   }
 }
 
-/* Returns span pages [i, i+n) to the segment; they stay dirty until purged. */
-static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, uint64_t delay) {
+/* Returns span pages [i, i+n) to the segment; they stay dirty until purged
+ * (young: freed just now, so they wait a tick more; see seg_purge_tick in
+ * segment.c). */
+static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, uint64_t tick, bool young) {
   if (hak_secure) hak_os_protect((uint8_t *)ls + (size_t)(i + n - 1) * HAK_PAGE, HAK_PAGE, false); /* its guard */
   span_mark(ls, i, n, false);
   ls->span[i] = 0;
   ls->state[i] = PG_FREE;
-  if (!ls->purge_at) ls->purge_at = now + delay;
+  bits_set(ls->young, i, n, young);
+  if (!ls->purge_at) ls->purge_at = now + tick;
   if (!large_next_purge || ls->purge_at < large_next_purge) large_next_purge = ls->purge_at;
 }
 
@@ -164,20 +168,25 @@ static void large_cache_remove(unsigned c, cached_span_t *cs) {
   else large_cache_last[c] = cs->prev;
 }
 
-static void seg_decommit_free(large_seg_t *ls) {
+/* A purge tick: free dirty pages go back to the OS, but for the young
+ * ones (all: force), which become old and wait for the next tick. */
+static void seg_decommit_free(large_seg_t *ls, uint64_t now, uint64_t tick, bool all) {
+  bool left = false;
   unsigned i = LHEADER_PAGES;
   while (i < LPAGES) {
-    if (bit_get(ls->used, i) || !bit_get(ls->dirty, i)) {
+    if (bit_get(ls->used, i) || !bit_get(ls->dirty, i) || (!all && bit_get(ls->young, i))) {
+      left |= !all && !bit_get(ls->used, i) && bit_get(ls->dirty, i);
       i++;
       continue;
     }
     unsigned j = i;
-    while (j < LPAGES && !bit_get(ls->used, j) && bit_get(ls->dirty, j)) j++;
+    while (j < LPAGES && !bit_get(ls->used, j) && bit_get(ls->dirty, j) && (all || !bit_get(ls->young, j))) j++;
     hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
     bits_set(ls->dirty, i, j - i, false);
     i = j;
   }
-  ls->purge_at = 0;
+  memset(ls->young, 0, sizeof ls->young);
+  ls->purge_at = left ? now + tick : 0;
 }
 
 /* Under the lock: old cache entries go back to their segments, free dirty
@@ -191,17 +200,18 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
       large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
       unsigned i = (unsigned)(((uintptr_t)cs - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
       large_cache_bytes -= (size_t)ls->span[i] * HAK_PAGE;
-      span_release(ls, i, ls->span[i], now, delay);
+      span_release(ls, i, ls->span[i], now, delay / 2, false); /* idle for the delay already */
     }
   }
   large_next_purge = 0;
   large_seg_t **pp = &segs;
   while (*pp) {
     large_seg_t *ls = *pp;
-    if (ls->purge_at && (force || ls->purge_at <= now)) seg_decommit_free(ls);
-    if (ls->free_pages == LPAGES - LHEADER_PAGES && (force || pp != &segs || ls->seg.next)) {
+    if (ls->purge_at && (force || ls->purge_at <= now)) seg_decommit_free(ls, now, delay / 2, force || !delay);
+    /* Empty and clean (its pages idle long enough to be purged), and not
+     * the last segment: unmapped. */
+    if (ls->free_pages == LPAGES - LHEADER_PAGES && !ls->purge_at && (force || pp != &segs || ls->seg.next)) {
       *pp = (large_seg_t *)ls->seg.next;
-      seg_decommit_free(ls);
       hak_segmap_set(ls, HAK_SEG_SIZE, false);
       hak_os_commit_account(-(ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
       hak_os_unmap(ls, HAK_SEG_SIZE);
@@ -427,7 +437,7 @@ static void free_locked(large_seg_t *ls, void *p) {
     large_cache_bytes += bytes;
     if (!large_next_purge || now + delay < large_next_purge) large_next_purge = now + delay;
   } else {
-    span_release(ls, i, ls->span[i], now, delay);
+    span_release(ls, i, ls->span[i], now, delay / 2, delay != 0);
   }
   if (hak_debug) large_check_seg(ls); /* before a purge may unmap it */
   if (large_next_purge && now >= large_next_purge) large_purge(now, false, delay);

@@ -16,7 +16,7 @@
 
 typedef struct hak_policy {
   size_t big_threshold;       /* requests this large or larger: Big tier */
-  uint64_t purge_delay_ms;    /* free pages are decommitted after this long */
+  uint64_t purge_delay_ms;    /* free pages idle this long go back (see hak_purge_tick_ms) */
   size_t large_cache;         /* bytes of freed Large spans kept process-wide */
   size_t bigcache;            /* resident bytes of freed Big mappings kept */
   unsigned segment_cache;     /* empty segments kept mapped */
@@ -39,6 +39,11 @@ extern _Atomic(const hak_policy_t *) hak_policy_cur;
 static inline const hak_policy_t *hak_policy(void) {
   return atomic_load_explicit(&hak_policy_cur, memory_order_acquire);
 }
+
+/* Free pages are purged on ticks this far apart: at a tick, those that
+ * were already free at the previous one go back (idle between half the
+ * delay and the delay); a delay of 0 purges at once. */
+static inline uint64_t hak_purge_tick_ms(void) { return hak_policy()->purge_delay_ms / 2; }
 
 /* Builds the start-up snapshot from the options (process init). */
 void hak_policy_init(void);

@@ -91,7 +91,7 @@ static void seg_init(hak_segment_t *seg, unsigned kind, bool keep_dirty) {
   seg->nslabs = (uint8_t)n;
   seg->free_mask = n == 64 ? ~0ull : (1ull << n) - 1;
   if (!keep_dirty) {
-    seg->dirty_mask = 0;
+    seg->dirty_mask = seg->young_mask = 0;
     seg->purge_at = 0;
   }
   seg->used_slabs = 0;
@@ -153,7 +153,21 @@ static void seg_purge_one(hak_segment_t *seg) {
     hak_os_decommit(lo, (size_t)(hi_lo + hi_len - lo));
     for (unsigned k = i; k <= j; k++) m &= ~(1ull << k);
   }
-  seg->dirty_mask = 0;
+  seg->dirty_mask = seg->young_mask = 0;
+}
+
+/* A purge tick (every half delay while slabs are dirty): the slabs that
+ * were already free at the previous tick go back to the OS, those freed
+ * since wait for the next one.  So a free slab stays resident between half
+ * the delay and the delay: a program that frees and reuses its memory
+ * within that time never faults it in again, and nothing is kept longer. */
+static void seg_purge_tick(hak_segment_t *seg, uint64_t now, bool force) {
+  uint64_t delay = hak_policy()->purge_delay_ms;
+  uint64_t young = force || !delay ? 0 : seg->young_mask;
+  seg->dirty_mask &= ~young;
+  seg_purge_one(seg);
+  seg->dirty_mask = young;
+  seg->purge_at = young ? now + hak_purge_tick_ms() : 0;
 }
 
 static void seg_unmap(hak_segment_t *seg) {
@@ -169,11 +183,12 @@ static void seg_unmap(hak_segment_t *seg) {
 static void seg_to_cache(hak_segment_t *seg) {
   const hak_policy_t *pol = hak_policy();
   atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
-  uint64_t due = hak_os_now_ms() + pol->purge_delay_ms;
+  if (!seg->dirty_mask) seg->purge_at = 0;
+  else if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_purge_tick_ms();
+  uint64_t due = seg->purge_at;
   hak_lock(&seg_cache_lock);
   bool keep = seg_cache_count < pol->segment_cache;
   if (keep) {
-    seg->purge_at = seg->dirty_mask ? due : 0;
     seg_list_push(&seg_cache_first, seg);
     seg_cache_count++;
     uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
@@ -195,12 +210,8 @@ static void purge_list(hak_segment_t *list, uint64_t now, bool force, uint64_t *
   for (hak_segment_t *c = list; c; c = c->next) {
     if (hak_debug) hak_check_segment(c);
     if (!c->dirty_mask) continue;
-    if (force || now >= c->purge_at) {
-      seg_purge_one(c);
-      c->purge_at = 0;
-    } else if (!*next || c->purge_at < *next) {
-      *next = c->purge_at;
-    }
+    if (force || now >= c->purge_at) seg_purge_tick(c, now, force);
+    if (c->purge_at && (!*next || c->purge_at < *next)) *next = c->purge_at;
   }
 }
 
@@ -258,6 +269,7 @@ static hak_slab_t *slab_acquire(hak_heap_t *h, unsigned cls) {
   }
   seg->free_mask &= ~bit;
   seg->dirty_mask &= ~bit;
+  seg->young_mask &= ~bit;
   seg->used_slabs++;
   hak_slab_init(slab, seg, cls);
   hak_slab_set_owner(slab, h, false);
@@ -272,12 +284,13 @@ static void slab_release(hak_heap_t *h, hak_slab_t *slab) {
   slab->block_size = 0;
   seg->free_mask |= bit;
   seg->dirty_mask |= bit;
+  seg->young_mask |= bit;
   seg->used_slabs--;
   if (seg->used_slabs == 0 && (seg->prev || seg->next)) {
     seg_release(h, seg); /* keep the heap's last segment of a kind as a spare */
     return;
   }
-  if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
+  if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_purge_tick_ms();
   heap_purge_at(h, seg->purge_at);
   if (hak_debug) hak_check_segment(seg);
 }
@@ -288,12 +301,8 @@ static void segments_purge(hak_heap_t *h, uint64_t now, bool force) {
     for (hak_segment_t *seg = h->segs[k]; seg; seg = seg->next) {
       if (hak_debug) hak_check_segment(seg);
       if (!seg->dirty_mask) continue;
-      if (force || now >= seg->purge_at) {
-        seg_purge_one(seg);
-        seg->purge_at = 0;
-      } else if (!next || seg->purge_at < next) {
-        next = seg->purge_at;
-      }
+      if (force || now >= seg->purge_at) seg_purge_tick(seg, now, force);
+      if (seg->purge_at && (!next || seg->purge_at < next)) next = seg->purge_at;
     }
   atomic_store_explicit(&h->next_purge, next, memory_order_relaxed);
 }
@@ -313,7 +322,7 @@ static void abandon_all(hak_heap_t *h) {
       for (uint64_t m = seg_used_mask(seg); m; m &= m - 1)
         hak_slab_set_owner(&seg->slabs[__builtin_ctzll(m)], NULL, false);
       if (seg->dirty_mask && !seg->purge_at)
-        seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
+        seg->purge_at = hak_os_now_ms() + hak_purge_tick_ms();
       /* Read before publishing: once in the list, the segment is not ours. */
       uint64_t due = seg->dirty_mask ? seg->purge_at : 0;
       hak_lock(&seg_abandoned_lock);
@@ -352,11 +361,12 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
       slab->block_size = 0;
       seg->free_mask |= bit;
       seg->dirty_mask |= bit;
+      seg->young_mask |= bit;
       seg->used_slabs--;
     }
   }
   HAK_STAT_INC(hak_gstats.segments_adopted);
-  if (seg->dirty_mask && !seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_policy()->purge_delay_ms;
+  if (seg->dirty_mask && !seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_purge_tick_ms();
   if (seg->dirty_mask) heap_purge_at(h, seg->purge_at);
   if (hak_debug) hak_check_segment(seg);
   return seg;
