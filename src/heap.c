@@ -214,9 +214,9 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
 
 /* Owner: gathers every free block into `free` (the sampling remainder, its
  * own frees, other threads' frees), carving new blocks only if there are
- * none.  Afterwards `free` holds exactly capacity - used blocks.  Returns
- * how many remote frees it collected. */
-hak_inline uint32_t hak_slab_gather(hak_slab_t *slab) {
+ * none and `carve` says so.  Afterwards `free` holds exactly capacity -
+ * used blocks.  Returns how many remote frees it collected. */
+hak_inline uint32_t hak_slab_gather(hak_slab_t *slab, bool carve) {
   if (hak_likely(!slab->free && !slab->free_rest)) {
     slab->free = slab->local_free; /* the common case: a plain swap */
   } else {
@@ -237,7 +237,7 @@ hak_inline uint32_t hak_slab_gather(hak_slab_t *slab) {
   uint32_t n = atomic_load_explicit(&slab->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY
                    ? hak_slab_collect(slab)
                    : 0;
-  if (!slab->free && slab->capacity < slab->reserved) hak_slab_extend(slab);
+  if (carve && !slab->free && slab->capacity < slab->reserved) hak_slab_extend(slab);
   return n;
 }
 
@@ -268,7 +268,7 @@ static void sample_arm(hak_heap_t *h, hak_slab_t *s) {
   h->sample_left[c] = 0; /* armed: the next interval starts after the sample */
 }
 
-static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s);
+static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve);
 
 /* The allocation that finds a sampling cut: the router serves it
  * elsewhere (hak_alloc_sampled), then hak_heap_sample_done takes the
@@ -291,14 +291,14 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
   return hak_alloc_sampled(h, cls, site);
 }
 
-static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
+static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve) {
   if (hak_debug) hak_check_slab(h, s); /* before gathering follows any link */
   if (hak_unlikely(s->free_rest != NULL)) h->sample_left[s->cls] = 0; /* the cut merges back */
   if (hak_unlikely(s->free != NULL)) {
     slab_sync(h, s); /* blocks left over: count the rest, keep these as not allocated */
     s->handed = 0;
   }
-  hak_slab_gather(s);
+  hak_slab_gather(s, carve);
   if (hak_stats_on) {
     /* Everything handed out last time was allocated; what the owner freed
      * since, and the remote frees just collected, show in `used`. */
@@ -317,10 +317,10 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s) {
  * not frozen), a refill is timed now and then, and counts the blocks it
  * hands out per class: the controller's measure of allocation volume and
  * of the size-class mix.  Otherwise refills count nothing of this. */
-static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s) {
+static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s, bool carve) {
   uint64_t t0 = hak_prof_begin();
   uint32_t cap = s->capacity;
-  bool ok = heap_refill_core(h, s);
+  bool ok = heap_refill_core(h, s, carve);
   HAK_STAT_ADD(h->stats.handed[s->cls], s->handed);
   HAK_STAT_ADD(h->stats.measured_refills[s->cls], 1);
   if (s->capacity != cap) HAK_STAT_ADD(h->stats.carves[s->cls], 1); /* it had to carve */
@@ -328,10 +328,11 @@ static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s) {
   return ok;
 }
 
-/* Gathers a slab's free blocks for the fast path; false if it has none. */
-static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
-  if (hak_unlikely(hak_prof_active())) return heap_refill_timed(h, s);
-  return heap_refill_core(h, s);
+/* Gathers a slab's free blocks for the fast path, carving fresh ones if it
+ * has none and `carve`; false if it has none. */
+static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve) {
+  if (hak_unlikely(hak_prof_active())) return heap_refill_timed(h, s, carve);
+  return heap_refill_core(h, s, carve);
 }
 
 /* An adopted slab (its owner exited): true if it turned out empty, in which
@@ -339,7 +340,7 @@ static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s) {
 bool hak_heap_adopt_slab(hak_heap_t *h, hak_slab_t *s) {
   hak_slab_set_owner(s, h, false);
   s->where = HAK_IN_NONE;
-  heap_refill(h, s);
+  heap_refill(h, s, false);
   if (hak_stats_on) slab_fold(h, s);
   if (s->used == 0) return true;
   list_push(h, s, HAK_IN_QUEUE, false);
@@ -376,7 +377,7 @@ void hak_heap_drain_delayed(hak_heap_t *h) {
   hak_prof_end(HAK_PROF_REMOTE_DRAIN, t0);
 }
 
-void hak_heap_sample_done(hak_heap_t *h, unsigned cls) { heap_refill(h, h->cur[cls]); }
+void hak_heap_sample_done(hak_heap_t *h, unsigned cls) { heap_refill(h, h->cur[cls], true); }
 
 /* A class's slow path: the current slab, then the class's queue, then a
  * fresh slab.  Returns a block, or NULL with errno ENOMEM. */
@@ -389,19 +390,31 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
   if (hak_unlikely(s->free_rest != NULL) && !s->free) return sample_take(h, s, cls, site);
-  if (s != &hak_slab_empty && (s->free || heap_refill(h, s))) goto pop;
+  if (s != &hak_slab_empty && (s->free || heap_refill(h, s, false))) goto pop;
+  /* Freed blocks anywhere in the class before fresh ones: carving only
+   * when no slab has any keeps the resident set near the live one (a
+   * current slab that carved on while the others filled with frees would
+   * leave them all two-thirds empty). */
+  hak_slab_t *carve = s != &hak_slab_empty && s->capacity < s->reserved ? s : NULL;
   for (unsigned adopted = 0;; adopted++) {
     /* Take the first slab with room; full ones leave the queue for good
-     * (until a free gives them room), so this is amortised O(1). */
-    while ((s = h->queue[cls].first) != NULL) {
-      if (s->free || heap_refill(h, s)) {
+     * (until a free gives them room), so this is amortised O(1).  Slabs
+     * with room left to carve stay (there are few: each was current). */
+    for (s = h->queue[cls].first; s;) {
+      hak_slab_t *next = s->next;
+      if (s->free || heap_refill(h, s, false)) {
         if (s->prev) {
           list_remove(h, s);
           list_push(h, s, HAK_IN_QUEUE, true);
         }
         goto found;
       }
-      if (!mark_full(h, s) && heap_refill(h, s)) goto found;
+      if (s->capacity < s->reserved) {
+        if (!carve) carve = s;
+      } else if (!mark_full(h, s) && heap_refill(h, s, false)) {
+        goto found;
+      }
+      s = next;
     }
     /* Before a fresh slab: the partly used slabs of an exited thread's
      * segment (adopting one puts its live slabs in our queues).  Otherwise
@@ -409,13 +422,17 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
      * pinned by a block or two. */
     if (adopted == 2 || !hak_segment_adopt(h, cls)) break;
   }
+  if (carve && heap_refill(h, carve, true)) {
+    s = carve;
+    goto found;
+  }
   uint64_t t0 = hak_prof_begin();
   s = hak_segment_slab_acquire(h, cls);
   hak_prof_end(HAK_PROF_SLAB_ACQUIRE, t0);
   if (!s) goto oom;
   HAK_STAT_ADD(h->stats.slabs_acquired, 1);
   list_push(h, s, HAK_IN_QUEUE, true);
-  heap_refill(h, s);
+  heap_refill(h, s, true);
 found:
   set_current(h, cls, s);
 pop:;
@@ -450,7 +467,7 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
     hak_slab_t *s = h->queue[c].first;
     while (s) {
       hak_slab_t *next = s->next;
-      heap_refill(h, s);
+      heap_refill(h, s, false);
       if (hak_stats_on) slab_fold(h, s);
       if (s->used == 0 && (force || h->cur[c] != s)) {
         if (h->cur[c] == s) set_current(h, c, &hak_slab_empty);
