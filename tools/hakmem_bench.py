@@ -69,19 +69,24 @@ def die(msg):
 
 
 class Alloc:
-    def __init__(self, name, lib):
+    def __init__(self, name, lib, setenv=None):
         self.name, self.lib = name, lib  # lib None: glibc, nothing preloaded
+        self.setenv = setenv or {}       # e.g. {"HAKMEM_MODE": "fast"}
 
     def env(self):
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)
+        env.update(self.setenv)
         if self.lib:
             env["LD_PRELOAD"] = self.lib
         return env
 
     def prefix(self):
         """How a shell command line says it, for messages."""
-        return "LD_PRELOAD=%s " % self.lib if self.lib else ""
+        words = ["%s=%s" % kv for kv in sorted(self.setenv.items())]
+        if self.lib:
+            words.append("LD_PRELOAD=%s" % self.lib)
+        return "".join(w + " " for w in words)
 
 
 # ---------------------------------------------------------------- running --
@@ -143,8 +148,10 @@ def list_workloads(bin_path):
 
 def find_allocators(spec, hakmem_lib, extra=None):
     """Allocators named in spec, a comma list of names, NAME=PATH (any
-    library) and "all" (the known ones, then those of extra, which defaults
-    to $HAKMEM_BENCH_EXTRA).  Returns (usable, skipped-with-hint)."""
+    library; NAME=PATH@VAR=VALUE@... with environment variables set, and an
+    empty PATH meaning hakmem's, e.g. fast=@HAKMEM_MODE=fast) and "all" (the
+    known ones, then those of extra, which defaults to $HAKMEM_BENCH_EXTRA).
+    Returns (usable, skipped-with-hint)."""
     known = {n: (lib, pkg) for n, lib, pkg in KNOWN_ALLOCATORS}
     if extra is None:
         extra = os.environ.get(EXTRA_ENV, "")
@@ -160,8 +167,16 @@ def find_allocators(spec, hakmem_lib, extra=None):
         if name.split("=", 1)[0] in seen:
             continue
         seen.add(name.split("=", 1)[0])
+        setenv = {}
         if "=" in name:
             name, lib = name.split("=", 1)
+            lib, *extra_env = lib.split("@")
+            for kv in extra_env:
+                if "=" not in kv or not kv.split("=", 1)[0]:
+                    die("--alloc wants NAME=PATH@VAR=VALUE, got '@%s'" % kv)
+                setenv[kv.split("=", 1)[0]] = kv.split("=", 1)[1]
+            if extra_env and not lib:
+                lib = hakmem_lib
             if not name or not lib:
                 die("--alloc wants NAME=PATH, got '%s=%s'" % (name, lib))
             hint = "not found: %s" % lib
@@ -178,7 +193,7 @@ def find_allocators(spec, hakmem_lib, extra=None):
         if lib and not os.path.isfile(lib):
             skipped.append((name, hint))
         else:
-            usable.append(Alloc(name, lib and os.path.abspath(lib)))
+            usable.append(Alloc(name, lib and os.path.abspath(lib), setenv))
     return usable, skipped
 
 
@@ -867,6 +882,7 @@ def run_program(prog, alloc, tmp, timeout, spawn):
             os.remove(f)
     env = Alloc("system", None).env()
     env.update(prog.env)
+    env.update(alloc.setenv)
     env["LC_ALL"] = "C"
     out_path, err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
     res_path = os.path.join(tmp, "result")
