@@ -189,6 +189,21 @@ static void seg_decommit_free(large_seg_t *ls, uint64_t now, uint64_t tick, bool
   ls->purge_at = left ? now + tick : 0;
 }
 
+/* Under the lock: every cached span goes back to its segment (still
+ * resident, so a request that no free run fits reuses those pages, joined
+ * with their free neighbours, before a new segment is mapped). */
+static void large_cache_flush(uint64_t now, uint64_t delay) {
+  for (unsigned c = 0; c < LCLASSES; c++)
+    while (large_cache_last[c]) {
+      cached_span_t *cs = large_cache_last[c];
+      large_cache_remove(c, cs);
+      large_seg_t *ls = (large_seg_t *)hak_seg_of(cs);
+      unsigned i = (unsigned)(((uintptr_t)cs - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
+      large_cache_bytes -= (size_t)ls->span[i] * HAK_PAGE;
+      span_release(ls, i, ls->span[i], now, delay / 2, delay != 0);
+    }
+}
+
 /* Under the lock: old cache entries go back to their segments, free dirty
  * pages go back to the OS, empty segments (but one) are unmapped. */
 static void large_purge(uint64_t now, bool force, uint64_t delay) {
@@ -355,10 +370,14 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
     pl = ls, pi = i;
     hit = true;
   } else {
-    large_seg_t *ls = segs;
+    large_seg_t *ls;
     unsigned i = 0;
-    for (; ls; ls = (large_seg_t *)ls->seg.next)
-      if (ls->placement == place && (i = find_run(ls, (unsigned)(pages + extra))) != 0) break;
+    for (int pass = 0;; pass++) {
+      for (ls = segs; ls; ls = (large_seg_t *)ls->seg.next)
+        if (ls->placement == place && (i = find_run(ls, (unsigned)(pages + extra))) != 0) break;
+      if (ls || pass || !large_cache_bytes) break;
+      large_cache_flush(hak_os_now_ms(), pol->purge_delay_ms); /* then search once more */
+    }
     if (!ls && (ls = large_seg_new()) != NULL) {
       ls->placement = place;
       i = find_run(ls, (unsigned)(pages + extra));
