@@ -535,10 +535,16 @@ def callgrind_costs(path, own):
 
 
 def callgrind_run(bin_path, alloc, workload, ops, timeout):
-    """(total Ir, Ir in the workload binary itself) of one run."""
+    """(total Ir, Ir in the workload binary itself) of one run, in the
+    workload's (first) thread only: a background thread such as hakmem's
+    controller wakes on the wall clock, which valgrind slows 50-fold
+    against the program, so its share under callgrind would be 50 times
+    what it is (the workloads counted here run one thread)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+        base = os.path.join(tmp, "callgrind.out")
+        out = base + "-01"
+        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+               "--callgrind-out-file=" + base,
                bin_path, "--workload", workload, "--ops", str(ops),
                "--no-latency"]
         p = subprocess.run(cmd, env=alloc.env(), capture_output=True,
@@ -592,7 +598,8 @@ def instructions(args, bin_path, allocs):
     names = [a.name for a in allocs]
     lines = ["### Instructions per malloc+free pair (callgrind)", "",
              "Per allocator: instructions in malloc+free (and all they call) "
-             "per pair.  Method: (Ir of a run of N ops - Ir of a run of N0 "
+             "per pair, in the workload's thread (not a background thread's).  "
+             "Method: (Ir of a run of N ops - Ir of a run of N0 "
              "ops) / (N - N0), which cancels start-up; minus the workload "
              "loop's own instructions (column loop, counted the same way).",
              "", "| workload | N0 | N | loop | " + " | ".join(names) + " |",
