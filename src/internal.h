@@ -94,10 +94,11 @@ typedef struct hak_slab {
   _Atomic uintptr_t thread_free __attribute__((aligned(64)));
   hak_block_t *free_rest;  /* blocks held back behind a sampling cut */
   uint32_t handed;         /* blocks in `free` at the last refill (statistics) */
-  uint32_t synced_used;    /* `used` as the statistics last saw it */
+  uint32_t synced_used;    /* `used` at the last fold */
   /* Counts since the last fold into the heap's class counters: plain adds
-   * at refill time, folded every 64 refills and whenever asked. */
-  uint32_t st_allocs, st_frees, st_refills;
+   * at refill time, folded every 64 refills and whenever asked (the frees
+   * follow at the fold from these and `used`). */
+  uint32_t st_allocs, st_refills;
   /* The secure library's (secure.h): where the blocks start, the block
    * size's trailing zero bits and odd part inverted mod 2^64, which turn
    * "a block boundary, and which block" into a multiply and a rotate. */
@@ -204,7 +205,9 @@ typedef struct hak_heap_stats {
    * of allocation volume and of the size-class mix. */
   hak_counter_t handed[HAK_NCLASS];
   /* ... and, likewise while measured, refills and those that had to carve
-   * fresh blocks (the controller sizes Mid refill batches from them). */
+   * fresh blocks (the controller sizes Mid refill batches from them).  All
+   * three are estimates: one refill in HAK_MEASURE_EVERY is counted, with
+   * that weight. */
   hak_counter_t measured_refills[HAK_NCLASS], carves[HAK_NCLASS];
 #define HAK_STAT(name, src, field, ...) HAK_STAT_KEEP_##src(field)
 #define HAK_STAT_INTERNAL(field, src) HAK_STAT_KEEP_##src(field)
@@ -270,6 +273,7 @@ struct hak_heap {
   _Atomic(hak_block_t *) delayed;  /* remote frees into full slabs */
   hak_segment_t *segs[2];          /* owned Tiny / Mid segments */
   uint64_t slow_calls;
+  uint32_t measure_tick;           /* refills since the last measured one (heap.c) */
   _Atomic uint64_t next_purge;     /* ms: the earliest purge due in its segments, 0 none */
   hak_lock_t seg_lock;             /* its segments (see segment.c) */
   hak_heap_t *next_all, *prev_all; /* registry of live heaps */

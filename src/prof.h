@@ -27,6 +27,10 @@ enum {
   HAK_PROF_N
 };
 
+/* Refills reach the profiler one in this many (heap.c): they are the most
+ * frequent slow path, and counting each would cost the fast path's caller. */
+#define HAK_MEASURE_EVERY 8
+
 /* Slow paths are measured while this is on: HAKMEM_PROF sets it for the
  * whole run; the learning controller turns it on while it learns or
  * watches, and off while its policy is frozen. */

@@ -327,9 +327,12 @@ void hak_control_init(void) {
   prm.shift_l1 = HAK_OPT_REAL_VALUE(SHIFT_L1);
   uint64_t per_sec = 1000 / (uint64_t)HAK_OPT(LEARN_WINDOW_MS);
   prm.freeze_after = (uint32_t)((uint64_t)HAK_OPT(FREEZE_SEC) * (per_sec ? per_sec : 1));
-  /* FROZEN stretches (nothing measured) alternate with CANARY ones. */
-  prm.canary_every = 20;
-  prm.canary_len = learn_mode ? 40 : 20;
+  /* FROZEN stretches (nothing measured) alternate with CANARY ones, which
+   * measure the slow paths (random-mixed: +3 instructions per malloc+free
+   * pair while they do): balanced watches one window in seven, learning
+   * one in two. */
+  prm.canary_every = learn_mode ? 20 : 60;
+  prm.canary_len = learn_mode ? 20 : 10;
   bool from_file = HAK_OPT_STR(POLICY_FILE) != NULL;
   prm.start = learn_mode && !from_file ? HAK_LEARN_STATE_LEARN : HAK_LEARN_STATE_FROZEN;
   base = *hak_policy();
