@@ -50,7 +50,21 @@ static site_t sites[SITES];
 static uint64_t t0_ms;
 static int stack_depth;
 
-uint32_t hak_site_clock(void) { return (uint32_t)(hak_os_now_ms() - t0_ms); }
+/* Ms since start, for lifetimes and gaps.  Read on every Large/Big
+ * allocation and free while sites are recorded, where two clock reads
+ * doubled the cost of a 64 KiB malloc+free; so while the controller runs
+ * it keeps a coarse copy (one window old at most: the decisions are about
+ * seconds), and the clock is read only when it does not. */
+static _Atomic uint32_t site_coarse; /* 0: not kept */
+static uint32_t site_clock_now(void) { return (uint32_t)(hak_os_now_ms() - t0_ms); }
+uint32_t hak_site_clock(void) {
+  uint32_t c = atomic_load_explicit(&site_coarse, memory_order_relaxed);
+  return c ? c : site_clock_now();
+}
+void hak_site_clock_keep(bool on) {
+  uint32_t now = site_clock_now();
+  atomic_store_explicit(&site_coarse, on ? (now ? now : 1) : 0, memory_order_relaxed);
+}
 
 void hak_site_init(void) {
   t0_ms = hak_os_now_ms();
@@ -80,6 +94,14 @@ static uint16_t site_slot(void *site) {
 }
 
 #define ADD(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
+/* The learner's histories alone (learning, no HAKMEM_PROFILE: the
+ * profile's counters are not kept, those of explicit hak_alloc_cs calls
+ * included): plain relaxed
+ * stores, no locked read-modify-write.  Two threads at one site may lose
+ * an update now and then, which a heuristic over thousands shrugs off;
+ * the locked adds cost as much as the rest of a 64 KiB malloc+free. */
+#define BUMP(c, n) atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n), \
+                                         memory_order_relaxed)
 
 /* Histogram bin: log2 of the size; the last bin takes everything from
  * 2^(HIST-1) bytes up (requests up to HAK_MAX_REQUEST reach here). */
@@ -139,6 +161,21 @@ static void capture_stack(site_t *s) {
 uint16_t hak_site_alloc(void *site, size_t size, size_t weight, bool big) {
   uint16_t k = site_slot(site);
   site_t *s = &sites[k];
+  if (hak_sites_learning && !hak_sites_on) { /* the history, exactly what decisions read */
+    uint32_t now = hak_site_clock() + 1;
+    uint32_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
+    atomic_store_explicit(&s->last_ms, now, memory_order_relaxed);
+    if (last) {
+      BUMP(s->gaps, 1);
+      BUMP(s->gap_ms, now - last);
+    } else {
+      atomic_store_explicit(&s->first_ms, now, memory_order_relaxed);
+    }
+    BUMP(s->x_allocs, 1);
+    BUMP(s->x_bytes, size);
+    if (big) BUMP(s->x_big, 1);
+    return k;
+  }
   uint64_t est = estimate(size, weight);
   if (!weight) {
     uint32_t now = hak_site_clock() + 1; /* 0: never */
@@ -170,6 +207,11 @@ uint16_t hak_site_alloc(void *site, size_t size, size_t weight, bool big) {
 
 void hak_site_free(uint16_t k, size_t size, size_t weight, uint32_t born) {
   site_t *s = &sites[k & (SITES - 1)];
+  if (hak_sites_learning && !hak_sites_on) {
+    BUMP(s->x_frees, 1);
+    BUMP(s->x_life_ms, hak_site_clock() - born);
+    return;
+  }
   uint64_t est = estimate(size, weight);
   uint64_t bytes = weight ? weight : size;
   ADD(s->frees, est);

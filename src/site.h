@@ -41,6 +41,9 @@ size_t hak_site_weight(size_t size);
 void hak_site_count(void *site, size_t size);
 /* Milliseconds since start, for lifetimes. */
 uint32_t hak_site_clock(void);
+/* The controller, each window: keep a coarse copy of the clock (on), or
+ * stop keeping it when it stops (off: the clock is read again). */
+void hak_site_clock_keep(bool on);
 /* Mean bytes between samples, and a random draw around it. */
 int64_t hak_site_next_interval(uint64_t *rng);
 /* Writes FILE (table), FILE.json and FILE.folded; 0 on success. */

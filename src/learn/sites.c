@@ -19,7 +19,7 @@ void hak_site_rules_default(hak_site_rules_t *r) {
 unsigned hak_site_decide(const hak_site_history_t *h, uint32_t now, const hak_site_rules_t *r) {
   unsigned f = HAK_SITE_DECIDED;
   uint64_t live = h->allocs > h->frees ? h->allocs - h->frees : 0;
-  uint64_t small_blocks = h->allocs - h->big; /* Large ones */
+  uint64_t small_blocks = h->allocs > h->big ? h->allocs - h->big : 0; /* Large ones */
   /* Lifetime (Large): the freed blocks' mean, or, while few were freed,
    * how long the live ones have lived at least (since the site began). */
   if (small_blocks >= r->min_blocks) {
