@@ -158,38 +158,44 @@ static void capture_stack(site_t *s) {
   atomic_store_explicit(&s->stack_state, 2, memory_order_release);
 }
 
+/* The history per-site decisions read, for one Large/Big allocation;
+ * `plain`: the learner's alone (BUMP, above). */
+#define HIST_ADD(c, n) \
+  do {                 \
+    if (plain)         \
+      BUMP(c, n);      \
+    else               \
+      ADD(c, n);       \
+  } while (0)
+static void history_alloc(site_t *s, size_t size, bool big, bool plain) {
+  uint32_t now = hak_site_clock() + 1; /* 0: never */
+  uint32_t last;
+  if (plain) {
+    last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
+    atomic_store_explicit(&s->last_ms, now, memory_order_relaxed);
+  } else {
+    last = atomic_exchange_explicit(&s->last_ms, now, memory_order_relaxed);
+  }
+  if (last) {
+    HIST_ADD(s->gaps, 1);
+    HIST_ADD(s->gap_ms, now - last);
+  } else {
+    atomic_store_explicit(&s->first_ms, now, memory_order_relaxed);
+  }
+  HIST_ADD(s->x_allocs, 1);
+  HIST_ADD(s->x_bytes, size);
+  if (big) HIST_ADD(s->x_big, 1);
+}
+
 uint16_t hak_site_alloc(void *site, size_t size, size_t weight, bool big) {
   uint16_t k = site_slot(site);
   site_t *s = &sites[k];
-  if (hak_sites_learning && !hak_sites_on) { /* the history, exactly what decisions read */
-    uint32_t now = hak_site_clock() + 1;
-    uint32_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
-    atomic_store_explicit(&s->last_ms, now, memory_order_relaxed);
-    if (last) {
-      BUMP(s->gaps, 1);
-      BUMP(s->gap_ms, now - last);
-    } else {
-      atomic_store_explicit(&s->first_ms, now, memory_order_relaxed);
-    }
-    BUMP(s->x_allocs, 1);
-    BUMP(s->x_bytes, size);
-    if (big) BUMP(s->x_big, 1);
+  if (hak_sites_learning && !hak_sites_on) { /* no profile: the history only */
+    history_alloc(s, size, big, true);
     return k;
   }
   uint64_t est = estimate(size, weight);
-  if (!weight) {
-    uint32_t now = hak_site_clock() + 1; /* 0: never */
-    uint32_t last = atomic_exchange_explicit(&s->last_ms, now, memory_order_relaxed);
-    if (last) {
-      ADD(s->gaps, 1);
-      ADD(s->gap_ms, now - last);
-    } else {
-      atomic_store_explicit(&s->first_ms, now, memory_order_relaxed);
-    }
-    ADD(s->x_allocs, 1);
-    ADD(s->x_bytes, size);
-    if (big) ADD(s->x_big, 1);
-  }
+  if (!weight) history_alloc(s, size, big, false);
   uint64_t bytes = weight ? weight : size;
   ADD(s->allocs, est);
   ADD(s->bytes, bytes);
