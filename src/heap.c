@@ -26,6 +26,7 @@ __thread hak_heap_t *hak_tls_heap __attribute__((tls_model("initial-exec"))) = &
 
 /* Heaps live in pages of their own, recycled through a free list. */
 static hak_lock_t heaps_lock = HAK_LOCK_INIT;
+static uint8_t *heap_cut, *heap_cut_end; /* the rest of the last heap chunk */
 static hak_heap_t *heaps_free;
 static hak_heap_t *heaps_all;
 static pthread_key_t heap_key;
@@ -99,16 +100,22 @@ static hak_heap_t *heap_new(void) {
   hak_heap_t *h = NULL;
   hak_lock(&heaps_lock);
   if (!heaps_free) {
+    /* Heaps are cut from 64 KiB chunks one at a time, so that a process
+     * with one thread touches one heap's pages, not the whole chunk's. */
     size_t chunk = (size_t)64 << 10;
-    uint8_t *m = hak_os_map_aligned(chunk, HAK_PAGE);
-    if (m) {
-      hak_os_commit_account((ptrdiff_t)chunk);
-      size_t sz = hak_align_up(sizeof(hak_heap_t) + HAK_SEC_HEAP_BYTES, 64); /* secure: a quarantine after it */
-      for (size_t off = 0; off + sz <= chunk; off += sz) {
-        hak_heap_t *x = (hak_heap_t *)(m + off);
-        x->next_all = heaps_free;
-        heaps_free = x;
+    size_t sz = hak_align_up(sizeof(hak_heap_t) + HAK_SEC_HEAP_BYTES, 64); /* secure: a quarantine after it */
+    if (heap_cut + sz > heap_cut_end) {
+      uint8_t *m = hak_os_map_aligned(chunk, HAK_PAGE);
+      if (m) {
+        hak_os_commit_account((ptrdiff_t)chunk);
+        heap_cut = m;
+        heap_cut_end = m + chunk;
       }
+    }
+    if (heap_cut + sz <= heap_cut_end) {
+      heaps_free = (hak_heap_t *)heap_cut;
+      heaps_free->next_all = NULL;
+      heap_cut += sz;
     }
   }
   if (heaps_free) {
