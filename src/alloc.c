@@ -51,7 +51,9 @@ void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool
   unsigned how = hak_site_lookup(pol->sites, site);
   void *rec = record ? site : site_if_profiled(site);
   size_t extra = align > HAK_PAGE ? align : 0;
-  if (n + extra < pol->big_threshold && hak_large_fits(n, align))
+  /* Unaligned, anything under the threshold (at most 2 MiB, options.def)
+   * fits a Large segment; an aligned request needs room to align in. */
+  if (n + extra < pol->big_threshold && (!extra || hak_large_fits(n, align)))
     return hak_large_alloc(n, align, zero, rec, 0, how);
   return hak_big_alloc(n, align, zero, rec, how);
 }
