@@ -219,11 +219,18 @@ size_t hak_os_rss(void) {
 }
 
 uint64_t hak_os_minflt(void) {
+  uint64_t n = 0;
+  hak_os_usage(NULL, &n);
+  return n;
+}
+
+void hak_os_usage(size_t *peak_rss, uint64_t *minflt) {
   struct rusage ru;
   int saved = errno;
-  uint64_t n = getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_minflt : 0;
+  bool ok = getrusage(RUSAGE_SELF, &ru) == 0;
   errno = saved;
-  return n;
+  if (peak_rss) peak_rss[0] = ok ? (size_t)ru.ru_maxrss * 1024 : 0;
+  if (minflt) minflt[0] = ok ? (uint64_t)ru.ru_minflt : 0;
 }
 
 static uint64_t os_ns(void) {

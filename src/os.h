@@ -46,6 +46,9 @@ int hak_os_pid(void);
 void hak_os_comm(char *buf, size_t cap);
 /* Minor page faults of the process so far. */
 uint64_t hak_os_minflt(void);
+/* The kernel's peak RSS (VmHWM, updated lazily: it may lag the RSS) and
+ * minor page faults of the process; 0 when unknown. */
+void hak_os_usage(size_t *peak_rss, uint64_t *minflt);
 /* What each kernel call costs here, measured once (the learner's cost). */
 typedef struct hak_os_costs {
   double mmap_ns, munmap_ns, madvise_ns, mremap_ns, fault_ns;

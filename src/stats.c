@@ -6,7 +6,6 @@
 
 #include <stddef.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "internal.h"
 #include "msg.h"
@@ -153,11 +152,12 @@ bool hak_stats_collect(hak_stats_t *o, bool in_signal) {
   }
   o->live_bytes = small_live + sum.large_live + LOAD(hak_gstats.big_live);
   o->rss = hak_os_rss();
-  struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) == 0) {
-    o->peak_rss = (unsigned long long)ru.ru_maxrss * 1024;
-    o->page_faults = (unsigned long long)ru.ru_minflt;
-  }
+  size_t peak;
+  uint64_t faults;
+  hak_os_usage(&peak, &faults);
+  /* The kernel updates its peak lazily: never report one below the RSS. */
+  o->peak_rss = peak > o->rss ? peak : o->rss;
+  o->page_faults = faults;
   return complete;
 }
 
