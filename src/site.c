@@ -94,12 +94,12 @@ static uint16_t site_slot(void *site) {
 }
 
 #define ADD(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
-/* The learner's histories alone (learning, no HAKMEM_PROFILE: the
- * profile's counters are not kept, those of explicit hak_alloc_cs calls
- * included): plain relaxed
- * stores, no locked read-modify-write.  Two threads at one site may lose
- * an update now and then, which a heuristic over thousands shrugs off;
- * the locked adds cost as much as the rest of a 64 KiB malloc+free. */
+/* The learner's histories alone (learning without HAKMEM_PROFILE; the
+ * profile's counters, explicit hak_alloc_cs calls' included, are then not
+ * kept): plain relaxed stores, no locked read-modify-write.  Two threads
+ * at one site may lose an update now and then, which a heuristic over
+ * thousands shrugs off; the locked adds cost as much as the rest of a
+ * 64 KiB malloc+free. */
 #define BUMP(c, n) atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n), \
                                          memory_order_relaxed)
 
@@ -178,7 +178,7 @@ static void history_alloc(site_t *s, size_t size, bool big, bool plain) {
   }
   if (last) {
     HIST_ADD(s->gaps, 1);
-    HIST_ADD(s->gap_ms, now - last);
+    HIST_ADD(s->gap_ms, now > last ? now - last : 0);
   } else {
     atomic_store_explicit(&s->first_ms, now, memory_order_relaxed);
   }
@@ -213,21 +213,24 @@ uint16_t hak_site_alloc(void *site, size_t size, size_t weight, bool big) {
 
 void hak_site_free(uint16_t k, size_t size, size_t weight, uint32_t born) {
   site_t *s = &sites[k & (SITES - 1)];
+  /* The coarse copy lags the clock by up to a window: a block born on a
+   * fresh reading may seem to die before it was born. */
+  uint32_t now = hak_site_clock();
+  uint32_t life = now > born ? now - born : 0;
   if (hak_sites_learning && !hak_sites_on) {
     BUMP(s->x_frees, 1);
-    BUMP(s->x_life_ms, hak_site_clock() - born);
+    BUMP(s->x_life_ms, life);
     return;
   }
   uint64_t est = estimate(size, weight);
   uint64_t bytes = weight ? weight : size;
   ADD(s->frees, est);
   atomic_fetch_sub_explicit(&s->live, bytes, memory_order_relaxed);
-  uint32_t now = hak_site_clock();
-  ADD(s->life_ms, (uint64_t)(now - born) * est);
+  ADD(s->life_ms, (uint64_t)life * est);
   ADD(s->life_n, est);
   if (!weight) {
     ADD(s->x_frees, 1);
-    ADD(s->x_life_ms, now - born);
+    ADD(s->x_life_ms, life);
   }
 }
 
