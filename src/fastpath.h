@@ -28,6 +28,20 @@ hak_inline void *hak_alloc_fast(size_t n) {
   return hak_malloc_slow(n, HAK_RA());
 }
 
+/* A block freed by its slab's owner: onto local_free, or to the slow path
+ * when `used` drops to 0 (the slab is empty; below: a double free) or the
+ * block is local_free's head (the same block freed twice in a row). */
+hak_inline void hak_free_local(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
+  int32_t used = (int32_t)--s->used;
+  hak_block_t *head = s->local_free;
+  if (hak_unlikely(used <= 0 || b == head)) {
+    hak_free_owner_slow(h, s, b);
+    return;
+  }
+  hak_link_set(b, head);
+  s->local_free = b;
+}
+
 hak_inline void hak_free_fast(void *p) {
   if (hak_secure) {
     hak_secure_free(p, HAK_RA()); /* checks, then quarantines */
@@ -44,17 +58,7 @@ hak_inline void hak_free_fast(void *p) {
                                  (((a & HAK_SEG_MASK) >> shift) << 7));
   hak_heap_t *h = hak_tls_heap;
   if (hak_likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == (uintptr_t)h)) {
-    hak_block_t *b = p;
-    /* used drops to 0: the slab is empty (or below: a double free);
-     * b == local_free: the same block freed twice in a row. */
-    int32_t used = (int32_t)--s->used;
-    hak_block_t *head = s->local_free;
-    if (hak_unlikely(used <= 0 || b == head)) {
-      hak_free_owner_slow(h, s, b);
-      return;
-    }
-    hak_link_set(b, head);
-    s->local_free = b;
+    hak_free_local(h, s, p);
     return;
   }
   hak_free_nonowner(p, (hak_segment_t *)seg, s); /* another thread's, a full slab, Large or Big */

@@ -361,14 +361,7 @@ static inline bool sec_poison_ok(const uint8_t *b, size_t bs, uint64_t w) {
 static inline void sec_release_small(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
   if (h != &hak_heap_empty && o == (uintptr_t)h) {
-    int32_t used = (int32_t)--s->used;
-    hak_block_t *head = s->local_free;
-    if (hak_unlikely(used <= 0 || b == head)) {
-      hak_free_owner_slow(h, s, b);
-      return;
-    }
-    hak_link_set(b, head);
-    s->local_free = b;
+    hak_free_local(h, s, b);
     return;
   }
   if (h != &hak_heap_empty && o == ((uintptr_t)h | HAK_SLAB_FULL)) {
