@@ -133,6 +133,15 @@ void block_touch(void *p, size_t size);
 void bench_malloc_failed(size_t size) __attribute__((noreturn));
 
 /* malloc that ends the benchmark on NULL. */
+/* malloc called from here, not jumped to: the call site is the function
+ * this is inlined into (a tail call would make it that one's caller). The
+ * site-* workloads tell their sites apart by it. */
+static inline void *site_malloc(size_t n) {
+  void *p = malloc(n);
+  __asm__ volatile("" : : "r"(p) : "memory");
+  return p;
+}
+
 static inline void *xmalloc(size_t size) {
   void *p = malloc(size);
   if (__builtin_expect(!p, 0))

@@ -8,14 +8,6 @@
  * blocks alive and the short-lived ones dead.  One op = one allocation. */
 #include "../bench_common.h"
 
-/* malloc called from here, not jumped to: the call site is this function
- * (a tail call would make it the caller's). */
-static inline void *site_malloc(size_t n) {
-  void *p = malloc(n);
-  __asm__ volatile("" : : "r"(p) : "memory");
-  return p;
-}
-
 #define SHORT_PER_LONG 1
 #define ROUND 64
 

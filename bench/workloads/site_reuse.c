@@ -9,14 +9,6 @@
  * ones stay resident.  One op = the six reused buffers. */
 #include "../bench_common.h"
 
-/* malloc called from here, not jumped to: the call site is this function
- * (a tail call would make it the caller's). */
-static inline void *site_malloc(size_t n) {
-  void *p = malloc(n);
-  __asm__ volatile("" : : "r"(p) : "memory");
-  return p;
-}
-
 #define REUSED 6
 #define ONEOFF_SITES 64
 
