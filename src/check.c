@@ -211,6 +211,9 @@ void hak_check_heap(hak_heap_t *h) {
     hak_assert(h->direct[i] == h->cur[hak_class_of((size_t)i * 16)],
                "heap %p: direct[%u] = %p, the current slab of its class is %p", (void *)h, i,
                (const void *)h->direct[i], (const void *)h->cur[hak_class_of((size_t)i * 16)]);
+  /* Under the segment lock: the controller may be purging this heap's
+   * segments, and a walk beside it reads masks half updated. */
+  hak_lock(&h->seg_lock);
   for (unsigned k = 0; k < 2; k++) {
     const hak_segment_t *prev = NULL;
     for (const hak_segment_t *seg = h->segs[k]; seg; prev = seg, seg = seg->next) {
@@ -221,6 +224,7 @@ void hak_check_heap(hak_heap_t *h) {
       hak_check_segment(seg);
     }
   }
+  hak_unlock(&h->seg_lock);
 }
 
 /* A Tiny/Mid segment's header against its slabs:
