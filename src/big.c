@@ -38,11 +38,16 @@ typedef struct big_hdr {
 
 #define BIG_HDR HAK_PAGE
 #define BIG_GRAIN ((size_t)64 << 10) /* mapping sizes round up to this */
-/* A reused mapping keeps pages beyond what the request needs, resident,
- * up to max(the request, this): freeing them only for the next larger
- * request to fault them in again costs more than it saves (5-25 MiB
- * buffers replaced at random fault 9x less this way).  Beyond it, the
- * surplus is decommitted (a 1 GiB mapping reused for 3 MiB). */
+/* A cached mapping with resident pages goes whole to a request it exceeds
+ * by at most 1/BIG_SNUG; a larger one lends pages instead (big_gather),
+ * so that its surplus stays in the cache for other requests rather than
+ * resident in one block (big-buffers: peak RSS 494 -> 361 MiB). */
+#define BIG_SNUG 4
+/* Where a mapping goes whole anyway (the secure library moves no pages, and
+ * address space alone is reused whole), it keeps resident surplus up to
+ * max(the request, this): freeing it only for the next larger request to
+ * fault it in again costs more than it saves.  Beyond it, the surplus is
+ * decommitted (a 1 GiB mapping reused for 3 MiB). */
 #define BIG_KEEP_SURPLUS ((size_t)32 << 20)
 
 static hak_lock_t big_lock = HAK_LOCK_INIT;
@@ -65,6 +70,19 @@ static void big_cache_remove(big_hdr_t *b) {
   else big_cache_last = b->prev;
   big_cache_bytes -= b->seg.map_size;
   big_cache_committed -= b->length;
+  big_cache_publish();
+}
+
+/* Puts a mapping first in the cache (b->time kept by the caller). */
+static void big_cache_push(big_hdr_t *b) {
+  b->state = BIG_CACHED;
+  b->prev = NULL;
+  b->next = big_cache_first;
+  if (big_cache_first) big_cache_first->prev = b;
+  else big_cache_last = b;
+  big_cache_first = b;
+  big_cache_bytes += b->seg.map_size;
+  big_cache_committed += b->length;
   big_cache_publish();
 }
 
@@ -118,6 +136,30 @@ static void unmap_list(big_hdr_t *b) {
   }
 }
 
+/* Unmaps [base, base+size) but for [hole, hole+len), where a failed page
+ * move may have let another mapping in. */
+static void big_unmap_around(void *base, size_t size, void *hole, size_t len) {
+  hak_os_unmap(base, (size_t)((uint8_t *)hole - (uint8_t *)base));
+  hak_os_unmap((uint8_t *)hole + len, (size_t)((uint8_t *)base + size - ((uint8_t *)hole + len)));
+}
+
+/* A mapping whose pages were moved in from others spans several kernel
+ * areas, which mremap can move as they are but not grow: the resident
+ * part moves to a fresh mapping of `size` bytes.  NULL if it cannot. */
+static big_hdr_t *big_move_to_new(big_hdr_t *b, size_t size) {
+  size_t old = b->seg.map_size, len = b->length; /* (the header moves too) */
+  big_hdr_t *nb = hak_os_map_aligned(size, HAK_SEG_SIZE);
+  if (!nb) return NULL;
+  int r = hak_os_move_pages(b, nb, len);
+  if (r == HAK_MOVE_OK) {
+    hak_os_unmap(b, old);
+    return nb;
+  }
+  if (r == HAK_MOVE_FAILED) hak_os_unmap(nb, size);
+  else big_unmap_around(nb, size, nb, len);
+  return NULL;
+}
+
 /* Grows a mapping to `size`: in place when the address space after it is
  * free, else by moving its pages to a fresh aligned area (no copy).
  * Returns the (maybe moved) header, or NULL with the mapping unchanged. */
@@ -127,6 +169,7 @@ static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
   if (!nb) {
     hak_segmap_set(b, old, false);
     nb = hak_os_remap_aligned(b, old, size, HAK_SEG_SIZE);
+    if (!nb) nb = big_move_to_new(b, size);
     if (!nb) {
       hak_segmap_set(b, old, true);
       return NULL;
@@ -139,7 +182,8 @@ static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
 
 /* A cached mapping made ready for a block whose mapping needs `size`
  * bytes: grown if short, its surplus decommitted if far too long.  Sets
- * *dirty to the bytes from the start that may hold old data. */
+ * *dirty to the bytes from the start that may hold old data.  NULL (the
+ * mapping given up) if it could not grow. */
 static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
   *dirty = b->length;
   if (b->seg.map_size < size) {
@@ -147,7 +191,7 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
     if (hak_secure) hak_os_protect((uint8_t *)b + b->seg.map_size - HAK_PAGE, HAK_PAGE, false);
     big_hdr_t *nb = big_grow(b, size);
     if (!nb) {
-      big_unmap(b);
+      big_unmap(b); /* (the caller maps a fresh one) */
       return NULL;
     }
     b = nb;
@@ -165,6 +209,88 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
   return b;
 }
 
+/* Under the lock: may a request from a site with decision bits `how` use
+ * cached mapping c?  A site that reuses its mappings keeps them. */
+static bool big_usable_by(const big_hdr_t *c, unsigned how) {
+  return !(c->how & HAK_SITE_CACHE) || (how & HAK_SITE_CACHE);
+}
+
+/* Under the lock: takes out of the cache the mappings whose resident pages
+ * will fill `need` bytes of another block (newest first), linked by next. */
+static big_hdr_t *big_claim_donors(size_t need, unsigned how) {
+  big_hdr_t *out = NULL;
+  for (big_hdr_t *c = big_cache_first, *next; c && need; c = next) {
+    next = c->next;
+    if (c->length <= BIG_HDR || !big_usable_by(c, how)) continue;
+    size_t has = c->length - BIG_HDR;
+    need -= has < need ? has : need;
+    big_cache_remove(c);
+    c->next = out;
+    out = c;
+  }
+  return out;
+}
+
+/* Fills [from, size) of mapping b with resident pages moved from the
+ * donors' tails (no copy, no fault), donor by donor; returns how far it got.
+ * Donors left without pages are unmapped, the others go back to the cache.
+ * If a failed move may have let another mapping into b, b is given up and
+ * *lost set. */
+static size_t big_gather(big_hdr_t *b, size_t from, size_t size, big_hdr_t *donors, bool *lost) {
+  big_hdr_t *back = NULL, *drop = NULL;
+  *lost = false;
+  bool stop = !b;
+  for (big_hdr_t *d = donors, *next; d; d = next) {
+    next = d->next;
+    size_t take = d->length - BIG_HDR;
+    if (take > size - from) take = size - from;
+    if (take && !stop) {
+      uint8_t *dst = (uint8_t *)b + from;
+      int r = hak_os_move_pages((uint8_t *)d + d->length - take, dst, take);
+      if (r == HAK_MOVE_OK) {
+        /* The pages now count in b's length. */
+        hak_os_commit_account(-(ptrdiff_t)take);
+        d->length -= take;
+        from += take;
+        if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_moved, take, memory_order_relaxed);
+      } else {
+        stop = true;
+        if (r == HAK_MOVE_FAILED_DST_UNKNOWN) {
+          hak_segmap_set(b, b->seg.map_size, false);
+          hak_os_commit_account(-(ptrdiff_t)b->length);
+          big_unmap_around(b, b->seg.map_size, dst, take);
+          *lost = true;
+        }
+      }
+    }
+    big_hdr_t **to = d->length <= BIG_HDR ? &drop : &back;
+    d->next = *to;
+    *to = d;
+  }
+  if (back) {
+    hak_lock(&big_lock);
+    for (big_hdr_t *d = back, *next; d; d = next) {
+      next = d->next;
+      big_cache_push(d);
+    }
+    hak_unlock(&big_lock);
+  }
+  unmap_list(drop);
+  return from;
+}
+
+static big_hdr_t *big_map_new(size_t size, size_t map_align) {
+  big_hdr_t *b = hak_os_map_aligned(size, map_align);
+  if (!b) return NULL;
+  b->seg.map_size = size;
+  b->length = size;
+  hak_os_commit_account((ptrdiff_t)size);
+  hak_segmap_set(b, size, true);
+  if (hak_policy()->thp) hak_os_hugepage(b, size);
+  if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
+  return b;
+}
+
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how) {
   size_t off = align <= BIG_HDR ? BIG_HDR : align;
   /* A block of 0 bytes still gets a byte: its address must lie inside its
@@ -173,14 +299,20 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
   /* The secure library: a mapping's last page is a guard. */
   if (hak_secure) size += HAK_PAGE;
   size_t map_align = align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
-  big_hdr_t *b = NULL;
+  big_hdr_t *b = NULL, *donors = NULL;
   size_t dirty = 0;
   uint64_t t0 = hak_prof_begin();
+  /* The secure library neither moves pages between blocks nor splits its
+   * guarded mappings: it takes a whole cached mapping, after a delay. */
+  bool gather = !hak_secure;
   if (off < HAK_SEG_SIZE) {
     /* Best fit among cached mappings; failing that, the largest smaller
-     * resident one, which is grown: its pages need no faults again.  The
-     * secure library skips the newest ones (a mapping waits for a few more
-     * frees). */
+     * resident one, which is grown: its pages need no faults again.  A
+     * fit much larger than the request lends it resident pages instead
+     * of being handed out whole, and the pages the block still lacks are
+     * moved in from other cached mappings: freed pages serve any later
+     * request, whatever its size, without a fault.  The secure library
+     * skips the newest mappings (one waits for a few more frees). */
     big_hdr_t *smaller = NULL;
     unsigned skip = hak_secure ? hak_sec_big_delay : 0;
     hak_lock(&big_lock);
@@ -189,16 +321,18 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
         skip--;
         continue;
       }
-      /* A site that reuses its mappings keeps them: others do not get them. */
-      if ((c->how & HAK_SITE_CACHE) && !(how & HAK_SITE_CACHE)) continue;
+      if (!big_usable_by(c, how)) continue;
       if (c->seg.map_size >= size) {
         if (!b || c->seg.map_size < b->seg.map_size) b = c;
       } else if (c->length > BIG_HDR && (!smaller || c->length > smaller->length)) {
         smaller = c;
       }
     }
+    if (gather && b && b->length > BIG_HDR && b->seg.map_size - size > size / BIG_SNUG) b = NULL;
     if (!b) b = smaller;
     if (b) big_cache_remove(b);
+    size_t have = b ? b->length : BIG_HDR;
+    if (gather && have < size) donors = big_claim_donors(size - have, how);
     hak_unlock(&big_lock);
   }
   if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
@@ -207,17 +341,22 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
     if (hak_secure && b->length > (size_t)((uint8_t *)b->block - (uint8_t *)b) + 16)
       hak_sec_big_reused(b->block); /* still resident: was it written after its free? */
     b = big_reuse(b, size, &dirty);
-    if (!b) goto oom;
-  } else {
-    b = hak_os_map_aligned(size, map_align);
-    if (!b) goto oom;
-    b->seg.map_size = size;
-    b->length = size;
-    hak_os_commit_account((ptrdiff_t)size);
-    hak_segmap_set(b, size, true);
-    if (hak_policy()->thp) hak_os_hugepage(b, size);
-    if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
+    if (!b) dirty = 0;
   }
+  if (!b) b = big_map_new(size, map_align);
+  if (donors) {
+    /* [from, size) of the block has no pages yet: fill it. */
+    size_t from = dirty > BIG_HDR ? dirty : BIG_HDR;
+    bool lost = false;
+    size_t to = big_gather(b, from, size, donors, &lost);
+    if (lost) {
+      dirty = 0;
+      b = big_map_new(size, map_align);
+    } else if (to > from) {
+      dirty = to; /* moved pages hold old data */
+    }
+  }
+  if (!b) goto oom;
   b->seg.kind = HAK_SEG_BIG;
   b->seg.slab_shift = HAK_SEG_SHIFT;
   b->block = (uint8_t *)b + off;
@@ -274,13 +413,7 @@ void hak_big_free(hak_segment_t *seg, void *p) {
     b->next = NULL;
   } else {
     b->time = now;
-    b->prev = NULL;
-    b->next = big_cache_first;
-    if (big_cache_first) big_cache_first->prev = b;
-    else big_cache_last = b;
-    big_cache_first = b;
-    big_cache_bytes += b->seg.map_size;
-    big_cache_committed += b->length;
+    big_cache_push(b);
   }
   big_hdr_t *more = big_cache_purge(pol, now, false);
   big_cache_publish();

@@ -18,7 +18,10 @@
 hak_os_counters_t hak_os;
 static _Atomic int os_fail_maps;
 
+static _Atomic int os_fail_moves;
+
 void hak_os_fail_next_maps(int n) { atomic_store(&os_fail_maps, n); }
+void hak_os_fail_next_moves(int n) { atomic_store(&os_fail_moves, n); }
 
 static void os_account_commit(ptrdiff_t delta) {
   size_t c = atomic_fetch_add_explicit(&hak_os.committed, (size_t)delta, memory_order_relaxed) +
@@ -135,6 +138,45 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
   errno = saved;
   atomic_fetch_add_explicit(&hak_os.mapped, new_size - old_size, memory_order_relaxed);
   return q;
+}
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+static _Atomic bool os_cannot_move; /* the kernel lacks MREMAP_DONTUNMAP (< 5.7) */
+
+int hak_os_move_pages(void *src, void *dst, size_t len) {
+  if (hak_unlikely(atomic_load_explicit(&os_fail_moves, memory_order_relaxed) > 0) &&
+      atomic_fetch_sub(&os_fail_moves, 1) > 0)
+    return HAK_MOVE_FAILED;
+  if (atomic_load_explicit(&os_cannot_move, memory_order_relaxed)) return HAK_MOVE_FAILED;
+  int saved = errno;
+  uint64_t t0 = hak_prof_begin();
+  /* DONTUNMAP leaves src mapped (empty): no moment when another thread's
+   * mmap could land in it. */
+  void *q = mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, dst);
+  atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
+  int r = HAK_MOVE_OK;
+  if (q == MAP_FAILED) {
+    /* EINVAL: the flags were refused up front (no DONTUNMAP before 5.7),
+     * dst untouched.  Otherwise the kernel may have cleared dst before it
+     * refused the source (kernels before 6.17 refuse one that spans several
+     * areas): map it again, unless another mapping got there first. */
+    bool refused = errno == EINVAL;
+    if (refused) atomic_store_explicit(&os_cannot_move, true, memory_order_relaxed);
+    void *m = mmap(dst, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+    atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
+    if (m == dst || (m == MAP_FAILED && errno == EEXIST && refused)) {
+      r = HAK_MOVE_FAILED;
+    } else {
+      if (m != MAP_FAILED) munmap(m, len); /* (a kernel before 4.17 took dst as a hint) */
+      r = HAK_MOVE_FAILED_DST_UNKNOWN;
+    }
+  }
+  hak_prof_end(HAK_PROF_OS_CALL, t0);
+  errno = saved;
+  return r;
 }
 
 bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size) {

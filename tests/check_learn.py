@@ -120,7 +120,7 @@ def policy_line(p):
 
 
 DEFAULTS = {"big_threshold": "2097152", "purge_delay_ms": "250", "large_cache": "8388608",
-            "bigcache": "67108864", "segment_cache": "8", "w_max": "1"}
+            "bigcache": "134217728", "segment_cache": "8", "w_max": "1"}
 
 
 def test_policyfile(a, d):

@@ -279,10 +279,10 @@ static void sample(double t) {
 }
 
 /* The bound: at every sample, RSS <= base + 2 x (peak live bytes so far) +
- * 104 MiB, where base is the RSS before the first allocation (the program,
+ * 168 MiB, where base is the RSS before the first allocation (the program,
  * the libraries, the stacks).
- *  - 104 MiB: what hakmem may keep resident on purpose whatever the live
- *    bytes, at its default options: the BigCache up to 64 MiB, freed Large
+ *  - 168 MiB: what hakmem may keep resident on purpose whatever the live
+ *    bytes, at its default options: the BigCache up to 128 MiB, freed Large
  *    spans 8 MiB, and 8 empty 4 MiB segments until the purge delay passes.
  *  - 2 x peak: a block costs its size class (up to 12.5% more for Tiny and
  *    Mid, page rounding for Large, a 64 KiB grain for Big), and a slab or a
@@ -297,7 +297,7 @@ static void sample(double t) {
  * the end anyway: after the blocks are freed and malloc_trim(0), RSS must
  * come back to base + 16 MiB (it comes back to base + 1 MiB). */
 #define RSS_FACTOR 2
-#define RSS_SLACK (104 * MiB)
+#define RSS_SLACK (168 * MiB)
 #define RSS_END_SLACK (16 * MiB)
 
 static int bound_applies(void) {

@@ -1,0 +1,189 @@
+/* big_reuse: freed Big blocks serve later Big requests of any size by
+ * moving their resident pages (src/big.c, big_gather): the new block needs
+ * no page faults for them, holds exactly what it is written (calloc: zeros),
+ * keeps its contents when it grows by realloc afterwards (its mapping then
+ * spans several kernel areas), and a move the kernel refuses falls back to
+ * fresh pages.  Two threads churn Big blocks of random sizes with their
+ * contents checked.  Links the static hak_* library for the OS layer's
+ * failure hook. */
+#include <pthread.h>
+#include <sys/resource.h>
+
+#include "check.h"
+
+void hak_os_fail_next_moves(int n); /* src/os.c */
+
+#define MiB ((size_t)1 << 20)
+#define PAGE 4096
+
+static long faults(void) {
+  struct rusage r;
+  getrusage(RUSAGE_SELF, &r);
+  return r.ru_minflt;
+}
+
+static unsigned long long moved(void) {
+  hak_stats_t s;
+  hak_stats_get(&s);
+  return s.big_moved;
+}
+
+/* One byte per page, so that every page is touched (and the last byte). */
+static void fill(unsigned char *p, size_t n, unsigned char tag) {
+  for (size_t i = 0; i < n; i += PAGE) p[i] = (unsigned char)(tag + i / PAGE);
+  if ((n - 1) % PAGE) p[n - 1] = (unsigned char)~tag;
+}
+/* The first n bytes' page starts as fill() wrote them. */
+static int holds(const unsigned char *p, size_t n, unsigned char tag) {
+  for (size_t i = 0; i < n; i += PAGE)
+    if (p[i] != (unsigned char)(tag + i / PAGE)) return 0;
+  return 1;
+}
+static int zeros(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i += 512)
+    if (p[i]) return 0;
+  return p[n - 1] == 0;
+}
+
+static void moved_pages_need_no_faults(void) {
+  unsigned char *a = hak_malloc(24 * MiB);
+  CHECK(a != NULL);
+  if (!a) return;
+  fill(a, 24 * MiB, 1);
+  hak_free(a);
+  /* 10 MiB out of the freed 24: resident pages moved, not faulted in. */
+  unsigned long long m0 = moved();
+  unsigned char *b = hak_malloc(10 * MiB);
+  CHECK(b != NULL);
+  if (!b) return;
+  long f0 = faults();
+  fill(b, 10 * MiB, 2);
+  long f = faults() - f0;
+  CHECKF(moved() - m0 >= 8 * MiB, "a smaller request took the freed block's pages (moved %llu)",
+         moved() - m0);
+  CHECKF(f < (long)(10 * MiB / PAGE) / 10, "%ld faults writing 2560 moved pages", f);
+  /* And the rest of the freed block serves the next one. */
+  unsigned char *c = hak_malloc(12 * MiB);
+  CHECK(c != NULL);
+  if (!c) return;
+  f0 = faults();
+  fill(c, 12 * MiB, 3);
+  f = faults() - f0;
+  CHECKF(f < (long)(12 * MiB / PAGE) / 10, "%ld faults writing the second block's 3072 pages", f);
+  CHECK(holds(b, 10 * MiB, 2) && holds(c, 12 * MiB, 3));
+  hak_free(b);
+  hak_free(c);
+}
+
+/* Pages moved in held someone's data: calloc must not show it. */
+static void calloc_of_moved_pages_is_zero(void) {
+  size_t sizes[] = {3 * MiB, 7 * MiB, 5 * MiB + 12345, 16 * MiB, 2 * MiB + 1, 11 * MiB};
+  for (int round = 0; round < 3; round++)
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+      size_t n = sizes[(i + (size_t)round) % (sizeof sizes / sizeof *sizes)];
+      unsigned char *p = hak_malloc(n);
+      CHECK(p != NULL);
+      if (!p) continue;
+      memset(p, 0xA5, n);
+      hak_free(p);
+      size_t m = sizes[(i * 5 + 3) % (sizeof sizes / sizeof *sizes)];
+      unsigned char *z = hak_calloc(1, m);
+      CHECK(z != NULL);
+      if (!z) continue;
+      CHECKF(zeros(z, m), "calloc(%zu) after a freed %zu-byte block: not all zero", m, n);
+      memset(z, 0x5A, m);
+      hak_free(z);
+    }
+}
+
+/* A block gathered from several freed ones, then grown and shrunk. */
+static void gathered_block_grows_and_keeps_contents(void) {
+  unsigned char *p[4];
+  for (int i = 0; i < 4; i++) {
+    p[i] = hak_malloc(6 * MiB);
+    CHECK(p[i] != NULL);
+    if (p[i]) fill(p[i], 6 * MiB, 9);
+  }
+  for (int i = 0; i < 4; i++) hak_free(p[i]);
+  unsigned long long m0 = moved();
+  unsigned char *g = hak_malloc(20 * MiB);
+  CHECK(g != NULL);
+  if (!g) return;
+  CHECKF(moved() - m0 >= 10 * MiB, "a 20 MiB block from four freed 6 MiB ones (moved %llu)",
+         moved() - m0);
+  fill(g, 20 * MiB, 4);
+  unsigned char *h = hak_realloc(g, 45 * MiB);
+  CHECK(h != NULL);
+  if (!h) return;
+  CHECKF(holds(h, 20 * MiB, 4), "realloc of a gathered block kept its contents");
+  fill(h, 45 * MiB, 5);
+  unsigned char *s = hak_realloc(h, 9 * MiB);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECKF(holds(s, 9 * MiB - PAGE, 5), "shrunk gathered block kept its contents");
+  CHECK(hak_usable_size(s) >= 9 * MiB);
+  hak_free(s);
+}
+
+/* The kernel refuses the moves: fresh pages instead, nothing lost. */
+static void refused_moves_fall_back(void) {
+  unsigned char *a = hak_malloc(8 * MiB), *b = hak_malloc(8 * MiB);
+  CHECK(a && b);
+  if (!a || !b) return;
+  fill(a, 8 * MiB, 6);
+  fill(b, 8 * MiB, 7);
+  hak_free(a);
+  hak_free(b);
+  /* Larger than either: one is grown, the other would lend its pages. */
+  unsigned long long m0 = moved();
+  hak_os_fail_next_moves(1000);
+  unsigned char *z = hak_calloc(1, 15 * MiB);
+  hak_os_fail_next_moves(0);
+  CHECK(z != NULL);
+  if (!z) return;
+  CHECKF(moved() == m0, "no page moved while the kernel refuses");
+  CHECKF(zeros(z, 15 * MiB), "calloc after refused moves: not all zero");
+  fill(z, 15 * MiB, 8);
+  CHECK(holds(z, 15 * MiB, 8));
+  hak_free(z);
+}
+
+static void *churn(void *arg) {
+  uint64_t x = (uintptr_t)arg * 0x9E3779B97F4A7C15ull + 1;
+  enum { SLOTS = 6 };
+  unsigned char *slot[SLOTS] = {0};
+  size_t len[SLOTS] = {0};
+  unsigned char tag[SLOTS] = {0};
+  for (int i = 0; i < 300; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int k = (int)(x % SLOTS);
+    if (slot[k]) {
+      CHECKF(holds(slot[k], len[k], tag[k]), "a %zu-byte block changed while live", len[k]);
+      hak_free(slot[k]);
+    }
+    len[k] = 2 * MiB + (size_t)(x >> 20) % (14 * MiB);
+    tag[k] = (unsigned char)(x >> 8);
+    slot[k] = (x & 3) ? hak_malloc(len[k]) : hak_calloc(1, len[k]);
+    CHECK(slot[k] != NULL);
+    if (!slot[k]) return NULL;
+    if (!(x & 3)) CHECKF(zeros(slot[k], len[k]), "calloc(%zu) not zero", len[k]);
+    fill(slot[k], len[k], tag[k]);
+  }
+  for (int k = 0; k < SLOTS; k++) {
+    if (slot[k]) CHECK(holds(slot[k], len[k], tag[k]));
+    hak_free(slot[k]);
+  }
+  return NULL;
+}
+
+int main(void) {
+  moved_pages_need_no_faults();
+  calloc_of_moved_pages_is_zero();
+  gathered_block_grows_and_keeps_contents();
+  refused_moves_fall_back();
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  CHECKF(moved() > 0, "pages were moved between Big blocks");
+  return check_report("big_reuse");
+}
