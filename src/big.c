@@ -108,13 +108,15 @@ static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool fo
   uint64_t delay = pol->purge_delay_ms;
   size_t budget = pol->bigcache;
   big_hdr_t *out = NULL;
-  /* Oldest first; over the budget, mappings of sites known to reuse theirs
-   * (HAK_SITE_CACHE) are the last to go. */
-  for (int pass = 0; pass < 2; pass++)
+  /* Oldest first; over the budget, the pages of sites that allocate once
+   * (HAK_SITE_NOCACHE) go first, those of sites known to reuse theirs
+   * (HAK_SITE_CACHE) last. */
+  for (int pass = 0; pass < 3; pass++)
     for (big_hdr_t *b = big_cache_last; b; b = b->prev) {
       if (b->length <= BIG_HDR) continue;
       bool due = force || b->time + delay <= now;
-      if (!due && (big_cache_committed <= budget || (pass == 0 && (b->how & HAK_SITE_CACHE)))) continue;
+      bool spared = pass == 0 ? !(b->how & HAK_SITE_NOCACHE) : pass == 1 && (b->how & HAK_SITE_CACHE);
+      if (!due && (big_cache_committed <= budget || spared)) continue;
       big_cache_committed -= b->length - BIG_HDR;
       big_decommit_from(b, BIG_HDR);
     }
@@ -209,19 +211,13 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
   return b;
 }
 
-/* Under the lock: may a request from a site with decision bits `how` use
- * cached mapping c?  A site that reuses its mappings keeps them. */
-static bool big_usable_by(const big_hdr_t *c, unsigned how) {
-  return !(c->how & HAK_SITE_CACHE) || (how & HAK_SITE_CACHE);
-}
-
 /* Under the lock: takes out of the cache the mappings whose resident pages
  * will fill `need` bytes of another block (newest first), linked by next. */
-static big_hdr_t *big_claim_donors(size_t need, unsigned how) {
+static big_hdr_t *big_claim_donors(size_t need) {
   big_hdr_t *out = NULL;
   for (big_hdr_t *c = big_cache_first, *next; c && need; c = next) {
     next = c->next;
-    if (c->length <= BIG_HDR || !big_usable_by(c, how)) continue;
+    if (c->length <= BIG_HDR) continue;
     size_t has = c->length - BIG_HDR;
     need -= has < need ? has : need;
     big_cache_remove(c);
@@ -321,7 +317,6 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
         skip--;
         continue;
       }
-      if (!big_usable_by(c, how)) continue;
       if (c->seg.map_size >= size) {
         if (!b || c->seg.map_size < b->seg.map_size) b = c;
       } else if (c->length > BIG_HDR && (!smaller || c->length > smaller->length)) {
@@ -332,7 +327,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
     if (!b) b = smaller;
     if (b) big_cache_remove(b);
     size_t have = b ? b->length : BIG_HDR;
-    if (gather && have < size) donors = big_claim_donors(size - have, how);
+    if (gather && have < size) donors = big_claim_donors(size - have);
     hak_unlock(&big_lock);
   }
   if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
@@ -405,10 +400,8 @@ void hak_big_free(hak_segment_t *seg, void *p) {
   uint64_t t0 = hak_prof_begin();
   hak_lock(&big_lock);
   b->state = BIG_CACHED;
-  if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE ||
-      b->seg.map_size > 4 * pol->bigcache || (b->how & HAK_SITE_NOCACHE)) {
-    /* Over-aligned, too big to be worth keeping, or from a site that
-     * allocates once: its budget is better spent on sites that reuse. */
+  if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE || b->seg.map_size > 4 * pol->bigcache) {
+    /* Over-aligned, or too big to be worth keeping. */
     drop = b;
     b->next = NULL;
   } else {

@@ -380,7 +380,7 @@ void hak_large_lock(void);
 void hak_large_unlock(bool child);
 /* big.c */
 /* how: the site's decision bits (HAK_SITE_CACHE / HAK_SITE_NOCACHE decide
- * what happens to the mapping when it is freed). */
+ * which freed pages the BigCache gives up last / first over its budget). */
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how);
 void hak_big_free(hak_segment_t *seg, void *p);
 size_t hak_big_usable(hak_segment_t *seg, const void *p);

@@ -14,8 +14,8 @@
 
 /* Decision bits. */
 #define HAK_SITE_LONG 1u     /* its Large blocks live long: placed apart from short-lived ones */
-#define HAK_SITE_CACHE 2u    /* its freed Big blocks are reused soon: kept in the BigCache */
-#define HAK_SITE_NOCACHE 4u  /* it allocates Big blocks once: returned at once when freed */
+#define HAK_SITE_CACHE 2u    /* its freed Big blocks are reused soon: their pages go last */
+#define HAK_SITE_NOCACHE 4u  /* it allocates Big blocks once: their freed pages go first */
 #define HAK_SITE_GROW 8u     /* its reallocs grow blocks again and again: growth headroom */
 #define HAK_SITE_DECIDED 16u /* looked at: a table entry whose other bits may all be 0 */
 
