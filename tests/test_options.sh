@@ -243,13 +243,18 @@ expect_value HAKMEM_MODE balanced
 expect_value HAKMEM_BIGCACHE 1048576
 
 # ---------------------------------------------------------------- presets
-# balanced (the default), fast and learning: the table's defaults.
+# balanced (the default), fast and learning: the table's defaults, but for
+# fast's huge pages ...
 for m in balanced fast learning; do
   run HAKMEM_MODE=$m HAKMEM_VERBOSE=1
   expect_value HAKMEM_MODE $m
   expect_value HAKMEM_BIGCACHE 134217728
   expect_value HAKMEM_LARGE_CACHE 8388608
+  if [ $m = fast ]; then expect_value HAKMEM_THP 1; else expect_value HAKMEM_THP 0; fi
 done
+# ... which an explicit HAKMEM_THP overrides.
+run HAKMEM_MODE=fast HAKMEM_THP=0 HAKMEM_VERBOSE=1
+expect_value HAKMEM_THP 0
 # research: the configuration is printed without HAKMEM_VERBOSE ...
 run HAKMEM_MODE=research
 expect_config

@@ -3,8 +3,8 @@
 
     hakmem bench --sweep [--quick] [--workloads LIST] [--runs N] [--out DIR]
 
-Each workload runs under the shipped default policy (HAKMEM_MODE=fast:
-frozen, nothing learned), under every step of every knob's ladder with the
+Each workload runs under the shipped default policy (HAKMEM_MODE=fast
+with fast's huge pages off, HAKMEM_THP=0: frozen, nothing learned), under every step of every knob's ladder with the
 other knobs at their defaults (a coordinate sweep: `fixed:knob=value`), and
 under HAKMEM_MODE=learning (`learned`: the learner starts from the defaults
 and tunes while the workload runs).  Runs are interleaved, the same seed
@@ -72,11 +72,12 @@ class Policy(hb.Alloc):
 
 
 def policies(knobs, lib):
-    out = [Policy("default", lib, {"HAKMEM_MODE": "fast"}),
+    frozen = {"HAKMEM_MODE": "fast", "HAKMEM_THP": "0"}  # the shipped defaults, frozen
+    out = [Policy("default", lib, frozen),
            Policy("learned", lib, {"HAKMEM_MODE": "learning"})]
     for name, env, values in knobs:
         for v in values:
-            out.append(Policy("fixed:%s=%s" % (name, v), lib, {"HAKMEM_MODE": "fast", env: v}))
+            out.append(Policy("fixed:%s=%s" % (name, v), lib, dict(frozen, **{env: v})))
     return out
 
 
