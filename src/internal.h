@@ -99,14 +99,29 @@ typedef struct hak_slab {
    * at refill time, folded every 64 refills and whenever asked (the frees
    * follow at the fold from these and `used`). */
   uint32_t st_allocs, st_refills;
-  /* The secure library's (secure.h): where the blocks start, the block
-   * size's trailing zero bits and odd part inverted mod 2^64, which turn
-   * "a block boundary, and which block" into a multiply and a rotate. */
-  uint8_t sec_shift;
-  uint8_t *sec_start;
-  uint64_t sec_inv;
+  /* Where the blocks start, the block size's trailing zero bits and odd
+   * part inverted mod 2^64, which turn "a block boundary, and which block"
+   * into a multiply and a rotate (hak_slab_block_index: a remote free's
+   * check, and the secure library's). */
+  uint8_t blk_shift;
+  uint8_t *blk_start;
+  uint64_t blk_inv;
 } __attribute__((aligned(64))) hak_slab_t;
 _Static_assert(sizeof(hak_slab_t) == 128, "free() finds a slab as segment + 128 + index * 128");
+
+/* Block index of p in slab s, or UINT32_MAX if p is not a block start
+ * inside the slab's block area.  With size = odd * 2^shift: (p - start)
+ * times the inverse of odd (mod 2^64), rotated right by shift, is the
+ * quotient when p - start is a multiple of size, and at least 2^64 / size
+ * otherwise (low bits rotate to the top); p below start wraps the same
+ * way.  So "below reserved" checks everything at once. */
+hak_inline uint32_t hak_slab_block_index(const hak_slab_t *s, const void *p) {
+  uint64_t x = (uint64_t)((uintptr_t)p - (uintptr_t)s->blk_start) * s->blk_inv;
+  unsigned k = s->blk_shift;
+  uint64_t q = (x >> k) | (x << ((64 - k) & 63));
+  return q < s->reserved ? (uint32_t)q : UINT32_MAX;
+}
+
 
 enum { HAK_IN_NONE = 0, HAK_IN_QUEUE = 1, HAK_IN_FULL = 2 };
 enum { HAK_SEG_TINY = 1, HAK_SEG_MID = 2, HAK_SEG_LARGE = 3, HAK_SEG_BIG = 4 };
@@ -358,7 +373,10 @@ hak_inline hak_heap_t *hak_slab_owner(const hak_slab_t *s) {
 hak_inline void hak_slab_set_owner(hak_slab_t *s, hak_heap_t *h, bool full) {
   atomic_store_explicit(&s->owner, (uintptr_t)h | (full ? HAK_SLAB_FULL : 0), memory_order_release);
 }
-bool hak_slab_owns_block(const hak_slab_t *slab, const void *p);
+/* p is the start of a block of slab (in use or not). */
+hak_inline bool hak_slab_owns_block(const hak_slab_t *slab, const void *p) {
+  return slab->block_size && hak_slab_block_index(slab, p) != UINT32_MAX;
+}
 uint8_t *hak_slab_start(const hak_slab_t *slab);
 /* large.c.  `site`, where taken: the call site to record in the profile,
  * or NULL when the allocation is not profiled. */

@@ -240,7 +240,7 @@ hak_block_t *hak_sec_link_get_any(const hak_block_t *b) {
   if (hak_segmap_get((uintptr_t)n) != 1 || (seg->kind != HAK_SEG_TINY && seg->kind != HAK_SEG_MID))
     hak_sec_bad_link(NULL, b);
   const hak_slab_t *s = sec_slab(seg, n);
-  if (!s->block_size || hak_sec_index(s, n) == UINT32_MAX) hak_sec_bad_link(NULL, b);
+  if (!s->block_size || hak_slab_block_index(s, n) == UINT32_MAX) hak_sec_bad_link(NULL, b);
   return n;
 }
 
@@ -278,13 +278,7 @@ uint32_t hak_sec_slab_init(hak_slab_t *s, hak_segment_t *seg, uint8_t *base, siz
   uint8_t *b0 = s->index ? base : (uint8_t *)seg + (tiny ? HAK_TINY_SLAB0_OFFSET : HAK_MID_SLAB0_OFFSET);
   uint8_t *end = base + slab_bytes - HAK_PAGE;
   sec_guard(seg, s->index, end); /* first: a change of kind unprotects the old guards */
-  s->sec_start = b0;
   if (s->index == 0) store8(b0 - 8, sec_word(b0 - 8));
-  unsigned k = (unsigned)__builtin_ctzl(bs);
-  uint64_t d = bs >> k, inv = d; /* Newton: 3, 6, 12, 24, 48, 96 correct bits */
-  for (int i = 0; i < 5; i++) inv *= 2 - d * inv;
-  s->sec_shift = (uint8_t)k;
-  s->sec_inv = inv;
   return (uint32_t)((size_t)(end - b0) / bs);
 }
 
@@ -332,7 +326,7 @@ static inline void sec_slab_alloced(hak_slab_t *s, uint8_t *b, size_t n) {
 /* The last word before b: the record of the block before (free or not),
  * or the slab's front canary. */
 static inline bool sec_before_ok(const hak_slab_t *s, const uint8_t *b) {
-  if (hak_unlikely(b == s->sec_start)) return s->index != 0 || load8(b - 8) == sec_word(b - 8);
+  if (hak_unlikely(b == s->blk_start)) return s->index != 0 || load8(b - 8) == sec_word(b - 8);
   const uint8_t *prev = b - s->block_size;
   return ((load8(b - 8) ^ sec_word(prev)) & ~SEC_SIZE_BITS) == 0;
 }
@@ -490,7 +484,7 @@ static bool sec_find(void *p, void *site, const char *op, sec_blk_t *o) {
     case HAK_SEG_TINY:
     case HAK_SEG_MID: {
       hak_slab_t *s = sec_slab(seg, p);
-      uint32_t idx = s->block_size ? hak_sec_index(s, p) : UINT32_MAX;
+      uint32_t idx = s->block_size ? hak_slab_block_index(s, p) : UINT32_MAX;
       if (idx == UINT32_MAX) {
         if (op) sec_invalid(p, site, op, s->block_size ? "not the start of a block" : "in no block");
         return false;
@@ -666,7 +660,7 @@ void hak_secure_free(void *p, void *site) {
     return;
   }
   hak_slab_t *s = sec_slab(seg, p);
-  uint32_t idx = hak_sec_index(s, p);
+  uint32_t idx = hak_slab_block_index(s, p);
   if (hak_unlikely(idx == UINT32_MAX || !s->block_size)) {
     sec_invalid(p, site, "free", s->block_size ? "not the start of a block" : "in no block");
     return;

@@ -16,19 +16,6 @@ hak_inline uintptr_t hak_sec_link_key(const void *b) {
   return hak_sec_key ^ ((a << 23) | (a >> 41));
 }
 
-/* Block index of p in slab s, or UINT32_MAX if p is not a block start
- * inside the slab's block area.  With size = odd * 2^shift: (p - start)
- * times the inverse of odd (mod 2^64), rotated right by shift, is the
- * quotient when p - start is a multiple of size, and at least 2^64 / size
- * otherwise (low bits rotate to the top); p below start wraps the same
- * way.  So "below reserved" checks everything at once. */
-hak_inline uint32_t hak_sec_index(const hak_slab_t *s, const void *p) {
-  uint64_t x = (uint64_t)((uintptr_t)p - (uintptr_t)s->sec_start) * s->sec_inv;
-  unsigned k = s->sec_shift;
-  uint64_t q = (x >> k) | (x << ((64 - k) & 63));
-  return q < s->reserved ? (uint32_t)q : UINT32_MAX;
-}
-
 hak_noinline __attribute__((noreturn)) void hak_sec_bad_link(const hak_slab_t *s, const void *b);
 
 hak_inline void hak_link_set(hak_block_t *b, hak_block_t *next) {
@@ -41,7 +28,7 @@ hak_inline void hak_link_set(hak_block_t *b, hak_block_t *next) {
 hak_inline hak_block_t *hak_link_get(const hak_slab_t *s, const hak_block_t *b) {
   if (!hak_secure) return b->next;
   hak_block_t *n = (hak_block_t *)((uintptr_t)b->next ^ hak_sec_link_key(b));
-  if (hak_unlikely(n && hak_sec_index(s, n) == UINT32_MAX)) hak_sec_bad_link(s, b);
+  if (hak_unlikely(n && hak_slab_block_index(s, n) == UINT32_MAX)) hak_sec_bad_link(s, b);
   return n;
 }
 
