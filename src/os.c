@@ -157,17 +157,20 @@ int hak_os_move_pages(void *src, void *dst, size_t len) {
   void *q = mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, dst);
   atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
   int r = HAK_MOVE_OK;
-  if (q == MAP_FAILED) {
-    /* EINVAL: the flags were refused up front (no DONTUNMAP before 5.7),
-     * dst untouched.  Otherwise the kernel may have cleared dst before it
-     * refused the source (kernels before 6.17 refuse one that spans several
-     * areas): map it again, unless another mapping got there first. */
-    bool refused = errno == EINVAL;
-    if (refused) atomic_store_explicit(&os_cannot_move, true, memory_order_relaxed);
+  if (q == MAP_FAILED && errno == EINVAL) {
+    /* The flags were refused up front (no DONTUNMAP before Linux 5.7; for
+     * our private anonymous mappings nothing else is invalid), dst
+     * untouched: no more tries. */
+    atomic_store_explicit(&os_cannot_move, true, memory_order_relaxed);
+    r = HAK_MOVE_FAILED;
+  } else if (q == MAP_FAILED) {
+    /* The kernel may have cleared dst before it refused the source (kernels
+     * before 6.17 refuse one that spans several areas): map it again,
+     * unless another mapping got there first. */
     void *m = mmap(dst, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
                    -1, 0);
     atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
-    if (m == dst || (m == MAP_FAILED && errno == EEXIST && refused)) {
+    if (m == dst) {
       r = HAK_MOVE_FAILED;
     } else {
       if (m != MAP_FAILED) munmap(m, len); /* (a kernel before 4.17 took dst as a hint) */

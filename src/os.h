@@ -33,7 +33,9 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
  * no fault at their new place; src stays mapped, empty.  HAK_MOVE_FAILED:
  * nothing moved, both ranges as they were (dst reads zeros);
  * HAK_MOVE_FAILED_DST_UNKNOWN: nothing moved, and dst may now belong to
- * someone else: its mapping must be given up around it. */
+ * someone else: its mapping must be given up around it (if it was still
+ * ours, that range of address space is lost: the kernel refused the move
+ * for want of memory or of map entries, a rare case). */
 enum { HAK_MOVE_OK, HAK_MOVE_FAILED, HAK_MOVE_FAILED_DST_UNKNOWN };
 int hak_os_move_pages(void *src, void *dst, size_t len);
 /* Extends [p, p+old) to new_size bytes where it is, if the address space
