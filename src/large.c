@@ -243,16 +243,18 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
 
 /* Large statistics live in the allocating/freeing thread's heap (no
  * atomics); a thread without a heap counts into the process-wide total. */
-#define LSTAT(field, n)                                                              \
+#define LSTAT_H(h, field, n)                                                         \
   do {                                                                               \
-    hak_heap_t *h_ = hak_tls_heap;                                                   \
+    hak_heap_t *h_ = (h);                                                            \
     if (h_ != &hak_heap_empty) HAK_STAT_ADD(h_->stats.field, (n));                    \
     else if (hak_stats_on)                                                           \
       atomic_fetch_add_explicit(&hak_gstats.dead.field, (n), memory_order_relaxed); \
   } while (0)
+#define LSTAT(field, n) LSTAT_H(hak_tls_heap, field, n)
 
 /* site: the call site to record in the profile, or NULL (not profiled). */
-static void note_alloc(large_seg_t *ls, unsigned i, size_t n, void *site, size_t weight) {
+/* h: the calling thread's heap (hak_tls_heap, read once by the caller). */
+static void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n, void *site, size_t weight) {
   /* The header entries belong to this span alone until it is freed. */
   ls->site[i] = HAK_SITE_UNTRACKED;
   if (site) {
@@ -261,14 +263,14 @@ static void note_alloc(large_seg_t *ls, unsigned i, size_t n, void *site, size_t
     ls->born[i] = hak_site_clock();
     ls->site[i] = hak_site_alloc(site, n, weight, false);
   }
-  LSTAT(large_allocs, 1);
-  LSTAT(large_live, (size_t)ls->span[i] * HAK_PAGE);
+  LSTAT_H(h, large_allocs, 1);
+  LSTAT_H(h, large_live, (size_t)ls->span[i] * HAK_PAGE);
 }
 
-static void note_free(large_seg_t *ls, unsigned i) {
+static void note_free(hak_heap_t *h, large_seg_t *ls, unsigned i) {
   if (ls->site[i] != HAK_SITE_UNTRACKED) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
-  LSTAT(large_frees, 1);
-  LSTAT(large_live, 0 - (size_t)ls->span[i] * HAK_PAGE);
+  LSTAT_H(h, large_frees, 1);
+  LSTAT_H(h, large_live, 0 - (size_t)ls->span[i] * HAK_PAGE);
 }
 
 static inline unsigned span_index(large_seg_t *ls, const void *p) {
@@ -337,8 +339,8 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
       large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
       unsigned i = span_index(ls, p);
       ls->state[i] = PG_LIVE;
-      LSTAT(large_cache_hits, 1);
-      note_alloc(ls, i, n, site, weight);
+      LSTAT_H(h, large_cache_hits, 1);
+      note_alloc(h, ls, i, n, site, weight);
       if (zero) memset(p, 0, n);
       return p;
     }
@@ -408,9 +410,9 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
     errno = ENOMEM;
     return NULL;
   }
-  if (hit) LSTAT(large_cache_hits, 1);
-  else LSTAT(large_cache_misses, 1);
-  note_alloc(pl, pi, n, site, weight);
+  if (hit) LSTAT_H(h, large_cache_hits, 1);
+  else LSTAT_H(h, large_cache_misses, 1);
+  note_alloc(h, pl, pi, n, site, weight);
   hak_prof_end(HAK_PROF_LARGE_ALLOC, t0);
   if (zero && !fresh) memset(p, 0, n);
   return p;
@@ -472,8 +474,8 @@ void hak_large_free(hak_segment_t *seg, void *p) {
     free_locked(ls, p); /* reports it */
     return;
   }
-  note_free(ls, i);
   hak_heap_t *h = hak_tls_heap;
+  note_free(h, ls, i);
   unsigned pages = ls->span[i];
   const hak_policy_t *pol = hak_policy();
   if (h != &hak_heap_empty && h->lcache_n < pol->lcache_slots && pages <= pol->lcache_max_pages &&
