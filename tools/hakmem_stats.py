@@ -14,6 +14,8 @@ import sys
 
 # Top-level fields that are byte counts (the rest are counts).
 BYTES = {"mapped", "committed", "peak_committed", "live_bytes", "rss", "peak_rss"}
+# ... and in the groups ("big": {"moved": ...}).
+GROUP_BYTES = {("big", "moved")}
 # How top-level fields are gathered into lines (any field not named here
 # goes on a last "other" line, so that a new statistic is still shown).
 LINES = [("slabs", ["slabs_acquired", "slabs_released", "segments_adopted", "threads_exited"]),
@@ -46,7 +48,8 @@ def render(rec):
         out.append("%-8s allocs %d, frees %d, remote frees %d" % (name, a, f, r))
     groups = [k for k, v in rec.items() if isinstance(v, dict)]
     for g in groups:
-        out.append("%-8s " % g + ", ".join("%s %d" % (label(k), v) for k, v in rec[g].items()))
+        out.append("%-8s " % g + ", ".join(
+            "%s %s" % (label(k), size(v) if (g, k) in GROUP_BYTES else v) for k, v in rec[g].items()))
     placed = set(SKIP) | set(groups)
     for name, keys in LINES + [("other", [k for k in rec if k not in SKIP and k not in groups
                                           and all(k not in ks for _, ks in LINES)])]:
