@@ -4,14 +4,19 @@
  * keeps its contents when it grows by realloc afterwards (its mapping then
  * spans several kernel areas), and a move the kernel refuses falls back to
  * fresh pages.  Two threads churn Big blocks of random sizes with their
- * contents checked.  Links the static hak_* library for the OS layer's
- * failure hook. */
+ * contents checked.  `test_big_reuse priorities` (run with a 5 MiB
+ * BigCache): over the budget, a one-off site's freed pages go back first,
+ * a reusing site's last, whatever their age.  Links the static hak_*
+ * library for the OS layer's failure hook and the Big tier's entry. */
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "check.h"
+#include "../src/learn/sites.h"
 
-void hak_os_fail_next_moves(int n); /* src/os.c */
+void hak_os_fail_next_moves(int n);                                                /* src/os.c */
+void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how); /* src/big.c */
 
 #define MiB ((size_t)1 << 20)
 #define PAGE 4096
@@ -179,7 +184,42 @@ static void *churn(void *arg) {
   return NULL;
 }
 
-int main(void) {
+/* Resident pages of [p, p+n), per mincore. */
+static size_t resident(const void *p, size_t n) {
+  static unsigned char vec[(16 << 20) / PAGE];
+  if (n > sizeof vec * PAGE || mincore((void *)p, n, vec) != 0) return (size_t)-1;
+  size_t r = 0;
+  for (size_t i = 0; i < n / PAGE; i++) r += vec[i] & 1;
+  return r;
+}
+
+static void budget_priorities(void) {
+  size_t n = 4 * MiB - PAGE; /* a mapping of exactly 4 MiB */
+  hak_trim();
+  unsigned char *c = hak_big_alloc(n, 0, false, NULL, HAK_SITE_CACHE);
+  unsigned char *p = hak_big_alloc(n, 0, false, NULL, 0);
+  unsigned char *o = hak_big_alloc(n, 0, false, NULL, HAK_SITE_NOCACHE);
+  CHECK(c && p && o);
+  if (!c || !p || !o) return;
+  fill(c, n, 1), fill(p, n, 2), fill(o, n, 3);
+  /* Oldest first: the reusing site's, then a plain one, then the one-off.
+   * With 5 MiB allowed (one mapping's pages, and the header pages that
+   * stay), the second free must give up one: the plain one (the reusing
+   * site's goes last); the third, the one-off's. */
+  hak_free(c);
+  hak_free(p);
+  hak_free(o);
+  size_t rc = resident(c, n), rp = resident(p, n), ro = resident(o, n);
+  CHECKF(rc > n / PAGE * 9 / 10, "a reusing site's freed block kept resident (%zu of %zu pages)", rc, n / PAGE);
+  CHECKF(rp < n / PAGE / 10, "a plain freed block given back over the budget (%zu pages resident)", rp);
+  CHECKF(ro < n / PAGE / 10, "a one-off site's freed block given back first (%zu pages resident)", ro);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "priorities")) {
+    budget_priorities();
+    return check_report("big_reuse priorities");
+  }
   moved_pages_need_no_faults();
   calloc_after_frees_is_zero();
   gathered_block_grows_and_keeps_contents();
