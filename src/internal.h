@@ -122,7 +122,6 @@ hak_inline uint32_t hak_slab_block_index(const hak_slab_t *s, const void *p) {
   return q < s->reserved ? (uint32_t)q : UINT32_MAX;
 }
 
-
 enum { HAK_IN_NONE = 0, HAK_IN_QUEUE = 1, HAK_IN_FULL = 2 };
 enum { HAK_SEG_TINY = 1, HAK_SEG_MID = 2, HAK_SEG_LARGE = 3, HAK_SEG_BIG = 4 };
 

@@ -252,8 +252,8 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
   } while (0)
 #define LSTAT(field, n) LSTAT_H(hak_tls_heap, field, n)
 
-/* site: the call site to record in the profile, or NULL (not profiled). */
-/* h: the calling thread's heap (hak_tls_heap, read once by the caller). */
+/* h: the calling thread's heap (hak_tls_heap, read once by the caller);
+ * site: the call site to record in the profile, or NULL (not profiled). */
 static void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n, void *site, size_t weight) {
   /* The header entries belong to this span alone until it is freed. */
   ls->site[i] = HAK_SITE_UNTRACKED;

@@ -16,9 +16,7 @@
 #include "prof.h"
 
 hak_os_counters_t hak_os;
-static _Atomic int os_fail_maps;
-
-static _Atomic int os_fail_moves;
+static _Atomic int os_fail_maps, os_fail_moves; /* test hooks */
 
 void hak_os_fail_next_maps(int n) { atomic_store(&os_fail_maps, n); }
 void hak_os_fail_next_moves(int n) { atomic_store(&os_fail_moves, n); }
