@@ -20,6 +20,10 @@ static _Atomic int os_fail_maps, os_fail_moves; /* test hooks */
 
 void hak_os_fail_next_maps(int n) { atomic_store(&os_fail_maps, n); }
 void hak_os_fail_next_moves(int n) { atomic_store(&os_fail_moves, n); }
+/* A test hook's turn: true while it has failures left to hand out. */
+static inline bool os_hook_fails(_Atomic int *left) {
+  return hak_unlikely(atomic_load_explicit(left, memory_order_relaxed) > 0) && atomic_fetch_sub(left, 1) > 0;
+}
 
 static void os_account_commit(ptrdiff_t delta) {
   size_t c = atomic_fetch_add_explicit(&hak_os.committed, (size_t)delta, memory_order_relaxed) +
@@ -40,9 +44,7 @@ static void *os_mmap(size_t size) {
 }
 
 static void *os_mmap_raw(size_t size) {
-  if (hak_unlikely(atomic_load_explicit(&os_fail_maps, memory_order_relaxed) > 0) &&
-      atomic_fetch_sub(&os_fail_maps, 1) > 0)
-    return NULL;
+  if (os_hook_fails(&os_fail_maps)) return NULL;
   int saved = errno; /* a failed mmap must not leak its errno to callers */
   /* No MAP_NORESERVE: the kernel's overcommit policy judges every mapping
    * as it judges glibc's, so a request no machine can back fails here
@@ -144,10 +146,8 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
 static _Atomic bool os_cannot_move; /* the kernel lacks MREMAP_DONTUNMAP (< 5.7) */
 
 int hak_os_move_pages(void *src, void *dst, size_t len) {
-  if (hak_unlikely(atomic_load_explicit(&os_fail_moves, memory_order_relaxed) > 0) &&
-      atomic_fetch_sub(&os_fail_moves, 1) > 0)
+  if (os_hook_fails(&os_fail_moves) || atomic_load_explicit(&os_cannot_move, memory_order_relaxed))
     return HAK_MOVE_FAILED;
-  if (atomic_load_explicit(&os_cannot_move, memory_order_relaxed)) return HAK_MOVE_FAILED;
   int saved = errno;
   uint64_t t0 = hak_prof_begin();
   /* DONTUNMAP leaves src mapped (empty): no moment when another thread's

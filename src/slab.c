@@ -71,7 +71,7 @@ void hak_slab_extend(hak_slab_t *slab) {
    * stay small.  A fresh slab's first carve is one page and each later one
    * doubles what it has, up to that: a class a thread uses for a few blocks
    * touches one page, not four (thread-churn at 8 threads: peak RSS
-   * 7.9 -> 5.8 MiB), as mimalloc extends its pages a page at a time. */
+   * 7.7 -> 6.0 MiB), as mimalloc extends its pages a page at a time. */
   unsigned shift = atomic_load_explicit(&hak_carve_shift[slab->cls], memory_order_relaxed);
   size_t carve = shift ? (size_t)1 << shift : hak_policy()->slab_carve_bytes;
   size_t carved = (size_t)slab->capacity * bs;

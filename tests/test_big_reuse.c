@@ -44,6 +44,14 @@ static int holds(const unsigned char *p, size_t n, unsigned char tag) {
     if (p[i] != (unsigned char)(tag + i / PAGE)) return 0;
   return 1;
 }
+/* fill(), and whether writing the block took few page faults (under a
+ * tenth of its pages: its pages were already resident). */
+static int fill_without_faults(unsigned char *p, size_t n, unsigned char tag, long *faulted) {
+  long f0 = faults();
+  fill(p, n, tag);
+  *faulted = faults() - f0;
+  return *faulted < (long)(n / PAGE) / 10;
+}
 static int zeros(const unsigned char *p, size_t n) {
   for (size_t i = 0; i < n; i += 512)
     if (p[i]) return 0;
@@ -62,20 +70,16 @@ static void moved_pages_need_no_faults(void) {
   unsigned char *b = hak_malloc(10 * MiB);
   CHECK(b != NULL);
   if (!b) return;
-  long f0 = faults();
-  fill(b, 10 * MiB, 2);
-  long f = faults() - f0;
+  long f;
+  int few = fill_without_faults(b, 10 * MiB, 2, &f);
   CHECKF(moved() - m0 >= 8 * MiB, "a smaller request took the freed block's pages (moved %llu)",
          moved() - m0);
-  CHECKF(f < (long)(10 * MiB / PAGE) / 10, "%ld faults writing 2560 moved pages", f);
+  CHECKF(few, "%ld faults writing 2560 moved pages", f);
   /* And the rest of the freed block serves the next one. */
   unsigned char *c = hak_malloc(12 * MiB);
   CHECK(c != NULL);
   if (!c) return;
-  f0 = faults();
-  fill(c, 12 * MiB, 3);
-  f = faults() - f0;
-  CHECKF(f < (long)(12 * MiB / PAGE) / 10, "%ld faults writing the second block's 3072 pages", f);
+  CHECKF(fill_without_faults(c, 12 * MiB, 3, &f), "%ld faults writing the second block's 3072 pages", f);
   CHECK(holds(b, 10 * MiB, 2) && holds(c, 12 * MiB, 3));
   hak_free(b);
   hak_free(c);
@@ -116,10 +120,8 @@ static void gathered_block_grows_and_keeps_contents(void) {
   unsigned char *g = hak_malloc(20 * MiB);
   CHECK(g != NULL);
   if (!g) return;
-  long f0 = faults();
-  fill(g, 20 * MiB, 4);
-  long f = faults() - f0;
-  CHECKF(f < (long)(20 * MiB / PAGE) / 10, "%ld faults writing a 20 MiB block after 24 MiB were freed", f);
+  long f;
+  CHECKF(fill_without_faults(g, 20 * MiB, 4, &f), "%ld faults writing a 20 MiB block after 24 MiB were freed", f);
   unsigned char *h = hak_realloc(g, 45 * MiB);
   CHECK(h != NULL);
   if (!h) return;
