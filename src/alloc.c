@@ -44,6 +44,28 @@ void *hak_alloc_sampled(hak_heap_t *h, unsigned cls, void *site) {
  * any) is looked up here; record: the profile records the block even when
  * profiling is off (an explicit call-site call).  n and align are already
  * checked against HAK_MAX_REQUEST. */
+/* Learning alone (no profile) records a random one Large block in
+ * HAK_SITE_LEARN_EVERY, standing for that many (*weight): its decisions
+ * read means and ratios, and recording every block (a site lookup, two
+ * clock reads) cost a third of a 64 KiB malloc+free.  Random, not every
+ * 8th: of two sites that take turns, one would never be seen. */
+hak_inline bool learn_pick(hak_heap_t *h, size_t *weight) {
+  if (h == &hak_heap_empty) { /* nowhere to count: every block */
+    *weight = 1;
+    return true;
+  }
+  if (h->site_skip) {
+    h->site_skip--;
+    return false;
+  }
+  uint64_t x = h->rng ? h->rng : 0x2545F4914F6CDD1Dull ^ (uint64_t)(uintptr_t)h;
+  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+  h->rng = x;
+  h->site_skip = (uint32_t)((x >> 32) % (2 * HAK_SITE_LEARN_EVERY - 1)); /* mean EVERY - 1 */
+  *weight = HAK_SITE_LEARN_EVERY;
+  return true;
+}
+
 void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool record) {
   hak_ensure_init();
   hak_control_tick(0);
@@ -53,14 +75,32 @@ void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool
   size_t extra = align > HAK_PAGE ? align : 0;
   /* Unaligned, anything under the threshold (at most 2 MiB, options.def)
    * fits a Large segment; an aligned request needs room to align in. */
-  if (n + extra < pol->big_threshold && (!extra || hak_large_fits(n, align)))
-    return hak_large_alloc(n, align, zero, rec, 0, how);
+  if (n + extra < pol->big_threshold && (!extra || hak_large_fits(n, align))) {
+    size_t weight = 0; /* explicit calls and the profile: every block, exactly */
+    if (rec && !record && !hak_sites_on && !learn_pick(hak_tls_heap, &weight)) rec = NULL;
+    return hak_large_alloc(n, align, zero, rec, weight, how);
+  }
   return hak_big_alloc(n, align, zero, rec, how);
 }
 
 /* malloc of more than 32 KiB: kept out of line, so that hak_malloc_slow,
  * the path of every Mid allocation, saves no registers. */
 static hak_noinline void *malloc_large_or_big(size_t n, void *site) {
+  /* The common case first: a Large buffer this thread freed comes back
+   * from its own cache, when its site is not recorded and the site's decision
+   * (a long-lived one's spans avoid the caches) allows it.  The full path
+   * costs three times as much. */
+  hak_heap_t *h = hak_tls_heap;
+  if (h->lcache_n && !hak_sites_on && (!hak_sites_learning || h->site_skip)) {
+    const hak_policy_t *pol = hak_policy();
+    if (n < pol->big_threshold && !(hak_site_lookup(pol->sites, site) & HAK_SITE_LONG)) {
+      void *p = hak_large_take_cached(h, n, pol);
+      if (p) {
+        if (hak_sites_learning) h->site_skip--; /* a block learn_pick would skip */
+        return p;
+      }
+    }
+  }
   if (hak_unlikely(n > HAK_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;

@@ -297,6 +297,7 @@ struct hak_heap {
   int64_t sample_left[HAK_NCLASS]; /* per class: bytes before its next sample */
   uint64_t rng;
   bool sample_off;                 /* an explicit hak_alloc_cs call counts itself */
+  uint32_t site_skip;              /* learning alone: Large blocks before the next recorded one */
   /* lcache: a few freed Large spans kept by this thread (large.c). */
   void *lcache[HAK_LCACHE_SLOTS_MAX];
   uint16_t lcache_pages[HAK_LCACHE_SLOTS_MAX];
@@ -383,6 +384,9 @@ bool hak_large_fits(size_t n, size_t align); /* a Large segment can hold it */
 /* how: the site's decision bits (learn/sites.h: HAK_SITE_LONG places the
  * span apart from short-lived ones). */
 void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight, unsigned how);
+/* A span of the thread's own cache for n bytes (pol: the caller's policy),
+ * recorded nowhere; NULL if it has none that fits. */
+void *hak_large_take_cached(hak_heap_t *h, size_t n, const hak_policy_t *pol);
 void hak_large_free(hak_segment_t *seg, void *p);
 size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);

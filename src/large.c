@@ -252,9 +252,26 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
   } while (0)
 #define LSTAT(field, n) LSTAT_H(hak_tls_heap, field, n)
 
+/* A span of `bytes` handed out (alloc) or freed: the two counters under
+ * one test, on the lcache's paths every instruction shows. */
+hak_inline void lstat_span(hak_heap_t *h, size_t bytes, bool alloc) {
+  if (!hak_stats_on) return;
+  if (h == &hak_heap_empty) {
+    if (alloc) atomic_fetch_add_explicit(&hak_gstats.dead.large_allocs, 1, memory_order_relaxed);
+    else atomic_fetch_add_explicit(&hak_gstats.dead.large_frees, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hak_gstats.dead.large_live, alloc ? bytes : 0 - bytes, memory_order_relaxed);
+    return;
+  }
+  hak_counter_t *c = alloc ? &h->stats.large_allocs : &h->stats.large_frees;
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+  atomic_store_explicit(&h->stats.large_live,
+                        atomic_load_explicit(&h->stats.large_live, memory_order_relaxed) + (alloc ? bytes : 0 - bytes),
+                        memory_order_relaxed);
+}
+
 /* h: the calling thread's heap (hak_tls_heap, read once by the caller);
  * site: the call site to record in the profile, or NULL (not profiled). */
-static void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n, void *site, size_t weight) {
+hak_inline void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n, void *site, size_t weight) {
   /* The header entries belong to this span alone until it is freed. */
   ls->site[i] = HAK_SITE_UNTRACKED;
   if (site) {
@@ -263,14 +280,12 @@ static void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n, voi
     ls->born[i] = hak_site_clock();
     ls->site[i] = hak_site_alloc(site, n, weight, false);
   }
-  LSTAT_H(h, large_allocs, 1);
-  LSTAT_H(h, large_live, (size_t)ls->span[i] * HAK_PAGE);
+  lstat_span(h, (size_t)ls->span[i] * HAK_PAGE, true);
 }
 
-static void note_free(hak_heap_t *h, large_seg_t *ls, unsigned i) {
+hak_inline void note_free(hak_heap_t *h, large_seg_t *ls, unsigned i) {
   if (ls->site[i] != HAK_SITE_UNTRACKED) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
-  LSTAT_H(h, large_frees, 1);
-  LSTAT_H(h, large_live, 0 - (size_t)ls->span[i] * HAK_PAGE);
+  lstat_span(h, (size_t)ls->span[i] * HAK_PAGE, false);
 }
 
 static inline unsigned span_index(large_seg_t *ls, const void *p) {
@@ -306,18 +321,30 @@ static inline size_t wmax_pages(const hak_policy_t *pol, size_t pages) {
   return pages * pol->w_max_eighths / 8;
 }
 
-/* The smallest of the thread's cached spans with pages..max_pages pages. */
+/* The thread's most recently freed span with pages..max_pages pages (the
+ * warmest in cache; W_MAX bounds the waste of not taking the smallest). */
 static void *lcache_take(hak_heap_t *h, size_t pages, size_t max_pages) {
-  unsigned best = HAK_LCACHE_SLOTS_MAX;
-  for (unsigned k = 0; k < h->lcache_n; k++)
-    if (h->lcache_pages[k] >= pages && h->lcache_pages[k] <= max_pages &&
-        (best == HAK_LCACHE_SLOTS_MAX || h->lcache_pages[k] < h->lcache_pages[best]))
-      best = k;
-  if (best == HAK_LCACHE_SLOTS_MAX) return NULL;
-  void *p = h->lcache[best];
-  h->lcache_n--;
-  h->lcache[best] = h->lcache[h->lcache_n];
-  h->lcache_pages[best] = h->lcache_pages[h->lcache_n];
+  for (unsigned k = h->lcache_n; k-- > 0;) {
+    size_t have = h->lcache_pages[k];
+    if (have < pages || have > max_pages) continue;
+    void *p = h->lcache[k];
+    unsigned last = --h->lcache_n;
+    h->lcache[k] = h->lcache[last];
+    h->lcache_pages[k] = h->lcache_pages[last];
+    return p;
+  }
+  return NULL;
+}
+
+void *hak_large_take_cached(hak_heap_t *h, size_t n, const hak_policy_t *pol) {
+  size_t pages = span_pages(n);
+  void *p = lcache_take(h, pages, wmax_pages(pol, pages));
+  if (!p) return NULL;
+  large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
+  unsigned i = span_index(ls, p);
+  ls->state[i] = PG_LIVE;
+  LSTAT_H(h, large_cache_hits, 1);
+  note_alloc(h, ls, i, n, NULL, 0);
   return p;
 }
 

@@ -158,8 +158,10 @@ static void capture_stack(site_t *s) {
   atomic_store_explicit(&s->stack_state, 2, memory_order_release);
 }
 
-/* The history per-site decisions read, for one Large/Big allocation;
- * `plain`: the learner's alone (BUMP, above). */
+/* The history per-site decisions read, for one Large/Big allocation that
+ * stands for n (learning alone samples Large blocks: large.c); `plain`:
+ * the learner's alone (BUMP, above).  Gaps are between Big allocations
+ * (the reuse rule's), which are all recorded. */
 #define HIST_ADD(c, n) \
   do {                 \
     if (plain)         \
@@ -167,7 +169,7 @@ static void capture_stack(site_t *s) {
     else               \
       ADD(c, n);       \
   } while (0)
-static void history_alloc(site_t *s, size_t size, bool big, bool plain) {
+static void history_alloc(site_t *s, size_t size, bool big, bool plain, uint64_t n) {
   uint32_t now = hak_site_clock() + 1; /* 0: never */
   uint32_t last;
   if (plain) {
@@ -176,14 +178,14 @@ static void history_alloc(site_t *s, size_t size, bool big, bool plain) {
   } else {
     last = atomic_exchange_explicit(&s->last_ms, now, memory_order_relaxed);
   }
-  if (last) {
+  if (!last) {
+    atomic_store_explicit(&s->first_ms, now, memory_order_relaxed);
+  } else if (big) {
     HIST_ADD(s->gaps, 1);
     HIST_ADD(s->gap_ms, now > last ? now - last : 0);
-  } else {
-    atomic_store_explicit(&s->first_ms, now, memory_order_relaxed);
   }
-  HIST_ADD(s->x_allocs, 1);
-  HIST_ADD(s->x_bytes, size);
+  HIST_ADD(s->x_allocs, n);
+  HIST_ADD(s->x_bytes, size * n);
   if (big) HIST_ADD(s->x_big, 1);
 }
 
@@ -191,11 +193,11 @@ uint16_t hak_site_alloc(void *site, size_t size, size_t weight, bool big) {
   uint16_t k = site_slot(site);
   site_t *s = &sites[k];
   if (hak_sites_learning && !hak_sites_on) { /* no profile: the history only */
-    history_alloc(s, size, big, true);
+    history_alloc(s, size, big, true, weight ? weight : 1);
     return k;
   }
   uint64_t est = estimate(size, weight);
-  if (!weight) history_alloc(s, size, big, false);
+  if (!weight) history_alloc(s, size, big, false, 1);
   uint64_t bytes = weight ? weight : size;
   ADD(s->allocs, est);
   ADD(s->bytes, bytes);
@@ -218,8 +220,9 @@ void hak_site_free(uint16_t k, size_t size, size_t weight, uint32_t born) {
   uint32_t now = hak_site_clock();
   uint32_t life = now > born ? now - born : 0;
   if (hak_sites_learning && !hak_sites_on) {
-    BUMP(s->x_frees, 1);
-    BUMP(s->x_life_ms, life);
+    uint64_t n = weight ? weight : 1; /* the blocks this sampled one stands for */
+    BUMP(s->x_frees, n);
+    BUMP(s->x_life_ms, life * n);
     return;
   }
   uint64_t est = estimate(size, weight);

@@ -15,7 +15,9 @@ extern bool hak_sites_on;
 
 void hak_site_init(void);
 /* Index of the site (0 is the "other" row when the table is full); big:
- * a Big block (its own mapping). */
+ * a Big block (its own mapping).  weight: the profile's sample weight in
+ * bytes (0: recorded exactly); when the learner records alone (no
+ * profile), the number of blocks this one stands for (0 as 1). */
 uint16_t hak_site_alloc(void *site, size_t size, size_t weight, bool big);
 /* A realloc at this site grew a Large or Big block. */
 void hak_site_grow(void *site);
@@ -32,13 +34,15 @@ bool hak_site_history(unsigned k, hak_site_history_t *h);
 unsigned hak_site_capacity(void);
 /* The history of the site at this address, if the table has it. */
 bool hak_site_history_of(uintptr_t addr, hak_site_history_t *h);
-/* weight: 0 for an exactly recorded block, else the sample's weight. */
+/* weight: as hak_site_alloc's. */
 void hak_site_free(uint16_t idx, size_t size, size_t weight, uint32_t born);
 /* The weight of a sampled block of `size` bytes. */
 size_t hak_site_weight(size_t size);
 #define HAK_SITE_UNTRACKED 0xFFFFu /* a block allocated while profiling was off */
 /* Exact count of an explicit hak_alloc_cs call whose block is not tracked. */
 void hak_site_count(void *site, size_t size);
+/* Learning alone records one Large block in about this many (large.c). */
+#define HAK_SITE_LEARN_EVERY 8u
 /* Milliseconds since start, for lifetimes. */
 uint32_t hak_site_clock(void);
 /* The controller, each window: keep a coarse copy of the clock (on), or
