@@ -7,6 +7,9 @@
       a tiny `hakmem bench` run: results.csv, results.md and chart.svg
   check_bench.py ... instructions --alloc LIST
       a tiny `hakmem bench --instructions` run (exit 77 = skip: no valgrind)
+  check_bench.py ... sweep --alloc hakmem
+      a tiny `hakmem bench --sweep` run: every arm but the default's own
+      values screened, the best arms confirmed with fresh seeds, sweep.md
   check_bench.py ... programs --alloc LIST
       a tiny `hakmem bench --programs` run (small inputs, one run each):
       programs.csv and programs.md, every run ok and its output the same
@@ -175,6 +178,63 @@ def cmd_instructions(hb, args, bin_path):
     print("ok")
 
 
+def cmd_sweep(hb, args, bin_path):
+    spec = importlib.util.spec_from_file_location(
+        "hakmem_sweep", os.path.join(os.path.dirname(args.runner), "hakmem_sweep.py"))
+    sw = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(args.runner))
+    spec.loader.exec_module(sw)
+    here = os.path.dirname(args.runner)
+    knobs, defaults = sw.read_knobs(here), sw.read_defaults(here)
+    workloads = ["json", "realloc-grow"]
+    with tempfile.TemporaryDirectory() as out:
+        rc = run_runner(args, ["--sweep", "--workloads", ",".join(workloads), "--runs", "1",
+                               "--out", out, "--ops-scale", str(TEST_SCALE)])
+        if rc:
+            fail("sweep exited %d" % rc)
+        def rows_of(name):
+            with open(os.path.join(out, name)) as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames != ["workload", "policy", "ops_per_s", "peak_rss_kb", "minflt", "cost"]:
+                    fail("%s columns %s" % (name, reader.fieldnames))
+                return list(reader)
+        allrows, confirm = rows_of("sweep.csv"), rows_of("confirm.csv")
+        screen = allrows[:len(allrows) - len(confirm)]
+        if allrows[len(screen):] != confirm:
+            fail("sweep.csv does not end with the confirmation runs")
+        # Screening: default, learned and every knob value but the default's.
+        want = {"default", "learned"}
+        for name, env, values in knobs:
+            if env not in defaults:
+                fail("no default for %s" % env)
+            want |= {"fixed:%s=%s" % (name, v) for v in values if float(v) != defaults[env]}
+        for w in workloads:
+            got = [r["policy"] for r in screen if r["workload"] == w]
+            if sorted(got) != sorted(want):
+                fail("%s screened %s, expected %s" % (w, sorted(got), sorted(want)))
+            # Confirmation: the screening's best arms, default and learned,
+            # each CONFIRM runs, none with a screening seed.
+            med = {r["policy"]: float(r["cost"]) for r in screen if r["workload"] == w}
+            costs = sorted(c for p, c in med.items() if p.startswith("fixed:"))
+            cw = [r for r in confirm if r["workload"] == w]
+            pols = {r["policy"] for r in cw}
+            fixed = pols - {"default", "learned"}
+            if len(pols) != sw.CONFIRM_ARMS + 2 or \
+                    any(med[p] > costs[sw.CONFIRM_ARMS - 1] + 1e-3 for p in fixed):
+                fail("%s confirmed %s, not the best screened arms %s" % (w, sorted(pols), costs[:3]))
+            if len(cw) != len(pols) * 5:
+                fail("%s: %d confirmation runs" % (w, len(cw)))
+            for r in cw + screen:
+                if not (float(r["ops_per_s"]) > 0 and float(r["cost"]) > 0):
+                    fail("implausible run: %s" % r)
+        with open(os.path.join(out, "sweep.md")) as f:
+            md = f.read()
+        for w in workloads:
+            if not any(l.startswith("| %s |" % w) for l in md.splitlines()):
+                fail("sweep.md has no row for %s" % w)
+    print("ok")
+
+
 def cmd_programs(hb, args, bin_path):
     allocs = args.alloc.split(",")
     with tempfile.TemporaryDirectory() as out:
@@ -217,13 +277,13 @@ def main():
     w = sub.add_parser("work")
     w.add_argument("--workload", required=True)
     w.add_argument("--alloc", required=True)
-    for name in ("runner", "instructions", "programs"):
+    for name in ("runner", "instructions", "programs", "sweep"):
         sub.add_parser(name).add_argument("--alloc", required=True)
     args = ap.parse_args()
     hb = load_runner(args.runner)
     bin_path = os.path.join(args.bin_dir, "hakmem-bench-work")
     {"work": cmd_work, "runner": cmd_runner, "instructions": cmd_instructions,
-     "programs": cmd_programs}[args.cmd](hb, args, bin_path)
+     "programs": cmd_programs, "sweep": cmd_sweep}[args.cmd](hb, args, bin_path)
 
 
 if __name__ == "__main__":

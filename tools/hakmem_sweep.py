@@ -17,9 +17,20 @@ The time per op includes the page faults' time; the learner, which has no
 clock on the fast paths, estimates the same time from page faults, kernel
 calls and slow-path events (docs/learning.md).
 
+The best of ~25 arms, each measured a few times on a noisy machine, is
+biased low (the winner's curse: the minimum of noisy samples sits below
+every arm's true cost, the default's own value included).  So the sweep has
+two passes: the screening pass runs every arm, and the confirmation pass
+runs the screening's best CONFIRM_ARMS fixed arms, the default and learned
+again, interleaved, with fresh seeds; the comparison is made on the
+confirmation runs alone.  An arm equal to the default policy (a knob at its
+default value) is not run twice: it is `default`.
+
 Writes sweep.csv (workload, policy, ops_per_s, peak_rss_kb, minflt, cost:
-one row per run) and sweep.md (medians; per workload the best fixed arm,
-the default and the learned policy, and how they compare).
+one row per run, both passes), confirm.csv (the confirmation runs alone)
+and sweep.md (the confirmation's medians; per workload the best fixed arm,
+the default and the learned policy, and how they compare; then every
+arm's screening median).
 """
 import csv
 import os
@@ -34,6 +45,34 @@ import hakmem_bench as hb
 DEFAULT_WORKLOADS = ["phase-change", "big-buffers", "big-churn", "large-ws", "mixed",
                      "realloc-grow", "espresso", "json"]
 DEFAULT_WEIGHT = 0.05
+CONFIRM_ARMS = 3      # the screening's best fixed arms run again
+CONFIRM_SEED = 1001   # the confirmation's seeds: not the screening's
+
+
+def parse_size(text):
+    """An option's default as hakmem-options prints it (8, 2M, 1.5)."""
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if text and text[-1] in mult:
+        return float(text[:-1]) * mult[text[-1]]
+    return float(text)
+
+
+def read_defaults(here):
+    """{variable: default value} from `hakmem-options`."""
+    tool = os.path.join(here, "hakmem-options")
+    try:
+        out = subprocess.run([tool], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        hb.die("sweep: cannot list the options with %s: %s" % (tool, e))
+    defaults = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].startswith("HAKMEM_"):
+            try:
+                defaults[parts[0]] = parse_size(parts[2])
+            except ValueError:
+                pass
+    return defaults
 
 
 def read_knobs(here):
@@ -71,12 +110,14 @@ class Policy(hb.Alloc):
         return " ".join("%s=%s" % kv for kv in self.extra.items()) + " " + super().prefix()
 
 
-def policies(knobs, lib):
+def policies(knobs, defaults, lib):
     frozen = {"HAKMEM_MODE": "fast", "HAKMEM_THP": "0"}  # the shipped defaults, frozen
     out = [Policy("default", lib, frozen),
            Policy("learned", lib, {"HAKMEM_MODE": "learning"})]
     for name, env, values in knobs:
         for v in values:
+            if env in defaults and abs(float(v) - defaults[env]) <= 1e-9 * max(1.0, defaults[env]):
+                continue  # that is the default policy
             out.append(Policy("fixed:%s=%s" % (name, v), lib, dict(frozen, **{env: v})))
     return out
 
@@ -86,13 +127,20 @@ def cost_of(fields, weight):
     return ns_per_op + weight * fields["peak_rss_kb"] / 1024.0
 
 
-def write_md(path, rows, workloads, weight, info):
+def by_policy(rows):
     med = {}
     for r in rows:
         med.setdefault((r["workload"], r["policy"]), []).append(r)
+    return med
+
+
+def write_md(path, screen, confirm, workloads, weight, info):
+    med = by_policy(confirm)
     lines = ["# hakmem: learned policy against a coordinate sweep", "",
-             "cost = ns per op + %.3g x peak RSS (MiB); lower is better; medians of %s" % (
-                 weight, info["runs"]), ""]
+             "cost = ns per op + %.3g x peak RSS (MiB); lower is better.  The table: medians of "
+             "the %d confirmation runs of the screening's best %d fixed arms, the default and "
+             "learned (fresh seeds); below it, every arm's median over the %d screening runs." % (
+                 weight, info["confirm_runs"], CONFIRM_ARMS, info["runs"]), ""]
     lines += ["| workload | default cost | best fixed arm | its cost | learned cost | "
               "learned / best fixed | learned / default | default ops/s | learned ops/s | "
               "default peak RSS | learned peak RSS |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -114,11 +162,12 @@ def write_md(path, rows, workloads, weight, info):
             w, d, best, best_cost, l, l / best_cost, l / d, hb.human(m("default", "ops_per_sec")),
             hb.human(m("learned", "ops_per_sec")), hb.mib(m("default", "peak_rss_kb")),
             hb.mib(m("learned", "peak_rss_kb"))))
-    lines += ["", "Every arm (median cost; ops/s; peak RSS):", ""]
+    lines += ["", "Every arm, screening (median cost):", ""]
+    smed = by_policy(screen)
     for w in workloads:
         lines.append("**%s**: " % w + "; ".join(
             "%s %.2f" % (p, statistics.median(r["cost"] for r in rs))
-            for (ww, p), rs in sorted(med.items()) if ww == w))
+            for (ww, p), rs in sorted(smed.items()) if ww == w))
         lines.append("")
     lines += ["", "Machine: %s.  Command: %s" % (info["machine"], info["command"])]
     with open(path, "w") as f:
@@ -134,40 +183,70 @@ def sweep(args, bin_path, lib, here):
         if w not in known:
             hb.die("sweep: unknown workload %r" % w)
     weight = float(os.environ.get("HAKMEM_LEARN_MEMORY_WEIGHT", DEFAULT_WEIGHT))
-    pols = policies(knobs, lib)
+    pols = policies(knobs, read_defaults(here), lib)
     runs = args.runs or (1 if args.quick else 3)
+    confirm_runs = max(5, runs)
     out = args.out or hb.default_out()
     os.makedirs(out, exist_ok=True)
     scale = args.scale or 1.0
     ops = {w[0]: max(1, int(w[1] * scale)) for w in hb.list_workloads(bin_path)}
-    total = runs * len(workloads) * len(pols)
-    progress = hb.Progress(total)
-    rows, failed = [], []
+    n_confirm = len(workloads) * (CONFIRM_ARMS + 2) * confirm_runs
+    progress = hb.Progress(runs * len(workloads) * len(pols) + n_confirm)
+    failed = []
+
+    def one(w, p, seed, label):
+        progress.show("%s %s %s" % (label, w, p.name))
+        status, fields, err = hb.run_workload(bin_path, p, w, 1, ops[w], seed, args.timeout)
+        progress.step()
+        if status != "ok":
+            failed.append((w, p, seed, status, err))
+            return None
+        return {"workload": w, "policy": p.name, "run": seed,
+                "ops_per_sec": fields["ops_per_sec"], "peak_rss_kb": fields["peak_rss_kb"],
+                "minflt": fields["minflt"], "cost": cost_of(fields, weight)}
+
+    screen = []
     for run in range(runs):
         for w in workloads:
             for p in pols:
-                progress.show("%s %s" % (w, p.name))
-                status, fields, err = hb.run_workload(bin_path, p, w, 1, ops[w], run + 1, args.timeout)
-                progress.step()
-                if status != "ok":
-                    failed.append((w, p, run + 1, status, err))
-                    continue
-                rows.append({"workload": w, "policy": p.name, "run": run + 1,
-                             "ops_per_sec": fields["ops_per_sec"], "peak_rss_kb": fields["peak_rss_kb"],
-                             "minflt": fields["minflt"], "cost": cost_of(fields, weight)})
+                r = one(w, p, run + 1, "screen")
+                if r:
+                    screen.append(r)
+    # The confirmation: each workload's best fixed arms by the screening,
+    # the default and learned, run again with seeds the screening did not use.
+    smed = by_policy(screen)
+    chosen = {}
+    for w in workloads:
+        fixed = sorted((statistics.median(r["cost"] for r in rs), p)
+                       for (ww, p), rs in smed.items() if ww == w and p.startswith("fixed:"))
+        names = {"default", "learned"} | {p for _, p in fixed[:CONFIRM_ARMS]}
+        chosen[w] = [p for p in pols if p.name in names]
+    progress.total -= n_confirm - sum(len(v) for v in chosen.values()) * confirm_runs
+    confirm = []
+    for run in range(confirm_runs):
+        for w in workloads:
+            for p in chosen[w]:
+                r = one(w, p, CONFIRM_SEED + run, "confirm")
+                if r:
+                    confirm.append(r)
     progress.finish()
-    with open(os.path.join(out, "sweep.csv"), "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["workload", "policy", "ops_per_s", "peak_rss_kb", "minflt", "cost"])
-        for r in rows:
-            wr.writerow([r["workload"], r["policy"], "%.1f" % r["ops_per_sec"], r["peak_rss_kb"],
-                         r["minflt"], "%.4f" % r["cost"]])
-    info = {"runs": runs, "machine": hb.machine_info(), "command": " ".join(["hakmem", "bench"] + sys.argv[1:])}
-    table = write_md(os.path.join(out, "sweep.md"), rows, workloads, weight, info)
-    print("sweep: wrote %s and %s" % (os.path.join(out, "sweep.csv"), os.path.join(out, "sweep.md")))
+
+    def write_csv(name, rows):
+        with open(os.path.join(out, name), "w", newline="") as f:
+            wr = csv.writer(f)
+            wr.writerow(["workload", "policy", "ops_per_s", "peak_rss_kb", "minflt", "cost"])
+            for r in rows:
+                wr.writerow([r["workload"], r["policy"], "%.1f" % r["ops_per_sec"], r["peak_rss_kb"],
+                             r["minflt"], "%.4f" % r["cost"]])
+    write_csv("sweep.csv", screen + confirm)
+    write_csv("confirm.csv", confirm)
+    info = {"runs": runs, "confirm_runs": confirm_runs, "machine": hb.machine_info(),
+            "command": " ".join(["hakmem", "bench"] + sys.argv[1:])}
+    table = write_md(os.path.join(out, "sweep.md"), screen, confirm, workloads, weight, info)
+    print("sweep: wrote %s, confirm.csv and sweep.md" % os.path.join(out, "sweep.csv"))
     for w, d, best, bc, l in table:
         print("  %-14s default %8.2f  best %-32s %8.2f  learned %8.2f  (%.3f x best)" % (w, d, best, bc, l, l / bc))
-    for w, p, run, status, err in failed:
-        print("sweep: %s under %s (run %d): %s\n  %s%s --workload %s --seed %d" % (
-            w, p.name, run, status, p.prefix(), bin_path, w, run), file=sys.stderr)
+    for w, p, seed, status, err in failed:
+        print("sweep: %s under %s (seed %d): %s\n  %s%s --workload %s --seed %d" % (
+            w, p.name, seed, status, p.prefix(), bin_path, w, seed), file=sys.stderr)
     return 1 if failed else 0
