@@ -172,7 +172,9 @@ void hak_check_slab(hak_heap_t *h, const hak_slab_t *s) {
   uint32_t nfree = slab_walk(s, s->free, seen, "free");
   uint32_t nlocal = slab_walk(s, s->local_free, seen, "local_free");
   uint32_t nrest = slab_walk(s, s->free_rest, seen, "free_rest");
-  uint32_t nremote = slab_walk(s, (const hak_block_t *)(tf & ~HAK_TF_NOTIFY), seen, "thread_free");
+  uint32_t nremote = slab_walk(s, HAK_TF_LIST(tf), seen, "thread_free");
+  hak_assert(nremote == HAK_TF_COUNT(tf), "slab %p: %u blocks on thread_free, its count says %u", (const void *)s,
+             nremote, HAK_TF_COUNT(tf));
   uint32_t listed = nfree + nlocal + nrest, owed = s->capacity - s->used;
   hak_assert(
       listed == owed && nremote <= s->used,

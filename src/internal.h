@@ -72,9 +72,16 @@ typedef struct hak_segment hak_segment_t;
  * and puts it back).  0 when free, abandoned, Large or Big.
  * slab->thread_free: other threads' frees, a push-only list; HAK_TF_NOTIFY
  * asks the next remote free to hand its block to the owner's `delayed` list
- * instead, which is how the owner learns that a full slab has room again. */
+ * instead, which is how the owner learns that a full slab has room again.
+ * Its top 16 bits count the blocks on the list (a slab holds at most 4096),
+ * so that the owner takes the list without walking it: each block was
+ * last written by another core, and a walk is a cache miss per block. */
 #define HAK_SLAB_FULL ((uintptr_t)1)
 #define HAK_TF_NOTIFY ((uintptr_t)1)
+#define HAK_TF_COUNT_SHIFT 48
+#define HAK_TF_ONE ((uintptr_t)1 << HAK_TF_COUNT_SHIFT)
+#define HAK_TF_LIST(w) ((hak_block_t *)((w) & (HAK_TF_ONE - 1) & ~HAK_TF_NOTIFY))
+#define HAK_TF_COUNT(w) ((uint32_t)((w) >> HAK_TF_COUNT_SHIFT))
 
 typedef struct hak_slab {
   /* First cache line: the owner's. */

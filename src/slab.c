@@ -45,19 +45,25 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   slab->next = slab->prev = NULL;
 }
 
-/* Takes the other threads' frees; returns how many came back.  The notify
- * request bit, if set, stays as it is. */
+/* Takes the other threads' frees onto `free`; returns how many came back.
+ * The notify request bit, if set, stays as it is.  Onto an empty `free`
+ * the list goes whole, unwalked (the secure library walks it: each link
+ * is checked). */
 uint32_t hak_slab_collect(hak_slab_t *slab) {
   uintptr_t old = atomic_load_explicit(&slab->thread_free, memory_order_relaxed);
   do {
-    if (!(old & ~HAK_TF_NOTIFY)) return 0;
+    if (!HAK_TF_LIST(old)) return 0;
   } while (!atomic_compare_exchange_weak_explicit(&slab->thread_free, &old, old & HAK_TF_NOTIFY,
                                                   memory_order_acquire, memory_order_relaxed));
-  hak_block_t *list = (hak_block_t *)(old & ~HAK_TF_NOTIFY);
-  uint32_t n = 1;
-  hak_block_t *tail = list;
-  for (hak_block_t *t; (t = hak_link_get(slab, tail)) != NULL; n++) tail = t;
-  hak_link_set(tail, slab->free);
+  hak_block_t *list = HAK_TF_LIST(old);
+  uint32_t n = HAK_TF_COUNT(old);
+  if (slab->free || hak_secure || hak_debug) {
+    uint32_t walked = 1;
+    hak_block_t *tail = list;
+    for (hak_block_t *t; (t = hak_link_get(slab, tail)) != NULL; walked++) tail = t;
+    hak_assert(walked == n, "slab %p: %u blocks on its remote-free list, counted %u", (void *)slab, walked, n);
+    hak_link_set(tail, slab->free);
+  }
   slab->free = list;
   slab->used -= n;
   return n;
@@ -112,9 +118,10 @@ void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b) {
         return;
       }
     }
-    hak_link_set(b, (hak_block_t *)(old & ~HAK_TF_NOTIFY));
+    hak_link_set(b, HAK_TF_LIST(old));
+    uintptr_t count = (old & ~(HAK_TF_ONE - 1)) + HAK_TF_ONE;
     if (atomic_compare_exchange_weak_explicit(&slab->thread_free, &old,
-                                              (uintptr_t)b | (old & HAK_TF_NOTIFY),
+                                              (uintptr_t)b | (old & HAK_TF_NOTIFY) | count,
                                               memory_order_release, memory_order_relaxed))
       return;
   }
