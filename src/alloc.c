@@ -39,11 +39,6 @@ void *hak_alloc_sampled(hak_heap_t *h, unsigned cls, void *site) {
   return p;
 }
 
-/* Large or Big, by size and alignment: the one place that chooses between
- * them.  site: the call site, whose per-site decision (if the policy has
- * any) is looked up here; record: the profile records the block even when
- * profiling is off (an explicit call-site call).  n and align are already
- * checked against HAK_MAX_REQUEST. */
 /* Learning alone (no profile) records a random one Large block in
  * HAK_SITE_LEARN_EVERY, standing for that many (*weight): its decisions
  * read means and ratios, and recording every block (a site lookup, two
@@ -58,14 +53,16 @@ hak_inline bool learn_pick(hak_heap_t *h, size_t *weight) {
     h->site_skip--;
     return false;
   }
-  uint64_t x = h->rng ? h->rng : 0x2545F4914F6CDD1Dull ^ (uint64_t)(uintptr_t)h;
-  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-  h->rng = x;
-  h->site_skip = (uint32_t)((x >> 32) % (2 * HAK_SITE_LEARN_EVERY - 1)); /* mean EVERY - 1 */
+  h->site_skip = (uint32_t)((hak_xorshift(&h->rng) >> 32) % (2 * HAK_SITE_LEARN_EVERY - 1)); /* mean EVERY - 1 */
   *weight = HAK_SITE_LEARN_EVERY;
   return true;
 }
 
+/* Large or Big, by size and alignment: the one place that chooses between
+ * them.  site: the call site, whose per-site decision (if the policy has
+ * any) is looked up here; record: the profile records the block even when
+ * profiling is off (an explicit call-site call).  n and align are already
+ * checked against HAK_MAX_REQUEST. */
 void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool record) {
   hak_ensure_init();
   hak_control_tick(0);

@@ -50,6 +50,15 @@
 
 hak_inline unsigned hak_bsr(size_t x) { return 63u - (unsigned)__builtin_clzl(x); }
 
+/* xorshift64: the next draw of a generator kept by its user (a heap's
+ * sampling, the secure library's shuffles).  A state of 0 is seeded from
+ * its own address: xorshift never leaves 0. */
+hak_inline uint64_t hak_xorshift(uint64_t *state) {
+  uint64_t x = *state ? *state : 0x2545F4914F6CDD1Dull ^ (uint64_t)(uintptr_t)state;
+  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+  return *state = x;
+}
+
 hak_inline unsigned hak_class_of(size_t n) {
   if (n <= 256) return n <= 16 ? 0 : (unsigned)((n + 15) >> 4) - 1;
   unsigned b = hak_bsr(n - 1);

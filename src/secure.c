@@ -251,9 +251,7 @@ static uint64_t sec_rand(hak_heap_t *h) {
   } else {
     uint64_t *r = &sec_of(h)->rng;
     if (!*r) *r = hak_sec_key ^ (uintptr_t)h ^ 0x2545F4914F6CDD1Du;
-    x = *r;
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
-    *r = x;
+    x = hak_xorshift(r);
   }
   x = (x ^ (x >> 31)) * 0xBF58476D1CE4E5B9u;
   return x ^ (x >> 29);

@@ -159,8 +159,8 @@ static void capture_stack(site_t *s) {
 }
 
 /* The history per-site decisions read, for one Large/Big allocation that
- * stands for n (learning alone samples Large blocks: large.c); `plain`:
- * the learner's alone (BUMP, above).  Gaps are between Big allocations
+ * stands for n (learning alone samples Large blocks: alloc.c); `plain`:
+ * the learner's alone (BUMP, above).  Gaps are counted at Big allocations
  * (the reuse rule's), which are all recorded. */
 #define HIST_ADD(c, n) \
   do {                 \
@@ -287,9 +287,7 @@ void hak_site_count(void *site, size_t size) {
  * from the bits of a xorshift draw: this runs at every refill of a
  * profiled heap, where a libm log() would cost more than the rest. */
 int64_t hak_site_next_interval(uint64_t *rng) {
-  uint64_t x = *rng ? *rng : 0x2545F4914F6CDD1Dull ^ (uint64_t)(uintptr_t)rng;
-  x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-  *rng = x;
+  uint64_t x = hak_xorshift(rng);
   uint64_t u = (x >> 11) | 1; /* 53 random bits, never 0 */
   unsigned b = hak_bsr(u);
   double f = (double)(u - (1ull << b)) / (double)(1ull << b); /* mantissa - 1 */

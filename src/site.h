@@ -41,7 +41,7 @@ size_t hak_site_weight(size_t size);
 #define HAK_SITE_UNTRACKED 0xFFFFu /* a block allocated while profiling was off */
 /* Exact count of an explicit hak_alloc_cs call whose block is not tracked. */
 void hak_site_count(void *site, size_t size);
-/* Learning alone records one Large block in about this many (large.c). */
+/* Learning alone records one Large block in about this many (alloc.c). */
 #define HAK_SITE_LEARN_EVERY 8u
 /* Milliseconds since start, for lifetimes. */
 uint32_t hak_site_clock(void);
