@@ -227,22 +227,28 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
 hak_inline uint32_t hak_slab_gather(hak_slab_t *slab, bool carve) {
   /* Other threads' frees first: onto an empty `free` their list goes
    * whole, unwalked (hak_slab_collect).  Then our own lists, whose blocks
-   * are in our cache, are walked to go in front of it (the common case, a
-   * plain swap: `free` is still empty). */
-  uint32_t n =
-      HAK_TF_LIST(atomic_load_explicit(&slab->thread_free, memory_order_relaxed)) ? hak_slab_collect(slab) : 0;
-  hak_block_t *lists[2] = {slab->free_rest, slab->local_free};
-  slab->free_rest = slab->local_free = NULL;
-  for (int k = 0; k < 2; k++) {
-    hak_block_t *l = lists[k];
-    if (!l) continue;
-    if (slab->free) {
-      hak_block_t *t = l;
-      for (hak_block_t *x; (x = hak_link_get(slab, t)) != NULL;) t = x;
-      hak_link_set(t, slab->free);
+   * are in our cache, are walked to go in front of what `free` holds (the
+   * common case, `free` still empty: a plain swap). */
+  uint32_t n = atomic_load_explicit(&slab->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY
+                   ? hak_slab_collect(slab)
+                   : 0;
+  if (hak_likely(!slab->free && !slab->free_rest)) {
+    slab->free = slab->local_free;
+  } else {
+    hak_block_t *lists[2] = {slab->free_rest, slab->local_free};
+    slab->free_rest = NULL;
+    for (int k = 0; k < 2; k++) {
+      hak_block_t *l = lists[k];
+      if (!l) continue;
+      if (slab->free) {
+        hak_block_t *t = l;
+        for (hak_block_t *x; (x = hak_link_get(slab, t)) != NULL;) t = x;
+        hak_link_set(t, slab->free);
+      }
+      slab->free = l;
     }
-    slab->free = l;
   }
+  slab->local_free = NULL;
   if (carve && !slab->free && slab->capacity < slab->reserved) hak_slab_extend(slab);
   return n;
 }

@@ -84,7 +84,9 @@ typedef struct hak_segment hak_segment_t;
  * instead, which is how the owner learns that a full slab has room again.
  * Its top 16 bits count the blocks on the list (a slab holds at most 4096),
  * so that the owner takes the list without walking it: each block was
- * last written by another core, and a walk is a cache miss per block. */
+ * last written by another core, and a walk is a cache miss per block.
+ * The count is 0 when the list is: the word is above HAK_TF_NOTIFY exactly
+ * when it holds blocks. */
 #define HAK_SLAB_FULL ((uintptr_t)1)
 #define HAK_TF_NOTIFY ((uintptr_t)1)
 #define HAK_TF_COUNT_SHIFT 48

@@ -283,10 +283,6 @@ hak_inline void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n,
   lstat_span(h, (size_t)ls->span[i] * HAK_PAGE, true);
 }
 
-hak_inline void note_free(hak_heap_t *h, large_seg_t *ls, unsigned i) {
-  if (ls->site[i] != HAK_SITE_UNTRACKED) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
-  lstat_span(h, (size_t)ls->span[i] * HAK_PAGE, false);
-}
 
 static inline unsigned span_index(large_seg_t *ls, const void *p) {
   return (unsigned)(((uintptr_t)p - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
@@ -493,17 +489,11 @@ static void free_locked(large_seg_t *ls, void *p) {
   hak_prof_end(HAK_PROF_LARGE_FREE, t0);
 }
 
-void hak_large_free(hak_segment_t *seg, void *p) {
-  large_seg_t *ls = (large_seg_t *)seg;
-  uintptr_t off = (uintptr_t)p - (uintptr_t)ls;
-  unsigned i = (unsigned)(off >> HAK_PAGE_SHIFT);
-  if ((off & (HAK_PAGE - 1)) || i < LHEADER_PAGES || ls->state[i] != PG_LIVE) {
-    free_locked(ls, p); /* reports it */
-    return;
-  }
-  hak_heap_t *h = hak_tls_heap;
-  note_free(h, ls, i);
+/* A checked span's free, its site (if any) recorded: counted, then kept
+ * in the thread's cache or given back to the shared tier. */
+hak_inline void large_free_span(hak_heap_t *h, large_seg_t *ls, unsigned i, void *p) {
   unsigned pages = ls->span[i];
+  lstat_span(h, (size_t)pages * HAK_PAGE, false);
   const hak_policy_t *pol = hak_policy();
   if (h != &hak_heap_empty && h->lcache_n < pol->lcache_slots && pages <= pol->lcache_max_pages &&
       pages == lpages_round(pages) && !ls->placement) {
@@ -514,6 +504,28 @@ void hak_large_free(hak_segment_t *seg, void *p) {
     return;
   }
   free_locked(ls, p);
+}
+
+/* Out of line, so that the common free, which records nothing, calls
+ * nothing and saves no registers. */
+static hak_noinline void large_free_recorded(large_seg_t *ls, unsigned i, void *p) {
+  hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
+  large_free_span(hak_tls_heap, ls, i, p);
+}
+
+void hak_large_free(hak_segment_t *seg, void *p) {
+  large_seg_t *ls = (large_seg_t *)seg;
+  uintptr_t off = (uintptr_t)p - (uintptr_t)ls;
+  unsigned i = (unsigned)(off >> HAK_PAGE_SHIFT);
+  if ((off & (HAK_PAGE - 1)) || i < LHEADER_PAGES || ls->state[i] != PG_LIVE) {
+    free_locked(ls, p); /* reports it */
+    return;
+  }
+  if (hak_unlikely(ls->site[i] != HAK_SITE_UNTRACKED)) {
+    large_free_recorded(ls, i, p);
+    return;
+  }
+  large_free_span(hak_tls_heap, ls, i, p);
 }
 
 /* Thread exit and trim: the thread's cached spans go back to the shared tier. */
