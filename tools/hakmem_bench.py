@@ -48,6 +48,7 @@ MODES = {  # runs, scale of the workloads' default op counts
 DEFAULT_THREADS = {"full": [1, 2, 8, 32], "quick": [1, 2, 8]}
 # Extra allocators added to the default list: NAME=PATH[,NAME=PATH...]
 EXTRA_ENV = "HAKMEM_BENCH_EXTRA"
+RUNNER_ENV = (EXTRA_ENV, "HAKMEM_BENCH_BIN_DIR", "HAKMEM_LIB")
 # The workload binary's result line, keys in this order (bench_main.c).
 FIELDS = ["workload", "threads", "ops", "seed", "secs", "ops_per_sec",
           "p50_ns", "p95_ns", "p99_ns", "samples", "minflt", "peak_rss_kb",
@@ -76,6 +77,10 @@ class Alloc:
     def env(self):
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)
+        # The runner's own settings: not for the measured program, under
+        # which the library would report them as unknown HAKMEM_ options.
+        for k in RUNNER_ENV:
+            env.pop(k, None)
         env.update(self.setenv)
         if self.lib:
             env["LD_PRELOAD"] = self.lib
