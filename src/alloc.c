@@ -80,24 +80,9 @@ void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool
   return hak_big_alloc(n, align, zero, rec, how);
 }
 
-/* malloc of more than 32 KiB: kept out of line, so that hak_malloc_slow,
- * the path of every Mid allocation, saves no registers. */
-static hak_noinline void *malloc_large_or_big(size_t n, void *site) {
-  /* The common case first: a Large buffer this thread freed comes back
-   * from its own cache, when its site is not recorded and the site's decision
-   * (a long-lived one's spans avoid the caches) allows it.  The full path
-   * costs three times as much. */
-  hak_heap_t *h = hak_tls_heap;
-  if (h->lcache_n && !hak_sites_on && (!hak_sites_learning || h->site_skip)) {
-    const hak_policy_t *pol = hak_policy();
-    if (n < pol->big_threshold && !(hak_site_lookup(pol->sites, site) & HAK_SITE_LONG)) {
-      void *p = hak_large_take_cached(h, n, pol);
-      if (p) {
-        if (hak_sites_learning) h->site_skip--; /* a block learn_pick would skip */
-        return p;
-      }
-    }
-  }
+/* malloc of more than 32 KiB once the thread's own span cache had nothing
+ * (hak_large_malloc, large.c, looks there first). */
+void *hak_malloc_large_full(size_t n, void *site) {
   if (hak_unlikely(n > HAK_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;
@@ -147,7 +132,7 @@ void *hak_malloc_slow(size_t n, void *site) {
     }
     return hak_heap_alloc_class(hak_tls_heap, cls, site);
   }
-  return malloc_large_or_big(n, site);
+  return hak_large_malloc(n, site);
 }
 
 /* ---- free ------------------------------------------------------------- */

@@ -402,9 +402,10 @@ bool hak_large_fits(size_t n, size_t align); /* a Large segment can hold it */
 /* how: the site's decision bits (learn/sites.h: HAK_SITE_LONG places the
  * span apart from short-lived ones). */
 void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight, unsigned how);
-/* A span of the thread's own cache for n bytes (pol: the caller's policy),
- * recorded nowhere; NULL if it has none that fits. */
-void *hak_large_take_cached(hak_heap_t *h, size_t n, const hak_policy_t *pol);
+/* malloc of a Large or Big size: the thread's own span cache first, else
+ * alloc.c's hak_malloc_large_full (the router). */
+void *hak_large_malloc(size_t n, void *site);
+void *hak_malloc_large_full(size_t n, void *site);
 void hak_large_free(hak_segment_t *seg, void *p);
 size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);

@@ -332,16 +332,30 @@ static void *lcache_take(hak_heap_t *h, size_t pages, size_t max_pages) {
   return NULL;
 }
 
-void *hak_large_take_cached(hak_heap_t *h, size_t n, const hak_policy_t *pol) {
-  size_t pages = span_pages(n);
-  void *p = lcache_take(h, pages, wmax_pages(pol, pages));
-  if (!p) return NULL;
-  large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
-  unsigned i = span_index(ls, p);
-  ls->state[i] = PG_LIVE;
-  LSTAT_H(h, large_cache_hits, 1);
-  note_alloc(h, ls, i, n, NULL, 0);
-  return p;
+void *hak_large_malloc(size_t n, void *site) {
+  /* The common case first: a Large buffer this thread freed comes back
+   * from its own cache, when its site is not recorded and the site's
+   * decision (a long-lived one's spans avoid the caches) allows it.  It
+   * calls nothing, so it saves no registers; the full path costs three
+   * times as much. */
+  hak_heap_t *h = hak_tls_heap;
+  if (h->lcache_n && !hak_sites_on && (!hak_sites_learning || h->site_skip)) {
+    const hak_policy_t *pol = hak_policy();
+    if (n < pol->big_threshold && !(hak_site_lookup(pol->sites, site) & HAK_SITE_LONG)) {
+      size_t pages = span_pages(n);
+      void *p = lcache_take(h, pages, wmax_pages(pol, pages));
+      if (p) {
+        large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
+        unsigned i = span_index(ls, p);
+        ls->state[i] = PG_LIVE;
+        LSTAT_H(h, large_cache_hits, 1);
+        note_alloc(h, ls, i, n, NULL, 0);
+        if (hak_sites_learning) h->site_skip--; /* a block learning's sample skips (alloc.c) */
+        return p;
+      }
+    }
+  }
+  return hak_malloc_large_full(n, site);
 }
 
 void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight, unsigned how) {
