@@ -283,7 +283,6 @@ hak_inline void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n,
   lstat_span(h, (size_t)ls->span[i] * HAK_PAGE, true);
 }
 
-
 static inline unsigned span_index(large_seg_t *ls, const void *p) {
   return (unsigned)(((uintptr_t)p - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
 }
