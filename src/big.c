@@ -275,14 +275,18 @@ static size_t big_gather(big_hdr_t *b, size_t from, size_t size, big_hdr_t *dono
   return from;
 }
 
-static big_hdr_t *big_map_new(size_t size, size_t map_align) {
+/* how: the site's decision bits.  Huge pages when the policy asks
+ * (HAKMEM_THP, `fast`) and for a site whose Big blocks are reused soon
+ * (per-site `cache`): hot buffers written whole, where a 2 MiB page costs
+ * one fault instead of 512. */
+static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
   big_hdr_t *b = hak_os_map_aligned(size, map_align);
   if (!b) return NULL;
   b->seg.map_size = size;
   b->length = size;
   hak_os_commit_account((ptrdiff_t)size);
   hak_segmap_set(b, size, true);
-  if (hak_policy()->thp) hak_os_hugepage(b, size);
+  if (hak_policy()->thp || (how & HAK_SITE_CACHE)) hak_os_hugepage(b, size);
   if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
   return b;
 }
@@ -341,7 +345,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
     b = big_reuse(b, size, &dirty);
     if (!b) dirty = 0;
   }
-  if (!b) b = big_map_new(size, map_align);
+  if (!b) b = big_map_new(size, map_align, how);
   if (donors) {
     /* [from, size) of the block has no pages yet: fill it. */
     size_t from = dirty > BIG_HDR ? dirty : BIG_HDR;
@@ -349,7 +353,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
     size_t to = big_gather(b, from, size, donors, &lost);
     if (lost) {
       dirty = 0;
-      b = big_map_new(size, map_align);
+      b = big_map_new(size, map_align, how);
     } else if (to > from) {
       dirty = to; /* moved pages hold old data */
     }

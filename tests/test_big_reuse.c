@@ -6,7 +6,8 @@
  * fresh pages.  Two threads churn Big blocks of random sizes with their
  * contents checked.  `test_big_reuse priorities` (run with a 5 MiB
  * BigCache): over the budget, a one-off site's freed pages go back first,
- * a reusing site's last, whatever their age.  Links the static hak_*
+ * a reusing site's last, whatever their age; a reusing site's new
+ * mappings are asked for huge pages.  Links the static hak_*
  * library for the OS layer's failure hook and the Big tier's entry. */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -217,11 +218,52 @@ static void budget_priorities(void) {
   CHECKF(ro < n / PAGE / 10, "a one-off site's freed block given back first (%zu pages resident)", ro);
 }
 
+/* Whether the mapping holding p was asked for huge pages (VmFlags "hg" in
+ * /proc/self/smaps): 1 yes, 0 no, -1 the kernel does not say. */
+static int asked_huge(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  char line[512];
+  int in = 0, r = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    } else if (in && !strncmp(line, "VmFlags:", 8)) {
+      r = strstr(line, " hg") != NULL;
+      break;
+    }
+  }
+  fclose(f);
+  return r;
+}
+
+/* A site whose Big blocks are reused soon (`cache`) gets its new mappings
+ * on huge pages (one fault per 2 MiB); a plain site does not unless the
+ * policy asks (HAKMEM_THP, off here). */
+static void reusing_site_gets_huge_pages(void) {
+  size_t n = 8 * MiB;
+  hak_trim(); /* nothing cached: both are new mappings */
+  unsigned char *c = hak_big_alloc(n, 0, false, NULL, HAK_SITE_CACHE);
+  unsigned char *p = hak_big_alloc(n, 0, false, NULL, 0);
+  CHECK(c && p);
+  int hc = c ? asked_huge(c) : -1, hp = p ? asked_huge(p) : -1;
+  if (hc < 0 || hp < 0) {
+    printf("reusing_site_gets_huge_pages: no VmFlags in /proc/self/smaps, not checked\n");
+  } else {
+    CHECKF(hc == 1, "a reusing site's new mapping is asked for huge pages (VmFlags hg: %d)", hc);
+    CHECKF(hp == 0, "a plain site's is not (VmFlags hg: %d)", hp);
+  }
+  hak_free(c);
+  hak_free(p);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "priorities")) {
     budget_priorities();
     return check_report("big_reuse priorities");
   }
+  reusing_site_gets_huge_pages();
   moved_pages_need_no_faults();
   calloc_after_frees_is_zero();
   gathered_block_grows_and_keeps_contents();
