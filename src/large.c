@@ -252,21 +252,11 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
   } while (0)
 #define LSTAT(field, n) LSTAT_H(hak_tls_heap, field, n)
 
-/* A span of `bytes` handed out (alloc) or freed: the two counters under
- * one test, on the lcache's paths every instruction shows. */
+/* A span of `bytes` handed out (alloc) or freed. */
 hak_inline void lstat_span(hak_heap_t *h, size_t bytes, bool alloc) {
-  if (!hak_stats_on) return;
-  if (h == &hak_heap_empty) {
-    if (alloc) atomic_fetch_add_explicit(&hak_gstats.dead.large_allocs, 1, memory_order_relaxed);
-    else atomic_fetch_add_explicit(&hak_gstats.dead.large_frees, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&hak_gstats.dead.large_live, alloc ? bytes : 0 - bytes, memory_order_relaxed);
-    return;
-  }
-  hak_counter_t *c = alloc ? &h->stats.large_allocs : &h->stats.large_frees;
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
-  atomic_store_explicit(&h->stats.large_live,
-                        atomic_load_explicit(&h->stats.large_live, memory_order_relaxed) + (alloc ? bytes : 0 - bytes),
-                        memory_order_relaxed);
+  if (alloc) LSTAT_H(h, large_allocs, 1);
+  else LSTAT_H(h, large_frees, 1);
+  LSTAT_H(h, large_live, alloc ? bytes : 0 - bytes);
 }
 
 /* h: the calling thread's heap (hak_tls_heap, read once by the caller);
@@ -331,6 +321,20 @@ static void *lcache_take(hak_heap_t *h, size_t pages, size_t max_pages) {
   return NULL;
 }
 
+/* A span from the thread's cache for n bytes, handed out: live, counted,
+ * its site recorded if given; NULL if none fits. */
+hak_inline void *lcache_hand_out(hak_heap_t *h, size_t n, size_t pages, size_t max_pages, void *site,
+                                 size_t weight) {
+  void *p = lcache_take(h, pages, max_pages);
+  if (!p) return NULL;
+  large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
+  unsigned i = span_index(ls, p);
+  ls->state[i] = PG_LIVE;
+  LSTAT_H(h, large_cache_hits, 1);
+  note_alloc(h, ls, i, n, site, weight);
+  return p;
+}
+
 void *hak_large_malloc(size_t n, void *site) {
   /* The common case first: a Large buffer this thread freed comes back
    * from its own cache, when its site is not recorded and the site's
@@ -342,13 +346,8 @@ void *hak_large_malloc(size_t n, void *site) {
     const hak_policy_t *pol = hak_policy();
     if (n < pol->big_threshold && !(hak_site_lookup(pol->sites, site) & HAK_SITE_LONG)) {
       size_t pages = span_pages(n);
-      void *p = lcache_take(h, pages, wmax_pages(pol, pages));
+      void *p = lcache_hand_out(h, n, pages, wmax_pages(pol, pages), NULL, 0);
       if (p) {
-        large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
-        unsigned i = span_index(ls, p);
-        ls->state[i] = PG_LIVE;
-        LSTAT_H(h, large_cache_hits, 1);
-        note_alloc(h, ls, i, n, NULL, 0);
         if (hak_sites_learning) h->site_skip--; /* a block learning's sample skips (alloc.c) */
         return p;
       }
@@ -370,13 +369,8 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
    * around long-lived ones. */
   uint8_t place = (how & HAK_SITE_LONG) ? 1 : 0;
   if (!extra && !place && h != &hak_heap_empty) {
-    void *p = lcache_take(h, pages, max_pages);
+    void *p = lcache_hand_out(h, n, pages, max_pages, site, weight);
     if (p) {
-      large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
-      unsigned i = span_index(ls, p);
-      ls->state[i] = PG_LIVE;
-      LSTAT_H(h, large_cache_hits, 1);
-      note_alloc(h, ls, i, n, site, weight);
       if (zero) memset(p, 0, n);
       return p;
     }
