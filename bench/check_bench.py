@@ -29,8 +29,11 @@ import xml.etree.ElementTree as ET
 TEST_SCALE = 0.002  # of the workloads' default op counts: a smoke run
 
 
-def load_runner(path):
-    spec = importlib.util.spec_from_file_location("hakmem_bench", path)
+def load_runner(path, name="hakmem_bench"):
+    """The runner (or a module beside it, which may import the runner)."""
+    if os.path.dirname(path) not in sys.path:
+        sys.path.insert(0, os.path.dirname(path))
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -179,11 +182,7 @@ def cmd_instructions(hb, args, bin_path):
 
 
 def cmd_sweep(hb, args, bin_path):
-    spec = importlib.util.spec_from_file_location(
-        "hakmem_sweep", os.path.join(os.path.dirname(args.runner), "hakmem_sweep.py"))
-    sw = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, os.path.dirname(args.runner))
-    spec.loader.exec_module(sw)
+    sw = load_runner(os.path.join(os.path.dirname(args.runner), "hakmem_sweep.py"), "hakmem_sweep")
     here = os.path.dirname(args.runner)
     knobs, defaults = sw.read_knobs(here), sw.read_defaults(here)
     workloads = ["json", "realloc-grow"]

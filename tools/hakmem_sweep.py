@@ -57,15 +57,19 @@ def parse_size(text):
     return float(text)
 
 
-def read_defaults(here):
-    """{variable: default value} from `hakmem-options`."""
+def options_tool(here, args, what):
+    """The output of `hakmem-options ARGS` (beside the runner); dies on failure."""
     tool = os.path.join(here, "hakmem-options")
     try:
-        out = subprocess.run([tool], capture_output=True, text=True, check=True).stdout
+        return subprocess.run([tool] + args, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        hb.die("sweep: cannot list the options with %s: %s" % (tool, e))
+        hb.die("sweep: cannot list the %s with %s: %s" % (what, tool, e))
+
+
+def read_defaults(here):
+    """{variable: default value} from `hakmem-options`."""
     defaults = {}
-    for line in out.splitlines():
+    for line in options_tool(here, [], "options").splitlines():
         parts = line.split()
         if len(parts) >= 3 and parts[0].startswith("HAKMEM_"):
             try:
@@ -77,18 +81,13 @@ def read_defaults(here):
 
 def read_knobs(here):
     """[(name, env, [values...])] from `hakmem-options --knobs`."""
-    tool = os.path.join(here, "hakmem-options")
-    try:
-        out = subprocess.run([tool, "--knobs"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        hb.die("sweep: cannot list the knobs with %s: %s" % (tool, e))
     knobs = []
-    for line in out.splitlines():
+    for line in options_tool(here, ["--knobs"], "knobs").splitlines():
         parts = line.split()
         if len(parts) >= 3:
             knobs.append((parts[0], parts[1], parts[2:]))
     if not knobs:
-        hb.die("sweep: %s --knobs listed no knobs" % tool)
+        hb.die("sweep: hakmem-options --knobs listed no knobs")
     return knobs
 
 
