@@ -131,8 +131,13 @@ static large_seg_t *large_seg_new(void) {
   bits_set(ls->used, 0, LHEADER_PAGES, true);
   ls->free_pages = LPAGES - LHEADER_PAGES;
   ls->no_run = LPAGES + 1;
-  ls->seg.next = (hak_segment_t *)segs;
-  segs = ls;
+  /* Appended: the search is first fit in segment age order, so the oldest
+   * segments fill up with what lives long and the newest ones keep the
+   * long free runs (newest-first left ~40 % more resident on site-frag). */
+  large_seg_t **pp = &segs;
+  while (*pp) pp = (large_seg_t **)&(*pp)->seg.next;
+  ls->seg.next = NULL;
+  *pp = ls;
   hak_segmap_set(ls, HAK_SEG_SIZE, true);
   return ls;
 }
