@@ -191,14 +191,15 @@ static void heap_maybe_purge(hak_heap_t *h) {
  * heap's class counters, where hak_stats_get reads them. */
 static void slab_fold(hak_heap_t *h, hak_slab_t *s) {
   hak_class_counters_t *cc = &h->stats.cls[s->cls];
-  /* Called where every block handed out was allocated (st_allocs counts
+  /* Called where every block handed out was allocated (st_count counts
    * them all), so what left the slab since the last fold is the frees. */
-  uint32_t frees = s->synced_used + s->st_allocs - s->used;
+  uint32_t allocs = (uint32_t)s->st_count;
+  uint32_t frees = s->synced_used + allocs - s->used;
   s->synced_used = s->used;
-  HAK_STAT_ADD(cc->allocs, s->st_allocs);
+  HAK_STAT_ADD(cc->allocs, allocs);
   HAK_STAT_ADD(cc->frees, frees);
-  HAK_STAT_ADD(cc->refills, s->st_refills);
-  s->st_allocs = s->st_refills = 0;
+  HAK_STAT_ADD(cc->refills, s->st_count >> 32);
+  s->st_count = 0;
 }
 
 /* Brings a slab's counts up to date and folds them.  What is left of
@@ -215,7 +216,7 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
     for (const hak_block_t *r = s->free_rest; r; r = hak_link_get(s, r)) rest++;
     left = s->capacity - s->used - local - rest; /* local_free ended first */
   }
-  s->st_allocs += s->handed - left;
+  s->st_count += s->handed - left;
   s->handed = left;
   slab_fold(h, s);
 }
@@ -314,8 +315,9 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve) {
   if (hak_stats_on) {
     /* Everything handed out last time was allocated; what the owner freed
      * since, and the remote frees just collected, show in `used`. */
-    s->st_allocs += s->handed;
-    if ((++s->st_refills & 63) == 0) slab_fold(h, s);
+    uint64_t c = s->st_count + s->handed + (1ull << 32);
+    s->st_count = c;
+    if (((c >> 32) & 63) == 0) slab_fold(h, s);
   }
   s->handed = s->capacity - s->used;
   if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);

@@ -36,7 +36,7 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   slab->free_rest = NULL;
   slab->handed = 0;
   slab->synced_used = 0;
-  slab->st_allocs = slab->st_refills = 0;
+  slab->st_count = 0;
   atomic_store_explicit(&slab->thread_free, 0, memory_order_relaxed);
   slab->block_size = (uint32_t)bs;
   slab->reserved = hak_secure ? sec_reserved : (uint32_t)((size_t)(base + slab_bytes - start) / bs);
