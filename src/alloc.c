@@ -256,7 +256,8 @@ void *hak_realloc_impl(void *p, size_t n, void *site) {
   void *q = want <= HAK_TINY_MAX ? hak_alloc_fast(want) : hak_malloc_slow(want, site);
   if (!q) return NULL;
   memcpy(q, p, old < n ? old : n);
-  hak_free_fast(p);
+  if (seg->kind == HAK_SEG_LARGE && n > old) hak_large_free_moved(seg, p);
+  else hak_free_fast(p);
   return q;
 }
 

@@ -410,6 +410,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
 void *hak_large_malloc(size_t n, void *site);
 void *hak_malloc_large_full(size_t n, void *site);
 void hak_large_free(hak_segment_t *seg, void *p);
+void hak_large_free_moved(hak_segment_t *seg, void *p);
 size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_large_trim(bool force);
