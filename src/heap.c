@@ -221,23 +221,31 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
   slab_fold(h, s);
 }
 
-/* Owner: gathers every free block into `free` (the sampling remainder, its
- * own frees, other threads' frees), carving new blocks only if there are
- * none and `carve` says so.  Afterwards `free` holds exactly capacity -
- * used blocks.  Returns how many remote frees it collected. */
-hak_inline uint32_t hak_slab_gather(hak_slab_t *slab, bool carve) {
-  /* Other threads' frees first: onto an empty `free` their list goes
-   * whole, unwalked (hak_slab_collect).  Then our own lists, whose blocks
-   * are in our cache, are walked to go in front of what `free` holds (the
-   * common case, `free` still empty: a plain swap). */
-  uint32_t n = atomic_load_explicit(&slab->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY
-                   ? hak_slab_collect(slab)
-                   : 0;
-  if (hak_likely(!slab->free && !slab->free_rest)) {
-    slab->free = slab->local_free;
+/* Owner: refills `free`, carving new blocks only if there are none and
+ * `carve` says so; with `all`, every free block goes there, other threads'
+ * frees too (to see whether the slab is empty).  Afterwards `free` holds
+ * exactly capacity - used blocks (other threads' frees still on their list
+ * count as used). */
+hak_inline void hak_slab_gather(hak_slab_t *slab, bool carve, bool all) {
+  if (hak_likely(!slab->free && !slab->free_rest && !all)) {
+    /* The common case: one list becomes `free` whole, unwalked.  Our own
+     * frees first, their blocks last written on this core; other threads'
+     * frees wait on their list until ours run out.  Taking both at once
+     * meant walking one of them to join them, a cache miss per block
+     * (larson at 8 threads: 9 % of the samples). */
+    if (slab->local_free) {
+      slab->free = slab->local_free;
+      slab->local_free = NULL;
+    } else if (atomic_load_explicit(&slab->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY) {
+      hak_slab_collect(slab);
+    }
   } else {
+    /* All of them, or blocks left in `free` (a sampling cut, an adopted
+     * slab) that everything goes in front of. */
+    if (atomic_load_explicit(&slab->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY) hak_slab_collect(slab);
     hak_block_t *lists[2] = {slab->free_rest, slab->local_free};
     slab->free_rest = NULL;
+    slab->local_free = NULL;
     for (int k = 0; k < 2; k++) {
       hak_block_t *l = lists[k];
       if (!l) continue;
@@ -249,9 +257,7 @@ hak_inline uint32_t hak_slab_gather(hak_slab_t *slab, bool carve) {
       slab->free = l;
     }
   }
-  slab->local_free = NULL;
   if (carve && !slab->free && slab->capacity < slab->reserved) hak_slab_extend(slab);
-  return n;
 }
 
 /* Places the class's next sample: if it falls among the blocks just handed
@@ -281,7 +287,7 @@ static void sample_arm(hak_heap_t *h, hak_slab_t *s) {
   h->sample_left[c] = 0; /* armed: the next interval starts after the sample */
 }
 
-static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve);
+static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool all);
 
 /* The allocation that finds a sampling cut: the router serves it
  * elsewhere (hak_alloc_sampled), then hak_heap_sample_done takes the
@@ -304,14 +310,14 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
   return hak_alloc_sampled(h, cls, site);
 }
 
-static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve) {
+static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
   if (hak_debug) hak_check_slab(h, s); /* before gathering follows any link */
   if (hak_unlikely(s->free_rest != NULL)) h->sample_left[s->cls] = 0; /* the cut merges back */
   if (hak_unlikely(s->free != NULL)) {
     slab_sync(h, s); /* blocks left over: count the rest, keep these as not allocated */
     s->handed = 0;
   }
-  hak_slab_gather(s, carve);
+  hak_slab_gather(s, carve, all);
   if (hak_stats_on) {
     /* Everything handed out last time was allocated; what the owner freed
      * since, and the remote frees just collected, show in `used`. */
@@ -332,10 +338,10 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve) {
  * Counting every refill cost ~14 instructions per malloc+free pair on
  * random-mixed in a watched (CANARY) window; one in 8 costs under 1, and
  * a window still sees thousands of refills. */
-static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s, bool carve) {
+static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
   uint64_t t0 = hak_prof_begin();
   uint32_t cap = s->capacity;
-  bool ok = heap_refill_core(h, s, carve);
+  bool ok = heap_refill_core(h, s, carve, all);
   HAK_STAT_ADD(h->stats.handed[s->cls], (uint64_t)s->handed * HAK_MEASURE_EVERY);
   HAK_STAT_ADD(h->stats.measured_refills[s->cls], HAK_MEASURE_EVERY);
   if (s->capacity != cap) HAK_STAT_ADD(h->stats.carves[s->cls], HAK_MEASURE_EVERY); /* it had to carve */
@@ -345,12 +351,12 @@ static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s, bool ca
 
 /* Gathers a slab's free blocks for the fast path, carving fresh ones if it
  * has none and `carve`; false if it has none. */
-static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve) {
+static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
   if (hak_unlikely(hak_prof_active()) && ++h->measure_tick >= HAK_MEASURE_EVERY) {
     h->measure_tick = 0;
-    return heap_refill_timed(h, s, carve);
+    return heap_refill_timed(h, s, carve, all);
   }
-  return heap_refill_core(h, s, carve);
+  return heap_refill_core(h, s, carve, all);
 }
 
 /* An adopted slab (its owner exited): true if it turned out empty, in which
@@ -358,7 +364,7 @@ static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve) {
 bool hak_heap_adopt_slab(hak_heap_t *h, hak_slab_t *s) {
   hak_slab_set_owner(s, h, false);
   s->where = HAK_IN_NONE;
-  heap_refill(h, s, false);
+  heap_refill(h, s, false, true); /* all: is it empty? */
   if (hak_stats_on) slab_fold(h, s);
   if (s->used == 0) return true;
   list_push(h, s, HAK_IN_QUEUE, false);
@@ -395,7 +401,7 @@ void hak_heap_drain_delayed(hak_heap_t *h) {
   hak_prof_end(HAK_PROF_REMOTE_DRAIN, t0);
 }
 
-void hak_heap_sample_done(hak_heap_t *h, unsigned cls) { heap_refill(h, h->cur[cls], true); }
+void hak_heap_sample_done(hak_heap_t *h, unsigned cls) { heap_refill(h, h->cur[cls], true, false); }
 
 /* A class's slow path: the current slab, then the class's queue, then a
  * fresh slab.  Returns a block, or NULL with errno ENOMEM. */
@@ -408,7 +414,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
   if (hak_unlikely(s->free_rest != NULL) && !s->free) return sample_take(h, s, cls, site);
-  if (s != &hak_slab_empty && (s->free || heap_refill(h, s, false))) goto pop;
+  if (s != &hak_slab_empty && (s->free || heap_refill(h, s, false, false))) goto pop;
   /* Freed blocks anywhere in the class before fresh ones: carving only
    * when no slab has any keeps the resident set near the live one (a
    * current slab that carved on while the others filled with frees would
@@ -420,7 +426,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
      * with room left to carve stay (there are few: each was current). */
     for (s = h->queue[cls].first; s;) {
       hak_slab_t *next = s->next;
-      if (s->free || heap_refill(h, s, false)) {
+      if (s->free || heap_refill(h, s, false, false)) {
         if (s->prev) {
           list_remove(h, s);
           list_push(h, s, HAK_IN_QUEUE, true);
@@ -429,7 +435,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
       }
       if (s->capacity < s->reserved) {
         if (!carve) carve = s;
-      } else if (!mark_full(h, s) && heap_refill(h, s, false)) {
+      } else if (!mark_full(h, s) && heap_refill(h, s, false, false)) {
         goto found;
       }
       s = next;
@@ -440,7 +446,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
      * pinned by a block or two. */
     if (adopted == 2 || !hak_segment_adopt(h, cls)) break;
   }
-  if (carve && heap_refill(h, carve, true)) {
+  if (carve && heap_refill(h, carve, true, false)) {
     s = carve;
     goto found;
   }
@@ -450,7 +456,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (!s) goto oom;
   HAK_STAT_ADD(h->stats.slabs_acquired, 1);
   list_push(h, s, HAK_IN_QUEUE, true);
-  heap_refill(h, s, true);
+  heap_refill(h, s, true, false);
 found:
   set_current(h, cls, s);
 pop:;
@@ -485,7 +491,7 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
     hak_slab_t *s = h->queue[c].first;
     while (s) {
       hak_slab_t *next = s->next;
-      heap_refill(h, s, false);
+      heap_refill(h, s, false, true);
       if (hak_stats_on) slab_fold(h, s);
       if (s->used == 0 && (force || h->cur[c] != s)) {
         if (h->cur[c] == s) set_current(h, c, &hak_slab_empty);
