@@ -349,8 +349,8 @@ static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s, bool ca
   return ok;
 }
 
-/* Gathers a slab's free blocks for the fast path, carving fresh ones if it
- * has none and `carve`; false if it has none. */
+/* Refills a slab's `free` for the fast path (hak_slab_gather: `carve`,
+ * `all`); false if it has nothing free. */
 static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
   if (hak_unlikely(hak_prof_active()) && ++h->measure_tick >= HAK_MEASURE_EVERY) {
     h->measure_tick = 0;

@@ -504,12 +504,13 @@ static void free_locked(large_seg_t *ls, void *p, bool cache) {
 }
 
 /* A checked span's free, its site (if any) recorded: counted, then kept
- * in the thread's cache or given back to the shared tier. */
-hak_inline void large_free_span(hak_heap_t *h, large_seg_t *ls, unsigned i, void *p) {
+ * in the thread's cache or given back to the shared tier (with `cache`
+ * false: straight to its segment's bitmap). */
+hak_inline void large_free_span(hak_heap_t *h, large_seg_t *ls, unsigned i, void *p, bool cache) {
   unsigned pages = ls->span[i];
   lstat_span(h, (size_t)pages * HAK_PAGE, false);
   const hak_policy_t *pol = hak_policy();
-  if (h != &hak_heap_empty && h->lcache_n < pol->lcache_slots && pages <= pol->lcache_max_pages &&
+  if (cache && h != &hak_heap_empty && h->lcache_n < pol->lcache_slots && pages <= pol->lcache_max_pages &&
       pages == lpages_round(pages) && !ls->placement) {
     ls->state[i] = PG_CACHED;
     h->lcache[h->lcache_n] = p;
@@ -517,30 +518,38 @@ hak_inline void large_free_span(hak_heap_t *h, large_seg_t *ls, unsigned i, void
     h->lcache_n++;
     return;
   }
-  free_locked(ls, p, true);
+  free_locked(ls, p, cache);
 }
 
 /* Out of line, so that the common free, which records nothing, calls
  * nothing and saves no registers. */
-static hak_noinline void large_free_recorded(large_seg_t *ls, unsigned i, void *p) {
+static hak_noinline void large_free_recorded(large_seg_t *ls, unsigned i, void *p, bool cache) {
   hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
-  large_free_span(hak_tls_heap, ls, i, p);
+  large_free_span(hak_tls_heap, ls, i, p, cache);
 }
 
-void hak_large_free(hak_segment_t *seg, void *p) {
+hak_inline void large_free(hak_segment_t *seg, void *p, bool cache) {
   large_seg_t *ls = (large_seg_t *)seg;
-  uintptr_t off = (uintptr_t)p - (uintptr_t)ls;
-  unsigned i = (unsigned)(off >> HAK_PAGE_SHIFT);
-  if ((off & (HAK_PAGE - 1)) || i < LHEADER_PAGES || ls->state[i] != PG_LIVE) {
-    free_locked(ls, p, true); /* reports it */
+  unsigned i;
+  if (!span_check(ls, p, &i)) {
+    free_locked(ls, p, cache); /* reports it */
     return;
   }
   if (hak_unlikely(ls->site[i] != HAK_SITE_UNTRACKED)) {
-    large_free_recorded(ls, i, p);
+    large_free_recorded(ls, i, p, cache);
     return;
   }
-  large_free_span(hak_tls_heap, ls, i, p);
+  large_free_span(hak_tls_heap, ls, i, p, cache);
 }
+
+void hak_large_free(hak_segment_t *seg, void *p) { large_free(seg, p, true); }
+
+/* The span realloc moved a growing block out of: its pages go straight
+ * back to the bitmap, past both caches.  A neighbour that grows next then
+ * takes them in place, where a cached span would stand in its way, and the
+ * class the block outgrew is not asked for soon (realloc-grow: 12 % fewer
+ * instructions, mostly copying; better than no Large cache at all). */
+void hak_large_free_moved(hak_segment_t *seg, void *p) { large_free(seg, p, false); }
 
 /* Thread exit and trim: the thread's cached spans go back to the shared tier. */
 void hak_large_flush_thread(hak_heap_t *h) {
@@ -550,21 +559,6 @@ void hak_large_flush_thread(hak_heap_t *h) {
     ls->state[span_index(ls, p)] = PG_LIVE;
     free_locked(ls, p, true);
   }
-}
-
-/* The span realloc moved a growing block out of: its pages go straight
- * back to the bitmap, past both caches.  A neighbour that grows next then
- * takes them in place, where a cached span would stand in its way, and the
- * class the block outgrew is not asked for soon (realloc-grow: 12 % fewer
- * instructions, mostly copying; better than no Large cache at all). */
-void hak_large_free_moved(hak_segment_t *seg, void *p) {
-  large_seg_t *ls = (large_seg_t *)seg;
-  unsigned i;
-  if (span_check(ls, p, &i)) {
-    if (ls->site[i] != HAK_SITE_UNTRACKED) hak_site_free(ls->site[i], ls->req[i], ls->weight[i], ls->born[i]);
-    lstat_span(hak_tls_heap, (size_t)ls->span[i] * HAK_PAGE, false);
-  }
-  free_locked(ls, p, false); /* reports it if it was not live */
 }
 
 /* Grows a live span in place when the pages after it are free: realloc
