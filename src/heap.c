@@ -193,12 +193,12 @@ static void slab_fold(hak_heap_t *h, hak_slab_t *s) {
   hak_class_counters_t *cc = &h->stats.cls[s->cls];
   /* Called where every block handed out was allocated (st_count counts
    * them all), so what left the slab since the last fold is the frees. */
-  uint32_t allocs = (uint32_t)s->st_count;
+  uint32_t allocs = (uint32_t)(s->st_count >> HAK_ST_BLOCKS_SHIFT);
   uint32_t frees = s->synced_used + allocs - s->used;
   s->synced_used = s->used;
   HAK_STAT_ADD(cc->allocs, allocs);
   HAK_STAT_ADD(cc->frees, frees);
-  HAK_STAT_ADD(cc->refills, s->st_count >> 32);
+  HAK_STAT_ADD(cc->refills, s->st_count & ((1u << HAK_ST_BLOCKS_SHIFT) - 1));
   s->st_count = 0;
 }
 
@@ -216,7 +216,7 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
     for (const hak_block_t *r = s->free_rest; r; r = hak_link_get(s, r)) rest++;
     left = s->capacity - s->used - local - rest; /* local_free ended first */
   }
-  s->st_count += s->handed - left;
+  s->st_count += (uint64_t)(s->handed - left) << HAK_ST_BLOCKS_SHIFT;
   s->handed = left;
   slab_fold(h, s);
 }
@@ -321,9 +321,9 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve, bool all)
   if (hak_stats_on) {
     /* Everything handed out last time was allocated; what the owner freed
      * since, and the remote frees just collected, show in `used`. */
-    uint64_t c = s->st_count + s->handed + (1ull << 32);
+    uint64_t c = s->st_count + ((uint64_t)s->handed << HAK_ST_BLOCKS_SHIFT) + 1;
     s->st_count = c;
-    if (((c >> 32) & 63) == 0) slab_fold(h, s);
+    if ((c & 63) == 0) slab_fold(h, s);
   }
   s->handed = s->capacity - s->used;
   if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
@@ -347,6 +347,15 @@ static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s, bool ca
   if (s->capacity != cap) HAK_STAT_ADD(h->stats.carves[s->cls], HAK_MEASURE_EVERY); /* it had to carve */
   hak_prof_end(HAK_PROF_REFILL, t0);
   return ok;
+}
+
+/* Does the slab hold blocks a refill without carving would find?  Asked
+ * before calling one: most slabs a class's slow path looks at have none
+ * (random-mixed: half of the refills found nothing), and the answer is
+ * in the two cache lines the refill would read. */
+static inline bool slab_gatherable(const hak_slab_t *s) {
+  return s->free || s->local_free || s->free_rest ||
+         atomic_load_explicit(&s->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY;
 }
 
 /* Refills a slab's `free` for the fast path (hak_slab_gather: `carve`,
@@ -414,7 +423,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
   if (hak_unlikely(s->free_rest != NULL) && !s->free) return sample_take(h, s, cls, site);
-  if (s != &hak_slab_empty && (s->free || heap_refill(h, s, false, false))) goto pop;
+  if (s != &hak_slab_empty && (s->free || (slab_gatherable(s) && heap_refill(h, s, false, false)))) goto pop;
   /* Freed blocks anywhere in the class before fresh ones: carving only
    * when no slab has any keeps the resident set near the live one (a
    * current slab that carved on while the others filled with frees would
@@ -426,7 +435,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
      * with room left to carve stay (there are few: each was current). */
     for (s = h->queue[cls].first; s;) {
       hak_slab_t *next = s->next;
-      if (s->free || heap_refill(h, s, false, false)) {
+      if (s->free || (slab_gatherable(s) && heap_refill(h, s, false, false))) {
         if (s->prev) {
           list_remove(h, s);
           list_push(h, s, HAK_IN_QUEUE, true);

@@ -94,6 +94,8 @@ typedef struct hak_segment hak_segment_t;
 #define HAK_TF_LIST(w) ((hak_block_t *)((w) & (HAK_TF_ONE - 1) & ~HAK_TF_NOTIFY))
 #define HAK_TF_COUNT(w) ((uint32_t)((w) >> HAK_TF_COUNT_SHIFT))
 
+#define HAK_ST_BLOCKS_SHIFT 12 /* above 64 refills: the count never reaches the blocks */
+
 typedef struct hak_slab {
   /* First cache line: the owner's. */
   hak_block_t *free;       /* the owner allocates from here */
@@ -113,12 +115,12 @@ typedef struct hak_slab {
   hak_block_t *free_rest;  /* blocks held back behind a sampling cut */
   uint32_t handed;         /* blocks in `free` at the last refill (statistics) */
   uint32_t synced_used;    /* `used` at the last fold */
-  /* Counts since the last fold into the heap's class counters, blocks
-   * allocated in the low half and refills in the high half: one add at
-   * refill time (two fields cost a vectorised pair: ~1 instruction per
-   * malloc+free on random-mixed), folded every 64 refills and whenever
-   * asked (the frees follow at the fold from these and `used`).  A fold
-   * comes before 2^32 blocks: 64 refills of at most 4096. */
+  /* Counts since the last fold into the heap's class counters: refills in
+   * the low HAK_ST_BLOCKS_SHIFT bits, blocks allocated above them.  One add
+   * at refill time, and the fold test (every 64 refills) reads the low
+   * byte of the sum (two fields cost a vectorised pair; refills in the
+   * high half a shift more).  Folded whenever asked too; the frees follow
+   * at the fold from these and `used`. */
   uint64_t st_count;
   /* Where the blocks start, the block size's trailing zero bits and odd
    * part inverted mod 2^64, which turn "a block boundary, and which block"
