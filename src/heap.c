@@ -175,9 +175,14 @@ hak_heap_t *hak_heap_get(void) {
 /* Every few slow calls (policy: 16) a heap looks at the clock for purges
  * that are due: its own free slabs', and the cached and abandoned
  * segments'.  An idle thread purges nothing. */
+static void heap_fold_current(hak_heap_t *h);
+
 static void heap_maybe_purge(hak_heap_t *h) {
   if ((++h->slow_calls & hak_policy()->purge_check_mask) == 0) {
     uint64_t now = hak_os_now_ms();
+    if (hak_stats_on && ((h->slow_calls & (HAK_FOLD_EVERY - 1)) == 0 ||
+                         h->fold_epoch != atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed)))
+      heap_fold_current(h);
     uint64_t due = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
     if (due && now >= due) hak_segment_purge(h, now, false);
     hak_segment_cache_tick(now, false);
@@ -220,6 +225,23 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
   s->handed = left;
   slab_fold(h, s);
 }
+
+/* A heap folds its current slabs every HAK_FOLD_EVERY slow calls, and
+ * at its next look at the clock after the controller asks for fresh
+ * counts (hak_heap_fold_request): a slab is refilled while it is current
+ * (or becoming so), so theirs are the counts that grow, and a refill only
+ * adds.  Other threads' statistics are that far behind, plus what a slab
+ * counted in its last turn as current until it is looked at again
+ * (retired, collected, current again). */
+_Atomic uint32_t hak_fold_epoch;
+
+static void heap_fold_current(hak_heap_t *h) {
+  h->fold_epoch = atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed);
+  for (unsigned c = 0; c < HAK_NCLASS; c++)
+    if (h->cur[c] != &hak_slab_empty) slab_sync(h, h->cur[c]);
+}
+
+void hak_heap_fold_request(void) { atomic_fetch_add_explicit(&hak_fold_epoch, 1, memory_order_relaxed); }
 
 /* Owner: refills `free`, carving new blocks only if there are none and
  * `carve` says so; with `all`, every free block goes there, other threads'
@@ -321,9 +343,7 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve, bool all)
   if (hak_stats_on) {
     /* Everything handed out last time was allocated; what the owner freed
      * since, and the remote frees just collected, show in `used`. */
-    uint64_t c = s->st_count + ((uint64_t)s->handed << HAK_ST_BLOCKS_SHIFT) + 1;
-    s->st_count = c;
-    if ((c & 63) == 0) slab_fold(h, s);
+    s->st_count += ((uint64_t)s->handed << HAK_ST_BLOCKS_SHIFT) + 1;
   }
   s->handed = s->capacity - s->used;
   if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
@@ -331,22 +351,26 @@ static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve, bool all)
   return s->free != NULL || s->free_rest != NULL;
 }
 
-/* While the slow paths are measured (HAKMEM_PROF, or a learner that is
- * not frozen), one refill in HAK_MEASURE_EVERY is counted, with that
- * weight, for the blocks it hands out per class (the controller's measure
- * of allocation volume and of the size-class mix) and timed now and then.
- * Counting every refill cost ~14 instructions per malloc+free pair on
- * random-mixed in a watched (CANARY) window; one in 8 costs under 1, and
- * a window still sees thousands of refills. */
+/* HAKMEM_PROF times one refill in HAK_MEASURE_EVERY (they are the most
+ * frequent slow path) for its report.  Nothing else measures refills: the
+ * controller takes allocation volume and the size-class mix from the
+ * statistics, so that a watched (CANARY) window costs the small-object
+ * paths nothing. */
 static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
   uint64_t t0 = hak_prof_begin();
-  uint32_t cap = s->capacity;
   bool ok = heap_refill_core(h, s, carve, all);
-  HAK_STAT_ADD(h->stats.handed[s->cls], (uint64_t)s->handed * HAK_MEASURE_EVERY);
-  HAK_STAT_ADD(h->stats.measured_refills[s->cls], HAK_MEASURE_EVERY);
-  if (s->capacity != cap) HAK_STAT_ADD(h->stats.carves[s->cls], HAK_MEASURE_EVERY); /* it had to carve */
   hak_prof_end(HAK_PROF_REFILL, t0);
   return ok;
+}
+
+/* Refills a slab's `free` for the fast path (hak_slab_gather: `carve`,
+ * `all`); false if it has nothing free. */
+static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
+  if (hak_unlikely(hak_prof_report) && ++h->measure_tick >= HAK_MEASURE_EVERY) {
+    h->measure_tick = 0;
+    return heap_refill_timed(h, s, carve, all);
+  }
+  return heap_refill_core(h, s, carve, all);
 }
 
 /* Does the slab hold blocks a refill without carving would find?  Asked
@@ -358,14 +382,12 @@ static inline bool slab_gatherable(const hak_slab_t *s) {
          atomic_load_explicit(&s->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY;
 }
 
-/* Refills a slab's `free` for the fast path (hak_slab_gather: `carve`,
- * `all`); false if it has nothing free. */
-static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
-  if (hak_unlikely(hak_prof_active()) && ++h->measure_tick >= HAK_MEASURE_EVERY) {
-    h->measure_tick = 0;
-    return heap_refill_timed(h, s, carve, all);
-  }
-  return heap_refill_core(h, s, carve, all);
+/* A refill that may carve fresh blocks: those that did are counted. */
+static bool heap_refill_carve(hak_heap_t *h, hak_slab_t *s) {
+  uint32_t cap = s->capacity;
+  bool ok = heap_refill(h, s, true, false);
+  if (s->capacity != cap) HAK_STAT_ADD(h->stats.carves[s->cls], 1);
+  return ok;
 }
 
 /* An adopted slab (its owner exited): true if it turned out empty, in which
@@ -410,7 +432,7 @@ void hak_heap_drain_delayed(hak_heap_t *h) {
   hak_prof_end(HAK_PROF_REMOTE_DRAIN, t0);
 }
 
-void hak_heap_sample_done(hak_heap_t *h, unsigned cls) { heap_refill(h, h->cur[cls], true, false); }
+void hak_heap_sample_done(hak_heap_t *h, unsigned cls) { heap_refill_carve(h, h->cur[cls]); }
 
 /* A class's slow path: the current slab, then the class's queue, then a
  * fresh slab.  Returns a block, or NULL with errno ENOMEM. */
@@ -455,7 +477,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
      * pinned by a block or two. */
     if (adopted == 2 || !hak_segment_adopt(h, cls)) break;
   }
-  if (carve && heap_refill(h, carve, true, false)) {
+  if (carve && heap_refill_carve(h, carve)) {
     s = carve;
     goto found;
   }
@@ -465,7 +487,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (!s) goto oom;
   HAK_STAT_ADD(h->stats.slabs_acquired, 1);
   list_push(h, s, HAK_IN_QUEUE, true);
-  heap_refill(h, s, true, false);
+  heap_refill_carve(h, s);
 found:
   set_current(h, cls, s);
 pop:;

@@ -94,7 +94,8 @@ typedef struct hak_segment hak_segment_t;
 #define HAK_TF_LIST(w) ((hak_block_t *)((w) & (HAK_TF_ONE - 1) & ~HAK_TF_NOTIFY))
 #define HAK_TF_COUNT(w) ((uint32_t)((w) >> HAK_TF_COUNT_SHIFT))
 
-#define HAK_ST_BLOCKS_SHIFT 12 /* above 64 refills: the count never reaches the blocks */
+#define HAK_ST_BLOCKS_SHIFT 24 /* 2^24 refills of one slab between two folds cannot happen */
+#define HAK_FOLD_EVERY 16384  /* slow calls between two folds of a heap's current slabs (heap.c) */
 
 typedef struct hak_slab {
   /* First cache line: the owner's. */
@@ -116,11 +117,11 @@ typedef struct hak_slab {
   uint32_t handed;         /* blocks in `free` at the last refill (statistics) */
   uint32_t synced_used;    /* `used` at the last fold */
   /* Counts since the last fold into the heap's class counters: refills in
-   * the low HAK_ST_BLOCKS_SHIFT bits, blocks allocated above them.  One add
-   * at refill time, and the fold test (every 64 refills) reads the low
-   * byte of the sum (two fields cost a vectorised pair; refills in the
-   * high half a shift more).  Folded whenever asked too; the frees follow
-   * at the fold from these and `used`. */
+   * the low HAK_ST_BLOCKS_SHIFT bits, blocks allocated above them.  A
+   * refill adds to it and tests nothing: the heap folds its current slabs
+   * every HAK_FOLD_MS (and a slab whenever it is looked at for another
+   * reason), so the refills' field cannot fill up.  The frees follow at
+   * the fold from these and `used`. */
   uint64_t st_count;
   /* Where the blocks start, the block size's trailing zero bits and odd
    * part inverted mod 2^64, which turn "a block boundary, and which block"
@@ -237,15 +238,9 @@ typedef struct hak_class_counters {
 #define HAK_STAT_KEEP_PROC(f)
 typedef struct hak_heap_stats {
   hak_class_counters_t cls[HAK_NCLASS];
-  /* Blocks refills handed to the fast path, per class: counted at once
-   * (allocs lag by up to 64 refills of a slab), the controller's measure
-   * of allocation volume and of the size-class mix. */
-  hak_counter_t handed[HAK_NCLASS];
-  /* ... and, likewise while measured, refills and those that had to carve
-   * fresh blocks (the controller sizes Mid refill batches from them).  All
-   * three are estimates: one refill in HAK_MEASURE_EVERY is counted, with
-   * that weight. */
-  hak_counter_t measured_refills[HAK_NCLASS], carves[HAK_NCLASS];
+  /* Refills that had to carve fresh blocks, per class (the controller
+   * sizes Mid refill batches from these and the refills). */
+  hak_counter_t carves[HAK_NCLASS];
 #define HAK_STAT(name, src, field, ...) HAK_STAT_KEEP_##src(field)
 #define HAK_STAT_INTERNAL(field, src) HAK_STAT_KEEP_##src(field)
 #include "stats.def"
@@ -310,7 +305,8 @@ struct hak_heap {
   _Atomic(hak_block_t *) delayed;  /* remote frees into full slabs */
   hak_segment_t *segs[2];          /* owned Tiny / Mid segments */
   uint64_t slow_calls;
-  uint32_t measure_tick;           /* refills since the last measured one (heap.c) */
+  uint32_t fold_epoch;             /* hak_fold_epoch when it last folded its current slabs */
+  uint32_t measure_tick;           /* refills since the last timed one (HAKMEM_PROF, heap.c) */
   _Atomic uint64_t next_purge;     /* ms: the earliest purge due in its segments, 0 none */
   hak_lock_t seg_lock;             /* its segments (see segment.c) */
   hak_heap_t *next_all, *prev_all; /* registry of live heaps */
@@ -348,6 +344,10 @@ extern _Atomic int hak_init_state;
 void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site);
 void hak_heap_sample_done(hak_heap_t *h, unsigned cls);
 void hak_heap_sync_stats(hak_heap_t *h);
+/* The controller: every heap folds its current slabs' counts at its next
+ * slow-path tick (the counts it reads a window later are then fresh). */
+extern _Atomic uint32_t hak_fold_epoch;
+void hak_heap_fold_request(void);
 /* This thread's heap, created if needed (the empty heap if that fails). */
 hak_heap_t *hak_heap_get(void);
 void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from);
@@ -460,9 +460,10 @@ bool hak_stats_collect(hak_stats_t *out, bool in_signal);
 void hak_stats_write(int fd, bool in_signal);
 void hak_stats_write_json(int fd, bool in_signal); /* one line */
 /* Running totals the controller takes differences of (per class: blocks
- * handed out, refills, refills that carved; measured while slow paths are). */
+ * allocated, refills, refills that carved: the statistics' own counts,
+ * up to HAK_FOLD_MS behind). */
 typedef struct hak_learn_counts {
-  uint64_t handed[HAK_NCLASS], refills[HAK_NCLASS], carves[HAK_NCLASS];
+  uint64_t allocs[HAK_NCLASS], refills[HAK_NCLASS], carves[HAK_NCLASS];
   uint64_t large_allocs, big_allocs;
 } hak_learn_counts_t;
 void hak_stats_learn(hak_learn_counts_t *out);

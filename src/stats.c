@@ -51,8 +51,6 @@ void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from) {
     FOLD_HEAP(cls[c].frees)
     FOLD_HEAP(cls[c].remote_frees)
     FOLD_HEAP(cls[c].refills)
-    FOLD_HEAP(handed[c])
-    FOLD_HEAP(measured_refills[c])
     FOLD_HEAP(carves[c])
   }
 #define HAK_STAT(name, src, field, ...) FOLD_##src(field)
@@ -97,13 +95,13 @@ static void add_heap(const hak_heap_stats_t *st, void *arg) {
 #undef HAK_STAT_INTERNAL
 }
 
-/* ---- the controller's view: volume and mix, while measured ------------- */
+/* ---- the controller's view: volume and mix ----------------------------- */
 
 static void add_learn(const hak_heap_stats_t *st, void *arg) {
   hak_learn_counts_t *o = arg;
   for (unsigned c = 0; c < HAK_NCLASS; c++) {
-    o->handed[c] += LOAD(st->handed[c]);
-    o->refills[c] += LOAD(st->measured_refills[c]);
+    o->allocs[c] += LOAD(st->cls[c].allocs);
+    o->refills[c] += LOAD(st->cls[c].refills);
     o->carves[c] += LOAD(st->carves[c]);
   }
   o->large_allocs += LOAD(st->large_allocs);

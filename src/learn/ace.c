@@ -52,6 +52,7 @@ typedef struct sample {
   hak_learn_counts_t c;
 } sample_t;
 static sample_t prev;
+static bool fold_asked; /* the heaps were asked to fold their counts at the last window's end */
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -65,7 +66,7 @@ static void take_sample(sample_t *s) {
   hak_stats_learn(&s->c);
   s->ns = mono_ns();
   s->ops = s->c.large_allocs + s->c.big_allocs;
-  for (unsigned i = 0; i < HAK_NCLASS; i++) s->ops += s->c.handed[i];
+  for (unsigned i = 0; i < HAK_NCLASS; i++) s->ops += s->c.allocs[i];
   s->faults = hak_os_minflt();
   s->mmap = LOAD(hak_os.n_mmap);
   s->munmap = LOAD(hak_os.n_munmap);
@@ -81,14 +82,15 @@ static void take_sample(sample_t *s) {
  * Kernel calls are priced once at start (hak_os_costs); a slow-path
  * category's mean time is its sampled mean over the whole run, so that
  * the window contributes its counts, which are steady, not its timings,
- * which are not. */
+ * which are not.  Refills are left out: no knob moves their cost, and
+ * they are timed only for HAKMEM_PROF's report (heap.c). */
 static double window_cost(const sample_t *a, const sample_t *b, uint64_t ops) {
   double t = (double)(b->faults - a->faults) * costs.fault_ns + (double)(b->mmap - a->mmap) * costs.mmap_ns +
              (double)(b->munmap - a->munmap) * costs.munmap_ns +
              (double)(b->madvise - a->madvise) * costs.madvise_ns +
              (double)(b->mremap - a->mremap) * costs.mremap_ns;
   for (int c = 0; c < HAK_PROF_N; c++)
-    if (c != HAK_PROF_OS_CALL) t += (double)(b->prof.events[c] - a->prof.events[c]) * b->prof.mean_ns[c];
+    if (c != HAK_PROF_OS_CALL && c != HAK_PROF_REFILL) t += (double)(b->prof.events[c] - a->prof.events[c]) * b->prof.mean_ns[c];
   double mib = (double)(a->committed + b->committed) / 2 / (1 << 20);
   return t / (double)ops + mem_weight * mib;
 }
@@ -221,14 +223,20 @@ static void window(void) {
   take_sample(&cur);
   uint64_t ops = cur.ops - prev.ops;
   double cost = -1;
+  /* The small-object counts are the statistics', which each heap folds
+   * at its next slow-path tick once asked: a window's are its own if the
+   * heaps were asked when it began.  FROZEN windows do not ask (folding
+   * every current slab is work the frozen state should not do), so the
+   * first watched window after them has stale counts and is skipped. */
+  bool fresh = fold_asked;
   if (learning) {
     hak_learn_state_t before = hak_learn_state(&L);
     unsigned ev = 0;
-    if (before == HAK_LEARN_STATE_FROZEN) {
+    if (before == HAK_LEARN_STATE_FROZEN || !fresh) {
       ev = hak_learn_skip(&L, 1);
     } else if (ops >= MIN_OPS) {
       uint64_t hist[NBINS];
-      for (unsigned i = 0; i < HAK_NCLASS; i++) hist[i] = cur.c.handed[i] - prev.c.handed[i];
+      for (unsigned i = 0; i < HAK_NCLASS; i++) hist[i] = cur.c.allocs[i] - prev.c.allocs[i];
       hist[HAK_NCLASS] = cur.c.large_allocs - prev.c.large_allocs;
       hist[HAK_NCLASS + 1] = cur.c.big_allocs - prev.c.big_allocs;
       cost = window_cost(&prev, &cur, ops);
@@ -245,8 +253,11 @@ static void window(void) {
       learning = false;
       trace("no room for more policies: FROZEN for good");
     }
-    /* Slow paths are measured while learning or watching only. */
+    /* Slow paths are measured, and counts kept fresh, while learning or
+     * watching only. */
     hak_prof_measure(d.state != HAK_LEARN_STATE_FROZEN);
+    fold_asked = d.state != HAK_LEARN_STATE_FROZEN;
+    if (fold_asked) hak_heap_fold_request();
     if (ev & HAK_LEARN_EV_STATE) {
       char what[64];
       hak_fmt(what, sizeof what, "%s -> %s", hak_learn_state_name(before), hak_learn_state_name(d.state));
@@ -254,7 +265,7 @@ static void window(void) {
     } else if (ev & HAK_LEARN_EV_BEST) {
       trace("best policy changed");
     }
-    if (d.state != HAK_LEARN_STATE_FROZEN && ops >= MIN_OPS) {
+    if (before != HAK_LEARN_STATE_FROZEN && fresh && ops >= MIN_OPS) {
       ace_mid(&prev, &cur, HAK_OPT_REAL_VALUE(TARGET_HIT_MID));
       hak_large_ace(HAK_OPT_REAL_VALUE(TARGET_HIT_LARGE));
     }
@@ -269,6 +280,7 @@ static void *controller(void *arg) {
   hak_os_costs(&costs);
   hak_lock(&ctl_lock);
   take_sample(&prev);
+  fold_asked = false; /* the first window's counts go back before it (and a fork child's) */
   hak_unlock(&ctl_lock);
   atomic_store_explicit(&ctl_state, CTL_RUNNING, memory_order_release);
   struct timespec next;
@@ -329,9 +341,9 @@ void hak_control_init(void) {
   uint64_t per_sec = 1000 / (uint64_t)HAK_OPT(LEARN_WINDOW_MS);
   prm.freeze_after = (uint32_t)((uint64_t)HAK_OPT(FREEZE_SEC) * (per_sec ? per_sec : 1));
   /* FROZEN stretches (nothing measured) alternate with CANARY ones, which
-   * measure the slow paths (random-mixed: +3 instructions per malloc+free
-   * pair while they do): balanced watches one window in seven, learning
-   * one in two. */
+   * time the Large and Big slow paths (the small ones are never measured:
+   * allocation volume and the size-class mix come from the statistics):
+   * balanced watches one window in seven, learning one in two. */
   prm.canary_every = learn_mode ? 20 : 60;
   prm.canary_len = learn_mode ? 20 : 10;
   bool from_file = HAK_OPT_STR(POLICY_FILE) != NULL;
