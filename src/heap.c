@@ -172,11 +172,12 @@ hak_heap_t *hak_heap_get(void) {
   return h ? h : &hak_heap_empty;
 }
 
-/* Every few slow calls (policy: 16) a heap looks at the clock for purges
- * that are due: its own free slabs', and the cached and abandoned
- * segments'.  An idle thread purges nothing. */
 static void heap_fold_current(hak_heap_t *h);
 
+/* Every few slow calls (policy: 16) a heap looks at the clock for purges
+ * that are due: its own free slabs', and the cached and abandoned
+ * segments' (and folds its current slabs' statistics when due).  An idle
+ * thread purges nothing. */
 static void heap_maybe_purge(hak_heap_t *h) {
   if ((++h->slow_calls & hak_policy()->purge_check_mask) == 0) {
     uint64_t now = hak_os_now_ms();

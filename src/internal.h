@@ -119,8 +119,9 @@ typedef struct hak_slab {
   /* Counts since the last fold into the heap's class counters: refills in
    * the low HAK_ST_BLOCKS_SHIFT bits, blocks allocated above them.  A
    * refill adds to it and tests nothing: the heap folds its current slabs
-   * every HAK_FOLD_MS (and a slab whenever it is looked at for another
-   * reason), so the refills' field cannot fill up.  The frees follow at
+   * every HAK_FOLD_EVERY slow calls and when the controller asks (and a
+   * slab whenever it is looked at for another reason), so the refills'
+   * field cannot fill up.  The frees follow at
    * the fold from these and `used`. */
   uint64_t st_count;
   /* Where the blocks start, the block size's trailing zero bits and odd
@@ -461,7 +462,7 @@ void hak_stats_write(int fd, bool in_signal);
 void hak_stats_write_json(int fd, bool in_signal); /* one line */
 /* Running totals the controller takes differences of (per class: blocks
  * allocated, refills, refills that carved: the statistics' own counts,
- * up to HAK_FOLD_MS behind). */
+ * fresh when hak_heap_fold_request was called a window before). */
 typedef struct hak_learn_counts {
   uint64_t allocs[HAK_NCLASS], refills[HAK_NCLASS], carves[HAK_NCLASS];
   uint64_t large_allocs, big_allocs;
