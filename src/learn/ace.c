@@ -52,7 +52,9 @@ typedef struct sample {
   hak_learn_counts_t c;
 } sample_t;
 static sample_t prev;
-static bool fold_asked; /* the heaps were asked to fold their counts at the last window's end */
+/* The heaps were asked to fold their counts at the end of the last window,
+ * and of the one before: a window's counts are its own if both were. */
+static bool fold_asked, fold_asked_before;
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -224,11 +226,12 @@ static void window(void) {
   uint64_t ops = cur.ops - prev.ops;
   double cost = -1;
   /* The small-object counts are the statistics', which each heap folds
-   * at its next slow-path tick once asked: a window's are its own if the
-   * heaps were asked when it began.  FROZEN windows do not ask (folding
-   * every current slab is work the frozen state should not do), so the
-   * first watched window after them has stale counts and is skipped. */
-  bool fresh = fold_asked;
+   * at its next slow-path tick once asked: a window's difference is its
+   * own if the heaps were asked when it began and when the one before it
+   * began.  FROZEN windows do not ask (folding every current slab is work
+   * the frozen state should not do), so the first watched window after
+   * them starts from stale counts and is skipped. */
+  bool fresh = fold_asked && fold_asked_before;
   if (learning) {
     hak_learn_state_t before = hak_learn_state(&L);
     unsigned ev = 0;
@@ -256,6 +259,7 @@ static void window(void) {
     /* Slow paths are measured, and counts kept fresh, while learning or
      * watching only. */
     hak_prof_measure(d.state != HAK_LEARN_STATE_FROZEN);
+    fold_asked_before = fold_asked;
     fold_asked = d.state != HAK_LEARN_STATE_FROZEN;
     if (fold_asked) hak_heap_fold_request();
     if (ev & HAK_LEARN_EV_STATE) {
@@ -280,7 +284,7 @@ static void *controller(void *arg) {
   hak_os_costs(&costs);
   hak_lock(&ctl_lock);
   take_sample(&prev);
-  fold_asked = false; /* the first window's counts go back before it (and a fork child's) */
+  fold_asked = fold_asked_before = false; /* the first windows' counts go back before them (a fork child's too) */
   hak_unlock(&ctl_lock);
   atomic_store_explicit(&ctl_state, CTL_RUNNING, memory_order_release);
   struct timespec next;
