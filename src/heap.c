@@ -364,23 +364,25 @@ static hak_noinline bool heap_refill_timed(hak_heap_t *h, hak_slab_t *s, bool ca
   return ok;
 }
 
+/* Does the slab hold blocks a refill without carving would find?  A
+ * refill that may neither carve nor take everything asks first: most
+ * slabs a class's slow path looks at have none (random-mixed: half of the
+ * refills found nothing), and the answer is in the two cache lines the
+ * refill would read. */
+static inline bool slab_gatherable(const hak_slab_t *s) {
+  return s->free || s->local_free || s->free_rest ||
+         atomic_load_explicit(&s->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY;
+}
+
 /* Refills a slab's `free` for the fast path (hak_slab_gather: `carve`,
  * `all`); false if it has nothing free. */
 static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
+  if (!carve && !all && !slab_gatherable(s)) return false;
   if (hak_unlikely(hak_prof_report) && ++h->measure_tick >= HAK_MEASURE_EVERY) {
     h->measure_tick = 0;
     return heap_refill_timed(h, s, carve, all);
   }
   return heap_refill_core(h, s, carve, all);
-}
-
-/* Does the slab hold blocks a refill without carving would find?  Asked
- * before calling one: most slabs a class's slow path looks at have none
- * (random-mixed: half of the refills found nothing), and the answer is
- * in the two cache lines the refill would read. */
-static inline bool slab_gatherable(const hak_slab_t *s) {
-  return s->free || s->local_free || s->free_rest ||
-         atomic_load_explicit(&s->thread_free, memory_order_relaxed) > HAK_TF_NOTIFY;
 }
 
 /* A refill that may carve fresh blocks: those that did are counted. */
@@ -446,7 +448,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
   if (hak_unlikely(s->free_rest != NULL) && !s->free) return sample_take(h, s, cls, site);
-  if (s != &hak_slab_empty && (s->free || (slab_gatherable(s) && heap_refill(h, s, false, false)))) goto pop;
+  if (s != &hak_slab_empty && (s->free || heap_refill(h, s, false, false))) goto pop;
   /* Freed blocks anywhere in the class before fresh ones: carving only
    * when no slab has any keeps the resident set near the live one (a
    * current slab that carved on while the others filled with frees would
@@ -458,7 +460,7 @@ void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
      * with room left to carve stay (there are few: each was current). */
     for (s = h->queue[cls].first; s;) {
       hak_slab_t *next = s->next;
-      if (s->free || (slab_gatherable(s) && heap_refill(h, s, false, false))) {
+      if (s->free || heap_refill(h, s, false, false)) {
         if (s->prev) {
           list_remove(h, s);
           list_push(h, s, HAK_IN_QUEUE, true);
