@@ -71,8 +71,8 @@ void hak_usage(hak_usage_t *out);
  * Counters are kept per thread without atomics and merged on demand; the
  * calling thread's own figures are exact, other threads' are as of their
  * last slow-path event.  The struct is versioned: check `version`. */
-#define HAK_STATS_VERSION 2
-#define HAK_STATS_NCLASSES 72
+#define HAK_STATS_VERSION 3
+#define HAK_STATS_NCLASSES 80
 
 typedef struct hak_class_stats {
   unsigned long long block_size;
@@ -83,7 +83,7 @@ typedef struct hak_class_stats {
 
 typedef struct hak_stats {
   unsigned version, nclasses;
-  hak_class_stats_t cls[HAK_STATS_NCLASSES]; /* Tiny (<= 1 KiB) and Mid (<= 32 KiB) */
+  hak_class_stats_t cls[HAK_STATS_NCLASSES]; /* Tiny (<= 1 KiB) and Mid (<= 64 KiB) */
   unsigned long long slabs_acquired, slabs_released, segments_adopted, threads_exited;
   unsigned long long large_allocs, large_frees, large_cache_hits, large_cache_misses;
   unsigned long long big_allocs, big_frees, bigcache_hits, bigcache_misses;

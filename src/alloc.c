@@ -80,7 +80,7 @@ void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool
   return hak_big_alloc(n, align, zero, rec, how);
 }
 
-/* malloc of more than 32 KiB once the thread's own span cache had nothing
+/* malloc of more than 64 KiB once the thread's own span cache had nothing
  * (hak_large_malloc, large.c, looks there first). */
 void *hak_malloc_large_full(size_t n, void *site) {
   if (hak_unlikely(n > HAK_MAX_REQUEST)) {
@@ -144,6 +144,19 @@ void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
     s->used++; /* undo: this free does not count */
     bool twice = hak_slab_owns_block(s, b);
     hak_report_misuse(twice ? "double free" : "invalid free", b, twice);
+    return;
+  }
+  if (s->used == 0 && h->cur[s->cls] == s && !hak_sites_on && !hak_secure) {
+    /* The current slab's last block came back: it goes first in line, not
+     * behind what `free` still holds, so that a loop of malloc and free of
+     * one block keeps that block (warm; the slab's other pages untouched)
+     * and its next malloc takes the fast path.  `handed` counts it as
+     * handed out again (the statistics).  Not while sampling: a sample is
+     * placed at a refill, which the loop would then never reach; not in
+     * the secure library, whose reuse is delayed on purpose. */
+    hak_link_set(b, s->free);
+    s->free = b;
+    s->handed++;
     return;
   }
   hak_link_set(b, s->local_free);

@@ -40,8 +40,8 @@
 /* 16-byte steps up to 256 B, then 8 classes per power of two: a block
  * wastes < 12.5 % of its size above 256 B (below, 16-byte alignment rules). */
 #define HAK_TINY_MAX 1024u
-#define HAK_MID_MAX 32768u
-#define HAK_NCLASS 72
+#define HAK_MID_MAX 65536u
+#define HAK_NCLASS 80
 #define HAK_NTINY 32
 #define HAK_NDIRECT (HAK_TINY_MAX / 16 + 1)
 /* Largest request we even try: beyond it mmap cannot succeed anyway, and

@@ -1,4 +1,4 @@
-/* The Large tier (32 KiB < size < big threshold): page-granular spans in
+/* The Large tier (64 KiB < size < big threshold): page-granular spans in
  * process-wide 4 MiB segments, with a per-class cache of freed spans in
  * front.  Large allocations are rare enough for one lock; what matters is
  * that they reuse memory instead of calling the kernel. */

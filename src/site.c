@@ -301,7 +301,10 @@ int64_t hak_site_next_interval(uint64_t *rng) {
 static const char *pattern_of(const site_t *s) {
   uint64_t allocs = fp_round(atomic_load(&s->allocs)), bytes = atomic_load(&s->bytes);
   uint64_t avg = allocs ? (bytes + allocs / 2) / allocs : 0;
-  if (avg <= (64u << 10)) return "SMALL_FREQUENT";
+  /* Tiny and Mid sizes; a sampled site's average is an estimate (bytes
+   * over an estimated count) that wobbles around its class size, hence
+   * the slack above the 64 KiB class. */
+  if (avg <= HAK_MID_MAX + HAK_MID_MAX / 16) return "SMALL_FREQUENT";
   if (avg <= (1u << 20)) return "MEDIUM";
   return "LARGE_INFREQUENT";
 }

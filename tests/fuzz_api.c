@@ -94,7 +94,7 @@ static const size_t kEdgeSizes[] = {
     0,         1,          8,          15,         16,        17,        127,
     128,       255,        256,        257,        1023,      1024,      1025,
     4095,      4096,       4097,       8192,       16384,     32767,     32768,
-    32769,     65536,      128 * KiB,  256 * KiB,  512 * KiB, 1 * MiB,   MiB + MiB / 2,
+    32769,     65535,      65536,      65537,      128 * KiB,  256 * KiB,  512 * KiB, 1 * MiB,   MiB + MiB / 2,
     2 * MiB - 4096, 2 * MiB - 1, 2 * MiB, 2 * MiB + 1, 4 * MiB - 4096, 4 * MiB, 4 * MiB + 4096};
 #define NEDGE (sizeof kEdgeSizes / sizeof kEdgeSizes[0])
 
@@ -103,7 +103,7 @@ static const size_t kEdgeSizes[] = {
 static size_t draw_size(reader_t *r) {
   unsigned k = rd_u8(r);
   if (k < 128) return rd_u16(r) % (TINY_MAX + 1);
-  if (k < 192) return TINY_MAX + 1 + rd_u16(r) % (32 * KiB - TINY_MAX);
+  if (k < 192) return TINY_MAX + 1 + rd_u16(r) % (64 * KiB - TINY_MAX);
   if (k < 228) {
     unsigned e = 15 + rd_u8(r) % 6; /* 32 KiB .. 2 MiB */
     return ((size_t)1 << e) + rd_u32(r) % ((size_t)1 << e);

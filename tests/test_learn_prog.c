@@ -178,7 +178,7 @@ __attribute__((noinline)) static void *grow_site(void *p, size_t n) {
 
 static int sites(void) {
   void *keep[16];
-  for (int i = 0; i < 16; i++) keep[i] = long_site(48 << 10), memset(keep[i], 1, 4096);
+  for (int i = 0; i < 16; i++) keep[i] = long_site(96 << 10), memset(keep[i], 1, 4096);
   free(oneoff_site(6 << 20));
   double t0 = now();
   for (int round = 0; now() - t0 < 0.6; round++) {
@@ -191,7 +191,7 @@ static int sites(void) {
     memset(b, 2, 4096);
     free(b);
     char *g = NULL;
-    for (size_t n = 40 << 10; n <= (1 << 20); n += 40 << 10) {
+    for (size_t n = 80 << 10; n <= (1 << 20); n += 40 << 10) {
       g = grow_site(g, n);
       g[n - 1] = 3;
     }

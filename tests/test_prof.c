@@ -21,7 +21,7 @@ static int child_work(void) {
     for (int i = 0; i < 4096; i++) p[i] = malloc(16 + (size_t)(i % 100) * 40);
     for (int i = 0; i < 4096; i++) free(p[i]);
   }
-  for (int i = 0; i < 64; i++) p[i] = malloc(40 * KiB + (size_t)i * 8 * KiB);
+  for (int i = 0; i < 64; i++) p[i] = malloc(72 * KiB + (size_t)i * 8 * KiB);
   for (int i = 0; i < 64; i++) free(p[i]);
   for (int i = 0; i < NBIG; i++) p[i] = malloc(3 * MiB + (size_t)i * MiB);
   for (int i = 0; i < NBIG; i++) free(p[i]);

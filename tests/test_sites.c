@@ -85,7 +85,7 @@ static void overflow(void) {
   enum { N = 6000 };
   static void *blocks[N];
   for (int i = 0; i < N; i++) {
-    blocks[i] = hak_alloc_at(48 << 10, (const void *)(uintptr_t)(0x7f0000000000ull + (uintptr_t)i * 64));
+    blocks[i] = hak_alloc_at(96 << 10, (const void *)(uintptr_t)(0x7f0000000000ull + (uintptr_t)i * 64));
     CHECK(blocks[i] != NULL);
   }
   /* Each site: one Large block, alive; judged at a time far in the future. */

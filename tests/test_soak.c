@@ -80,14 +80,14 @@ static int xtake(block_t *b, uint64_t r) {
 
 /* ---- blocks */
 
-/* Tiny mostly, then Mid, Large (log-uniform 32 KiB - 2 MiB), rarely Big. */
+/* Tiny mostly, then Mid, Large (log-uniform 64 KiB - 2 MiB), rarely Big. */
 static size_t pick_size(uint64_t *rng) {
   uint64_t r = rng_next(rng) % 10000;
   int small_only = atomic_load_explicit(&live_bytes, memory_order_relaxed) > LIVE_CAP;
   if (r < 8000 || (small_only && r < 9000)) return rng_range(rng, 1, 1 * KiB);
-  if (r < 9500 || small_only) return rng_range(rng, 1 * KiB + 1, 32 * KiB);
+  if (r < 9500 || small_only) return rng_range(rng, 1 * KiB + 1, 64 * KiB);
   if (r < 9975) {
-    unsigned e = 15 + (unsigned)(rng_next(rng) % 6); /* 32 KiB .. 2 MiB */
+    unsigned e = 16 + (unsigned)(rng_next(rng) % 5); /* 64 KiB .. 2 MiB */
     size_t n = ((size_t)1 << e) + rng_range(rng, 1, ((size_t)1 << e) - 1);
     return n < 2 * MiB ? n : 2 * MiB - 1;
   }

@@ -48,12 +48,12 @@ static int xpop(block_t *b) {
 
 static atomic_long n_allocs, n_remote_frees;
 
-/* Mostly 8 B-1 KiB, some up to 32 KiB, a few up to 256 KiB, rarely 3 MiB. */
+/* Mostly 8 B-1 KiB, some up to 64 KiB, a few up to 256 KiB, rarely 3 MiB. */
 static size_t pick_size(uint64_t *rng) {
   uint64_t r = rng_next(rng) % 10000;
   if (r < 8900) return rng_range(rng, 8, 1 * KiB);
-  if (r < 9800) return rng_range(rng, 1 * KiB + 1, 32 * KiB);
-  if (r < 9995) return rng_range(rng, 32 * KiB + 1, 256 * KiB);
+  if (r < 9800) return rng_range(rng, 1 * KiB + 1, 64 * KiB);
+  if (r < 9995) return rng_range(rng, 64 * KiB + 1, 256 * KiB);
   return rng_range(rng, 3 * MiB - 4096, 3 * MiB + 4096);
 }
 

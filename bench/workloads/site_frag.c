@@ -1,6 +1,7 @@
 /* site-frag: two call sites interleave Large blocks.  One keeps its blocks
- * (36-44 KiB, one between any two of the other's) to the end; the other's
- * (128 KiB-1 MiB, larger in later rounds) die at the end of their round.  Allocated from the same segments, the
+ * (68-76 KiB, the smallest Large sizes; one between any two of the
+ * other's) to the end; the other's (128 KiB-1 MiB, larger in later rounds)
+ * die at the end of their round.  Allocated from the same segments, the
  * long-lived blocks leave holes too small for the next round's short-lived
  * ones, which then take fresh pages while the holes wait for their purge;
  * placed apart (a per-site policy), a round's short-lived blocks find the
@@ -46,7 +47,7 @@ static void run(bench_t *b) {
     for (; n < ROUND && done < b->ops; done++) {
       uint64_t t0 = lat_begin(t);
       if (done % (SHORT_PER_LONG + 1) == 0) {
-        size_t size = rnd_range(t, 36 << 10, 44 << 10);
+        size_t size = rnd_range(t, 68 << 10, 76 << 10);
         place(&keep[nkeep++], long_lived_alloc(size), size);
         b->live_bytes += size;
       } else {

@@ -42,8 +42,9 @@ static hak_os_costs_t costs;
 static double mem_weight;           /* ns per allocation per MiB committed */
 static int log_fd = -1, trace_fd = -1;
 
-/* Histogram bins: the 72 small classes, then Large and Big allocations. */
+/* Histogram bins: the 80 small classes, then Large and Big allocations. */
 #define NBINS (HAK_NCLASS + 2)
+_Static_assert(NBINS <= HAK_LEARN_HIST_BINS, "the learner keeps every bin");
 #define MIN_OPS 1000 /* a window with fewer allocations says nothing */
 
 typedef struct sample {

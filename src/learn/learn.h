@@ -17,7 +17,7 @@
 
 #define HAK_LEARN_MAX_KNOBS 8
 #define HAK_LEARN_MAX_ARMS 8    /* steps on one ladder */
-#define HAK_LEARN_HIST_BINS 80  /* size-class histogram bins (hakmem has 72 classes) */
+#define HAK_LEARN_HIST_BINS 96  /* size-class histogram bins (hakmem has 80 classes, Large, Big) */
 #define HAK_LEARN_SETTLE_MAX 16 /* longest p99 settling span */
 
 /* ---- P² streaming quantile (p2.c) ---------------------------------------

@@ -156,7 +156,12 @@ static bool read_hist(parser_t *p, uint64_t *ref, unsigned nref) {
     if (i < nref) ref[i] = (uint64_t)(v * HIST_SCALE);
     i++;
   } while (eat(p, ','));
-  return eat(p, ']') || fail(p, "reference_histogram: expected , or ]");
+  if (!eat(p, ']')) return fail(p, "reference_histogram: expected , or ]");
+  /* Another number of bins: written by a hakmem with other size classes,
+   * whose bins mean other sizes.  No reference then (the first window
+   * becomes it), rather than a shift seen at once. */
+  if (i != nref) memset(ref, 0, nref * sizeof *ref);
+  return true;
 }
 
 /* Site decisions by name, as a file spells them. */
