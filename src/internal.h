@@ -164,7 +164,7 @@ struct hak_segment {
   uint64_t young_mask;           /* dirty slabs freed since the last purge tick */
   uint64_t purge_at;             /* ms: the next purge tick (0: nothing dirty) */
   uint32_t used_slabs;
-  uint32_t pad2;
+  uint32_t cached_ms;            /* ms (mod 2^32): when it entered the segment cache */
   hak_segment_t *next, *prev;    /* owner's segment list / global lists */
   size_t map_size;               /* bytes mapped from the segment start */
   uint64_t sec_guard_mask;       /* secure library: slabs whose last page is PROT_NONE */

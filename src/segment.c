@@ -177,43 +177,58 @@ static void seg_unmap(hak_segment_t *seg) {
   hak_os_unmap(seg, HAK_SEG_SIZE);
 }
 
+/* Has a cached segment waited out the purge delay (its slabs then purged)? */
+static inline bool seg_cache_stale(const hak_segment_t *c, uint64_t now, uint64_t delay) {
+  return (uint32_t)((uint32_t)now - c->cached_ms) >= delay;
+}
+
+/* The cache's coldest segment that has waited out the delay (fewest
+ * resident slabs, the oldest of those), taken off the list; NULL if none. */
+static hak_segment_t *seg_cache_evict(uint64_t now, uint64_t delay) {
+  hak_segment_t *out = NULL;
+  int least = 65;
+  for (hak_segment_t *c = seg_cache_first; c; c = c->next) {
+    int n = __builtin_popcountll(c->dirty_mask);
+    if (n <= least && seg_cache_stale(c, now, delay)) out = c, least = n; /* the list runs newest first */
+  }
+  if (out) {
+    seg_list_remove(&seg_cache_first, out);
+    seg_cache_count--;
+  }
+  return out;
+}
+
 /* An empty segment goes to the process-wide cache as it is (a thread that
  * exits and the next that starts reuse it without page faults); its
- * resident slabs are purged after the delay.  A full cache gives up its
- * coldest segment (fewest resident slabs, the oldest of those), not the
- * one coming in: that one's slabs are the warmest, and unmapping it made
- * the next thread fault them in again (thread-churn at 8 and 32 threads:
- * 17 and 20 % fewer page faults). */
+ * resident slabs are purged after the delay.  Past HAKMEM_SEGMENT_CACHE
+ * segments the cache gives up its coldest one, but only one that has
+ * waited out the purge delay: the segments that come back together (the
+ * threads of a round exit, then the blocks they left are freed) would
+ * otherwise be unmapped all but a few, and the next round's threads fault
+ * fresh ones in (thread-churn at 32 threads: 586 segments mapped against
+ * 34).  So the cache holds more than its size for at most the delay, the
+ * time any free slab stays resident; the purge tick trims it back. */
 static void seg_to_cache(hak_segment_t *seg) {
   const hak_policy_t *pol = hak_policy();
+  uint64_t now = hak_os_now_ms(), delay = pol->purge_delay_ms;
   atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
   if (!seg->dirty_mask) seg->purge_at = 0;
-  else if (!seg->purge_at) seg->purge_at = hak_os_now_ms() + hak_purge_tick_ms();
-  uint64_t due = seg->purge_at;
-  hak_segment_t *out = seg;
+  else if (!seg->purge_at) seg->purge_at = now + hak_purge_tick_ms();
+  seg->cached_ms = (uint32_t)now;
   size_t cap = pol->segment_cache;
-  hak_lock(&seg_cache_lock);
-  if (cap > 0) {
-    if (seg_cache_count >= cap) {
-      int least = __builtin_popcountll(seg->dirty_mask);
-      for (hak_segment_t *c = seg_cache_first; c; c = c->next) {
-        int n = __builtin_popcountll(c->dirty_mask);
-        if (n <= least) out = c, least = n; /* the list runs newest first */
-      }
-    }
-    if (out != seg) {
-      seg_list_remove(&seg_cache_first, out);
-      seg_cache_count--;
-    }
-    if (out != seg || seg_cache_count < cap) {
-      seg_list_push(&seg_cache_first, seg);
-      seg_cache_count++;
-      uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
-      if (seg->dirty_mask && (!next || due < next))
-        atomic_store_explicit(&seg_cache_next_purge, due, memory_order_relaxed);
-      if (out == seg) out = NULL;
-    }
+  if (cap == 0) {
+    seg_unmap(seg);
+    return;
   }
+  hak_lock(&seg_cache_lock);
+  hak_segment_t *out = seg_cache_count >= cap ? seg_cache_evict(now, delay) : NULL;
+  seg_list_push(&seg_cache_first, seg);
+  seg_cache_count++;
+  /* The next tick: this segment's purge, or the trim of the excess. */
+  uint64_t due = seg->dirty_mask ? seg->purge_at : 0;
+  if (seg_cache_count > cap && (!due || now + delay < due)) due = now + delay;
+  uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
+  if (due && (!next || due < next)) atomic_store_explicit(&seg_cache_next_purge, due, memory_order_relaxed);
   hak_unlock(&seg_cache_lock);
   if (out) seg_unmap(out);
 }
@@ -238,9 +253,32 @@ void hak_segment_cache_tick(uint64_t now, bool force) {
   uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
   if (!next || (!force && now < next)) return;
   next = 0;
+  const hak_policy_t *pol = hak_policy();
+  uint64_t delay = force ? 0 : pol->purge_delay_ms;
+  hak_segment_t *trimmed = NULL;
   hak_lock(&seg_cache_lock);
   purge_list(seg_cache_first, now, force, &next);
+  /* More segments than the cache's size: those that waited out the delay go. */
+  while (seg_cache_count > pol->segment_cache) {
+    hak_segment_t *out = seg_cache_evict(now, delay);
+    if (!out) break;
+    out->next = trimmed;
+    trimmed = out;
+  }
+  if (seg_cache_count > pol->segment_cache) {
+    uint64_t due = 0; /* when the oldest of the excess is due */
+    for (hak_segment_t *c = seg_cache_first; c; c = c->next) {
+      uint64_t at = now + (uint32_t)(delay - (uint32_t)((uint32_t)now - c->cached_ms));
+      if (!due || at < due) due = at;
+    }
+    if (due && (!next || due < next)) next = due;
+  }
   hak_unlock(&seg_cache_lock);
+  while (trimmed) {
+    hak_segment_t *n = trimmed->next;
+    seg_unmap(trimmed);
+    trimmed = n;
+  }
   hak_lock(&seg_abandoned_lock);
   for (int k = 0; k < 2; k++) purge_list(seg_abandoned[k], now, force, &next);
   hak_unlock(&seg_abandoned_lock);

@@ -1,0 +1,106 @@
+/* segment_cache: the segments that a round of threads leaves behind stay
+ * cached for the purge delay, however many come back at once, so that the
+ * next round reuses them instead of mapping fresh ones (src/segment.c,
+ * seg_to_cache); after the delay the cache shrinks back to its size.
+ *
+ *   test_segment_cache reuse   (HAKMEM_PURGE_DELAY_MS=60000) rounds of 16
+ *                              threads alive at once, each leaving blocks
+ *                              for the main thread to free: after three
+ *                              rounds, no round maps a segment
+ *   test_segment_cache trim    (HAKMEM_PURGE_DELAY_MS=50) the same rounds,
+ *                              then a wait past the delay: the next slow
+ *                              paths unmap the excess
+ * Linked to libhakmem: malloc is hakmem's and hak_usage is callable. */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define THREADS 16
+#define BLOCKS 256
+#define LEFT 8
+#define SEG ((size_t)4 << 20)
+
+static pthread_barrier_t all_alive;
+static void *left[THREADS][LEFT];
+
+/* Blocks of 16 B - 8 KiB (Tiny and Mid classes), all freed but LEFT, which
+ * the main thread frees after the join; exits only once every thread of
+ * the round is alive, so that the round holds many segments at once. */
+static void *worker(void *arg) {
+  int id = (int)(intptr_t)arg;
+  void *b[BLOCKS];
+  for (int i = 0; i < BLOCKS; i++) {
+    size_t n = (size_t)16 << (i % 10);
+    b[i] = malloc(n + (size_t)(i * 8) % n);
+    CHECK(b[i] != NULL);
+    if (b[i]) memset(b[i], i, 16);
+  }
+  for (int i = 0; i < BLOCKS; i++) {
+    if (i < LEFT) left[id][i] = b[i];
+    else free(b[i]);
+  }
+  pthread_barrier_wait(&all_alive);
+  return NULL;
+}
+
+static void round_of_threads(void) {
+  pthread_t t[THREADS];
+  pthread_barrier_init(&all_alive, NULL, THREADS);
+  for (int i = 0; i < THREADS; i++) CHECK(pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i) == 0);
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&all_alive);
+  for (int i = 0; i < THREADS; i++)
+    for (int k = 0; k < LEFT; k++) free(left[i][k]);
+}
+
+static void reuse(void) {
+  hak_usage_t u0, u1;
+  /* The first rounds map what the rounds need: each thread's segments,
+   * and the ones that keep the blocks left for the main thread. */
+  for (int r = 0; r < 3; r++) round_of_threads();
+  hak_usage(&u0);
+  CHECKF(u0.mapped > 8 * SEG, "the first round mapped only %zu MiB: too few segments to test the cache",
+         u0.mapped >> 20);
+  for (int r = 0; r < 4; r++) round_of_threads();
+  hak_usage(&u1);
+  CHECKF(u1.os_mmap == u0.os_mmap, "rounds 4-7 mapped %zu times more (%zu MiB mapped, %zu before)",
+         u1.os_mmap - u0.os_mmap, u1.mapped >> 20, u0.mapped >> 20);
+}
+
+/* A slow path of this thread (it looks at the clock every few): frees and
+ * mallocs of many sizes. */
+static void slow_paths(void) {
+  for (int r = 0; r < 64; r++) {
+    void *p[40];
+    for (int i = 0; i < 40; i++) p[i] = malloc((size_t)2048 + (size_t)i * 1500);
+    for (int i = 0; i < 40; i++) free(p[i]);
+  }
+}
+
+static void trim(void) {
+  hak_usage_t u0, u1;
+  for (int r = 0; r < 2; r++) round_of_threads();
+  hak_usage(&u0);
+  CHECKF(u0.mapped > 16 * SEG, "only %zu MiB mapped after the rounds", u0.mapped >> 20);
+  usleep(400 * 1000); /* 8 x the delay */
+  slow_paths();
+  usleep(100 * 1000);
+  slow_paths();
+  hak_usage(&u1);
+  /* Left: the cache's 8 segments, this thread's own, and the exited
+   * threads' segments that held the blocks left behind (adopted by a
+   * thread that needs one; their free slabs purged meanwhile). */
+  CHECKF(u1.os_munmap - u0.os_munmap >= THREADS && u1.mapped + THREADS * SEG <= u0.mapped,
+         "after the delay %zu MiB still mapped (%zu before), %zu unmaps", u1.mapped >> 20, u0.mapped >> 20,
+         u1.os_munmap - u0.os_munmap);
+  CHECKF(u1.committed <= u0.committed / 4, "after the delay %zu KiB committed (%zu before)", u1.committed >> 10,
+         u0.committed >> 10);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "reuse")) reuse();
+  else if (argc > 1 && !strcmp(argv[1], "trim")) trim();
+  else CHECKF(0, "usage: test_segment_cache reuse|trim");
+  return check_report("segment_cache");
+}
