@@ -155,6 +155,15 @@ def test_policyfile(a, d):
     check(got.get("big_threshold") == "131072" and got.get("purge_delay_ms") == "1000",
           "file + HAKMEM_BIG_THRESHOLD=128K: %s" % got)
     check("hakmem: policy file" not in p.stderr, "a good file reported an error: %r" % p.stderr[-300:])
+    # A reference histogram of another layout (74 bins, before Mid reached
+    # 64 KiB) is no error: the knobs are read, the reference is not used.
+    older = dict(pol, reference_histogram=[round(1.0 / 74, 6)] * 74)
+    op = os.path.join(d, "older.json")
+    with open(op, "w") as f:
+        json.dump(older, f)
+    p = run(a, ["quick"], HAKMEM_POLICY_FILE=op, HAKMEM_VERBOSE=1)
+    check(p.returncode == 0 and policy_line(p) == want and "hakmem: policy file" not in p.stderr,
+          "a file with a 74-bin histogram: exit %d, policy %s, %r" % (p.returncode, policy_line(p), p.stderr[-300:]))
 
 
 BAD_FILES = {

@@ -158,8 +158,8 @@ static bool read_hist(parser_t *p, uint64_t *ref, unsigned nref) {
   } while (eat(p, ','));
   if (!eat(p, ']')) return fail(p, "reference_histogram: expected , or ]");
   /* Another number of bins: written by a hakmem with other size classes,
-   * whose bins mean other sizes.  No reference then (the first window
-   * becomes it), rather than a shift seen at once. */
+   * whose bins mean other sizes.  No reference then (the first windows
+   * watched make it), rather than a shift seen at once. */
   if (i != nref) memset(ref, 0, nref * sizeof *ref);
   return true;
 }
