@@ -177,9 +177,25 @@ static void seg_unmap(hak_segment_t *seg) {
   hak_os_unmap(seg, HAK_SEG_SIZE);
 }
 
+/* How long a segment has been in the cache, in ms. */
+static inline uint64_t seg_cached_for(const hak_segment_t *c, uint64_t now) {
+  return (uint32_t)((uint32_t)now - c->cached_ms);
+}
+
 /* Has a cached segment waited out the purge delay (its slabs then purged)? */
 static inline bool seg_cache_stale(const hak_segment_t *c, uint64_t now, uint64_t delay) {
-  return (uint32_t)((uint32_t)now - c->cached_ms) >= delay;
+  return seg_cached_for(c, now) >= delay;
+}
+
+/* When the next cached segment will have waited out the delay (0: none
+ * is waiting): the tick that may trim a cache over its size. */
+static uint64_t seg_cache_next_stale(uint64_t now, uint64_t delay) {
+  uint64_t due = 0;
+  for (hak_segment_t *c = seg_cache_first; c; c = c->next) {
+    uint64_t age = seg_cached_for(c, now);
+    if (age < delay && (!due || now + delay - age < due)) due = now + delay - age;
+  }
+  return due;
 }
 
 /* The cache's coldest segment that has waited out the delay (fewest
@@ -226,7 +242,10 @@ static void seg_to_cache(hak_segment_t *seg) {
   seg_cache_count++;
   /* The next tick: this segment's purge, or the trim of the excess. */
   uint64_t due = seg->dirty_mask ? seg->purge_at : 0;
-  if (seg_cache_count > cap && (!due || now + delay < due)) due = now + delay;
+  if (seg_cache_count > cap) {
+    uint64_t trim = seg_cache_next_stale(now, delay);
+    if (trim && (!due || trim < due)) due = trim;
+  }
   uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
   if (due && (!next || due < next)) atomic_store_explicit(&seg_cache_next_purge, due, memory_order_relaxed);
   hak_unlock(&seg_cache_lock);
@@ -266,12 +285,8 @@ void hak_segment_cache_tick(uint64_t now, bool force) {
     trimmed = out;
   }
   if (seg_cache_count > pol->segment_cache) {
-    uint64_t due = 0; /* when the oldest of the excess is due */
-    for (hak_segment_t *c = seg_cache_first; c; c = c->next) {
-      uint64_t at = now + (uint32_t)(delay - (uint32_t)((uint32_t)now - c->cached_ms));
-      if (!due || at < due) due = at;
-    }
-    if (due && (!next || due < next)) next = due;
+    uint64_t trim = seg_cache_next_stale(now, delay);
+    if (trim && (!next || trim < next)) next = trim;
   }
   hak_unlock(&seg_cache_lock);
   while (trimmed) {
