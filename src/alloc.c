@@ -137,23 +137,22 @@ void *hak_malloc_slow(size_t n, void *site) {
 
 /* ---- free ------------------------------------------------------------- */
 
-/* The owner's free when `used` reached 0 (already decremented) or the block
- * is the head of local_free. */
+/* The owner's free when `used` reached 0 (already decremented), the block
+ * is the head of `free` or local_free, or while sampling. */
 void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
-  if ((int32_t)s->used < 0 || b == s->local_free) {
+  if ((int32_t)s->used < 0 || b == s->local_free || b == s->free) {
     s->used++; /* undo: this free does not count */
     bool twice = hak_slab_owns_block(s, b);
     hak_report_misuse(twice ? "double free" : "invalid free", b, twice);
     return;
   }
   if (s->used == 0 && h->cur[s->cls] == s && !hak_sites_on && !hak_secure) {
-    /* The current slab's last block came back: it goes first in line, not
-     * behind what `free` still holds, so that a loop of malloc and free of
-     * one block keeps that block (warm; the slab's other pages untouched)
-     * and its next malloc takes the fast path.  `handed` counts it as
-     * handed out again (the statistics).  Not while sampling: a sample is
-     * placed at a refill, which the loop would then never reach; not in
-     * the secure library, whose reuse is delayed on purpose. */
+    /* The current slab's last block came back: on top of `free`, as the
+     * fast path puts the others, and the slab stays current, so that a
+     * loop of malloc and free of one block keeps that block (warm; the
+     * slab's other pages untouched) on the fast path.  Not while
+     * sampling (fastpath.h); not in the secure library, whose reuse is
+     * delayed on purpose. */
     hak_link_set(b, s->free);
     s->free = b;
     s->handed++;

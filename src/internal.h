@@ -99,22 +99,24 @@ typedef struct hak_segment hak_segment_t;
 
 typedef struct hak_slab {
   /* First cache line: the owner's. */
-  hak_block_t *free;       /* the owner allocates from here */
+  hak_block_t *free;       /* the owner allocates from here, and frees onto it (LIFO) */
   uint32_t used;           /* blocks handed out, including pending remote frees */
   uint32_t capacity;       /* blocks carved from the slab area so far */
-  hak_block_t *local_free; /* the owner's frees */
+  hak_block_t *local_free; /* the owner's frees while sampling (and a retiring slab's) */
   _Atomic uintptr_t owner;
   uint32_t block_size;     /* 0 while the slab is not in use */
   uint32_t reserved;       /* blocks the slab area can hold */
   uint8_t cls;
   uint8_t index;           /* position in its segment */
   uint8_t where;           /* HAK_IN_NONE, HAK_IN_QUEUE or HAK_IN_FULL */
+  /* Blocks put on `free` since the last refill and at it (statistics): the
+   * owner's free counts here, in the line it writes anyway. */
+  uint32_t handed;
   struct hak_slab *next, *prev; /* the owner heap's queue of this class, or its full list */
   /* Second line: written by other threads, kept apart to avoid false sharing
    * (the owner's fields here are touched on slow paths only). */
   _Atomic uintptr_t thread_free __attribute__((aligned(64)));
   hak_block_t *free_rest;  /* blocks held back behind a sampling cut */
-  uint32_t handed;         /* blocks in `free` at the last refill (statistics) */
   uint32_t synced_used;    /* `used` at the last fold */
   /* Counts since the last fold into the heap's class counters: refills in
    * the low HAK_ST_BLOCKS_SHIFT bits, blocks allocated above them.  A
@@ -133,6 +135,7 @@ typedef struct hak_slab {
   uint64_t blk_inv;
 } __attribute__((aligned(64))) hak_slab_t;
 _Static_assert(sizeof(hak_slab_t) == 128, "free() finds a slab as segment + 128 + index * 128");
+_Static_assert(offsetof(hak_slab_t, prev) < 64, "the owner's fields share one cache line");
 
 /* Block index of p in slab s, or UINT32_MAX if p is not a block start
  * inside the slab's block area.  With size = odd * 2^shift: (p - start)
