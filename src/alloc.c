@@ -138,7 +138,8 @@ void *hak_malloc_slow(size_t n, void *site) {
 /* ---- free ------------------------------------------------------------- */
 
 /* The owner's free when `used` reached 0 (already decremented), the block
- * is the head of `free` or local_free, or while sampling. */
+ * is the head of `free` or local_free, or while sampling (the caller
+ * decremented `used` too). */
 void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   if ((int32_t)s->used < 0 || b == s->local_free || b == s->free) {
     s->used++; /* undo: this free does not count */
@@ -170,8 +171,14 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
     case HAK_SEG_TINY:
     case HAK_SEG_MID: {
       hak_heap_t *h = hak_tls_heap;
-      if (hak_slab_owner(s) == h && h != &hak_heap_empty) {
-        hak_heap_free_full(h, s, p); /* our own full slab: validated like the fast path */
+      uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
+      if ((o & ~HAK_SLAB_TAGS) == (uintptr_t)h && h != &hak_heap_empty) {
+        if (o & HAK_SLAB_FULL) {
+          hak_heap_free_full(h, s, p); /* our own full slab: validated like the fast path */
+        } else { /* sampling: as the fast path's free, onto local_free */
+          s->used--;
+          hak_free_owner_slow(h, s, p);
+        }
         return;
       }
       if (hak_slab_owns_block(s, p)) {

@@ -147,7 +147,7 @@ void hak_check_slab(hak_heap_t *h, const hak_slab_t *s) {
   slab_check_header(seg, s, i);
   uintptr_t own = atomic_load_explicit(&s->owner, memory_order_relaxed);
   hak_heap_t *seg_heap = atomic_load_explicit(&seg->heap, memory_order_relaxed);
-  hak_assert((own & ~HAK_SLAB_FULL) == (uintptr_t)h && seg_heap == h,
+  hak_assert((own & ~HAK_SLAB_TAGS) == (uintptr_t)h && seg_heap == h,
              "slab %p: owner %p, its segment's heap %p, checked for heap %p", (const void *)s, (void *)own,
              (void *)seg_heap, (void *)h);
   /* Full: off its queue, the owner word flagged, the remote-free notice
@@ -263,7 +263,7 @@ void hak_check_segment(const hak_segment_t *seg) {
                  s->block_size, (void *)own);
     } else {
       slab_check_header(seg, s, i);
-      hak_assert((own & ~HAK_SLAB_FULL) == (uintptr_t)h, "segment %p of heap %p: slab %u is owned by %p",
+      hak_assert((own & ~HAK_SLAB_TAGS) == (uintptr_t)h, "segment %p of heap %p: slab %u is owned by %p",
                  (const void *)seg, (void *)h, i, (void *)own);
     }
   }

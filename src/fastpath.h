@@ -5,7 +5,6 @@
 
 #include "internal.h"
 #include "secure.h"
-#include "site.h"
 
 void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b);
 
@@ -34,18 +33,19 @@ hak_inline void *hak_alloc_fast(size_t n) {
  * (a ring of blocks of mixed sizes: a third fewer L1 misses than taking
  * the slab's older blocks first).  `handed` counts it for the statistics.
  * The slow path takes over when `used` drops to 0 (the slab is empty;
- * below: a double free), when the block is already the list's head (the
- * same block freed twice in a row), and while sampling, whose cut in
- * `free` must be reached by what was handed out at the refill.  The
- * secure library delays reuse on purpose, and the debug build checks
- * every link at a refill before malloc follows it: there, the owner's
- * frees wait on local_free. */
+ * below: a double free) or when the block is already the list's head (the
+ * same block freed twice in a row).  While sampling, whose cut in `free`
+ * must be reached by what was handed out at the refill, the owner word's
+ * HAK_SLAB_SAMPLED tag sends the owner's frees to local_free before they
+ * get here.  The secure library delays reuse on purpose, and the debug
+ * build checks every link at a refill before malloc follows it: there,
+ * the owner's frees wait on local_free too. */
 hak_inline void hak_free_local(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   const bool apart = hak_secure || hak_debug;
   int32_t used = (int32_t)--s->used;
   hak_block_t **top = apart ? &s->local_free : &s->free;
   hak_block_t *head = *top;
-  if (hak_unlikely(used <= 0 || b == head || (!apart && hak_sites_on))) {
+  if (hak_unlikely(used <= 0 || b == head)) {
     hak_free_owner_slow(h, s, b);
     return;
   }

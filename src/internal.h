@@ -78,7 +78,9 @@ typedef struct hak_segment hak_segment_t;
 
 /* slab->owner: the owning heap's address, with HAK_SLAB_FULL set while the
  * slab is full and off its queue (so the owner's free takes the slow path
- * and puts it back).  0 when free, abandoned, Large or Big.
+ * and puts it back), and HAK_SLAB_SAMPLED while profiling samples (so the
+ * owner's free takes the slow path to local_free, and the fast path tests
+ * no option).  0 when free, abandoned, Large or Big.
  * slab->thread_free: other threads' frees, a push-only list; HAK_TF_NOTIFY
  * asks the next remote free to hand its block to the owner's `delayed` list
  * instead, which is how the owner learns that a full slab has room again.
@@ -88,6 +90,8 @@ typedef struct hak_segment hak_segment_t;
  * The count is 0 when the list is: the word is above HAK_TF_NOTIFY exactly
  * when it holds blocks. */
 #define HAK_SLAB_FULL ((uintptr_t)1)
+#define HAK_SLAB_SAMPLED ((uintptr_t)2)
+#define HAK_SLAB_TAGS (HAK_SLAB_FULL | HAK_SLAB_SAMPLED)
 #define HAK_TF_NOTIFY ((uintptr_t)1)
 #define HAK_TF_COUNT_SHIFT 48
 #define HAK_TF_ONE ((uintptr_t)1 << HAK_TF_COUNT_SHIFT)
@@ -395,10 +399,12 @@ extern _Atomic uint8_t hak_carve_shift[HAK_NCLASS];
 uint32_t hak_slab_collect(hak_slab_t *slab);
 void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b);
 hak_inline hak_heap_t *hak_slab_owner(const hak_slab_t *s) {
-  return (hak_heap_t *)(atomic_load_explicit(&s->owner, memory_order_acquire) & ~HAK_SLAB_FULL);
+  return (hak_heap_t *)(atomic_load_explicit(&s->owner, memory_order_acquire) & ~HAK_SLAB_TAGS);
 }
+extern bool hak_sites_on; /* site.c: profiling samples (set at start-up, before any heap) */
 hak_inline void hak_slab_set_owner(hak_slab_t *s, hak_heap_t *h, bool full) {
-  atomic_store_explicit(&s->owner, (uintptr_t)h | (full ? HAK_SLAB_FULL : 0), memory_order_release);
+  uintptr_t tags = (full ? HAK_SLAB_FULL : 0) | (h && hak_sites_on ? HAK_SLAB_SAMPLED : 0);
+  atomic_store_explicit(&s->owner, (uintptr_t)h | tags, memory_order_release);
 }
 /* p is the start of a block of slab (in use or not). */
 hak_inline bool hak_slab_owns_block(const hak_slab_t *slab, const void *p) {

@@ -351,7 +351,7 @@ static inline bool sec_poison_ok(const uint8_t *b, size_t bs, uint64_t w) {
  * h is the heap whose quarantine it leaves (maybe not this thread's: a
  * forked child abandons other heaps). */
 static inline void sec_release_small(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
-  uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
+  uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed) & ~HAK_SLAB_SAMPLED;
   if (h != &hak_heap_empty && o == (uintptr_t)h) {
     hak_free_local(h, s, b);
     return;
