@@ -152,8 +152,8 @@ void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
      * fast path puts the others, and the slab stays current, so that a
      * loop of malloc and free of one block keeps that block (warm; the
      * slab's other pages untouched) on the fast path.  Not while
-     * sampling (fastpath.h); not in the secure library, whose reuse is
-     * delayed on purpose. */
+     * sampling (its cut in `free` must be reached); not in the secure
+     * library, whose reuse is delayed on purpose. */
     hak_link_set(b, s->free);
     s->free = b;
     s->handed++;

@@ -106,7 +106,9 @@ typedef struct hak_slab {
   hak_block_t *free;       /* the owner allocates from here, and frees onto it (LIFO) */
   uint32_t used;           /* blocks handed out, including pending remote frees */
   uint32_t capacity;       /* blocks carved from the slab area so far */
-  hak_block_t *local_free; /* the owner's frees while sampling (and a retiring slab's) */
+  /* The owner's frees while sampling and in the secure and debug builds
+   * (fastpath.h), and a retiring slab's last one. */
+  hak_block_t *local_free;
   _Atomic uintptr_t owner;
   uint32_t block_size;     /* 0 while the slab is not in use */
   uint32_t reserved;       /* blocks the slab area can hold */
