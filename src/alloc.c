@@ -147,13 +147,13 @@ void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
     hak_report_misuse(twice ? "double free" : "invalid free", b, twice);
     return;
   }
-  if (s->used == 0 && h->cur[s->cls] == s && !hak_sites_on && !hak_secure) {
+  if (s->used == 0 && h->cur[s->cls] == s && hak_free_on_top && !hak_sites_on) {
     /* The current slab's last block came back: on top of `free`, as the
      * fast path puts the others, and the slab stays current, so that a
      * loop of malloc and free of one block keeps that block (warm; the
      * slab's other pages untouched) on the fast path.  Not while
-     * sampling (its cut in `free` must be reached); not in the secure
-     * library, whose reuse is delayed on purpose. */
+     * sampling (its cut in `free` must be reached), nor where the
+     * owner's frees wait on local_free (hak_free_on_top). */
     hak_link_set(b, s->free);
     s->free = b;
     s->handed++;

@@ -37,13 +37,11 @@ hak_inline void *hak_alloc_fast(size_t n) {
  * same block freed twice in a row).  While sampling, whose cut in `free`
  * must be reached by what was handed out at the refill, the owner word's
  * HAK_SLAB_SAMPLED tag sends the owner's frees to local_free before they
- * get here.  The secure library delays reuse on purpose, and the debug
- * build checks every link at a refill before malloc follows it: there,
- * the owner's frees wait on local_free too. */
+ * get here.  The secure library and the debug build keep the owner's
+ * frees on local_free too (hak_free_on_top). */
 hak_inline void hak_free_local(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
-  const bool apart = hak_secure || hak_debug;
   int32_t used = (int32_t)--s->used;
-  hak_block_t **top = apart ? &s->local_free : &s->free;
+  hak_block_t **top = hak_free_on_top ? &s->free : &s->local_free;
   hak_block_t *head = *top;
   if (hak_unlikely(used <= 0 || b == head)) {
     hak_free_owner_slow(h, s, b);
@@ -51,7 +49,7 @@ hak_inline void hak_free_local(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   }
   hak_link_set(b, head);
   *top = b;
-  if (!apart) s->handed++;
+  if (hak_free_on_top) s->handed++;
 }
 
 hak_inline void hak_free_fast(void *p) {

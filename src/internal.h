@@ -490,6 +490,11 @@ void hak_stats_learn(hak_learn_counts_t *out);
 #define HAKMEM_DEBUG 0
 #endif
 static const bool hak_debug = HAKMEM_DEBUG;
+/* The owner's frees go on top of `free` (fastpath.h), but in the secure
+ * library (reuse delayed on purpose) and the debug build (every link is
+ * checked at a refill before malloc follows it), where they wait on
+ * local_free. */
+static const bool hak_free_on_top = !HAKMEM_SECURE && !HAKMEM_DEBUG;
 #ifdef __FILE_NAME__
 #define HAK_FILE __FILE_NAME__
 #else

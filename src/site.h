@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-extern bool hak_sites_on;
+#include "internal.h" /* hak_sites_on */
 
 void hak_site_init(void);
 /* Index of the site (0 is the "other" row when the table is full); big:
