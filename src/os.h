@@ -42,7 +42,8 @@ int hak_os_move_pages(void *src, void *dst, size_t len);
  * after it is free; false (nothing changed) otherwise. */
 bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size);
 /* Guard pages (the secure library): makes [p, p+size) inaccessible
- * (none) or readable and writable again; false if the kernel refused. */
+ * (none) or readable and writable again; false if the kernel refused.
+ * A guarded page's contents are lost (os.c: guard markers). */
 bool hak_os_protect(void *p, size_t size, bool none);
 /* Fills buf with random bytes (getrandom, else the kernel's AT_RANDOM
  * bytes mixed with the clock). */

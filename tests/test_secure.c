@@ -10,7 +10,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +153,70 @@ static void corrupt_link(void) {
   for (int r = 0; r < 8192; r++) opaque_ptr(hak_malloc(40));
 }
 
+/* Spans laid over the guards of freed ones: every byte of the new span is
+ * writable (the old guards inside it lifted), and its own guard is there. */
+static volatile unsigned char *relaid;
+static size_t relaid_n;
+static void relay_spans(void) {
+  for (int round = 0; round < 3; round++) {
+    void *a[24];
+    for (int i = 0; i < 24; i++) a[i] = hak_malloc((size_t)(70 + 13 * i) * KiB);
+    for (int i = 0; i < 24; i++) hak_free(a[i]);
+    for (int i = 0; i < 8; i++) hak_free(hak_malloc(80 * KiB)); /* the Large quarantine moves on */
+    relaid_n = (size_t)(300 + 200 * round) * KiB;
+    relaid = hak_malloc(relaid_n);
+    CHECKF(relaid != NULL, "%zu bytes", relaid_n);
+    for (size_t j = 0; j < relaid_n; j++) relaid[j] = (unsigned char)j; /* a guard left inside: SIGSEGV */
+    for (size_t j = 0; j < relaid_n; j += 4093)
+      CHECKF(relaid[j] == (unsigned char)j, "byte %zu of a %zu-byte block", j, relaid_n);
+    if (round < 2) hak_free((void *)relaid);
+  }
+}
+static void write_past_relaid(void) {
+  relay_spans();
+  relaid[relaid_n] = 1; /* 700 KiB: 175 pages and the guard, a whole span class */
+}
+
+static void test_guards_relaid(void) {
+  int st = child_status(relay_spans);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writing whole spans laid over freed ones: status 0x%x", st);
+  st = child_status(write_past_relaid);
+  CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "write past a span laid over freed ones: status 0x%x", st);
+}
+
+/* The kernel's guard markers (Linux 6.13) need no mapping of their own:
+ * thousands of live Large blocks leave the process's mappings few.  With
+ * mprotect guards each one split a mapping in three, and 40,000 blocks
+ * reached the kernel's limit of 65,530 mappings, past which guards and
+ * every other mmap of the process fail. */
+static int count_mappings(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  int n = 0, c;
+  if (!f) return -1;
+  while ((c = fgetc(f)) != EOF) n += c == '\n';
+  fclose(f);
+  return n;
+}
+
+static void test_many_guards(void) {
+  void *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bool markers = probe != MAP_FAILED && madvise(probe, 4096, 102 /* MADV_GUARD_INSTALL */) == 0;
+  if (probe != MAP_FAILED) munmap(probe, 4096);
+  enum { N = 6000 };
+  static void *v[N];
+  int before = count_mappings();
+  for (int i = 0; i < N; i++) {
+    v[i] = hak_malloc(80 * KiB);
+    CHECKF(v[i] != NULL, "block %d", i);
+  }
+  int during = count_mappings();
+  for (int i = 0; i < N; i++) hak_free(v[i]);
+  if (markers)
+    CHECKF(during - before < 200, "%d live Large blocks: %d mappings, %d before", N, during, before);
+  else
+    printf("secure: no guard markers in this kernel (mprotect guards): %d mappings for %d live blocks\n", during, N);
+}
+
 static void test_stops(void) {
   int st = child_status(write_past_large);
   CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "write past a Large block: status 0x%x", st);
@@ -176,5 +242,7 @@ int main(int argc, char **argv) {
   RUN_SECTION(test_realloc);
   RUN_SECTION(test_zero_free_and_delay);
   RUN_SECTION(test_stops);
+  RUN_SECTION(test_guards_relaid);
+  RUN_SECTION(test_many_guards);
   return check_report("secure");
 }
