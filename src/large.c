@@ -83,23 +83,34 @@ static inline size_t lpages_round(size_t pages) {
 
 static inline bool bit_get(const uint64_t *m, unsigned i) { return (m[i >> 6] >> (i & 63)) & 1; }
 
+/* Bits [i, i+n) of a page bitmap, a word at a time: spans run to
+ * hundreds of pages, and a loop per bit was a third of a Large
+ * allocation's and free's instructions (large-ws). */
+static inline uint64_t bits_mask(unsigned i, unsigned end, unsigned w) {
+  unsigned lo = i > w * 64 ? i - w * 64 : 0, hi = end < w * 64 + 64 ? end - w * 64 : 64;
+  return (hi == 64 ? ~0ull : (1ull << hi) - 1) & (~0ull << lo);
+}
+
 static void bits_set(uint64_t *m, unsigned i, unsigned n, bool on) {
-  for (unsigned k = i; k < i + n; k++) {
-    if (on) m[k >> 6] |= 1ull << (k & 63);
-    else m[k >> 6] &= ~(1ull << (k & 63));
+  if (!n) return;
+  unsigned end = i + n;
+  for (unsigned w = i >> 6; w <= (end - 1) >> 6; w++) {
+    uint64_t k = bits_mask(i, end, w);
+    m[w] = on ? m[w] | k : m[w] & ~k;
   }
 }
 
 static unsigned bits_count(const uint64_t *m, unsigned i, unsigned n) {
-  unsigned c = 0;
-  for (unsigned k = i; k < i + n; k++) c += bit_get(m, k);
+  if (!n) return 0;
+  unsigned end = i + n, c = 0;
+  for (unsigned w = i >> 6; w <= (end - 1) >> 6; w++) c += (unsigned)__builtin_popcountll(m[w] & bits_mask(i, end, w));
   return c;
 }
 
-/* First page >= i whose used bit equals `v` (LPAGES if none). */
-static unsigned next_with(const large_seg_t *ls, unsigned i, bool v) {
+/* First page >= i whose bit in m equals `v` (LPAGES if none). */
+static unsigned next_bit(const uint64_t *m, unsigned i, bool v) {
   while (i < LPAGES) {
-    uint64_t w = ls->used[i >> 6];
+    uint64_t w = m[i >> 6];
     if (!v) w = ~w;
     w &= ~0ull << (i & 63);
     if (w) return (i & ~63u) + (unsigned)__builtin_ctzll(w);
@@ -107,6 +118,9 @@ static unsigned next_with(const large_seg_t *ls, unsigned i, bool v) {
   }
   return LPAGES;
 }
+
+/* First page >= i whose used bit equals `v` (LPAGES if none). */
+static unsigned next_with(const large_seg_t *ls, unsigned i, bool v) { return next_bit(ls->used, i, v); }
 
 /* First fit; a segment remembers the smallest run that was not found in
  * it, so full segments are skipped without scanning until a free. */
@@ -204,19 +218,18 @@ static void large_cache_remove(unsigned c, cached_span_t *cs) {
 /* A purge tick: free dirty pages go back to the OS, but for the young
  * ones (all: force), which become old and wait for the next tick. */
 static void seg_decommit_free(large_seg_t *ls, uint64_t now, uint64_t tick, bool all) {
+  uint64_t due[LWORDS];
   bool left = false;
-  unsigned i = LHEADER_PAGES;
-  while (i < LPAGES) {
-    if (bit_get(ls->used, i) || !bit_get(ls->dirty, i) || (!all && bit_get(ls->young, i))) {
-      left |= !all && !bit_get(ls->used, i) && bit_get(ls->dirty, i);
-      i++;
-      continue;
-    }
-    unsigned j = i;
-    while (j < LPAGES && !bit_get(ls->used, j) && bit_get(ls->dirty, j) && (all || !bit_get(ls->young, j))) j++;
+  for (unsigned w = 0; w < LWORDS; w++) {
+    uint64_t idle = ~ls->used[w] & ls->dirty[w], wait = all ? 0 : ls->young[w];
+    due[w] = idle & ~wait;
+    left |= (idle & wait) != 0;
+  }
+  for (unsigned i = next_bit(due, 0, true); i < LPAGES;) {
+    unsigned j = next_bit(due, i, false);
     hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
     bits_set(ls->dirty, i, j - i, false);
-    i = j;
+    i = next_bit(due, j, true);
   }
   memset(ls->young, 0, sizeof ls->young);
   ls->purge_at = left ? now + tick : 0;
