@@ -13,7 +13,7 @@
 static const hak_policy_t policy_boot = {
     .big_threshold = (size_t)2 << 20,
     .purge_delay_ms = 50,
-    .large_cache = (size_t)8 << 20,
+    .large_cache = 0,
     .bigcache = (size_t)128 << 20,
     .segment_cache = 8,
     .thp = false,
