@@ -25,7 +25,7 @@ typedef struct large_seg {
   uint64_t used[LWORDS];  /* pages in a live or cached span */
   uint64_t dirty[LWORDS]; /* pages touched since they were last decommitted */
   uint64_t young[LWORDS]; /* free pages freed since the last purge tick */
-  uint64_t guard[LWORDS]; /* the secure library: pages now PROT_NONE (see guard_lay) */
+  uint64_t guard[LWORDS]; /* the secure library: pages that are guards now (see guard_lay) */
   uint32_t free_pages;
   uint32_t no_run;        /* a search for this many pages (or more) failed since the last free */
   uint8_t placement;      /* 1: spans of long-lived sites only (per-site policy) */
@@ -136,28 +136,22 @@ static unsigned find_run(large_seg_t *ls, unsigned n) {
   return 0;
 }
 
-/* The secure library's guard pages: a span's last page is PROT_NONE.  A
- * freed span leaves its guard protected and marked; the next span laid
- * over the page unprotects the marked pages inside it and protects its own
- * last page unless that one is marked already.  A span taken again where
- * one of its size was (a buffer freed and allocated over and over, a
- * cached span) so makes no mprotect at all.  Unprotected at every free and
- * protected at every allocation, the guards cost two calls per Large
- * block, and the kernel split and merged the mapping at each
- * (phase-change: 56 % of the secure library's time in the kernel). */
+/* The secure library's guard pages: a span's last page is a guard
+ * (hak_os_protect).  A freed span leaves its guard in place, marked; the
+ * next span laid over the page lifts the marked ones inside it and lays its
+ * own last page unless that one is marked already.  A span taken again
+ * where one of its size was (a buffer freed and allocated over and over, a
+ * cached span) so makes no system call at all.  Lifted at every free and
+ * laid at every allocation, the guards cost two calls per Large block
+ * (with mprotect, which split and merged the mapping at each,
+ * phase-change spent 56 % of the secure library's time in the kernel). */
 static void guard_lay(large_seg_t *ls, unsigned i, unsigned n) {
   unsigned g = i + n - 1;
-  for (unsigned k = i; k < g; k++) {
-    if (!ls->guard[k >> 6]) { /* a whole word without guards */
-      k |= 63;
-      continue;
-    }
-    if (!bit_get(ls->guard, k)) continue;
-    unsigned j = k + 1;
-    while (j < g && bit_get(ls->guard, j)) j++;
+  for (unsigned k = next_bit(ls->guard, i, true); k < g; k = next_bit(ls->guard, k, true)) {
+    unsigned j = next_bit(ls->guard, k, false);
+    if (j > g) j = g;
     hak_os_protect((uint8_t *)ls + (size_t)k * HAK_PAGE, (size_t)(j - k) * HAK_PAGE, false);
     bits_set(ls->guard, k, j - k, false);
-    k = j;
   }
   if (!bit_get(ls->guard, g) && hak_os_protect((uint8_t *)ls + (size_t)g * HAK_PAGE, HAK_PAGE, true))
     bits_set(ls->guard, g, 1, true);
@@ -199,7 +193,7 @@ static void span_mark(large_seg_t *ls, unsigned i, unsigned n, bool live) {
  * (young: freed just now, so they wait a tick more; see seg_purge_tick in
  * segment.c). */
 static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, uint64_t tick, bool young) {
-  span_mark(ls, i, n, false); /* its guard page stays PROT_NONE (guard_lay) */
+  span_mark(ls, i, n, false); /* its guard page stays one (guard_lay) */
   ls->span[i] = 0;
   ls->state[i] = PG_FREE;
   bits_set(ls->young, i, n, young);

@@ -283,7 +283,9 @@ static void sample(double t) {
  * the libraries, the stacks).
  *  - 168 MiB: what hakmem may keep resident on purpose whatever the live
  *    bytes, at its default options: the BigCache up to 128 MiB, freed Large
- *    spans 8 MiB, and 8 empty 4 MiB segments until the purge delay passes.
+ *    spans in the threads' own caches (4 of at most 1 MiB each; 8 MiB is
+ *    two threads' worth, and the process-wide cache is off by default), and
+ *    8 empty 4 MiB segments until the purge delay passes.
  *  - 2 x peak: a block costs its size class (up to 12.5% more for Tiny and
  *    Mid, page rounding for Large, a 64 KiB grain for Big), and a slab or a
  *    span keeps resident the pages its other blocks still use: with threads
