@@ -154,21 +154,35 @@ static void corrupt_link(void) {
 }
 
 /* Spans laid over the guards of freed ones: every byte of the new span is
- * writable (the old guards inside it lifted), and its own guard is there. */
+ * writable (the old guards inside it lifted), and its own guard is there.
+ * 24 spans of different sizes, side by side, are freed; blocks are then
+ * taken until one has a freed span's start strictly inside it, so that
+ * the guard of the span before that one (its last page) is inside too.
+ * Run in a child: a failure is its exit status (2: a block missing or
+ * wrong, 3: no block covered a freed span), a guard left inside a SIGSEGV. */
 static volatile unsigned char *relaid;
 static size_t relaid_n;
 static void relay_spans(void) {
   for (int round = 0; round < 3; round++) {
-    void *a[24];
+    unsigned char *a[24];
     for (int i = 0; i < 24; i++) a[i] = hak_malloc((size_t)(70 + 13 * i) * KiB);
     for (int i = 0; i < 24; i++) hak_free(a[i]);
     for (int i = 0; i < 8; i++) hak_free(hak_malloc(80 * KiB)); /* the Large quarantine moves on */
     relaid_n = (size_t)(300 + 200 * round) * KiB;
-    relaid = hak_malloc(relaid_n);
-    CHECKF(relaid != NULL, "%zu bytes", relaid_n);
-    for (size_t j = 0; j < relaid_n; j++) relaid[j] = (unsigned char)j; /* a guard left inside: SIGSEGV */
+    void *held[256];
+    int nheld = 0;
+    bool over = false;
+    while (!over && nheld < 256) {
+      relaid = hak_malloc(relaid_n);
+      if (!relaid) _exit(2);
+      for (int i = 0; i < 24; i++) over |= a[i] > relaid && a[i] < relaid + relaid_n;
+      if (!over) held[nheld++] = (void *)relaid;
+    }
+    if (!over) _exit(3);
+    for (size_t j = 0; j < relaid_n; j++) relaid[j] = (unsigned char)j;
     for (size_t j = 0; j < relaid_n; j += 4093)
-      CHECKF(relaid[j] == (unsigned char)j, "byte %zu of a %zu-byte block", j, relaid_n);
+      if (relaid[j] != (unsigned char)j) _exit(2);
+    while (nheld) hak_free(held[--nheld]);
     if (round < 2) hak_free((void *)relaid);
   }
 }
