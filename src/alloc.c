@@ -306,6 +306,7 @@ void *hak_memalign_impl(size_t align, size_t n, void *site) {
 
 HAK_EXPORT int hak_trim(void) {
   size_t before = atomic_load(&hak_os.committed);
+  hak_heap_park_tick(0, true); /* exited threads' heaps: their memory is idle */
   hak_heap_t *h = hak_tls_heap;
   if (h != &hak_heap_empty) {
     if (hak_secure) hak_secure_flush(h);

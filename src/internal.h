@@ -320,6 +320,8 @@ struct hak_heap {
   _Atomic uint64_t next_purge;     /* ms: the earliest purge due in its segments, 0 none */
   hak_lock_t seg_lock;             /* its segments (see segment.c) */
   hak_heap_t *next_all, *prev_all; /* registry of live heaps */
+  hak_heap_t *park_next, *park_prev; /* parked: its thread exited, kept whole for the next */
+  uint64_t parked_ms;
   /* Call-site sampling (profiling on): each class samples its own byte
    * stream; a cut in the current slab's free list ends the fast path at
    * the sampled allocation. */
@@ -367,7 +369,7 @@ void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from);
 bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *arg, bool in_signal);
 void hak_heap_retire(hak_heap_t *h, hak_slab_t *slab);
 void hak_heap_purge_all(uint64_t now_ms); /* the controller: due purges of every heap */
-void hak_heap_abandon(hak_heap_t *h);
+void hak_heap_park_tick(uint64_t now_ms, bool all); /* parked heaps idle past the purge delay (all: every one) are abandoned */
 void hak_heap_collect(hak_heap_t *h, bool force, bool purge);
 void hak_heap_fork_child(void);
 void hak_heap_lock(void);
@@ -383,7 +385,8 @@ void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force);
 /* The controller's purge of another thread's heap: only if due, and only
  * if its segment lock is free; true if it purged. */
 bool hak_segment_purge_try(hak_heap_t *h, uint64_t now, bool force);
-void hak_segment_abandon_all(hak_heap_t *h);
+void hak_segment_abandon_all(hak_heap_t *h, uint64_t idle_since);
+bool hak_segment_has_free_slab(hak_heap_t *h, unsigned cls);
 void hak_segment_adopt_all(hak_heap_t *h);
 /* Adopts one segment an exited thread left with live slabs of cls's kind
  * (they join h's queues); false if there is none. */

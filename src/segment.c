@@ -224,13 +224,13 @@ static hak_segment_t *seg_cache_evict(uint64_t now, uint64_t delay) {
  * fresh ones in (thread-churn at 32 threads: 586 segments mapped against
  * 34).  So the cache holds more than its size for at most the delay, the
  * time any free slab stays resident; the purge tick trims it back. */
-static void seg_to_cache(hak_segment_t *seg) {
+static void seg_to_cache(hak_segment_t *seg, uint64_t idle_since) {
   const hak_policy_t *pol = hak_policy();
   uint64_t now = hak_os_now_ms(), delay = pol->purge_delay_ms;
   atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
   if (!seg->dirty_mask) seg->purge_at = 0;
   else if (!seg->purge_at) seg->purge_at = now + hak_purge_tick_ms();
-  seg->cached_ms = (uint32_t)now;
+  seg->cached_ms = (uint32_t)(idle_since && idle_since < now ? idle_since : now);
   size_t cap = pol->segment_cache;
   if (cap == 0) {
     seg_unmap(seg);
@@ -254,7 +254,7 @@ static void seg_to_cache(hak_segment_t *seg) {
 
 static void seg_release(hak_heap_t *h, hak_segment_t *seg) {
   seg_list_remove(&h->segs[seg_kind_index(seg->kind)], seg);
-  seg_to_cache(seg);
+  seg_to_cache(seg, 0);
 }
 
 /* Purges the free slabs of cached and abandoned segments (no thread owns
@@ -379,15 +379,16 @@ static void segments_purge(hak_heap_t *h, uint64_t now, bool force) {
   atomic_store_explicit(&h->next_purge, next, memory_order_relaxed);
 }
 
-/* Thread exit: hand every segment to the abandoned lists.  The caller has
- * already taken the slabs out of the heap's queues. */
-static void abandon_all(hak_heap_t *h) {
+/* An idle heap (its thread exited; idle since `idle_since`, ms) hands every
+ * segment to the abandoned lists, or the cache if it is empty.  The caller
+ * has already taken the slabs out of the heap's queues. */
+static void abandon_all(hak_heap_t *h, uint64_t idle_since) {
   for (int k = 0; k < 2; k++) {
     while (h->segs[k]) {
       hak_segment_t *seg = h->segs[k];
       seg_list_remove(&h->segs[k], seg);
       if (seg->used_slabs == 0) {
-        seg_to_cache(seg);
+        seg_to_cache(seg, idle_since);
         continue;
       }
       atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
@@ -476,10 +477,18 @@ bool hak_segment_purge_try(hak_heap_t *h, uint64_t now, bool force) {
   return true;
 }
 
-void hak_segment_abandon_all(hak_heap_t *h) {
+void hak_segment_abandon_all(hak_heap_t *h, uint64_t idle_since) {
   hak_lock(&h->seg_lock);
-  abandon_all(h);
+  abandon_all(h, idle_since);
   hak_unlock(&h->seg_lock);
+}
+
+/* The owner, without the lock (only the owner changes its segment list
+ * and their free masks): does a segment of ours have a free slab for `cls`? */
+bool hak_segment_has_free_slab(hak_heap_t *h, unsigned cls) {
+  for (hak_segment_t *seg = h->segs[seg_kind_index(cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID)]; seg; seg = seg->next)
+    if (seg->free_mask) return true;
+  return false;
 }
 
 bool hak_segment_adopt(hak_heap_t *h, unsigned cls) {

@@ -11,6 +11,10 @@
  *   test_segment_cache trim    (HAKMEM_PURGE_DELAY_MS=50) the same rounds,
  *                              then a wait past the delay: the next slow
  *                              paths unmap the excess
+ *   test_segment_cache park    (HAKMEM_PURGE_DELAY_MS=60000) a thread that
+ *                              starts after another exited takes its heap
+ *                              whole (src/heap.c, heap_park): its first
+ *                              block is the one the other freed last
  * Linked to libhakmem: malloc is hakmem's and hak_usage is callable. */
 #include <pthread.h>
 #include <unistd.h>
@@ -106,9 +110,47 @@ static void trim(void) {
          u0.committed >> 10);
 }
 
+/* One thread allocates blocks of one class, leaves one for the main
+ * thread, frees the rest and exits; the main thread frees the one left.
+ * The next thread's first block of that class is the last one the exited
+ * thread freed: its heap, current slab and free list were handed over.
+ * (Abandoning the heap instead, the slab came back empty when adopted and
+ * the next thread carved it afresh from its first block.) */
+#define PARK_N 64
+static void *park_left, *park_last_freed, *park_first;
+
+static void *park_first_thread(void *arg) {
+  (void)arg;
+  void *b[PARK_N];
+  for (int i = 0; i < PARK_N; i++) CHECK((b[i] = malloc(48)) != NULL);
+  park_left = b[0];
+  for (int i = 1; i < PARK_N; i++) free(b[i]);
+  park_last_freed = b[PARK_N - 1];
+  return NULL;
+}
+
+static void *park_second_thread(void *arg) {
+  (void)arg;
+  park_first = malloc(48);
+  return NULL;
+}
+
+static void park(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, park_first_thread, NULL) == 0);
+  pthread_join(t, NULL);
+  free(park_left);
+  CHECK(pthread_create(&t, NULL, park_second_thread, NULL) == 0);
+  pthread_join(t, NULL);
+  CHECKF(park_first == park_last_freed, "the next thread's first block is %p, the exited thread freed %p last",
+         park_first, park_last_freed);
+  free(park_first);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "reuse")) reuse();
   else if (argc > 1 && !strcmp(argv[1], "trim")) trim();
-  else CHECKF(0, "usage: test_segment_cache reuse|trim");
+  else if (argc > 1 && !strcmp(argv[1], "park")) park();
+  else CHECKF(0, "usage: test_segment_cache reuse|trim|park");
   return check_report("segment_cache");
 }

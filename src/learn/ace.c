@@ -218,6 +218,7 @@ static void window(void) {
   hak_site_clock_keep(true);
   /* Idle memory back to the OS, whoever owns it: what is due. */
   hak_heap_purge_all(now_ms);
+  hak_heap_park_tick(now_ms, false);
   hak_large_trim(false);
   hak_big_trim(false);
   hak_segment_cache_tick(now_ms, false);
