@@ -258,7 +258,7 @@ void hak_check_segment(const hak_segment_t *seg) {
     const hak_slab_t *s = &seg->slabs[i];
     uintptr_t own = atomic_load_explicit(&s->owner, memory_order_relaxed);
     if ((fm >> i) & 1) {
-      hak_assert(s->index == i && !s->block_size && !own,
+      hak_assert(!s->block_size && !own,
                  "segment %p: free slab %u has block size %u, owner %p", (const void *)seg, i,
                  s->block_size, (void *)own);
     } else {

@@ -2,8 +2,6 @@
  * heap and cut into slabs.  Also the process-wide lists: empty segments kept
  * for reuse, and segments abandoned by exited threads until someone adopts
  * them. */
-#include <string.h>
-
 #include "check.h"
 #include "internal.h"
 #include "policy.h"
@@ -96,10 +94,11 @@ static void seg_init(hak_segment_t *seg, unsigned kind, bool keep_dirty) {
   }
   seg->used_slabs = 0;
   seg->map_size = HAK_SEG_SIZE;
-  for (unsigned i = 0; i < n; i++) {
-    memset(&seg->slabs[i], 0, sizeof seg->slabs[i]);
-    seg->slabs[i].index = (uint8_t)i;
-  }
+  /* A slab's header is written when the slab is first taken (slab_acquire,
+   * hak_slab_init), not here: a Tiny segment's 64 headers span three pages,
+   * and a thread that uses a few slabs touches only the first.  A free
+   * slab's header reads block size 0 and owner 0: zero from the kernel, or
+   * as slab_release left it. */
 }
 
 static void seg_purge_one(hak_segment_t *seg);
@@ -343,6 +342,7 @@ static hak_slab_t *slab_acquire(hak_heap_t *h, unsigned cls) {
   seg->dirty_mask &= ~bit;
   seg->young_mask &= ~bit;
   seg->used_slabs++;
+  slab->index = (uint8_t)i;
   hak_slab_init(slab, seg, cls);
   hak_slab_set_owner(slab, h, false);
   if (hak_debug) hak_check_segment(seg);
