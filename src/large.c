@@ -59,6 +59,9 @@ static uint32_t lc_hits[LCLASSES], lc_misses[LCLASSES];
 static uint8_t lc_low[LCLASSES], lc_idle[LCLASSES]; /* hysteresis streaks */
 static _Atomic size_t large_cache_bytes_pub; /* large_cache_bytes for readers without the lock */
 static uint64_t large_next_purge;
+/* Free pages may be resident: set when a span is freed, cleared when
+ * hak_large_release finds none (read without the lock). */
+static _Atomic bool large_idle;
 /* Debug builds' walkers (under the lock), at the end of this file. */
 static unsigned large_check_seg(const large_seg_t *ls);
 static void large_check_all(void);
@@ -197,6 +200,7 @@ static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, 
   ls->span[i] = 0;
   ls->state[i] = PG_FREE;
   bits_set(ls->young, i, n, young);
+  atomic_store_explicit(&large_idle, true, memory_order_relaxed);
   if (!ls->purge_at) ls->purge_at = now + tick;
   if (!large_next_purge || ls->purge_at < large_next_purge) large_next_purge = ls->purge_at;
 }
@@ -649,6 +653,33 @@ int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *p
   }
   uintptr_t off = (uintptr_t)p - (uintptr_t)ls;
   return !(off & (HAK_PAGE - 1)) && ls->state[off >> HAK_PAGE_SHIFT] == PG_CACHED ? 2 : 0;
+}
+
+/* Another tier is about to map fresh memory: up to `bytes` of free pages
+ * still resident here go back to the OS now, young or not, instead of
+ * adding to the new memory until their purge (a program that moves from
+ * Large blocks to small ones would hold both at once).  Returns the bytes
+ * decommitted. */
+size_t hak_large_release(size_t bytes) {
+  size_t left = bytes >> HAK_PAGE_SHIFT;
+  if (!atomic_load_explicit(&large_idle, memory_order_relaxed)) return 0;
+  hak_lock(&large_lock);
+  for (large_seg_t *ls = segs; ls && left; ls = (large_seg_t *)ls->seg.next) {
+    uint64_t idle[LWORDS];
+    for (unsigned w = 0; w < LWORDS; w++) idle[w] = ~ls->used[w] & ls->dirty[w];
+    for (unsigned i = next_bit(idle, 0, true); i < LPAGES && left;) {
+      unsigned j = next_bit(idle, i, false);
+      if (j - i > left) j = i + (unsigned)left;
+      hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
+      bits_set(ls->dirty, i, j - i, false);
+      bits_set(ls->young, i, j - i, false);
+      left -= j - i;
+      i = next_bit(idle, j, true);
+    }
+  }
+  if (left) atomic_store_explicit(&large_idle, false, memory_order_relaxed); /* all gone */
+  large_unlock();
+  return bytes - (left << HAK_PAGE_SHIFT);
 }
 
 size_t hak_large_trim(bool force) {

@@ -336,6 +336,10 @@ static hak_slab_t *slab_acquire(hak_heap_t *h, unsigned cls) {
     uint8_t *lo;
     size_t len;
     slab_range(seg, i, &lo, &len);
+    /* Growing: as much of the Large tier's idle resident pages goes back
+     * first, so that the resident set follows a program that moves from
+     * Large blocks to small ones instead of holding both until the purge. */
+    hak_large_release(len);
     hak_os_commit_account((ptrdiff_t)len);
   }
   seg->free_mask &= ~bit;

@@ -80,13 +80,19 @@ static void reuse(void) {
          first, u2.mapped >> 20, u1.mapped >> 20);
 }
 
-/* A slow path of this thread (it looks at the clock every few): frees and
- * mallocs of many sizes. */
+/* Slow paths of this thread (one in a few looks at the clock), every time
+ * it is called: blocks of many sizes, and of a few sizes more blocks than
+ * one slab holds (a slab taken, one given back). */
 static void slow_paths(void) {
   for (int r = 0; r < 64; r++) {
     void *p[40];
     for (int i = 0; i < 40; i++) p[i] = malloc((size_t)2048 + (size_t)i * 1500);
     for (int i = 0; i < 40; i++) free(p[i]);
+  }
+  for (int r = 0; r < 8; r++) {
+    void *p[64];
+    for (int i = 0; i < 64; i++) p[i] = malloc((size_t)(16 + r) << 10);
+    for (int i = 0; i < 64; i++) free(p[i]);
   }
 }
 
@@ -96,10 +102,18 @@ static void trim(void) {
   hak_usage(&u0);
   CHECKF(u0.mapped > 16 * SEG, "only %zu MiB mapped after the rounds", u0.mapped >> 20);
   usleep(400 * 1000); /* 8 x the delay */
-  slow_paths();
-  usleep(100 * 1000);
-  slow_paths();
-  hak_usage(&u1);
+  /* The slow paths that look at the clock abandon the exited threads'
+   * parked heaps (a few per look) and trim the cache: a few rounds of them,
+   * however the threads of the last round were scheduled. */
+  for (int k = 0; k < 10; k++) {
+    slow_paths();
+    usleep(100 * 1000);
+    slow_paths();
+    hak_usage(&u1);
+    if (u1.os_munmap - u0.os_munmap >= THREADS && u1.mapped + THREADS * SEG <= u0.mapped &&
+        u1.committed <= u0.committed / 4)
+      break;
+  }
   /* Left: the cache's 8 segments, this thread's own, and the exited
    * threads' segments that held the blocks left behind (adopted by a
    * thread that needs one; their free slabs purged meanwhile). */
