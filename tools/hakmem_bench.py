@@ -808,6 +808,16 @@ def programs_list(args, work, scale):
     tmp = os.path.join(work, "programs-work")
     os.makedirs(tmp, exist_ok=True)
     no_repo = "hakmem's source tree not found (give --repo DIR)"
+    # The files python and gcc read from the tree, copied once: an edit
+    # made while the runs go on must not change their output.
+    snap = None
+    if repo:
+        snap = os.path.join(work, "programs-input", "tree")
+        shutil.rmtree(snap, ignore_errors=True)
+        for d in ("src", "include"):
+            shutil.copytree(os.path.join(repo, d), os.path.join(snap, d))
+        os.makedirs(os.path.join(snap, "scripts"))
+        shutil.copy(os.path.join(repo, "scripts", "workload.py"), os.path.join(snap, "scripts"))
 
     def need(tool, prog):
         if not shutil.which(tool):
@@ -824,7 +834,7 @@ def programs_list(args, work, scale):
         "PYTHONMALLOC=malloc" % rounds,
         ["python3", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
          "import workload; print(workload.churn(%d))" % rounds,
-         os.path.join(repo or "", "scripts")],
+         os.path.join(snap or "", "scripts")],
         env={"PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0",
              "PYTHONDONTWRITEBYTECODE": "1"},
         skip=None if repo else no_repo)))
@@ -857,15 +867,15 @@ def programs_list(args, work, scale):
         % (os.path.getsize(inp["json"]) / 1e6),
         ["jq", "-c", "-f", inp["jq"], inp["json"]])))
     srcs = ["heap.c", "large.c", "site.c"]
-    gcc = Program("gcc", "gcc -O2 -g -c of hakmem's src/%s (cc1 and as run "
-                  "under the allocator too)" % ", ".join(srcs),
+    gcc = Program("gcc", "gcc -O2 -g -c of hakmem's src/%s, as the run began "
+                  "(cc1 and as run under the allocator too)" % ", ".join(srcs),
                   skip=None if repo else no_repo)
     if repo:
         gdir = os.path.join(tmp, "gcc")
         os.makedirs(gdir, exist_ok=True)
-        gcc.argv = ["gcc", "-O2", "-g", "-c", "-I", os.path.join(repo, "include"),
-                    "-I", os.path.join(repo, "src")] + [
-                        os.path.join(repo, "src", s) for s in srcs]
+        gcc.argv = ["gcc", "-O2", "-g", "-c", "-I", os.path.join(snap, "include"),
+                    "-I", os.path.join(snap, "src")] + [
+                        os.path.join(snap, "src", s) for s in srcs]
         gcc.cwd = gdir
         gcc.outputs = [os.path.join(gdir, s[:-2] + ".o") for s in srcs]
     progs.append(need("gcc", gcc))
