@@ -62,6 +62,10 @@ static uint64_t large_next_purge;
 /* Free pages may be resident: set when a span is freed, cleared when
  * hak_large_release finds none (read without the lock). */
 static _Atomic bool large_idle;
+/* Fresh small-object slabs since the tier last took pages from its
+ * segments (hak_large_release). */
+static _Atomic size_t large_quiet;
+#define LARGE_QUIET_SLABS 16
 /* Debug builds' walkers (under the lock), at the end of this file. */
 static unsigned large_check_seg(const large_seg_t *ls);
 static void large_check_all(void);
@@ -426,6 +430,8 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
   bool fresh = false, hit = false;
   uint64_t t0 = hak_prof_begin();
   hak_lock(&large_lock);
+  if (atomic_load_explicit(&large_quiet, memory_order_relaxed))
+    atomic_store_explicit(&large_quiet, 0, memory_order_relaxed); /* in use: its idle pages are wanted here */
   unsigned hc = c;
   bool cacheable = !extra && !place;
   if (cacheable)
@@ -655,14 +661,19 @@ int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *p
   return !(off & (HAK_PAGE - 1)) && ls->state[off >> HAK_PAGE_SHIFT] == PG_CACHED ? 2 : 0;
 }
 
-/* Another tier is about to map fresh memory: up to `bytes` of free pages
- * still resident here go back to the OS now, young or not, instead of
- * adding to the new memory until their purge (a program that moves from
- * Large blocks to small ones would hold both at once).  Returns the bytes
- * decommitted. */
+/* Small objects are about to commit `bytes` of fresh slab pages: up to as
+ * many of the free pages still resident here go back to the OS now, young
+ * or not, instead of adding to the new memory until their purge (a program
+ * that moves from Large blocks to small ones would hold both at once).
+ * Only once the small objects have taken LARGE_QUIET_SLABS fresh slabs
+ * with no Large allocation from the segments meanwhile: a program that keeps
+ * allocating both reuses these pages soon, and would pay an madvise (a TLB
+ * shootdown in every thread) per slab for them (mstress, 32 threads:
+ * 1,500-2,000 calls a run against 20-40).  Returns the bytes decommitted. */
 size_t hak_large_release(size_t bytes) {
   size_t left = bytes >> HAK_PAGE_SHIFT;
   if (!atomic_load_explicit(&large_idle, memory_order_relaxed)) return 0;
+  if (atomic_fetch_add_explicit(&large_quiet, 1, memory_order_relaxed) + 1 < LARGE_QUIET_SLABS) return 0;
   hak_lock(&large_lock);
   for (large_seg_t *ls = segs; ls && left; ls = (large_seg_t *)ls->seg.next) {
     uint64_t idle[LWORDS];
