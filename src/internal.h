@@ -431,7 +431,7 @@ void hak_large_free_moved(hak_segment_t *seg, void *p);
 size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_large_trim(bool force);
-size_t hak_large_release(size_t bytes); /* before another tier maps fresh memory */
+void hak_large_release(size_t bytes); /* before another tier maps fresh memory */
 int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *pages);
 size_t hak_large_cached_bytes(void);
 void hak_large_flush_thread(hak_heap_t *h);

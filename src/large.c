@@ -217,6 +217,23 @@ static void large_cache_remove(unsigned c, cached_span_t *cs) {
   else large_cache_last[c] = cs->prev;
 }
 
+/* The pages set in m (free and dirty), a run per call, up to `budget`
+ * pages, go back to the OS and are clean.  Returns the pages decommitted.
+ * (A young bit left on a clean page means nothing: young is only read
+ * with dirty.) */
+static size_t decommit_runs(large_seg_t *ls, const uint64_t *m, size_t budget) {
+  size_t done = 0;
+  for (unsigned i = next_bit(m, 0, true); i < LPAGES && done < budget;) {
+    unsigned j = next_bit(m, i, false);
+    if (j - i > budget - done) j = i + (unsigned)(budget - done);
+    hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
+    bits_set(ls->dirty, i, j - i, false);
+    done += j - i;
+    i = next_bit(m, j, true);
+  }
+  return done;
+}
+
 /* A purge tick: free dirty pages go back to the OS, but for the young
  * ones (all: force), which become old and wait for the next tick. */
 static void seg_decommit_free(large_seg_t *ls, uint64_t now, uint64_t tick, bool all) {
@@ -227,12 +244,7 @@ static void seg_decommit_free(large_seg_t *ls, uint64_t now, uint64_t tick, bool
     due[w] = idle & ~wait;
     left |= (idle & wait) != 0;
   }
-  for (unsigned i = next_bit(due, 0, true); i < LPAGES;) {
-    unsigned j = next_bit(due, i, false);
-    hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
-    bits_set(ls->dirty, i, j - i, false);
-    i = next_bit(due, j, true);
-  }
+  decommit_runs(ls, due, LPAGES);
   memset(ls->young, 0, sizeof ls->young);
   ls->purge_at = left ? now + tick : 0;
 }
@@ -669,28 +681,19 @@ int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *p
  * with no Large allocation from the segments meanwhile: a program that keeps
  * allocating both reuses these pages soon, and would pay an madvise (a TLB
  * shootdown in every thread) per slab for them (mstress, 32 threads:
- * 1,500-2,000 calls a run against 20-40).  Returns the bytes decommitted. */
-size_t hak_large_release(size_t bytes) {
+ * 1,500-2,000 calls a run against 20-40). */
+void hak_large_release(size_t bytes) {
   size_t left = bytes >> HAK_PAGE_SHIFT;
-  if (!atomic_load_explicit(&large_idle, memory_order_relaxed)) return 0;
-  if (atomic_fetch_add_explicit(&large_quiet, 1, memory_order_relaxed) + 1 < LARGE_QUIET_SLABS) return 0;
+  if (!atomic_load_explicit(&large_idle, memory_order_relaxed)) return;
+  if (atomic_fetch_add_explicit(&large_quiet, 1, memory_order_relaxed) + 1 < LARGE_QUIET_SLABS) return;
   hak_lock(&large_lock);
   for (large_seg_t *ls = segs; ls && left; ls = (large_seg_t *)ls->seg.next) {
     uint64_t idle[LWORDS];
     for (unsigned w = 0; w < LWORDS; w++) idle[w] = ~ls->used[w] & ls->dirty[w];
-    for (unsigned i = next_bit(idle, 0, true); i < LPAGES && left;) {
-      unsigned j = next_bit(idle, i, false);
-      if (j - i > left) j = i + (unsigned)left;
-      hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
-      bits_set(ls->dirty, i, j - i, false);
-      bits_set(ls->young, i, j - i, false);
-      left -= j - i;
-      i = next_bit(idle, j, true);
-    }
+    left -= decommit_runs(ls, idle, left);
   }
   if (left) atomic_store_explicit(&large_idle, false, memory_order_relaxed); /* all gone */
   large_unlock();
-  return bytes - (left << HAK_PAGE_SHIFT);
 }
 
 size_t hak_large_trim(bool force) {
