@@ -114,10 +114,10 @@ n_config=$(grep -c '^hakmem: HAKMEM_' <<<"$err")
   fail "hakmem-options lists $n_table options, HAKMEM_VERBOSE=1 prints $n_config"
 
 # ------------------------------------------------------------------- bool
-for v in 1 on yes true; do good HAKMEM_THP "$v" 1; done
+for v in 0 off no false; do good HAKMEM_THP "$v" 0; done
 for v in 0 off no false; do good HAKMEM_REPORT_ERRORS "$v" 0; done
-bad HAKMEM_THP maybe 0 "hakmem: HAKMEM_THP=maybe is not a boolean (use 0 or 1); using 0"
-bad HAKMEM_THP 2 0 "hakmem: HAKMEM_THP=2 is not a boolean (use 0 or 1); using 0"
+bad HAKMEM_THP maybe 1 "hakmem: HAKMEM_THP=maybe is not a boolean (use 0 or 1); using 1"
+bad HAKMEM_THP 2 1 "hakmem: HAKMEM_THP=2 is not a boolean (use 0 or 1); using 1"
 bad HAKMEM_REPORT_ERRORS "" 1 "hakmem: HAKMEM_REPORT_ERRORS= is not a boolean (use 0 or 1); using 1"
 bad HAKMEM_STATS TRUE 0 "hakmem: HAKMEM_STATS=TRUE is not a boolean (use 0 or 1); using 0"
 
@@ -230,27 +230,27 @@ expect_silent
 # ------------------------------------------------------- several at once
 run HAKMEM_VERBOSE=1 HAKMEM_THP=maybe HAKMEM_SEGMENT_CACHE=abc HAKMEM_MODE=turbo HAKMEM_STAT=1 \
   HAKMEM_BIGCACHE=1M
-m1="hakmem: HAKMEM_THP=maybe is not a boolean (use 0 or 1); using 0"
+m1="hakmem: HAKMEM_THP=maybe is not a boolean (use 0 or 1); using 1"
 m2=$(int_msg HAKMEM_SEGMENT_CACHE abc 0 1024 8)
 m3=$(mode_msg turbo)
 m4=$(unknown_msg HAKMEM_STAT HAKMEM_STATS)
 for m in "$m1" "$m2" "$m3" "$m4"; do expect_once "$m"; done
 expect_only "$m1" "$m2" "$m3" "$m4"
 expect_config
-expect_value HAKMEM_THP 0
+expect_value HAKMEM_THP 1
 expect_value HAKMEM_SEGMENT_CACHE 8
 expect_value HAKMEM_MODE balanced
 expect_value HAKMEM_BIGCACHE 1048576
 
 # ---------------------------------------------------------------- presets
-# balanced (the default), fast and learning: the table's defaults, but for
-# fast's huge pages ...
+# balanced (the default), fast and learning: the table's defaults, Big
+# blocks on huge pages ...
 for m in balanced fast learning; do
   run HAKMEM_MODE=$m HAKMEM_VERBOSE=1
   expect_value HAKMEM_MODE $m
   expect_value HAKMEM_BIGCACHE 134217728
   expect_value HAKMEM_LARGE_CACHE 0
-  if [ $m = fast ]; then expect_value HAKMEM_THP 1; else expect_value HAKMEM_THP 0; fi
+  expect_value HAKMEM_THP 1
 done
 # ... which an explicit HAKMEM_THP overrides.
 run HAKMEM_MODE=fast HAKMEM_THP=0 HAKMEM_VERBOSE=1
@@ -264,17 +264,19 @@ expect_only
 # ... unless HAKMEM_VERBOSE says otherwise.
 run HAKMEM_MODE=research HAKMEM_VERBOSE=0
 expect_silent
-# minimal: no Big, Large or segment cache ...
+# minimal: no Big, Large or segment cache, no huge pages (memory first) ...
 run HAKMEM_MODE=minimal HAKMEM_VERBOSE=1
 expect_value HAKMEM_MODE minimal
 expect_value HAKMEM_BIGCACHE 0
 expect_value HAKMEM_LARGE_CACHE 0
 expect_value HAKMEM_SEGMENT_CACHE 0
+expect_value HAKMEM_THP 0
 expect_only
 # ... each of which an explicit setting overrides.
-run HAKMEM_MODE=minimal HAKMEM_VERBOSE=1 HAKMEM_BIGCACHE=1M
+run HAKMEM_MODE=minimal HAKMEM_VERBOSE=1 HAKMEM_BIGCACHE=1M HAKMEM_THP=1
 expect_value HAKMEM_BIGCACHE 1048576
 expect_value HAKMEM_LARGE_CACHE 0
+expect_value HAKMEM_THP 1
 run HAKMEM_MODE=minimal HAKMEM_VERBOSE=1 HAKMEM_LARGE_CACHE=2M HAKMEM_BIGCACHE=0
 expect_value HAKMEM_BIGCACHE 0
 expect_value HAKMEM_LARGE_CACHE 2097152
