@@ -8,7 +8,7 @@
  * BigCache): over the budget, a one-off site's freed pages go back first,
  * a reusing site's last, whatever their age.  A reusing site's new
  * mappings are asked for huge pages, a plain site's as HAKMEM_THP says
- * (`test_big_reuse hugepages` alone, run with HAKMEM_THP=0).  Links the static hak_*
+ * (`test_big_reuse hugepages 0` alone, run with HAKMEM_THP=0).  Links the static hak_*
  * library for the OS layer's failure hook and the Big tier's entry. */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -240,9 +240,10 @@ static int asked_huge(const void *p) {
 }
 
 /* A site whose Big blocks are reused soon (`cache`) gets its new mappings
- * on huge pages (one fault per 2 MiB); a plain site does when the policy
- * asks (HAKMEM_THP: on by default, off for the `big_reuse_nothp` run). */
-static void reusing_site_gets_huge_pages(void) {
+ * on huge pages (one fault per 2 MiB); a plain site's are when the policy
+ * asks (want_plain: 1 for HAKMEM_THP's default, 0 for the `big_reuse_nothp`
+ * run, which sets HAKMEM_THP=0). */
+static void reusing_site_gets_huge_pages(int want_plain) {
   size_t n = 8 * MiB;
   hak_trim(); /* nothing cached: both are new mappings */
   unsigned char *c = hak_big_alloc(n, 0, false, NULL, HAK_SITE_CACHE);
@@ -253,9 +254,7 @@ static void reusing_site_gets_huge_pages(void) {
     printf("reusing_site_gets_huge_pages: no VmFlags in /proc/self/smaps, not checked\n");
   } else {
     CHECKF(hc == 1, "a reusing site's new mapping is asked for huge pages (VmFlags hg: %d)", hc);
-    const char *thp = getenv("HAKMEM_THP");
-    int want = !(thp && !strcmp(thp, "0"));
-    CHECKF(hp == want, "a plain site's is %s (VmFlags hg: %d)", want ? "too" : "not", hp);
+    CHECKF(hp == want_plain, "a plain site's is %s (VmFlags hg: %d)", want_plain ? "too" : "not", hp);
   }
   hak_free(c);
   hak_free(p);
@@ -266,11 +265,11 @@ int main(int argc, char **argv) {
     budget_priorities();
     return check_report("big_reuse priorities");
   }
-  if (argc > 1 && !strcmp(argv[1], "hugepages")) {
-    reusing_site_gets_huge_pages();
+  if (argc > 2 && !strcmp(argv[1], "hugepages")) {
+    reusing_site_gets_huge_pages(atoi(argv[2]));
     return check_report("big_reuse hugepages");
   }
-  reusing_site_gets_huge_pages();
+  reusing_site_gets_huge_pages(1);
   moved_pages_need_no_faults();
   calloc_after_frees_is_zero();
   gathered_block_grows_and_keeps_contents();
