@@ -26,6 +26,7 @@ __thread hak_heap_t *hak_tls_heap __attribute__((tls_model("initial-exec"))) = &
 
 /* Heaps live in pages of their own, recycled through a free list. */
 static hak_lock_t heaps_lock = HAK_LOCK_INIT;
+static hak_lock_t reclaim_lock = HAK_LOCK_INIT; /* one parked heap abandoned at a time (park_reclaim) */
 static uint8_t *heap_cut, *heap_cut_end; /* the rest of the last heap chunk */
 static hak_heap_t *heaps_free;
 static hak_heap_t *heaps_all;
@@ -617,14 +618,23 @@ static void heap_park(hak_heap_t *h) {
 }
 
 /* Abandons the oldest parked heap if `all` or it has been parked for
- * `delay` ms by `now`; false if there was none. */
+ * `delay` ms by `now`; false if there was none.  One abandon at a time,
+ * under reclaim_lock: a heap being taken apart is on no list (unlinked from
+ * the parked queue, its segments not yet abandoned), so `all` (hak_trim)
+ * waits for one in flight, say the controller's, before it adopts what was
+ * abandoned.  Otherwise trim missed that heap's segments, and their remote
+ * frees, until a later adopt (seen as a count mismatch in stress_api under
+ * TSan).  Slow paths only try: another thread is already at it. */
 static bool park_reclaim(uint64_t now, uint64_t delay, bool all) {
+  if (all) hak_lock(&reclaim_lock);
+  else if (!hak_lock_try(&reclaim_lock)) return false;
   hak_lock(&heaps_lock);
   hak_heap_t *h = parked_last;
   if (h && (all || now >= h->parked_ms + delay)) park_unlink(h);
   else h = NULL;
   hak_unlock(&heaps_lock);
   if (h) heap_abandon(h);
+  hak_unlock(&reclaim_lock);
   return h != NULL;
 }
 
@@ -635,7 +645,8 @@ static bool park_reclaim(uint64_t now, uint64_t delay, bool all) {
 static bool park_reclaim_one(void) { return park_reclaim(hak_os_now_ms(), hak_purge_tick_ms(), false); }
 
 void hak_heap_park_tick(uint64_t now, bool all) {
-  if (!atomic_load_explicit(&parked_count, memory_order_relaxed)) return;
+  /* (`all` goes on: it waits for an abandon in flight, see park_reclaim.) */
+  if (!all && !atomic_load_explicit(&parked_count, memory_order_relaxed)) return;
   uint64_t delay = hak_policy()->purge_delay_ms;
   /* A few at a time: an unlucky slow path should not pay for a thousand
    * threads that exited together. */
@@ -672,6 +683,7 @@ void hak_heap_thread_key_init(void) {
  * have, which is safe, rather than risk handing a block out twice. */
 void hak_heap_fork_child(void) {
   hak_lock_reset(&heaps_lock);
+  hak_lock_reset(&reclaim_lock);
   for (hak_heap_t *x = heaps_all; x; x = x->next_all) hak_lock_reset(&x->seg_lock);
 }
 
@@ -703,10 +715,12 @@ void hak_heap_purge_all(uint64_t now) {
 /* Around fork: the registry, and every heap's segment lock, so that no
  * thread is half-way through moving segments when the child is made. */
 void hak_heap_lock(void) {
+  hak_lock(&reclaim_lock); /* no heap half taken apart in the child */
   hak_lock(&heaps_lock);
   for (hak_heap_t *h = heaps_all; h; h = h->next_all) hak_lock(&h->seg_lock);
 }
 void hak_heap_unlock(bool child) {
   for (hak_heap_t *h = heaps_all; h; h = h->next_all) hak_lock_after_fork(&h->seg_lock, child);
   hak_lock_after_fork(&heaps_lock, child);
+  hak_lock_after_fork(&reclaim_lock, child);
 }
