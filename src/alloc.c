@@ -171,6 +171,16 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
     case HAK_SEG_TINY:
     case HAK_SEG_MID: {
       hak_heap_t *h = hak_tls_heap;
+      if (atomic_load_explicit(&seg->heap, memory_order_relaxed) != h) {
+        /* Another thread's segment (or an abandoned one): the slab's second
+         * line alone, as the fast path left it. */
+        if (hak_slab_owns_block(s, p)) {
+          if (h != &hak_heap_empty) HAK_STAT_ADD(h->stats.cls[s->blk_cls].remote_frees, 1);
+          hak_slab_free_remote(s, p);
+          return;
+        }
+        break;
+      }
       uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
       if ((o & ~HAK_SLAB_TAGS) == (uintptr_t)h && h != &hak_heap_empty) {
         if (o & HAK_SLAB_FULL) {

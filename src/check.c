@@ -52,6 +52,9 @@ static void slab_check_header(const hak_segment_t *seg, const hak_slab_t *s, uns
   /* The secure library keeps a guard page at the slab's end: fewer blocks. */
   hak_assert((hak_secure ? s->reserved <= room : s->reserved == room) && room <= CHECK_MAX_BLOCKS,
              "slab %p: reserved %u, room for %zu blocks", (const void *)s, s->reserved, room);
+  hak_assert(s->blk_reserved == s->reserved && s->blk_cls == c,
+             "slab %p: reserved %u and class %u, their copies %u and %u", (const void *)s, s->reserved, c,
+             s->blk_reserved, s->blk_cls);
   hak_assert(s->used <= s->capacity && s->capacity <= s->reserved,
              "slab %p: used %u, capacity %u, reserved %u", (const void *)s, s->used, s->capacity,
              s->reserved);
@@ -258,9 +261,9 @@ void hak_check_segment(const hak_segment_t *seg) {
     const hak_slab_t *s = &seg->slabs[i];
     uintptr_t own = atomic_load_explicit(&s->owner, memory_order_relaxed);
     if ((fm >> i) & 1) {
-      hak_assert(!s->block_size && !own,
-                 "segment %p: free slab %u has block size %u, owner %p", (const void *)seg, i,
-                 s->block_size, (void *)own);
+      hak_assert(!s->block_size && !s->blk_reserved && !own,
+                 "segment %p: free slab %u has block size %u (%u blocks), owner %p", (const void *)seg, i,
+                 s->block_size, s->blk_reserved, (void *)own);
     } else {
       slab_check_header(seg, s, i);
       hak_assert((own & ~HAK_SLAB_TAGS) == (uintptr_t)h, "segment %p of heap %p: slab %u is owned by %p",

@@ -67,7 +67,12 @@ hak_inline void hak_free_fast(void *p) {
   hak_slab_t *s = (hak_slab_t *)(seg + offsetof(hak_segment_t, slabs) +
                                  (((a & HAK_SEG_MASK) >> shift) << 7));
   hak_heap_t *h = hak_tls_heap;
-  if (hak_likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == (uintptr_t)h)) {
+  /* The segment's owner first, in the header line just read: another
+   * thread's block then never reads its slab's first line, which the owner
+   * writes at every malloc and free.  (Every slab in use in a segment is
+   * owned by the segment's heap.) */
+  if (hak_likely(atomic_load_explicit(&((hak_segment_t *)seg)->heap, memory_order_relaxed) == h &&
+                 atomic_load_explicit(&s->owner, memory_order_relaxed) == (uintptr_t)h)) {
     hak_free_local(h, s, p);
     return;
   }

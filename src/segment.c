@@ -358,6 +358,7 @@ static void slab_release(hak_heap_t *h, hak_slab_t *slab) {
   uint64_t bit = 1ull << slab->index;
   hak_slab_set_owner(slab, NULL, false);
   slab->block_size = 0;
+  slab->blk_reserved = 0;
   seg->free_mask |= bit;
   seg->dirty_mask |= bit;
   seg->young_mask |= bit;
@@ -436,6 +437,7 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
     if (hak_heap_adopt_slab(h, slab)) {
       hak_slab_set_owner(slab, NULL, false);
       slab->block_size = 0;
+      slab->blk_reserved = 0;
       seg->free_mask |= bit;
       seg->dirty_mask |= bit;
       seg->young_mask |= bit;

@@ -41,6 +41,8 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   slab->block_size = (uint32_t)bs;
   slab->reserved = hak_secure ? sec_reserved : (uint32_t)((size_t)(base + slab_bytes - start) / bs);
   slab->cls = (uint8_t)cls;
+  slab->blk_reserved = slab->reserved;
+  slab->blk_cls = (uint8_t)cls;
   slab->where = HAK_IN_NONE;
   slab->next = slab->prev = NULL;
 }
