@@ -117,6 +117,10 @@ static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool fo
       bool due = force || b->time + delay <= now;
       bool spared = pass == 0 ? !(b->how & HAK_SITE_NOCACHE) : pass == 1 && (b->how & HAK_SITE_CACHE);
       if (!due && (big_cache_committed <= budget || spared)) continue;
+      /* The secure library looks for a write after free before the pages,
+       * and the evidence, go: else a slow program (the purge delay passed
+       * before the mapping was reused) hid it. */
+      if (hak_secure && b->length >= (size_t)((uint8_t *)b->block - (uint8_t *)b) + 16) hak_sec_big_reused(b->block);
       big_cache_committed -= b->length - BIG_HDR;
       big_decommit_from(b, BIG_HDR);
     }

@@ -693,7 +693,7 @@ void hak_secure_free(void *p, void *site) {
 void hak_sec_big_reused(void *old) {
   uint64_t f = sec_zero ? 0 : sec_word(old);
   if (load8(old) != f || load8((uint8_t *)old + 8) != f)
-    sec_error(NULL, false, "write after free: the Big block %p was modified after its free (seen when its mapping was reused)",
+    sec_error(NULL, false, "write after free: the Big block %p was modified after its free (seen when its mapping was reused or purged)",
               old);
 }
 
