@@ -87,7 +87,7 @@ typedef struct hak_stats {
   unsigned long long slabs_acquired, slabs_released, segments_adopted, threads_exited;
   unsigned long long large_allocs, large_frees, large_cache_hits, large_cache_misses;
   unsigned long long big_allocs, big_frees, bigcache_hits, bigcache_misses;
-  unsigned long long big_moved; /* bytes of resident pages moved from cached mappings */
+  unsigned long long big_moved; /* bytes of resident pages moved (no copy) when a mapping grew */
   unsigned long long os_mmap, os_munmap, os_madvise, os_mremap;
   unsigned long long mapped, committed, peak_committed; /* bytes */
   unsigned long long live_bytes;    /* bytes in blocks handed out and not freed */

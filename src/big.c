@@ -3,7 +3,9 @@
  * Freed mappings wait in the BigCache for a request of a fitting size (or
  * are grown for a larger one); after the purge delay (or beyond the
  * resident budget) their pages are decommitted in one pass, and beyond 4x
- * the budget they are unmapped. */
+ * the budget they are unmapped.  A mapping is reused whole, never pieced
+ * together from others' pages: it stays one kernel area, on the huge pages
+ * it was given. */
 #include <errno.h>
 #include <string.h>
 
@@ -38,16 +40,10 @@ typedef struct big_hdr {
 
 #define BIG_HDR HAK_PAGE
 #define BIG_GRAIN ((size_t)64 << 10) /* mapping sizes round up to this */
-/* A cached mapping with resident pages goes whole to a request it exceeds
- * by at most 1/BIG_SNUG; a larger one lends pages instead (big_gather),
- * so that its surplus stays in the cache for other requests rather than
- * resident in one block. */
-#define BIG_SNUG 4
-/* Where a mapping goes whole anyway (calloc and the secure library move no
- * pages, and address space alone is reused whole), it keeps resident
- * surplus up to max(the request, this): freeing it only for the next
- * larger request to fault it in again costs more than it saves.  Beyond
- * it, the surplus is decommitted (a 1 GiB mapping reused for 3 MiB). */
+/* A mapping reused for a smaller request keeps resident surplus up to
+ * max(the request, this): freeing it only for the next larger request to
+ * fault it in again costs more than it saves.  Beyond it, the surplus is
+ * decommitted (a 1 GiB mapping reused for 3 MiB). */
 #define BIG_KEEP_SURPLUS ((size_t)32 << 20)
 
 static hak_lock_t big_lock = HAK_LOCK_INIT;
@@ -142,44 +138,22 @@ static void unmap_list(big_hdr_t *b) {
   }
 }
 
-/* Unmaps [base, base+size) but for [hole, hole+len), where a failed page
- * move may have let another mapping in. */
-static void big_unmap_around(void *base, size_t size, void *hole, size_t len) {
-  hak_os_unmap(base, (size_t)((uint8_t *)hole - (uint8_t *)base));
-  hak_os_unmap((uint8_t *)hole + len, (size_t)((uint8_t *)base + size - ((uint8_t *)hole + len)));
-}
-
-/* A mapping whose pages were moved in from others spans several kernel
- * areas, which mremap can move as they are but not grow: the resident
- * part moves to a fresh mapping of `size` bytes.  NULL if it cannot. */
-static big_hdr_t *big_move_to_new(big_hdr_t *b, size_t size) {
-  size_t old = b->seg.map_size, len = b->length; /* (the header moves too) */
-  big_hdr_t *nb = hak_os_map_aligned(size, HAK_SEG_SIZE);
-  if (!nb) return NULL;
-  int r = hak_os_move_pages(b, nb, len);
-  if (r == HAK_MOVE_OK) {
-    hak_os_unmap(b, old);
-    return nb;
-  }
-  if (r == HAK_MOVE_FAILED) hak_os_unmap(nb, size);
-  else big_unmap_around(nb, size, nb, len);
-  return NULL;
-}
-
 /* Grows a mapping to `size`: in place when the address space after it is
- * free, else by moving its pages to a fresh aligned area (no copy).
- * Returns the (maybe moved) header, or NULL with the mapping unchanged. */
+ * free, else by moving its pages to a fresh aligned area (page tables, no
+ * copy; 2 MiB-aligned at both ends, so huge pages move whole).  Returns
+ * the (maybe moved) header, or NULL with the mapping unchanged. */
 static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
   size_t old = b->seg.map_size;
   big_hdr_t *nb = hak_os_grow_inplace(b, old, size) ? b : NULL;
   if (!nb) {
     hak_segmap_set(b, old, false);
+    size_t resident = b->length;
     nb = hak_os_remap_aligned(b, old, size, HAK_SEG_SIZE);
-    if (!nb) nb = big_move_to_new(b, size);
     if (!nb) {
       hak_segmap_set(b, old, true);
       return NULL;
     }
+    if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_moved, resident, memory_order_relaxed);
   }
   nb->seg.map_size = size;
   hak_segmap_set(nb, size, true);
@@ -215,70 +189,6 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
   return b;
 }
 
-/* Under the lock: takes out of the cache the mappings whose resident pages
- * will fill `need` bytes of another block (newest first), linked by next. */
-static big_hdr_t *big_claim_donors(size_t need) {
-  big_hdr_t *out = NULL;
-  for (big_hdr_t *c = big_cache_first, *next; c && need; c = next) {
-    next = c->next;
-    if (c->length <= BIG_HDR) continue;
-    size_t has = c->length - BIG_HDR;
-    need -= has < need ? has : need;
-    big_cache_remove(c);
-    c->next = out;
-    out = c;
-  }
-  return out;
-}
-
-/* Fills [from, size) of mapping b with resident pages moved from the
- * donors' tails (no copy, no fault), donor by donor; returns how far it got.
- * Donors left without pages are unmapped, the others go back to the cache.
- * If a failed move may have let another mapping into b, b is given up and
- * *lost set. */
-static size_t big_gather(big_hdr_t *b, size_t from, size_t size, big_hdr_t *donors, bool *lost) {
-  big_hdr_t *back = NULL, *drop = NULL;
-  *lost = false;
-  bool stop = !b;
-  for (big_hdr_t *d = donors, *next; d; d = next) {
-    next = d->next;
-    size_t take = d->length - BIG_HDR;
-    if (take > size - from) take = size - from;
-    if (take && !stop) {
-      uint8_t *dst = (uint8_t *)b + from;
-      int r = hak_os_move_pages((uint8_t *)d + d->length - take, dst, take);
-      if (r == HAK_MOVE_OK) {
-        /* The pages now count in b's length. */
-        hak_os_commit_account(-(ptrdiff_t)take);
-        d->length -= take;
-        from += take;
-        if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_moved, take, memory_order_relaxed);
-      } else {
-        stop = true;
-        if (r == HAK_MOVE_FAILED_DST_UNKNOWN) {
-          hak_segmap_set(b, b->seg.map_size, false);
-          hak_os_commit_account(-(ptrdiff_t)b->length);
-          big_unmap_around(b, b->seg.map_size, dst, take);
-          *lost = true;
-        }
-      }
-    }
-    big_hdr_t **to = d->length <= BIG_HDR ? &drop : &back;
-    d->next = *to;
-    *to = d;
-  }
-  if (back) {
-    hak_lock(&big_lock);
-    for (big_hdr_t *d = back, *next; d; d = next) {
-      next = d->next;
-      big_cache_push(d);
-    }
-    hak_unlock(&big_lock);
-  }
-  unmap_list(drop);
-  return from;
-}
-
 /* how: the site's decision bits.  Huge pages when the policy asks
  * (HAKMEM_THP, `fast`) and for a site whose Big blocks are reused soon
  * (per-site `cache`): hot buffers written whole, where a 2 MiB page costs
@@ -303,23 +213,17 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
   /* The secure library: a mapping's last page is a guard. */
   if (hak_secure) size += HAK_PAGE;
   size_t map_align = align > HAK_SEG_SIZE ? align : HAK_SEG_SIZE;
-  big_hdr_t *b = NULL, *donors = NULL;
+  big_hdr_t *b = NULL;
   size_t dirty = 0;
   uint64_t t0 = hak_prof_begin();
-  /* The secure library neither moves pages between blocks nor splits its
-   * guarded mappings: it takes a whole cached mapping, after a delay.  Nor
-   * does calloc: moved pages would need clearing, where fresh ones read as
-   * zeros for free and cost a fault only where they are written
-   * (big-buffers, `new char[n]()` read back: 1.2x faster without). */
-  bool gather = !hak_secure && !zero;
   if (off < HAK_SEG_SIZE) {
     /* Best fit among cached mappings; failing that, the largest smaller
      * resident one, which is grown: its pages need no faults again.  A
-     * fit much larger than the request lends it resident pages instead
-     * of being handed out whole, and the pages the block still lacks are
-     * moved in from other cached mappings: freed pages serve any later
-     * request, whatever its size, without a fault.  The secure library
-     * skips the newest mappings (one waits for a few more frees). */
+     * mapping goes whole: pieced together from several (their pages moved
+     * in by mremap, an earlier design) a block fell onto 4 KiB pages, and
+     * writing it cost 10-30 x more than one that kept its huge pages
+     * (site-reuse, big-churn).  The secure library skips the newest
+     * mappings (one waits for a few more frees). */
     big_hdr_t *smaller = NULL;
     unsigned skip = hak_secure ? hak_sec_big_delay : 0;
     hak_lock(&big_lock);
@@ -334,11 +238,8 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
         smaller = c;
       }
     }
-    if (gather && b && b->length > BIG_HDR && b->seg.map_size - size > size / BIG_SNUG) b = NULL;
     if (!b) b = smaller;
     if (b) big_cache_remove(b);
-    size_t have = b ? b->length : BIG_HDR;
-    if (gather && have < size) donors = big_claim_donors(size - have);
     hak_unlock(&big_lock);
   }
   if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
@@ -350,18 +251,6 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
     if (!b) dirty = 0;
   }
   if (!b) b = big_map_new(size, map_align, how);
-  if (donors) {
-    /* [from, size) of the block has no pages yet: fill it. */
-    size_t from = dirty > BIG_HDR ? dirty : BIG_HDR;
-    bool lost = false;
-    size_t to = big_gather(b, from, size, donors, &lost);
-    if (lost) {
-      dirty = 0;
-      b = big_map_new(size, map_align, how);
-    } else if (to > from) {
-      dirty = to; /* moved pages hold old data */
-    }
-  }
   if (!b) goto oom;
   b->seg.kind = HAK_SEG_BIG;
   b->seg.slab_shift = HAK_SEG_SHIFT;

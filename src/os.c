@@ -16,10 +16,9 @@
 #include "prof.h"
 
 hak_os_counters_t hak_os;
-static _Atomic int os_fail_maps, os_fail_moves; /* test hooks */
+static _Atomic int os_fail_maps; /* test hook */
 
 void hak_os_fail_next_maps(int n) { atomic_store(&os_fail_maps, n); }
-void hak_os_fail_next_moves(int n) { atomic_store(&os_fail_moves, n); }
 /* A test hook's turn: true while it has failures left to hand out. */
 static inline bool os_hook_fails(_Atomic int *left) {
   return hak_unlikely(atomic_load_explicit(left, memory_order_relaxed) > 0) && atomic_fetch_sub(left, 1) > 0;
@@ -138,46 +137,6 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
   errno = saved;
   atomic_fetch_add_explicit(&hak_os.mapped, new_size - old_size, memory_order_relaxed);
   return q;
-}
-
-#ifndef MREMAP_DONTUNMAP
-#define MREMAP_DONTUNMAP 4
-#endif
-static _Atomic bool os_cannot_move; /* the kernel lacks MREMAP_DONTUNMAP (< 5.7) */
-
-int hak_os_move_pages(void *src, void *dst, size_t len) {
-  if (os_hook_fails(&os_fail_moves) || atomic_load_explicit(&os_cannot_move, memory_order_relaxed))
-    return HAK_MOVE_FAILED;
-  int saved = errno;
-  uint64_t t0 = hak_prof_begin();
-  /* DONTUNMAP leaves src mapped (empty): no moment when another thread's
-   * mmap could land in it. */
-  void *q = mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, dst);
-  atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
-  int r = HAK_MOVE_OK;
-  if (q == MAP_FAILED && errno == EINVAL) {
-    /* The flags were refused up front (no DONTUNMAP before Linux 5.7; for
-     * our private anonymous mappings nothing else is invalid), dst
-     * untouched: no more tries. */
-    atomic_store_explicit(&os_cannot_move, true, memory_order_relaxed);
-    r = HAK_MOVE_FAILED;
-  } else if (q == MAP_FAILED) {
-    /* The kernel may have cleared dst before it refused the source (kernels
-     * before 6.17 refuse one that spans several areas): map it again,
-     * unless another mapping got there first. */
-    void *m = mmap(dst, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                   -1, 0);
-    atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
-    if (m == dst) {
-      r = HAK_MOVE_FAILED;
-    } else {
-      if (m != MAP_FAILED) munmap(m, len); /* (a kernel before 4.17 took dst as a hint) */
-      r = HAK_MOVE_FAILED_DST_UNKNOWN;
-    }
-  }
-  hak_prof_end(HAK_PROF_OS_CALL, t0);
-  errno = saved;
-  return r;
 }
 
 bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size) {

@@ -28,16 +28,6 @@ void hak_os_hugepage(void *p, size_t size);
 /* Moves [p, p+old) to a fresh align-aligned area of new_size bytes without
  * copying; NULL (and p untouched) on failure. */
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
-/* Moves the pages of [src, src+len) to [dst, dst+len), both inside our
- * mappings, without copying: the page tables move, so resident pages need
- * no fault at their new place; src stays mapped, empty.  HAK_MOVE_FAILED:
- * nothing moved, both ranges as they were (dst reads zeros);
- * HAK_MOVE_FAILED_DST_UNKNOWN: nothing moved, and dst may now belong to
- * someone else: its mapping must be given up around it (if it was still
- * ours, that range of address space is lost: the kernel refused the move
- * for want of memory or of map entries, a rare case). */
-enum { HAK_MOVE_OK, HAK_MOVE_FAILED, HAK_MOVE_FAILED_DST_UNKNOWN };
-int hak_os_move_pages(void *src, void *dst, size_t len);
 /* Extends [p, p+old) to new_size bytes where it is, if the address space
  * after it is free; false (nothing changed) otherwise. */
 bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size);
@@ -65,8 +55,7 @@ typedef struct hak_os_costs {
   double mmap_ns, munmap_ns, madvise_ns, mremap_ns, fault_ns;
 } hak_os_costs_t;
 void hak_os_costs(hak_os_costs_t *c);
-/* Test hooks: fail the next n mappings, or page moves (0 = never). */
+/* Test hook: fail the next n mappings (0 = never). */
 void hak_os_fail_next_maps(int n);
-void hak_os_fail_next_moves(int n);
 
 #endif

@@ -1,15 +1,15 @@
-/* big_reuse: freed Big blocks serve later Big requests of any size by
- * moving their resident pages (src/big.c, big_gather): the new block needs
- * no page faults for them, holds exactly what it is written (calloc: zeros),
- * keeps its contents when it grows by realloc afterwards (its mapping then
- * spans several kernel areas), and a move the kernel refuses falls back to
- * fresh pages.  Two threads churn Big blocks of random sizes with their
- * contents checked.  `test_big_reuse priorities` (run with a 5 MiB
+/* big_reuse: a freed Big block's mapping serves a later Big request whole
+ * (src/big.c): a smaller one writes it without page faults, a larger one
+ * grows the largest smaller mapping, and every block stays one kernel
+ * area, asked for huge pages, through reuse and realloc (pieced together
+ * from several mappings' pages, blocks fell onto 4 KiB pages).  calloc
+ * reads zeros whatever the mapping held.  Two threads churn Big blocks of
+ * random sizes with their contents checked.  `test_big_reuse priorities` (run with a 5 MiB
  * BigCache): over the budget, a one-off site's freed pages go back first,
  * a reusing site's last, whatever their age.  A reusing site's new
  * mappings are asked for huge pages, a plain site's as HAKMEM_THP says
  * (`test_big_reuse hugepages 0` alone, run with HAKMEM_THP=0).  Links the static hak_*
- * library for the OS layer's failure hook and the Big tier's entry. */
+ * library for the Big tier's entry. */
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -17,7 +17,6 @@
 #include "check.h"
 #include "../src/learn/sites.h"
 
-void hak_os_fail_next_moves(int n);                                                /* src/os.c */
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how); /* src/big.c */
 
 #define MiB ((size_t)1 << 20)
@@ -29,10 +28,12 @@ static long faults(void) {
   return r.ru_minflt;
 }
 
-static unsigned long long moved(void) {
+static int asked_huge(const void *p);
+
+static unsigned long long cache_hits(void) {
   hak_stats_t s;
   hak_stats_get(&s);
-  return s.big_moved;
+  return s.bigcache_hits;
 }
 
 /* One byte per page, so that every page is touched (and the last byte). */
@@ -60,31 +61,43 @@ static int zeros(const unsigned char *p, size_t n) {
   return p[n - 1] == 0;
 }
 
-static void moved_pages_need_no_faults(void) {
+/* The kernel area (one line of /proc/self/maps) holding p: 1 if it
+ * covers [p, p+n), 0 if the block spans several, -1 if unreadable. */
+static int one_area(const void *p, size_t n) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f) return -1;
+  char line[512];
+  int r = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && (uintptr_t)p >= lo && (uintptr_t)p < hi) {
+      r = (uintptr_t)p + n <= hi;
+      break;
+    }
+  }
+  fclose(f);
+  return r;
+}
+
+static void smaller_request_reuses_the_mapping(void) {
   hak_trim();
   unsigned char *a = hak_malloc(24 * MiB);
   CHECK(a != NULL);
   if (!a) return;
   fill(a, 24 * MiB, 1);
   hak_free(a);
-  /* 10 MiB out of the freed 24: resident pages moved, not faulted in. */
-  unsigned long long m0 = moved();
+  /* 10 MiB after the freed 24: the same mapping, its pages resident. */
+  unsigned long long h0 = cache_hits();
   unsigned char *b = hak_malloc(10 * MiB);
   CHECK(b != NULL);
   if (!b) return;
+  CHECKF(cache_hits() == h0 + 1, "the request was served from the BigCache");
   long f;
-  int few = fill_without_faults(b, 10 * MiB, 2, &f);
-  CHECKF(moved() - m0 >= 8 * MiB, "a smaller request took the freed block's pages (moved %llu)",
-         moved() - m0);
-  CHECKF(few, "%ld faults writing 2560 moved pages", f);
-  /* And the rest of the freed block serves the next one. */
-  unsigned char *c = hak_malloc(12 * MiB);
-  CHECK(c != NULL);
-  if (!c) return;
-  CHECKF(fill_without_faults(c, 12 * MiB, 3, &f), "%ld faults writing the second block's 3072 pages", f);
-  CHECK(holds(b, 10 * MiB, 2) && holds(c, 12 * MiB, 3));
+  CHECKF(fill_without_faults(b, 10 * MiB, 2, &f), "%ld faults writing 2560 pages of a reused mapping", f);
+  CHECKF(b == a, "the freed mapping went whole to the smaller request (%p, was %p)", (void *)b, (void *)a);
+  CHECK(hak_usable_size(b) >= 10 * MiB);
+  CHECK(one_area(b, 10 * MiB) != 0);
   hak_free(b);
-  hak_free(c);
 }
 
 /* Reused mappings held someone's data: calloc must not show it. */
@@ -108,9 +121,11 @@ static void calloc_after_frees_is_zero(void) {
     }
 }
 
-/* A block gathered from several freed ones (no faults), then grown and
- * shrunk. */
-static void gathered_block_grows_and_keeps_contents(void) {
+/* A larger request grows the largest smaller cached mapping (in place, or
+ * moved whole: page tables, no copy); realloc grows and shrinks it.  The
+ * block stays one kernel area, asked for huge pages if the policy says so
+ * (want_huge), and keeps its contents. */
+static void grown_block_stays_one_area(int want_huge) {
   hak_trim();
   unsigned char *p[4];
   for (int i = 0; i < 4; i++) {
@@ -119,45 +134,27 @@ static void gathered_block_grows_and_keeps_contents(void) {
     if (p[i]) fill(p[i], 6 * MiB, 9);
   }
   for (int i = 0; i < 4; i++) hak_free(p[i]);
+  unsigned long long h0 = cache_hits();
   unsigned char *g = hak_malloc(20 * MiB);
   CHECK(g != NULL);
   if (!g) return;
-  long f;
-  CHECKF(fill_without_faults(g, 20 * MiB, 4, &f), "%ld faults writing a 20 MiB block after 24 MiB were freed", f);
+  CHECKF(cache_hits() == h0 + 1, "a 20 MiB request grew a cached 6 MiB mapping");
+  fill(g, 20 * MiB, 4);
+  CHECKF(one_area(g, 20 * MiB) == 1, "the grown block is one kernel area");
+  int hg = asked_huge(g);
+  if (hg >= 0) CHECKF(hg == want_huge, "the grown block is %s for huge pages (VmFlags hg: %d)", want_huge ? "asked" : "not asked", hg);
   unsigned char *h = hak_realloc(g, 45 * MiB);
   CHECK(h != NULL);
   if (!h) return;
-  CHECKF(holds(h, 20 * MiB, 4), "realloc of a gathered block kept its contents");
+  CHECKF(holds(h, 20 * MiB, 4), "realloc of a reused block kept its contents");
+  CHECKF(one_area(h, 45 * MiB) == 1, "the block grown by realloc is one kernel area");
   fill(h, 45 * MiB, 5);
   unsigned char *s = hak_realloc(h, 9 * MiB);
   CHECK(s != NULL);
   if (!s) return;
-  CHECKF(holds(s, 9 * MiB - PAGE, 5), "shrunk gathered block kept its contents");
+  CHECKF(holds(s, 9 * MiB - PAGE, 5), "shrunk block kept its contents");
   CHECK(hak_usable_size(s) >= 9 * MiB);
   hak_free(s);
-}
-
-/* The kernel refuses the moves: fresh pages instead, nothing lost. */
-static void refused_moves_fall_back(void) {
-  hak_trim(); /* an empty BigCache: these two blocks are all it holds */
-  unsigned char *a = hak_malloc(8 * MiB), *b = hak_malloc(8 * MiB);
-  CHECK(a && b);
-  if (!a || !b) return;
-  fill(a, 8 * MiB, 6);
-  fill(b, 8 * MiB, 7);
-  hak_free(a);
-  hak_free(b);
-  /* Larger than either: one is grown, the other would lend its pages. */
-  unsigned long long m0 = moved();
-  hak_os_fail_next_moves(1000);
-  unsigned char *z = hak_malloc(15 * MiB);
-  hak_os_fail_next_moves(0);
-  CHECK(z != NULL);
-  if (!z) return;
-  CHECKF(moved() == m0, "no page moved while the kernel refuses");
-  fill(z, 15 * MiB, 8);
-  CHECK(holds(z, 15 * MiB, 8));
-  hak_free(z);
 }
 
 static void *churn(void *arg) {
@@ -267,16 +264,16 @@ int main(int argc, char **argv) {
   }
   if (argc > 2 && !strcmp(argv[1], "hugepages")) {
     reusing_site_gets_huge_pages(atoi(argv[2]));
+    grown_block_stays_one_area(atoi(argv[2]));
     return check_report("big_reuse hugepages");
   }
   reusing_site_gets_huge_pages(1);
-  moved_pages_need_no_faults();
+  smaller_request_reuses_the_mapping();
   calloc_after_frees_is_zero();
-  gathered_block_grows_and_keeps_contents();
-  refused_moves_fall_back();
+  grown_block_stays_one_area(1);
   pthread_t t[2];
   for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-  CHECKF(moved() > 0, "pages were moved between Big blocks");
+  CHECKF(cache_hits() > 0, "freed Big blocks were reused");
   return check_report("big_reuse");
 }
