@@ -96,6 +96,13 @@ static void big_decommit_from(big_hdr_t *b, size_t keep) {
   b->length = keep;
 }
 
+/* The secure library: was a freed block written after its free?  Looked
+ * at while its first bytes are still resident, before its mapping is
+ * reused or its pages purged (the evidence goes with them). */
+static void big_sec_check_freed(const big_hdr_t *b) {
+  if (hak_secure && b->length >= (size_t)((uint8_t *)b->block - (uint8_t *)b) + 16) hak_sec_big_reused(b->block);
+}
+
 /* Under the lock.  Decommits entries older than the purge delay, and the
  * oldest ones while the resident part exceeds the budget (HAKMEM_BIGCACHE);
  * returns the mappings to unmap (beyond 4x the budget of address space),
@@ -113,10 +120,7 @@ static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool fo
       bool due = force || b->time + delay <= now;
       bool spared = pass == 0 ? !(b->how & HAK_SITE_NOCACHE) : pass == 1 && (b->how & HAK_SITE_CACHE);
       if (!due && (big_cache_committed <= budget || spared)) continue;
-      /* The secure library looks for a write after free before the pages,
-       * and the evidence, go: else a slow program (the purge delay passed
-       * before the mapping was reused) hid it. */
-      if (hak_secure && b->length >= (size_t)((uint8_t *)b->block - (uint8_t *)b) + 16) hak_sec_big_reused(b->block);
+      big_sec_check_freed(b); /* else a slow program (the delay passed before reuse) hid it */
       big_cache_committed -= b->length - BIG_HDR;
       big_decommit_from(b, BIG_HDR);
     }
@@ -147,13 +151,12 @@ static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
   big_hdr_t *nb = hak_os_grow_inplace(b, old, size) ? b : NULL;
   if (!nb) {
     hak_segmap_set(b, old, false);
-    size_t resident = b->length;
     nb = hak_os_remap_aligned(b, old, size, HAK_SEG_SIZE);
     if (!nb) {
       hak_segmap_set(b, old, true);
       return NULL;
     }
-    if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_moved, resident, memory_order_relaxed);
+    if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_moved, nb->length, memory_order_relaxed);
   }
   nb->seg.map_size = size;
   hak_segmap_set(nb, size, true);
@@ -245,8 +248,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
   if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
   else HAK_STAT_INC(hak_gstats.bigcache_misses);
   if (b) {
-    if (hak_secure && b->length > (size_t)((uint8_t *)b->block - (uint8_t *)b) + 16)
-      hak_sec_big_reused(b->block); /* still resident: was it written after its free? */
+    big_sec_check_freed(b);
     b = big_reuse(b, size, &dirty);
     if (!b) dirty = 0;
   }

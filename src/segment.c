@@ -97,8 +97,8 @@ static void seg_init(hak_segment_t *seg, unsigned kind, bool keep_dirty) {
   /* A slab's header is written when the slab is first taken (slab_acquire,
    * hak_slab_init), not here: a Tiny segment's 64 headers span three pages,
    * and a thread that uses a few slabs touches only the first.  A free
-   * slab's header reads block size 0 and owner 0: zero from the kernel, or
-   * as slab_release left it. */
+   * slab's header reads block size 0, blk_reserved 0 (a remote free's
+   * check) and owner 0: zero from the kernel, or as slab_release left it. */
 }
 
 static void seg_purge_one(hak_segment_t *seg);
