@@ -18,7 +18,10 @@ trap 'rm -rf "$work"' EXIT
 # PYTHONMALLOC=malloc: Python's objects then come from the allocator under
 # test instead of Python's own pools.
 export PYTHONMALLOC=malloc
-prog=(python3 "$root/scripts/workload.py")
+# The interpreter itself, not a launcher such as pyenv's shim (a bash
+# script that runs dozens of processes, which would be timed instead).
+py=$(python3 -c 'import sys; print(sys.executable)')
+prog=("$py" "$root/scripts/workload.py")
 
 echo
 echo "== hakmem run --stats -- ${prog[*]}"

@@ -12,7 +12,7 @@
  * first), but a stray early read must still see sane values. */
 static const hak_policy_t policy_boot = {
     .big_threshold = (size_t)2 << 20,
-    .purge_delay_ms = 50,
+    .purge_delay_ms = 1000,
     .large_cache = 0,
     .bigcache = (size_t)128 << 20,
     .segment_cache = 8,

@@ -126,7 +126,7 @@ def policy_line(p):
     return dict(kv.split("=") for kv in m.group(1).split())
 
 
-DEFAULTS = {"big_threshold": "2097152", "purge_delay_ms": "50", "large_cache": "0",
+DEFAULTS = {"big_threshold": "2097152", "purge_delay_ms": "1000", "large_cache": "0",
             "bigcache": "134217728", "segment_cache": "8", "w_max": "1"}
 
 

@@ -829,10 +829,18 @@ def programs_list(args, work, scale):
 
     progs = []
     rounds = max(1, round(4 * scale))
+    # The interpreter itself: a launcher such as pyenv's shim is a bash
+    # script that runs dozens of processes, which would be timed instead.
+    python = "python3"
+    if shutil.which("python3"):
+        p = subprocess.run(["python3", "-c", "import sys; print(sys.executable)"],
+                           capture_output=True, text=True)
+        if p.returncode == 0 and p.stdout.strip():
+            python = p.stdout.strip()
     progs.append(need("python3", Program(
         "python", "the repo's scripts/workload.py (churn(), %d rounds), "
         "PYTHONMALLOC=malloc" % rounds,
-        ["python3", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+        [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
          "import workload; print(workload.churn(%d))" % rounds,
          os.path.join(snap or "", "scripts")],
         env={"PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0",
