@@ -35,6 +35,7 @@ typedef struct big_hdr {
   uint32_t born;
   uint16_t site;
   uint8_t how;             /* the site's decision bits (learn/sites.h) */
+  bool huge;               /* asked for huge pages (see big_cache_purge) */
   struct big_hdr *next, *prev;
 } big_hdr_t;
 
@@ -96,6 +97,12 @@ static void big_decommit_from(big_hdr_t *b, size_t keep) {
   b->length = keep;
 }
 
+/* Asks for huge pages for the whole mapping, or takes that back. */
+static void big_huge(big_hdr_t *b, bool on) {
+  hak_os_hugepage(b, b->seg.map_size, on);
+  b->huge = on;
+}
+
 /* The secure library: was a freed block written after its free?  Looked
  * at while its first bytes are still resident, before its mapping is
  * reused or its pages purged (the evidence goes with them). */
@@ -123,6 +130,10 @@ static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool fo
       big_sec_check_freed(b); /* else a slow program (the delay passed before reuse) hid it */
       big_cache_committed -= b->length - BIG_HDR;
       big_decommit_from(b, BIG_HDR);
+      /* With its huge-page request left on, khugepaged would fill the
+       * header's 2 MiB back in around it: 2 MiB resident per cached
+       * mapping, a few more every 10 s in an idle process. */
+      if (b->huge && !force) big_huge(b, false);
     }
   while (big_cache_last && (force || big_cache_bytes > 4 * budget)) {
     big_hdr_t *b = big_cache_last;
@@ -196,6 +207,8 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
  * (HAKMEM_THP, `fast`) and for a site whose Big blocks are reused soon
  * (per-site `cache`): hot buffers written whole, where a 2 MiB page costs
  * one fault instead of 512. */
+static bool big_wants_huge(unsigned how) { return hak_policy()->thp || (how & HAK_SITE_CACHE); }
+
 static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
   big_hdr_t *b = hak_os_map_aligned(size, map_align);
   if (!b) return NULL;
@@ -203,7 +216,8 @@ static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
   b->length = size;
   hak_os_commit_account((ptrdiff_t)size);
   hak_segmap_set(b, size, true);
-  if (hak_policy()->thp || (how & HAK_SITE_CACHE)) hak_os_hugepage(b, size);
+  b->huge = false;
+  if (big_wants_huge(how)) big_huge(b, true);
   if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
   return b;
 }
@@ -251,6 +265,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
     big_sec_check_freed(b);
     b = big_reuse(b, size, &dirty);
     if (!b) dirty = 0;
+    else if (!b->huge && big_wants_huge(how)) big_huge(b, true); /* purged, or mapped for another site */
   }
   if (!b) b = big_map_new(size, map_align, how);
   if (!b) goto oom;

@@ -102,14 +102,14 @@ void hak_os_decommit(void *p, size_t size) {
 void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
 
 
-void hak_os_hugepage(void *p, size_t size) {
+void hak_os_hugepage(void *p, size_t size, bool on) {
 #ifdef MADV_HUGEPAGE
   int saved = errno;
-  madvise(p, size, MADV_HUGEPAGE);
+  madvise(p, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   errno = saved;
   atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
 #else
-  (void)p, (void)size;
+  (void)p, (void)size, (void)on;
 #endif
 }
 

@@ -23,8 +23,9 @@ void *hak_os_map_aligned(size_t size, size_t align);
 void hak_os_unmap(void *p, size_t size);
 /* Gives pages back (contents lost, next touch reads zeros). */
 void hak_os_decommit(void *p, size_t size);
-/* Ask for transparent huge pages on a range (best effort). */
-void hak_os_hugepage(void *p, size_t size);
+/* Asks for transparent huge pages on a range, or (on = false) takes the
+ * request back, so that khugepaged leaves the range alone (best effort). */
+void hak_os_hugepage(void *p, size_t size, bool on);
 /* Moves [p, p+old) to a fresh align-aligned area of new_size bytes without
  * copying; NULL (and p untouched) on failure. */
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);

@@ -214,6 +214,21 @@ static void budget_priorities(void) {
   CHECKF(rc > n / PAGE * 9 / 10, "a reusing site's freed block kept resident (%zu of %zu pages)", rc, n / PAGE);
   CHECKF(rp < n / PAGE / 10, "a plain freed block given back over the budget (%zu pages resident)", rp);
   CHECKF(ro < n / PAGE / 10, "a one-off site's freed block given back first (%zu pages resident)", ro);
+  /* A cached mapping whose pages went back no longer asks for huge pages
+   * (khugepaged would fill its header's 2 MiB back in); reused, it does
+   * again. */
+  int hc = asked_huge(c), hp = asked_huge(p), ho = asked_huge(o);
+  if (hc < 0 || hp < 0 || ho < 0) {
+    printf("budget_priorities: no VmFlags in /proc/self/smaps, huge-page requests not checked\n");
+    return;
+  }
+  CHECKF(hc == 1, "a resident cached mapping still asks for huge pages (VmFlags hg: %d)", hc);
+  CHECKF(hp == 0 && ho == 0, "purged cached mappings do not (VmFlags hg: %d, %d)", hp, ho);
+  unsigned char *q = hak_big_alloc(n, 0, false, NULL, 0);
+  CHECK(q == p || q == o);
+  if (!q) return;
+  CHECKF(asked_huge(q) == 1, "a purged mapping reused asks for huge pages again (VmFlags hg: %d)", asked_huge(q));
+  hak_free(q);
 }
 
 /* Whether the mapping holding p was asked for huge pages (VmFlags "hg" in
