@@ -41,6 +41,7 @@ typedef struct big_hdr {
 
 #define BIG_HDR HAK_PAGE
 #define BIG_GRAIN ((size_t)64 << 10) /* mapping sizes round up to this */
+#define BIG_HUGE ((size_t)2 << 20)       /* a transparent huge page */
 /* A mapping reused for a smaller request keeps resident surplus up to
  * max(the request, this): freeing it only for the next larger request to
  * fault it in again costs more than it saves.  Beyond it, the surplus is
@@ -212,12 +213,16 @@ static bool big_wants_huge(unsigned how) { return hak_policy()->thp || (how & HA
 static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
   big_hdr_t *b = hak_os_map_aligned(size, map_align);
   if (!b) return NULL;
+  /* Asked before the header's first write, which would otherwise fault
+   * the first 2 MiB in on 4 KiB pages: 511 more faults when the block is
+   * written (site-reuse: 4.3k of its faults in 25 ops). */
+  bool huge = big_wants_huge(how);
+  if (huge) hak_os_hugepage(b, size, true);
+  b->huge = huge;
   b->seg.map_size = size;
   b->length = size;
   hak_os_commit_account((ptrdiff_t)size);
   hak_segmap_set(b, size, true);
-  b->huge = false;
-  if (big_wants_huge(how)) big_huge(b, true);
   if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
   return b;
 }
@@ -263,9 +268,16 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
   else HAK_STAT_INC(hak_gstats.bigcache_misses);
   if (b) {
     big_sec_check_freed(b);
+    bool was_purged = b->length == BIG_HDR;
     b = big_reuse(b, size, &dirty);
     if (!b) dirty = 0;
-    else if (!b->huge && big_wants_huge(how)) big_huge(b, true); /* purged, or mapped for another site */
+    else if (!b->huge && big_wants_huge(how)) {
+      /* Purged (or mapped for another site).  The header page kept its
+       * 2 MiB on 4 KiB page tables, where the block's first writes would
+       * fault 511 times: made one huge page now. */
+      big_huge(b, true);
+      if (was_purged && b->seg.map_size > BIG_HUGE) hak_os_collapse(b, BIG_HUGE);
+    }
   }
   if (!b) b = big_map_new(size, map_align, how);
   if (!b) goto oom;

@@ -113,6 +113,16 @@ void hak_os_hugepage(void *p, size_t size, bool on) {
 #endif
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+void hak_os_collapse(void *p, size_t size) {
+  int saved = errno;
+  madvise(p, size, MADV_COLLAPSE);
+  errno = saved;
+  atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
+}
+
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
   if (new_size > HAK_MAX_REQUEST) return NULL;
   int saved = errno;

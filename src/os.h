@@ -26,6 +26,9 @@ void hak_os_decommit(void *p, size_t size);
 /* Asks for transparent huge pages on a range, or (on = false) takes the
  * request back, so that khugepaged leaves the range alone (best effort). */
 void hak_os_hugepage(void *p, size_t size, bool on);
+/* Makes [p, p+size) (2 MiB-aligned) huge pages now, the pages present
+ * kept (MADV_COLLAPSE, Linux 6.1; best effort). */
+void hak_os_collapse(void *p, size_t size);
 /* Moves [p, p+old) to a fresh align-aligned area of new_size bytes without
  * copying; NULL (and p untouched) on failure. */
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);
