@@ -88,14 +88,19 @@ void hak_os_unmap(void *p, size_t size) {
   atomic_fetch_sub_explicit(&hak_os.mapped, size, memory_order_relaxed);
 }
 
-void hak_os_decommit(void *p, size_t size) {
-  if (!size) return;
+/* One madvise, timed and counted; errno as it was (advice is best effort). */
+static void os_madvise(void *p, size_t size, int advice) {
   int saved = errno;
   uint64_t t0 = hak_prof_begin();
-  madvise(p, size, MADV_DONTNEED);
+  madvise(p, size, advice);
   hak_prof_end(HAK_PROF_OS_CALL, t0);
   errno = saved;
   atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
+}
+
+void hak_os_decommit(void *p, size_t size) {
+  if (!size) return;
+  os_madvise(p, size, MADV_DONTNEED);
   os_account_commit(-(ptrdiff_t)size);
 }
 
@@ -104,24 +109,16 @@ void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
 
 void hak_os_hugepage(void *p, size_t size, bool on) {
 #ifdef MADV_HUGEPAGE
-  int saved = errno;
-  madvise(p, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-  errno = saved;
-  atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
+  os_madvise(p, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 #else
   (void)p, (void)size, (void)on;
 #endif
 }
 
 #ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
+#define MADV_COLLAPSE 25 /* Linux 6.1; older kernels answer EINVAL */
 #endif
-void hak_os_collapse(void *p, size_t size) {
-  int saved = errno;
-  madvise(p, size, MADV_COLLAPSE);
-  errno = saved;
-  atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
-}
+void hak_os_collapse(void *p, size_t size) { os_madvise(p, size, MADV_COLLAPSE); }
 
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
   if (new_size > HAK_MAX_REQUEST) return NULL;
