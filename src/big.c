@@ -175,11 +175,19 @@ static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
   return nb;
 }
 
-/* A cached mapping made ready for a block whose mapping needs `size`
- * bytes: grown if short, its surplus decommitted if far too long.  Sets
- * *dirty to the bytes from the start that may hold old data.  NULL (the
- * mapping given up) if it could not grow. */
-static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
+/* how: the site's decision bits.  Huge pages when the policy asks
+ * (HAKMEM_THP, `fast`) and for a site whose Big blocks are reused soon
+ * (per-site `cache`): hot buffers written whole, where a 2 MiB page costs
+ * one fault instead of 512. */
+static bool big_wants_huge(unsigned how) { return hak_policy()->thp || (how & HAK_SITE_CACHE); }
+
+/* A cached mapping made ready for a block of site decision `how` whose
+ * mapping needs `size` bytes: grown if short, its surplus decommitted if
+ * far too long, asked for huge pages if the block wants them.  Sets *dirty
+ * to the bytes from the start that may hold old data.  NULL (the mapping
+ * given up) if it could not grow. */
+static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, unsigned how, size_t *dirty) {
+  bool purged = b->length == BIG_HDR;
   *dirty = b->length;
   if (b->seg.map_size < size) {
     /* The secure library's guard page would split the mapping in two. */
@@ -201,15 +209,17 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, size_t *dirty) {
     hak_os_commit_account((ptrdiff_t)(size - b->length));
     b->length = size;
   }
+  if (!b->huge && big_wants_huge(how)) {
+    /* Purged (or mapped for another site).  A purge left the header page
+     * holding its 2 MiB on 4 KiB page tables, where the block's first
+     * writes would fault 511 times: made one huge page now. */
+    big_huge(b, true);
+    if (purged && b->seg.map_size > BIG_HUGE) hak_os_collapse(b, BIG_HUGE);
+  }
   return b;
 }
 
-/* how: the site's decision bits.  Huge pages when the policy asks
- * (HAKMEM_THP, `fast`) and for a site whose Big blocks are reused soon
- * (per-site `cache`): hot buffers written whole, where a 2 MiB page costs
- * one fault instead of 512. */
-static bool big_wants_huge(unsigned how) { return hak_policy()->thp || (how & HAK_SITE_CACHE); }
-
+/* A fresh mapping for a block of site decision `how`. */
 static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
   big_hdr_t *b = hak_os_map_aligned(size, map_align);
   if (!b) return NULL;
@@ -268,16 +278,8 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
   else HAK_STAT_INC(hak_gstats.bigcache_misses);
   if (b) {
     big_sec_check_freed(b);
-    bool was_purged = b->length == BIG_HDR;
-    b = big_reuse(b, size, &dirty);
+    b = big_reuse(b, size, how, &dirty);
     if (!b) dirty = 0;
-    else if (!b->huge && big_wants_huge(how)) {
-      /* Purged (or mapped for another site).  The header page kept its
-       * 2 MiB on 4 KiB page tables, where the block's first writes would
-       * fault 511 times: made one huge page now. */
-      big_huge(b, true);
-      if (was_purged && b->seg.map_size > BIG_HUGE) hak_os_collapse(b, BIG_HUGE);
-    }
   }
   if (!b) b = big_map_new(size, map_align, how);
   if (!b) goto oom;
