@@ -6,8 +6,9 @@
 
 Each allocator is put in with LD_PRELOAD (glibc: no preload), so any malloc
 library can be compared (NAME=PATH in --alloc, or $HAKMEM_BENCH_EXTRA).
-Runs are interleaved (A B C ... A B C) so that noise on a shared machine
-falls on all allocators alike, and medians are reported.  Writes
+Runs are interleaved (A B C, then C A B, ... in a shuffled order) so that
+noise on a shared machine falls on all allocators alike and none always
+runs after the same other, and medians are reported.  Writes
 results.csv (every run), results.md (median tables, with hakmem's ratio to
 each other allocator and to the best of them, and their geometric means)
 and chart.svg.  --instructions counts instructions per malloc+free pair
@@ -19,6 +20,7 @@ import csv
 import math
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -448,6 +450,19 @@ def machine_info():
 
 # ------------------------------------------------------------------ modes --
 
+def run_order(allocs, run, config):
+    """The allocators in the order of one round: interleaved, so that noise
+    hits all alike, and shuffled (the same way for the same run and
+    workload), because a run pays for what the one before it left.  After
+    tcmalloc's run of big-churn, which leaves the kernel's free memory in
+    4 KiB pieces, hakmem's huge pages needed compaction and ran 2-3 x
+    slower than after mimalloc 3's; in a fixed order, one allocator always
+    ran after the same other, and the first after another workload."""
+    order = list(allocs)
+    random.Random(run * 1000003 + config).shuffle(order)
+    return order
+
+
 def bench(args, bin_path, allocs):
     workloads = list_workloads(bin_path)
     if args.workloads != "all":
@@ -469,8 +484,8 @@ def bench(args, bin_path, allocs):
         writer = csv.DictWriter(f, CSV_COLUMNS)
         writer.writeheader()
         for run in range(1, args.runs + 1):
-            for name, threads, ops in configs:
-                for a in allocs:  # interleaved: noise hits all alike
+            for ci, (name, threads, ops) in enumerate(configs):
+                for a in run_order(allocs, run, ci):
                     progress.show("run %d/%d  %s  threads=%d  %s"
                                   % (run, args.runs, name, threads, a.name))
                     status, fields, err = run_workload(
@@ -1033,8 +1048,8 @@ def programs(args, allocs):
         writer = csv.DictWriter(f, PROGRAM_CSV)
         writer.writeheader()
         for run in range(1, args.runs + 1):
-            for p in progs:
-                for a in allocs:  # interleaved
+            for pi, p in enumerate(progs):
+                for a in run_order(allocs, run, pi):
                     progress.show("run %d/%d  %s  %s" % (run, args.runs, p.name, a.name))
                     st, secs, rss, sha, tail = run_program(p, a, tmp, args.timeout,
                                                            spawn)
