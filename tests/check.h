@@ -316,4 +316,24 @@ static inline void block_resize(block_t *b, size_t m) {
   pattern_fill(q, m);
 }
 
+/* 1: the mapping that holds p asks for transparent huge pages (VmFlags
+ * "hg" in /proc/self/smaps), 0: it does not, -1: the kernel does not say. */
+static inline int asked_huge(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  char line[512];
+  int in = 0, r = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    } else if (in && !strncmp(line, "VmFlags:", 8)) {
+      r = strstr(line, " hg") != NULL;
+      break;
+    }
+  }
+  fclose(f);
+  return r;
+}
+
 #endif /* HAKMEM_TESTS_CHECK_H */

@@ -28,8 +28,6 @@ static long faults(void) {
   return r.ru_minflt;
 }
 
-static int asked_huge(const void *p);
-
 static unsigned long long cache_hits(void) {
   hak_stats_t s;
   hak_stats_get(&s);
@@ -245,26 +243,6 @@ static void budget_priorities(void) {
     printf("budget_priorities: a fresh mapping took %ld faults for %zu pages (no huge pages here), reuse faults not checked\n",
            fresh_faults, n / PAGE);
   hak_free(q);
-}
-
-/* Whether the mapping holding p was asked for huge pages (VmFlags "hg" in
- * /proc/self/smaps): 1 yes, 0 no, -1 the kernel does not say. */
-static int asked_huge(const void *p) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  if (!f) return -1;
-  char line[512];
-  int in = 0, r = -1;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
-      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-    } else if (in && !strncmp(line, "VmFlags:", 8)) {
-      r = strstr(line, " hg") != NULL;
-      break;
-    }
-  }
-  fclose(f);
-  return r;
 }
 
 /* A site whose Big blocks are reused soon (`cache`) gets its new mappings

@@ -1,0 +1,70 @@
+/* large_huge: Large spans are put on huge pages once the tier holds 32 MiB
+ * of them (src/large.c, LARGE_HUGE_MIN), and a purge that leaves part of a
+ * 2 MiB half resident takes the request back (khugepaged would fill the
+ * half in again).  Checked through the VmFlags of /proc/self/smaps ("hg");
+ * contents must survive the huge pages being split by purges around them.
+ * `test_large_huge nothp` (run with HAKMEM_THP=0): nothing is asked.
+ * Links the static hak_* library (hak_trim purges at once). */
+#include <string.h>
+
+#include "check.h"
+
+#define KiB ((size_t)1 << 10)
+#define SPAN (960 * KiB) /* 240 pages: four to a 4 MiB segment */
+#define N 56             /* 52.5 MiB: the last segments come after 32 MiB */
+#define BEFORE ((int)(((size_t)32 << 20) / SPAN)) /* spans placed while the tier held less */
+
+static void fill(unsigned char *p, unsigned char tag) {
+  for (size_t i = 0; i < SPAN; i += 512) p[i] = (unsigned char)(tag + i / 512);
+}
+static int holds(const unsigned char *p, unsigned char tag) {
+  for (size_t i = 0; i < SPAN; i += 512)
+    if (p[i] != (unsigned char)(tag + i / 512)) return 0;
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  int want = !(argc > 1 && !strcmp(argv[1], "nothp"));
+  unsigned char *s[N];
+  for (int i = 0; i < N; i++) {
+    s[i] = hak_malloc(SPAN);
+    CHECK(s[i] != NULL);
+    if (!s[i]) return check_report("large_huge");
+    fill(s[i], (unsigned char)i);
+  }
+  int last = asked_huge(s[N - 1]);
+  if (last < 0) {
+    printf("large_huge: no VmFlags in /proc/self/smaps, huge-page requests not checked\n");
+  } else {
+    for (int i = 0; i < BEFORE; i++)
+      CHECKF(asked_huge(s[i]) == 0, "span %d (the tier held %zu KiB) asks for huge pages", i, i * SPAN >> 10);
+    CHECKF(last == want, "a span placed after %zu MiB of spans %s huge pages (VmFlags hg: %d)",
+           (N - 1) * SPAN >> 20, want ? "does not ask for" : "asks for", last);
+  }
+  /* Holes in the late segments, purged at once: their halves stay part
+   * resident (the live spans around them), and so must stop asking. */
+  unsigned char *hole[6];
+  int nh = 0;
+  for (int i = N - 16; i < N; i += 3) {
+    hole[nh++] = s[i];
+    hak_free(s[i]);
+    s[i] = NULL;
+  }
+  hak_trim();
+  for (int i = 0; i < N; i++)
+    if (s[i]) CHECKF(holds(s[i], (unsigned char)i), "span %d lost its contents when pages near it went back", i);
+  for (int k = 0; k < nh; k++) {
+    int hg = asked_huge(hole[k]);
+    if (hg >= 0) CHECKF(hg == 0, "a half with a purged hole still asks for huge pages (hole %d)", k);
+  }
+  /* All gone and purged: the tier holds one span again, which must not
+   * ask (the count of the tier's pages came back down). */
+  for (int i = 0; i < N; i++) hak_free(s[i]);
+  hak_trim();
+  unsigned char *one = hak_malloc(SPAN);
+  CHECK(one != NULL);
+  int hg = one ? asked_huge(one) : -1;
+  if (hg >= 0) CHECKF(hg == 0, "a lone span after everything went back asks for huge pages");
+  hak_free(one);
+  return check_report("large_huge");
+}
