@@ -266,6 +266,31 @@ static void reusing_site_gets_huge_pages(int want_plain) {
   hak_free(p);
 }
 
+/* On huge pages, a mapping whose last 2 MiB the block would use half of
+ * or more ends on a whole huge page (one fault for that part, not 256 or
+ * more); one that just crosses a boundary, a 4 MiB block and its header
+ * page, does not (2 MiB for 4 KiB).  Without huge pages neither rounds.
+ * Seen as the usable size: the mapping's end less the header page. */
+static void tail_on_whole_huge_page(int want_huge) {
+  hak_trim(); /* new mappings, not cached ones of other sizes */
+  size_t half = 5 * MiB + 512 * 1024, just = 4 * MiB;
+  unsigned char *a = hak_big_alloc(half, 0, false, NULL, 0);
+  unsigned char *b = hak_big_alloc(just, 0, false, NULL, 0);
+  CHECK(a && b);
+  if (!a || !b) return;
+  size_t ua = hak_usable_size(a), ub = hak_usable_size(b);
+  if (want_huge)
+    CHECKF(ua == 6 * MiB - PAGE, "a 5.5 MiB block's mapping ends at %zu, not on its last huge page", ua + PAGE);
+  else
+    CHECKF(ua < 6 * MiB - PAGE, "without huge pages a 5.5 MiB block's mapping was rounded up to %zu", ua + PAGE);
+  CHECKF(ub >= just && ub < 4 * MiB + MiB, "a 4 MiB block's mapping ends at %zu: a huge page for its last page", ub + PAGE);
+  fill(a, half, 7);
+  fill(b, just, 8);
+  CHECK(holds(a, half, 7) && holds(b, just, 8));
+  hak_free(a);
+  hak_free(b);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "priorities")) {
     budget_priorities();
@@ -274,12 +299,14 @@ int main(int argc, char **argv) {
   if (argc > 2 && !strcmp(argv[1], "hugepages")) {
     reusing_site_gets_huge_pages(atoi(argv[2]));
     grown_block_stays_one_area(atoi(argv[2]));
+    tail_on_whole_huge_page(atoi(argv[2]));
     return check_report("big_reuse hugepages");
   }
   reusing_site_gets_huge_pages(1);
   smaller_request_reuses_the_mapping();
   calloc_after_frees_is_zero();
   grown_block_stays_one_area(1);
+  tail_on_whole_huge_page(1);
   pthread_t t[2];
   for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
