@@ -849,8 +849,13 @@ static unsigned large_check_seg(const large_seg_t *ls) {
  * their sum.  Spans in threads' lcaches are PG_CACHED too but on no list. */
 static void large_check_all(void) {
   unsigned cached = 0, listed = 0;
-  for (const large_seg_t *ls = segs; ls; ls = (const large_seg_t *)ls->seg.next)
+  size_t used = 0;
+  for (const large_seg_t *ls = segs; ls; ls = (const large_seg_t *)ls->seg.next) {
     cached += large_check_seg(ls);
+    used += LPAGES - LHEADER_PAGES - ls->free_pages;
+  }
+  hak_assert(used == large_used_pages, "Large segments hold %zu pages of spans, the tier counts %zu", used,
+             large_used_pages);
   size_t bytes = 0;
   for (unsigned c = 0; c < LCLASSES; c++) {
     const cached_span_t *prev = NULL;
