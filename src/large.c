@@ -184,21 +184,13 @@ static inline bool large_huge_now(const hak_policy_t *pol) {
   return !hak_secure && pol->thp && large_used_pages >= LARGE_HUGE_MIN;
 }
 
-/* Asks for huge pages on the clean halves that pages [i, i+n) touch. */
-static void halves_advise(large_seg_t *ls, unsigned i, unsigned n) {
+/* on: asks for huge pages on the clean halves that pages [i, i+n) touch;
+ * off (those pages went back): takes the request back from those halves. */
+static void halves_ask(large_seg_t *ls, unsigned i, unsigned n, bool on) {
   for (unsigned r = i / LHALF_PAGES; r <= (i + n - 1) / LHALF_PAGES; r++) {
-    if ((ls->huge >> r) & 1 || bits_count(ls->dirty, r * LHALF_PAGES, LHALF_PAGES)) continue;
-    hak_os_hugepage((uint8_t *)ls + (size_t)r * LHALF_PAGES * HAK_PAGE, LHALF_PAGES * HAK_PAGE, true);
-    ls->huge |= (uint8_t)(1u << r);
-  }
-}
-
-/* After pages [i, j) went back: their halves no longer ask. */
-static void halves_unadvise(large_seg_t *ls, unsigned i, unsigned j) {
-  for (unsigned r = i / LHALF_PAGES; r <= (j - 1) / LHALF_PAGES; r++) {
-    if (!((ls->huge >> r) & 1)) continue;
-    hak_os_hugepage((uint8_t *)ls + (size_t)r * LHALF_PAGES * HAK_PAGE, LHALF_PAGES * HAK_PAGE, false);
-    ls->huge &= (uint8_t)~(1u << r);
+    if (((ls->huge >> r) & 1) == on || (on && bits_count(ls->dirty, r * LHALF_PAGES, LHALF_PAGES))) continue;
+    hak_os_hugepage((uint8_t *)ls + (size_t)r * LHALF_PAGES * HAK_PAGE, LHALF_PAGES * HAK_PAGE, on);
+    ls->huge ^= (uint8_t)(1u << r);
   }
 }
 
@@ -271,7 +263,7 @@ static size_t decommit_runs(large_seg_t *ls, const uint64_t *m, size_t budget) {
     unsigned j = next_bit(m, i, false);
     if (j - i > budget - done) j = i + (unsigned)(budget - done);
     hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
-    halves_unadvise(ls, i, j);
+    halves_ask(ls, i, j - i, false);
     bits_set(ls->dirty, i, j - i, false);
     done += j - i;
     i = next_bit(m, j, true);
@@ -529,7 +521,7 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
         i = (unsigned)((a - (uintptr_t)ls) >> HAK_PAGE_SHIFT);
         total = (unsigned)pages;
       }
-      if (large_huge_now(pol)) halves_advise(ls, i, total);
+      if (large_huge_now(pol)) halves_ask(ls, i, total, true);
       span_mark(ls, i, total, true);
       unsigned dirty = bits_count(ls->dirty, i, total);
       fresh = dirty == 0;
@@ -674,7 +666,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
   if (span_check(ls, p, &i) && i + want <= LPAGES) {
     unsigned have = ls->span[i], add = (unsigned)want - have;
     if (want > have && next_with(ls, i + have, true) >= i + want) {
-      if (large_huge_now(hak_policy())) halves_advise(ls, i + have, add);
+      if (large_huge_now(hak_policy())) halves_ask(ls, i + have, add, true);
       span_mark(ls, i + have, add, true);
       if (hak_secure) guard_lay(ls, i, (unsigned)want); /* the guard moves to the new last page */
       unsigned dirty = bits_count(ls->dirty, i + have, add);
