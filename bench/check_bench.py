@@ -207,10 +207,14 @@ def cmd_sweep(hb, args, bin_path):
             if env not in defaults:
                 fail("no default for %s" % env)
             want |= {"fixed:%s=%s" % (name, v) for v in values if float(v) != defaults[env]}
+        listed = [p.name for p in sw.policies(knobs, defaults, "")]
         for w in workloads:
             got = [r["policy"] for r in screen if r["workload"] == w]
             if sorted(got) != sorted(want):
                 fail("%s screened %s, expected %s" % (w, sorted(got), sorted(want)))
+            # Shuffled, not in the list's order (learned was always behind the same arms).
+            if got == [p for p in listed if p in got]:
+                fail("%s screened in the fixed order %s" % (w, got))
             # Confirmation: the screening's best arms, default and learned,
             # each CONFIRM runs, none with a screening seed.
             med = {r["policy"]: float(r["cost"]) for r in screen if r["workload"] == w}
@@ -221,7 +225,7 @@ def cmd_sweep(hb, args, bin_path):
             if len(pols) != sw.CONFIRM_ARMS + 2 or \
                     any(med[p] > costs[sw.CONFIRM_ARMS - 1] + 1e-3 for p in fixed):
                 fail("%s confirmed %s, not the best screened arms %s" % (w, sorted(pols), costs[:3]))
-            if len(cw) != len(pols) * 5:
+            if len(cw) != len(pols) * sw.CONFIRM_RUNS:
                 fail("%s: %d confirmation runs" % (w, len(cw)))
             for r in cw + screen:
                 if not (float(r["ops_per_s"]) > 0 and float(r["cost"]) > 0):

@@ -8,7 +8,7 @@ frozen, nothing learned), under every step of every knob's ladder with the
 other knobs at their defaults (a coordinate sweep: `fixed:knob=value`), and
 under HAKMEM_MODE=learning (`learned`: the learner starts from the defaults
 and tunes while the workload runs).  Runs are interleaved, the same seed
-for every policy within a run.
+for every policy within a run, in an order shuffled per run and workload.
 
 The cost of a run (lower is better) is the learner's formula with the run's
 own figures:  cost = ns per op + W x peak RSS in MiB,  W being
@@ -46,7 +46,8 @@ import hakmem_bench as hb
 DEFAULT_WORKLOADS = ["phase-change", "big-buffers", "big-churn", "large-ws", "mixed",
                      "realloc-grow", "espresso", "json"]
 DEFAULT_WEIGHT = 0.05
-CONFIRM_ARMS = 3      # the screening's best fixed arms run again
+CONFIRM_ARMS = 3      # the screening's best fixed arms run again ...
+CONFIRM_RUNS = 7      # ... this many times (at least), with the default and learned
 SLOW_FACTOR = 20      # a fixed arm this many times slower than the default is stopped ...
 SLOW_FLOOR_SECS = 10  # ... but never before this (short runs are noisy)
 CONFIRM_SEED = 1001   # the confirmation's seeds: not the screening's
@@ -190,7 +191,7 @@ def sweep(args, bin_path, lib, here):
     weight = float(os.environ.get("HAKMEM_LEARN_MEMORY_WEIGHT", DEFAULT_WEIGHT))
     pols = policies(knobs, read_defaults(here), lib)
     runs = args.runs or (1 if args.quick else 3)
-    confirm_runs = max(5, runs)
+    confirm_runs = max(CONFIRM_RUNS, runs)
     out = args.out or hb.default_out()
     os.makedirs(out, exist_ok=True)
     scale = args.scale or 1.0
@@ -232,15 +233,24 @@ def sweep(args, bin_path, lib, here):
                 "minflt": fields["minflt"], "cost": cost_of(fields, weight)}
 
     def warm_up(w, seed):
+        """The discarded run (the default policy), which also gives the
+        default's time for the slow-arm cap, whatever the order after it."""
         progress.show("warm-up %s" % w)
-        hb.run_workload(bin_path, pols[0], w, 1, ops[w], seed, args.timeout)
+        t0 = time.monotonic()
+        status, _, _ = hb.run_workload(bin_path, pols[0], w, 1, ops[w], seed, args.timeout)
+        if status == "ok":
+            default_secs[w] = max(default_secs.get(w, 0.0), time.monotonic() - t0)
         progress.step()
 
+    # Within a round the policies run in an order shuffled per run and
+    # workload (hb.run_order): a run pays for what the one before it left,
+    # and in a fixed order `learned`, always last, ran after the same fixed
+    # arms every time.
     screen = []
     for run in range(runs):
-        for w in workloads:
+        for wi, w in enumerate(workloads):
             warm_up(w, run + 1)
-            for p in pols:
+            for p in hb.run_order(pols, run + 1, wi):
                 if (w, p.name) in too_slow:
                     progress.step()
                     continue
@@ -259,9 +269,9 @@ def sweep(args, bin_path, lib, here):
     progress.total -= n_confirm - sum(len(v) for v in chosen.values()) * confirm_runs
     confirm = []
     for run in range(confirm_runs):
-        for w in workloads:
+        for wi, w in enumerate(workloads):
             warm_up(w, CONFIRM_SEED + run)
-            for p in chosen[w]:
+            for p in hb.run_order(chosen[w], CONFIRM_SEED + run, wi):
                 r = one(w, p, CONFIRM_SEED + run, "confirm")
                 if r:
                     confirm.append(r)
