@@ -92,7 +92,7 @@ typedef struct {
   double pair[HAK_LEARN_MAX_ARMS];
   uint32_t pairs[HAK_LEARN_MAX_ARMS];
   double last_cur;                     /* the incumbent's last window */
-  uint8_t last;                        /* arm of the last play */
+  uint8_t last;                        /* arm of the last play; HAK_SEL_NONE after a break */
   double rating[HAK_LEARN_MAX_ARMS];   /* ELO rating (stays 1500 under UCB1) */
 } hak_sel_t;
 
@@ -106,6 +106,11 @@ void hak_sel_set(hak_sel_t *s, unsigned arm); /* move cur by decree; cooldown st
 unsigned hak_sel_pick(hak_sel_t *s);
 /* A window played `arm` and cost `cost`.  True when cur moved to `arm`. */
 bool hak_sel_update(hak_sel_t *s, unsigned arm, double cost);
+/* The workload changed since the last window: the next window is not
+ * compared with the incumbent's last one (no pair, no game, its winning
+ * streak neither grows nor breaks), and the incumbent is played next. */
+#define HAK_SEL_NONE 0xff
+void hak_sel_break(hak_sel_t *s);
 
 /* UCB1 (ucb1.c): reward of arm i = -mean_i / mean_cur (costs relative to
  * the incumbent, so c does not depend on the cost's unit); the pick is the
@@ -157,6 +162,7 @@ bool hak_tuner_update(hak_tuner_t *t, int knob, unsigned arm, double cost);
 bool hak_tuner_settled(const hak_tuner_t *t); /* a full round of clean turns */
 void hak_tuner_best(const hak_tuner_t *t, uint8_t *cfg);
 void hak_tuner_reset(hak_tuner_t *t); /* forget all estimates, keep incumbents */
+void hak_tuner_break(hak_tuner_t *t); /* hak_sel_break on every knob */
 /* Make `arm` knob's incumbent (a canary win) and give that knob the turn. */
 void hak_tuner_adopt(hak_tuner_t *t, unsigned knob, unsigned arm);
 
@@ -237,6 +243,11 @@ typedef struct {
   double ref[HAK_LEARN_HIST_BINS];
   uint32_t ref_n;
   double last_l1; /* -1 when the last window had no usable histogram */
+  /* the last measured LEARN window's histogram: a pair across a change of
+   * the allocation mix compares two workloads, not two arms */
+  double prev_frac[HAK_LEARN_HIST_BINS];
+  uint64_t prev_total;
+  uint64_t breaks; /* windows not paired with the one before them, for that */
   uint32_t shift_streak;
   /* canary */
   double canary_acc;

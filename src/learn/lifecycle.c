@@ -6,7 +6,11 @@
  * the returned event bits and hak_learn_reason(). */
 #include <math.h>
 
+#include "../fmath.h"
+
 #include "learn.h"
+
+#define PAIR_MIN_ALLOCS 16 /* fewer allocations in a window: its mix is unknown */
 
 const char *hak_learn_state_name(hak_learn_state_t s) {
   switch (s) {
@@ -69,6 +73,18 @@ static double l1_norm(const double *ref, const double *frac) {
   double d = 0;
   for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) d += fabs(frac[b] - ref[b]);
   return d;
+}
+
+/* Did the allocation mix change between two windows of `na` and `nb`
+ * allocations?  Their distance must exceed the shift threshold by what
+ * sampling alone gives two windows: E[L1] <= sqrt(2B/pi * (1/na + 1/nb))
+ * over the B bins either one uses (0.16 for 82 bins and 4096 each). */
+static bool mix_changed(const hak_learn_t *l, const double *a, uint64_t na, const double *b, uint64_t nb) {
+  if (na < PAIR_MIN_ALLOCS || nb < PAIR_MIN_ALLOCS) return false;
+  unsigned used = 0;
+  for (unsigned i = 0; i < HAK_LEARN_HIST_BINS; i++) used += a[i] > 0 || b[i] > 0;
+  double noise = hak_sqrt(2.0 * used / 3.141592653589793 * (1.0 / (double)na + 1.0 / (double)nb));
+  return l1_norm(a, b) > l->p.shift_l1 + noise;
 }
 
 double hak_learn_l1(const double *ref, const uint64_t *hist, unsigned nbins) {
@@ -158,6 +174,7 @@ static unsigned relearn(hak_learn_t *l, const char *reason) {
   best_reset(l);
   ref_reset(l);
   l->learn_windows = 0;
+  l->prev_total = 0; /* the first window of LEARN pairs with none before it */
   unsigned ev = go(l, HAK_LEARN_STATE_LEARN, reason);
   if (l->tuner.n_movable == 0) ev |= freeze(l, "nothing to learn: every knob pinned");
   return ev;
@@ -297,6 +314,17 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
     if (l->learn_windows < UINT32_MAX) l->learn_windows++;
     if (hist_ok) ref_add(l, frac);
     if (measured) {
+      /* A phase change between this window and the last one (phase-change:
+       * 64-256 KiB blocks, then small objects at a hundredth of the cost
+       * per op) would make whichever arm follows it look far better or
+       * worse; such a pair was what moved the big threshold 2 MiB ->
+       * 256 KiB there. */
+      if (mix_changed(l, l->prev_frac, l->prev_total, frac, total)) {
+        hak_tuner_break(&l->tuner);
+        l->breaks++;
+      }
+      l->prev_total = total;
+      for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->prev_frac[b] = total ? frac[b] : 0;
       if (is_best) best_cost(l, cost);
       unsigned arm = d.knob >= 0 ? d.cfg[d.knob] : 0;
       if (hak_tuner_update(&l->tuner, d.knob, arm, cost)) {

@@ -84,16 +84,24 @@ unsigned hak_sel_pick(hak_sel_t *s) {
   return s->p.algo == HAK_LEARN_ELO ? hak_elo_pick(s) : hak_ucb1_pick(s);
 }
 
+void hak_sel_break(hak_sel_t *s) { s->last = HAK_SEL_NONE; }
+
 bool hak_sel_update(hak_sel_t *s, unsigned arm, double cost) {
   if (arm >= s->n || !isfinite(cost)) return false;
   if (cost < 0) cost = 0;
   unsigned c = s->cur;
-  if (s->p.algo == HAK_LEARN_ELO && arm != c) hak_elo_rate(s, arm, cost);
-  if (s->count[arm] < UINT32_MAX) s->count[arm]++;
-  /* a plain mean for the first `mem` samples, then an exponential one, so
-   * that an estimate follows a drifting workload */
-  uint32_t n = s->count[arm] < s->p.mem ? s->count[arm] : s->p.mem;
-  s->mean[arm] += (cost - s->mean[arm]) / n;
+  /* A neighbour's window right after a break was measured in another
+   * workload than any incumbent window it could be compared with: it
+   * counts as not played (its neighbour is tried again). */
+  bool unpaired = s->last == HAK_SEL_NONE && arm != c;
+  if (!unpaired) {
+    if (s->p.algo == HAK_LEARN_ELO && arm != c) hak_elo_rate(s, arm, cost);
+    if (s->count[arm] < UINT32_MAX) s->count[arm]++;
+    /* a plain mean for the first `mem` samples, then an exponential one, so
+     * that an estimate follows a drifting workload */
+    uint32_t n = s->count[arm] < s->p.mem ? s->count[arm] : s->p.mem;
+    s->mean[arm] += (cost - s->mean[arm]) / n;
+  }
   if (arm == c) {
     s->last_cur = cost;
   } else if (s->last == c && s->count[c] > 0) {
@@ -106,7 +114,7 @@ bool hak_sel_update(hak_sel_t *s, unsigned arm, double cost) {
   s->since_switch++;
   bool cooling = s->cooldown_left > 0; /* checked before counting down: K full windows */
   if (cooling) s->cooldown_left--;
-  if (arm == c) return false;
+  if (arm == c || unpaired) return false;
   bool adjacent = arm + 1 == c || arm == c + 1;
   bool win = adjacent && clear_win(s, arm);
   s->streak[arm] = win ? s->streak[arm] + 1 : 0;

@@ -110,6 +110,12 @@ void hak_tuner_reset(hak_tuner_t *t) {
   t->clean_turns = 0;
 }
 
+/* Every knob's: a knob whose turn comes next would otherwise pair its first
+ * window with its incumbent's last one, from before the change. */
+void hak_tuner_break(hak_tuner_t *t) {
+  for (unsigned k = 0; k < t->nknobs; k++) hak_sel_break(&t->sel[k]);
+}
+
 void hak_tuner_adopt(hak_tuner_t *t, unsigned knob, unsigned arm) {
   if (knob >= t->nknobs || !t->movable[knob]) return;
   hak_sel_set(&t->sel[knob], arm);
