@@ -25,24 +25,26 @@ _Atomic int hak_init_state;
 
 static void fork_prepare(void) {
   hak_control_fork_prepare(); /* first: the controller takes the others under it */
+  /* The order every thread takes them in: a heap's segment lock, the
+   * Large lock (hak_large_release), the segment cache's (large_seg_new). */
   hak_heap_lock();
-  hak_segment_lock_all();
   hak_large_lock();
+  hak_segment_lock_all();
   hak_big_lock();
 }
 
 static void fork_parent(void) {
   hak_big_unlock(false);
-  hak_large_unlock(false);
   hak_segment_unlock_all(false);
+  hak_large_unlock(false);
   hak_heap_unlock(false);
   hak_control_fork_parent();
 }
 
 static void fork_child(void) {
   hak_big_unlock(true);
-  hak_large_unlock(true);
   hak_segment_unlock_all(true);
+  hak_large_unlock(true);
   hak_heap_fork_child(); /* resets the heap registry lock itself */
   hak_control_fork_child();
 }

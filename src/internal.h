@@ -438,6 +438,15 @@ size_t hak_large_usable(hak_segment_t *seg, const void *p);
 bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_large_trim(bool force);
 void hak_large_release(size_t bytes); /* before another tier maps fresh memory */
+/* Empty segments change tiers (segment.c, large.c).  Each hands over an
+ * empty segment, off its lists, with `resident` (HAK_SEG_PAGE_WORDS words,
+ * a bit per page, the header's included) set for the pages that may be
+ * resident, and leaves exactly those pages counted as committed; NULL if
+ * it has none to give.  The receiver rewrites the header. */
+#define HAK_SEG_PAGES (HAK_SEG_SIZE >> HAK_PAGE_SHIFT)
+#define HAK_SEG_PAGE_WORDS (HAK_SEG_PAGES / 64)
+hak_segment_t *hak_segment_cache_take(uint64_t *resident); /* Large, before mapping one */
+hak_segment_t *hak_large_take_empty(uint64_t *resident);   /* Tiny/Mid, likewise */
 int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *pages);
 size_t hak_large_cached_bytes(void);
 void hak_large_flush_thread(hak_heap_t *h);

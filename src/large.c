@@ -194,14 +194,37 @@ static void halves_ask(large_seg_t *ls, unsigned i, unsigned n, bool on) {
   }
 }
 
+/* An empty small-object segment from the cache (its resident pages become
+ * dirty free pages here: reused without a fault, purged on the delay), or
+ * a fresh mapping.  Called under the lock: the lock order is the Large
+ * lock, then the segment cache's. */
 static large_seg_t *large_seg_new(const hak_policy_t *pol) {
-  large_seg_t *ls = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
-  if (!ls) return NULL;
-  /* Before the header is written: its first fault then maps a huge page. */
-  bool huge = large_huge_now(pol);
-  if (huge) hak_os_hugepage(ls, HAK_SEG_SIZE, true);
-  ls->huge = huge ? 3 : 0;
-  hak_os_commit_account((ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
+  uint64_t res[HAK_SEG_PAGE_WORDS];
+  large_seg_t *ls = (large_seg_t *)hak_segment_cache_take(res);
+  if (ls) {
+    memset(ls, 0, sizeof *ls);
+    unsigned was = 0, hdr = 0;
+    for (unsigned w = 0; w < LWORDS; w++) was += (unsigned)__builtin_popcountll(res[w]);
+    bits_set(res, 0, LHEADER_PAGES, false);
+    for (unsigned w = 0; w < LWORDS; w++) hdr += (unsigned)__builtin_popcountll(res[w]);
+    memcpy(ls->dirty, res, sizeof ls->dirty);
+    memcpy(ls->young, res, sizeof ls->young); /* idle from now */
+    hak_os_commit_account(((ptrdiff_t)(LHEADER_PAGES + hdr) - (ptrdiff_t)was) * (ptrdiff_t)HAK_PAGE);
+    if (hdr) {
+      uint64_t at = hak_os_now_ms() + hak_purge_tick_ms();
+      ls->purge_at = at;
+      if (!large_next_purge || at < large_next_purge) large_next_purge = at;
+      atomic_store_explicit(&large_idle, true, memory_order_relaxed);
+    }
+  } else {
+    ls = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
+    if (!ls) return NULL;
+    /* Before the header is written: its first fault then maps a huge page. */
+    bool huge = large_huge_now(pol);
+    if (huge) hak_os_hugepage(ls, HAK_SEG_SIZE, true);
+    ls->huge = huge ? 3 : 0;
+    hak_os_commit_account((ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
+  }
   ls->seg.kind = HAK_SEG_LARGE;
   ls->seg.slab_shift = HAK_SEG_SHIFT; /* free() lands on slabs[0]: no owner */
   ls->seg.map_size = HAK_SEG_SIZE;
@@ -710,6 +733,29 @@ int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *p
   }
   uintptr_t off = (uintptr_t)p - (uintptr_t)ls;
   return !(off & (HAK_PAGE - 1)) && ls->state[off >> HAK_PAGE_SHIFT] == PG_CACHED ? 2 : 0;
+}
+
+/* An empty segment for the small tiers (not the tier's last one: a
+ * program that takes one Large block now and then would trade its
+ * segment back and forth); its free dirty pages go along. */
+hak_segment_t *hak_large_take_empty(uint64_t *resident) {
+  if (hak_secure) return NULL; /* guard pages */
+  hak_lock(&large_lock);
+  large_seg_t **pp = &segs, *ls = NULL;
+  for (; *pp; pp = (large_seg_t **)&(*pp)->seg.next)
+    if ((*pp)->free_pages == LPAGES - LHEADER_PAGES && (pp != &segs || (*pp)->seg.next)) {
+      ls = *pp;
+      *pp = (large_seg_t *)ls->seg.next;
+      break;
+    }
+  if (ls) {
+    if (ls->huge) halves_ask(ls, LHEADER_PAGES, LPAGES - LHEADER_PAGES, false); /* khugepaged would fill slabs in */
+    memcpy(resident, ls->dirty, sizeof ls->dirty);
+    bits_set(resident, 0, LHEADER_PAGES, true);
+  }
+  if (hak_debug) large_check_all();
+  large_unlock();
+  return ls ? &ls->seg : NULL;
 }
 
 /* Small objects are about to commit `bytes` of fresh slab pages: up to as

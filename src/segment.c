@@ -2,6 +2,8 @@
  * heap and cut into slabs.  Also the process-wide lists: empty segments kept
  * for reuse, and segments abandoned by exited threads until someone adopts
  * them. */
+#include <string.h>
+
 #include "check.h"
 #include "internal.h"
 #include "policy.h"
@@ -103,8 +105,60 @@ static void seg_init(hak_segment_t *seg, unsigned kind, bool keep_dirty) {
 
 static void seg_purge_one(hak_segment_t *seg);
 
+static inline void page_bits(uint64_t *m, size_t first, size_t n) {
+  for (size_t i = first; i < first + n; i++) m[i >> 6] |= 1ull << (i & 63);
+}
+
+/* A segment from the Large tier: a slab any of whose pages may be resident
+ * is a dirty free slab (counted whole as committed), purged on the usual
+ * delay.  Its header is cleared: free slabs must read block size 0 and
+ * owner 0. */
+static void seg_from_large(hak_segment_t *seg, unsigned kind, const uint64_t *resident) {
+  memset(seg, 0, SEG_HEADER_BYTES);
+  seg_init(seg, kind, false);
+  ptrdiff_t was = 0, now = (ptrdiff_t)SEG_HEADER_BYTES;
+  for (unsigned w = 0; w < HAK_SEG_PAGE_WORDS; w++) was += __builtin_popcountll(resident[w]);
+  for (unsigned i = 0; i < seg->nslabs; i++) {
+    uint8_t *lo;
+    size_t len, p0, np;
+    slab_range(seg, i, &lo, &len);
+    p0 = (size_t)(lo - (uint8_t *)seg) >> HAK_PAGE_SHIFT;
+    np = len >> HAK_PAGE_SHIFT;
+    bool any = false;
+    for (size_t k = p0; k < p0 + np && !any; k++) any = (resident[k >> 6] >> (k & 63)) & 1;
+    if (!any) continue;
+    seg->dirty_mask |= 1ull << i;
+    now += (ptrdiff_t)len;
+  }
+  seg->young_mask = seg->dirty_mask; /* idle from now */
+  if (seg->dirty_mask) seg->purge_at = hak_os_now_ms() + hak_purge_tick_ms();
+  hak_os_commit_account(now - was * (ptrdiff_t)HAK_PAGE);
+}
+
+hak_segment_t *hak_segment_cache_take(uint64_t *resident) {
+  if (hak_secure) return NULL; /* its free slabs may keep guard pages */
+  hak_lock(&seg_cache_lock);
+  hak_segment_t *seg = seg_cache_first; /* the newest: most likely still resident */
+  if (seg) {
+    seg_list_remove(&seg_cache_first, seg);
+    seg_cache_count--;
+  }
+  hak_unlock(&seg_cache_lock);
+  if (!seg) return NULL;
+  memset(resident, 0, HAK_SEG_PAGE_WORDS * sizeof *resident);
+  page_bits(resident, 0, SEG_HEADER_BYTES >> HAK_PAGE_SHIFT);
+  for (uint64_t m = seg->dirty_mask; m; m &= m - 1) {
+    uint8_t *lo;
+    size_t len;
+    slab_range(seg, (unsigned)__builtin_ctzll(m), &lo, &len);
+    page_bits(resident, (size_t)(lo - (uint8_t *)seg) >> HAK_PAGE_SHIFT, len >> HAK_PAGE_SHIFT);
+  }
+  return seg;
+}
+
 /* A cached segment (one with the same slab size if there is one: its
- * resident slabs are reused as they are) or a fresh mapping. */
+ * resident slabs are reused as they are), an empty one of the Large tier
+ * (its resident pages reused too), or a fresh mapping. */
 static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
   hak_segment_t *seg = NULL;
   hak_lock(&seg_cache_lock);
@@ -119,7 +173,11 @@ static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
   }
   hak_unlock(&seg_cache_lock);
   bool keep = false;
-  if (!seg) {
+  uint64_t resident[HAK_SEG_PAGE_WORDS];
+  if (!seg && (seg = hak_large_take_empty(resident)) != NULL) {
+    seg_from_large(seg, kind, resident);
+    keep = true;
+  } else if (!seg) {
     seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
     if (!seg) return NULL;
     hak_os_commit_account((ptrdiff_t)SEG_HEADER_BYTES);

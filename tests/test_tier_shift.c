@@ -1,48 +1,84 @@
-/* tier_shift: a program that moves from Large blocks to small ones does not
- * hold both.  With a purge delay far longer than the test, the Large tier's
- * freed pages stay resident until something else wants memory; small
- * objects that need fresh slabs take them back first (src/segment.c,
- * slab_acquire; src/large.c, hak_large_release).  Run with
+/* tier_shift: a program that moves from Large blocks to small ones and back
+ * does not hold both.  With a purge delay far longer than the test, freed
+ * memory stays resident until something else wants memory.  The Large
+ * tier's empty segments become small objects' segments, their resident
+ * pages reused as they are, and the empty small-object segments become
+ * Large segments again (src/segment.c, seg_obtain; src/large.c,
+ * large_seg_new): neither direction maps new memory or faults pages in.
+ * Small objects that take fresh slabs elsewhere release the Large tier's
+ * idle pages first (hak_large_release).  Run with
  * HAKMEM_PURGE_DELAY_MS=60000.  Linked to libhakmem: malloc is hakmem's and
  * hak_usage is callable. */
+#include <sys/resource.h>
+
 #include "check.h"
 
 #define LARGE_N 128
 #define LARGE_SIZE ((size_t)256 << 10) /* 32 MiB in all */
 #define SMALL_N (256 * 1024)
 #define SMALL_SIZE 128 /* 32 MiB in all */
+#define PHASE_PAGES ((size_t)(32 << 20) >> 12)
 
 static void *large[LARGE_N];
 static void *small_blocks[SMALL_N];
 
-int main(void) {
-  hak_usage_t u0, u1, u2;
-  hak_usage(&u0);
+static long faults(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
+static void large_phase(unsigned char fill) {
   for (int i = 0; i < LARGE_N; i++) {
     large[i] = malloc(LARGE_SIZE);
     CHECK(large[i] != NULL);
-    if (large[i]) memset(large[i], 1, LARGE_SIZE);
+    if (large[i]) memset(large[i], fill, LARGE_SIZE);
   }
-  for (int i = 0; i < LARGE_N; i++) free(large[i]);
+  for (int i = 0; i < LARGE_N; i++) {
+    CHECK(large[i] && ((unsigned char *)large[i])[LARGE_SIZE - 1] == fill);
+    free(large[i]);
+  }
+}
+
+int main(void) {
+  hak_usage_t u0, u1, u2, u3;
+  hak_usage(&u0);
+  large_phase(1);
   hak_usage(&u1);
   size_t large_bytes = (size_t)LARGE_N * LARGE_SIZE;
   CHECKF(u1.committed >= u0.committed + large_bytes / 2,
          "the freed Large pages should still be resident (purge delay): %zu KiB committed, %zu before",
          u1.committed >> 10, u0.committed >> 10);
+  long f1 = faults();
   for (int i = 0; i < SMALL_N; i++) {
     small_blocks[i] = malloc(SMALL_SIZE);
     CHECK(small_blocks[i] != NULL);
     if (small_blocks[i]) memset(small_blocks[i], 2, SMALL_SIZE);
   }
+  long f2 = faults();
   hak_usage(&u2);
-  /* The small objects' fresh slabs took the Large tier's idle pages' place:
-   * committed memory grew by far less than the 32 MiB they hold. */
+  /* The small objects took the Large tier's idle pages' place: committed
+   * memory grew by far less than the 32 MiB they hold, through segments the
+   * Large tier gave up (it keeps one): at most two new mappings, and few
+   * page faults (8192 if every page were fresh). */
   CHECKF(u2.committed <= u1.committed + large_bytes / 4,
          "after 32 MiB of small objects: %zu KiB committed, %zu with only the freed Large blocks",
          u2.committed >> 10, u1.committed >> 10);
+  CHECKF(u2.os_mmap - u1.os_mmap <= 2, "the small objects mapped %zu segments of their own",
+         u2.os_mmap - u1.os_mmap);
+  CHECKF((size_t)(f2 - f1) < PHASE_PAGES / 4, "the small objects took %ld page faults", f2 - f1);
   for (int i = 0; i < SMALL_N; i++) {
     CHECK(((unsigned char *)small_blocks[i])[SMALL_SIZE - 1] == 2);
     free(small_blocks[i]);
   }
+  /* And back: the emptied small-object segments become Large ones. */
+  long f3 = faults();
+  large_phase(3);
+  long f4 = faults();
+  hak_usage(&u3);
+  CHECKF(u3.os_mmap - u2.os_mmap <= 2, "the Large blocks mapped %zu segments again", u3.os_mmap - u2.os_mmap);
+  CHECKF((size_t)(f4 - f3) < PHASE_PAGES / 4, "the Large blocks took %ld page faults again", f4 - f3);
+  CHECKF(u3.committed <= u2.committed + large_bytes / 4, "back to Large blocks: %zu KiB committed, %zu before",
+         u3.committed >> 10, u2.committed >> 10);
   return check_report("tier_shift");
 }
