@@ -6,7 +6,8 @@
  * Large segments again (src/segment.c, seg_obtain; src/large.c,
  * large_seg_new): neither direction maps new memory or faults pages in.
  * Small objects that take fresh slabs elsewhere release the Large tier's
- * idle pages first (hak_large_release).  Run with
+ * idle pages first (hak_large_release).  Tiny and Mid segments (64 KiB and
+ * 512 KiB slabs) change kind the same way.  Run with
  * HAKMEM_PURGE_DELAY_MS=60000.  Linked to libhakmem: malloc is hakmem's and
  * hak_usage is callable. */
 #include <sys/resource.h>
@@ -18,9 +19,12 @@
 #define SMALL_N (256 * 1024)
 #define SMALL_SIZE 128 /* 32 MiB in all */
 #define PHASE_PAGES ((size_t)(32 << 20) >> 12)
+#define MID_N 4096
+#define MID_SIZE ((size_t)8 << 10) /* 32 MiB in all */
 
 static void *large[LARGE_N];
 static void *small_blocks[SMALL_N];
+static void *mid_blocks[MID_N];
 
 static long faults(void) {
   struct rusage ru;
@@ -80,5 +84,28 @@ int main(void) {
   CHECKF((size_t)(f4 - f3) < PHASE_PAGES / 4, "the Large blocks took %ld page faults again", f4 - f3);
   CHECKF(u3.committed <= u2.committed + large_bytes / 4, "back to Large blocks: %zu KiB committed, %zu before",
          u3.committed >> 10, u2.committed >> 10);
+  /* Tiny objects, freed; then Mid ones take the Tiny segments. */
+  for (int i = 0; i < SMALL_N; i++) {
+    small_blocks[i] = malloc(SMALL_SIZE);
+    CHECK(small_blocks[i] != NULL);
+    if (small_blocks[i]) memset(small_blocks[i], 4, SMALL_SIZE);
+  }
+  for (int i = 0; i < SMALL_N; i++) free(small_blocks[i]);
+  hak_usage_t u4, u5;
+  hak_usage(&u4);
+  long f5 = faults();
+  for (int i = 0; i < MID_N; i++) {
+    mid_blocks[i] = malloc(MID_SIZE);
+    CHECK(mid_blocks[i] != NULL);
+    if (mid_blocks[i]) memset(mid_blocks[i], 5, MID_SIZE);
+  }
+  long f6 = faults();
+  hak_usage(&u5);
+  CHECKF(u5.os_mmap - u4.os_mmap <= 2, "the Mid blocks mapped %zu segments", u5.os_mmap - u4.os_mmap);
+  CHECKF((size_t)(f6 - f5) < PHASE_PAGES / 4, "the Mid blocks took %ld page faults", f6 - f5);
+  for (int i = 0; i < MID_N; i++) {
+    CHECK(((unsigned char *)mid_blocks[i])[MID_SIZE - 1] == 5);
+    free(mid_blocks[i]);
+  }
   return check_report("tier_shift");
 }
