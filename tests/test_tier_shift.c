@@ -32,16 +32,26 @@ static long faults(void) {
   return ru.ru_minflt;
 }
 
+/* n blocks of `size`, each filled with `fill`. */
+static void alloc_fill(void **v, int n, size_t size, unsigned char fill) {
+  for (int i = 0; i < n; i++) {
+    v[i] = malloc(size);
+    CHECK(v[i] != NULL);
+    if (v[i]) memset(v[i], fill, size);
+  }
+}
+
+/* Checks the fill of each block's last byte and frees them. */
+static void check_free(void **v, int n, size_t size, unsigned char fill) {
+  for (int i = 0; i < n; i++) {
+    CHECK(v[i] && ((unsigned char *)v[i])[size - 1] == fill);
+    free(v[i]);
+  }
+}
+
 static void large_phase(unsigned char fill) {
-  for (int i = 0; i < LARGE_N; i++) {
-    large[i] = malloc(LARGE_SIZE);
-    CHECK(large[i] != NULL);
-    if (large[i]) memset(large[i], fill, LARGE_SIZE);
-  }
-  for (int i = 0; i < LARGE_N; i++) {
-    CHECK(large[i] && ((unsigned char *)large[i])[LARGE_SIZE - 1] == fill);
-    free(large[i]);
-  }
+  alloc_fill(large, LARGE_N, LARGE_SIZE, fill);
+  check_free(large, LARGE_N, LARGE_SIZE, fill);
 }
 
 int main(void) {
@@ -54,11 +64,7 @@ int main(void) {
          "the freed Large pages should still be resident (purge delay): %zu KiB committed, %zu before",
          u1.committed >> 10, u0.committed >> 10);
   long f1 = faults();
-  for (int i = 0; i < SMALL_N; i++) {
-    small_blocks[i] = malloc(SMALL_SIZE);
-    CHECK(small_blocks[i] != NULL);
-    if (small_blocks[i]) memset(small_blocks[i], 2, SMALL_SIZE);
-  }
+  alloc_fill(small_blocks, SMALL_N, SMALL_SIZE, 2);
   long f2 = faults();
   hak_usage(&u2);
   /* The small objects took the Large tier's idle pages' place: committed
@@ -71,10 +77,7 @@ int main(void) {
   CHECKF(u2.os_mmap - u1.os_mmap <= 2, "the small objects mapped %zu segments of their own",
          u2.os_mmap - u1.os_mmap);
   CHECKF((size_t)(f2 - f1) < PHASE_PAGES / 4, "the small objects took %ld page faults", f2 - f1);
-  for (int i = 0; i < SMALL_N; i++) {
-    CHECK(((unsigned char *)small_blocks[i])[SMALL_SIZE - 1] == 2);
-    free(small_blocks[i]);
-  }
+  check_free(small_blocks, SMALL_N, SMALL_SIZE, 2);
   /* And back: the emptied small-object segments become Large ones. */
   long f3 = faults();
   large_phase(3);
@@ -85,27 +88,16 @@ int main(void) {
   CHECKF(u3.committed <= u2.committed + large_bytes / 4, "back to Large blocks: %zu KiB committed, %zu before",
          u3.committed >> 10, u2.committed >> 10);
   /* Tiny objects, freed; then Mid ones take the Tiny segments. */
-  for (int i = 0; i < SMALL_N; i++) {
-    small_blocks[i] = malloc(SMALL_SIZE);
-    CHECK(small_blocks[i] != NULL);
-    if (small_blocks[i]) memset(small_blocks[i], 4, SMALL_SIZE);
-  }
-  for (int i = 0; i < SMALL_N; i++) free(small_blocks[i]);
+  alloc_fill(small_blocks, SMALL_N, SMALL_SIZE, 4);
+  check_free(small_blocks, SMALL_N, SMALL_SIZE, 4);
   hak_usage_t u4, u5;
   hak_usage(&u4);
   long f5 = faults();
-  for (int i = 0; i < MID_N; i++) {
-    mid_blocks[i] = malloc(MID_SIZE);
-    CHECK(mid_blocks[i] != NULL);
-    if (mid_blocks[i]) memset(mid_blocks[i], 5, MID_SIZE);
-  }
+  alloc_fill(mid_blocks, MID_N, MID_SIZE, 5);
   long f6 = faults();
   hak_usage(&u5);
   CHECKF(u5.os_mmap - u4.os_mmap <= 2, "the Mid blocks mapped %zu segments", u5.os_mmap - u4.os_mmap);
   CHECKF((size_t)(f6 - f5) < PHASE_PAGES / 4, "the Mid blocks took %ld page faults", f6 - f5);
-  for (int i = 0; i < MID_N; i++) {
-    CHECK(((unsigned char *)mid_blocks[i])[MID_SIZE - 1] == 5);
-    free(mid_blocks[i]);
-  }
+  check_free(mid_blocks, MID_N, MID_SIZE, 5);
   return check_report("tier_shift");
 }
