@@ -735,11 +735,16 @@ int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *p
   return !(off & (HAK_PAGE - 1)) && ls->state[off >> HAK_PAGE_SHIFT] == PG_CACHED ? 2 : 0;
 }
 
-/* An empty segment for the small tiers (not the tier's last one: a
- * program that takes one Large block now and then would trade its
- * segment back and forth); its free dirty pages go along. */
+/* An empty segment for the small tiers, its free dirty pages along: not
+ * the tier's last one, and only once the small objects have taken
+ * LARGE_QUIET_SLABS fresh slabs with no Large allocation from the
+ * segments in between (as hak_large_release).  While both tiers grow and
+ * shrink together (`large-ws`: 8 KiB-1 MiB blocks), a segment that
+ * empties is what the Large tier grows into next; given away, it maps and
+ * faults in a new one (+2 % page faults and peak RSS there). */
 hak_segment_t *hak_large_take_empty(uint64_t *resident) {
   if (hak_secure) return NULL; /* guard pages */
+  if (atomic_load_explicit(&large_quiet, memory_order_relaxed) < LARGE_QUIET_SLABS) return NULL;
   hak_lock(&large_lock);
   large_seg_t **pp = &segs, *ls = NULL;
   for (; *pp; pp = (large_seg_t **)&(*pp)->seg.next)
