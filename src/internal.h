@@ -50,6 +50,11 @@
 
 hak_inline unsigned hak_bsr(size_t x) { return 63u - (unsigned)__builtin_clzl(x); }
 
+/* Bits [i, i+n) of a page bitmap (a bit per page of a segment), set or
+ * cleared, and counted, a word at a time (large.c). */
+void hak_bits_set(uint64_t *m, unsigned i, unsigned n, bool on);
+unsigned hak_bits_count(const uint64_t *m, unsigned i, unsigned n);
+
 /* xorshift64: the next draw of a generator kept by its user (a heap's
  * sampling, the secure library's shuffles).  A state of 0 is seeded from
  * its own address: xorshift never leaves 0. */

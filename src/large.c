@@ -94,13 +94,14 @@ static inline bool bit_get(const uint64_t *m, unsigned i) { return (m[i >> 6] >>
 
 /* Bits [i, i+n) of a page bitmap, a word at a time: spans run to
  * hundreds of pages, and a loop per bit was a third of a Large
- * allocation's and free's instructions (large-ws). */
+ * allocation's and free's instructions (large-ws).  Shared with
+ * segment.c (internal.h). */
 static inline uint64_t bits_mask(unsigned i, unsigned end, unsigned w) {
   unsigned lo = i > w * 64 ? i - w * 64 : 0, hi = end < w * 64 + 64 ? end - w * 64 : 64;
   return (hi == 64 ? ~0ull : (1ull << hi) - 1) & (~0ull << lo);
 }
 
-static void bits_set(uint64_t *m, unsigned i, unsigned n, bool on) {
+void hak_bits_set(uint64_t *m, unsigned i, unsigned n, bool on) {
   if (!n) return;
   unsigned end = i + n;
   for (unsigned w = i >> 6; w <= (end - 1) >> 6; w++) {
@@ -109,10 +110,11 @@ static void bits_set(uint64_t *m, unsigned i, unsigned n, bool on) {
   }
 }
 
-static unsigned bits_count(const uint64_t *m, unsigned i, unsigned n) {
+unsigned hak_bits_count(const uint64_t *m, unsigned i, unsigned n) {
   if (!n) return 0;
   unsigned end = i + n, c = 0;
-  for (unsigned w = i >> 6; w <= (end - 1) >> 6; w++) c += (unsigned)__builtin_popcountll(m[w] & bits_mask(i, end, w));
+  for (unsigned w = i >> 6; w <= (end - 1) >> 6; w++)
+    c += (unsigned)__builtin_popcountll(m[w] & bits_mask(i, end, w));
   return c;
 }
 
@@ -160,10 +162,10 @@ static void guard_lay(large_seg_t *ls, unsigned i, unsigned n) {
     unsigned j = next_bit(ls->guard, k, false);
     if (j > g) j = g;
     hak_os_protect((uint8_t *)ls + (size_t)k * HAK_PAGE, (size_t)(j - k) * HAK_PAGE, false);
-    bits_set(ls->guard, k, j - k, false);
+    hak_bits_set(ls->guard, k, j - k, false);
   }
   if (!bit_get(ls->guard, g) && hak_os_protect((uint8_t *)ls + (size_t)g * HAK_PAGE, HAK_PAGE, true))
-    bits_set(ls->guard, g, 1, true);
+    hak_bits_set(ls->guard, g, 1, true);
 }
 
 /* Huge pages for Large spans.  A page fault costs about the same for
@@ -188,7 +190,7 @@ static inline bool large_huge_now(const hak_policy_t *pol) {
  * off (those pages went back): takes the request back from those halves. */
 static void halves_ask(large_seg_t *ls, unsigned i, unsigned n, bool on) {
   for (unsigned r = i / LHALF_PAGES; r <= (i + n - 1) / LHALF_PAGES; r++) {
-    if (((ls->huge >> r) & 1) == on || (on && bits_count(ls->dirty, r * LHALF_PAGES, LHALF_PAGES))) continue;
+    if (((ls->huge >> r) & 1) == on || (on && hak_bits_count(ls->dirty, r * LHALF_PAGES, LHALF_PAGES))) continue;
     hak_os_hugepage((uint8_t *)ls + (size_t)r * LHALF_PAGES * HAK_PAGE, LHALF_PAGES * HAK_PAGE, on);
     ls->huge ^= (uint8_t)(1u << r);
   }
@@ -203,10 +205,9 @@ static large_seg_t *large_seg_new(const hak_policy_t *pol) {
   large_seg_t *ls = (large_seg_t *)hak_segment_cache_take(res);
   if (ls) {
     memset(ls, 0, sizeof *ls);
-    unsigned was = 0, hdr = 0;
-    for (unsigned w = 0; w < LWORDS; w++) was += (unsigned)__builtin_popcountll(res[w]);
-    bits_set(res, 0, LHEADER_PAGES, false);
-    for (unsigned w = 0; w < LWORDS; w++) hdr += (unsigned)__builtin_popcountll(res[w]);
+    unsigned was = hak_bits_count(res, 0, LPAGES);
+    hak_bits_set(res, 0, LHEADER_PAGES, false);
+    unsigned hdr = hak_bits_count(res, LHEADER_PAGES, LPAGES - LHEADER_PAGES);
     memcpy(ls->dirty, res, sizeof ls->dirty);
     memcpy(ls->young, res, sizeof ls->young); /* idle from now */
     hak_os_commit_account(((ptrdiff_t)(LHEADER_PAGES + hdr) - (ptrdiff_t)was) * (ptrdiff_t)HAK_PAGE);
@@ -228,7 +229,7 @@ static large_seg_t *large_seg_new(const hak_policy_t *pol) {
   ls->seg.kind = HAK_SEG_LARGE;
   ls->seg.slab_shift = HAK_SEG_SHIFT; /* free() lands on slabs[0]: no owner */
   ls->seg.map_size = HAK_SEG_SIZE;
-  bits_set(ls->used, 0, LHEADER_PAGES, true);
+  hak_bits_set(ls->used, 0, LHEADER_PAGES, true);
   ls->free_pages = LPAGES - LHEADER_PAGES;
   ls->no_run = LPAGES + 1;
   /* Appended: the search is first fit in segment age order, so the oldest
@@ -244,7 +245,7 @@ static large_seg_t *large_seg_new(const hak_policy_t *pol) {
 }
 
 static void span_mark(large_seg_t *ls, unsigned i, unsigned n, bool live) {
-  bits_set(ls->used, i, n, live);
+  hak_bits_set(ls->used, i, n, live);
   if (live) {
     ls->free_pages -= n;
     large_used_pages += n;
@@ -262,7 +263,7 @@ static void span_release(large_seg_t *ls, unsigned i, unsigned n, uint64_t now, 
   span_mark(ls, i, n, false); /* its guard page stays one (guard_lay) */
   ls->span[i] = 0;
   ls->state[i] = PG_FREE;
-  bits_set(ls->young, i, n, young);
+  hak_bits_set(ls->young, i, n, young);
   atomic_store_explicit(&large_idle, true, memory_order_relaxed);
   if (!ls->purge_at) ls->purge_at = now + tick;
   if (!large_next_purge || ls->purge_at < large_next_purge) large_next_purge = ls->purge_at;
@@ -287,7 +288,7 @@ static size_t decommit_runs(large_seg_t *ls, const uint64_t *m, size_t budget) {
     if (j - i > budget - done) j = i + (unsigned)(budget - done);
     hak_os_decommit((uint8_t *)ls + (size_t)i * HAK_PAGE, (size_t)(j - i) * HAK_PAGE);
     halves_ask(ls, i, j - i, false);
-    bits_set(ls->dirty, i, j - i, false);
+    hak_bits_set(ls->dirty, i, j - i, false);
     done += j - i;
     i = next_bit(m, j, true);
   }
@@ -546,10 +547,10 @@ void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weig
       }
       if (large_huge_now(pol)) halves_ask(ls, i, total, true);
       span_mark(ls, i, total, true);
-      unsigned dirty = bits_count(ls->dirty, i, total);
+      unsigned dirty = hak_bits_count(ls->dirty, i, total);
       fresh = dirty == 0;
       hak_os_commit_account((ptrdiff_t)((size_t)(total - dirty) * HAK_PAGE));
-      bits_set(ls->dirty, i, total, true);
+      hak_bits_set(ls->dirty, i, total, true);
       ls->span[i] = (uint16_t)total;
       ls->state[i] = PG_LIVE;
       p = (uint8_t *)ls + (size_t)i * HAK_PAGE;
@@ -692,9 +693,9 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
       if (large_huge_now(hak_policy())) halves_ask(ls, i + have, add, true);
       span_mark(ls, i + have, add, true);
       if (hak_secure) guard_lay(ls, i, (unsigned)want); /* the guard moves to the new last page */
-      unsigned dirty = bits_count(ls->dirty, i + have, add);
+      unsigned dirty = hak_bits_count(ls->dirty, i + have, add);
       hak_os_commit_account((ptrdiff_t)((size_t)(add - dirty) * HAK_PAGE));
-      bits_set(ls->dirty, i + have, add, true);
+      hak_bits_set(ls->dirty, i + have, add, true);
       ls->span[i] = (uint16_t)want;
       if (site && !ls->weight[i] && ls->site[i] != HAK_SITE_UNTRACKED) {
         /* Seen by the profile as a free and a new allocation, as realloc is. */
@@ -756,7 +757,7 @@ hak_segment_t *hak_large_take_empty(uint64_t *resident) {
   if (ls) {
     if (ls->huge) halves_ask(ls, LHEADER_PAGES, LPAGES - LHEADER_PAGES, false); /* khugepaged would fill slabs in */
     memcpy(resident, ls->dirty, sizeof ls->dirty);
-    bits_set(resident, 0, LHEADER_PAGES, true);
+    hak_bits_set(resident, 0, LHEADER_PAGES, true);
   }
   if (hak_debug) large_check_all();
   large_unlock();
@@ -851,7 +852,7 @@ static unsigned large_check_seg(const large_seg_t *ls) {
   hak_check_segmap(ls, HAK_SEG_SIZE);
   unsigned zeros = 0;
   for (unsigned w = 0; w < LWORDS; w++) zeros += 64 - (unsigned)__builtin_popcountll(ls->used[w]);
-  hak_assert(zeros == ls->free_pages && bits_count(ls->used, 0, LHEADER_PAGES) == LHEADER_PAGES,
+  hak_assert(zeros == ls->free_pages && hak_bits_count(ls->used, 0, LHEADER_PAGES) == LHEADER_PAGES,
              "Large segment %p: free_pages %u, the bitmap has %u free pages", (const void *)ls,
              ls->free_pages, zeros);
   unsigned run = 0, longest = 0, cached = 0;
@@ -869,7 +870,7 @@ static unsigned large_check_seg(const large_seg_t *ls) {
     run = 0;
     unsigned n = ls->span[i], st = ls->state[i];
     hak_assert((st == PG_LIVE || st == PG_CACHED) && n && i + n <= LPAGES &&
-                   bits_count(ls->used, i, n) == n && bits_count(ls->dirty, i, n) == n,
+                   hak_bits_count(ls->used, i, n) == n && hak_bits_count(ls->dirty, i, n) == n,
                "Large segment %p: used page %u starts no whole span (state %u, span %u)", (const void *)ls,
                i, st, n);
     for (unsigned k = i + 1; k < i + n; k++)

@@ -108,20 +108,24 @@ static void seg_init(hak_segment_t *seg, unsigned kind, bool keep_dirty) {
 
 static void seg_purge_one(hak_segment_t *seg);
 
-static inline void page_bits(uint64_t *m, size_t first, size_t n) {
-  for (size_t i = first; i < first + n; i++) m[i >> 6] |= 1ull << (i & 63);
+/* Slab i's pages (slab_range), as a first page and a count. */
+static void slab_pages(hak_segment_t *seg, unsigned i, unsigned *first, unsigned *n) {
+  uint8_t *lo;
+  size_t len;
+  slab_range(seg, i, &lo, &len);
+  *first = (unsigned)((size_t)(lo - (uint8_t *)seg) >> HAK_PAGE_SHIFT);
+  *n = (unsigned)(len >> HAK_PAGE_SHIFT);
 }
 
 /* The pages of an empty segment that may be resident, a bit each: its
  * header and its dirty free slabs (exactly what it counts as committed). */
 static void seg_resident(hak_segment_t *seg, uint64_t *resident) {
   memset(resident, 0, HAK_SEG_PAGE_WORDS * sizeof *resident);
-  page_bits(resident, 0, SEG_HEADER_BYTES >> HAK_PAGE_SHIFT);
+  hak_bits_set(resident, 0, SEG_HEADER_BYTES >> HAK_PAGE_SHIFT, true);
   for (uint64_t m = seg->dirty_mask; m; m &= m - 1) {
-    uint8_t *lo;
-    size_t len;
-    slab_range(seg, (unsigned)__builtin_ctzll(m), &lo, &len);
-    page_bits(resident, (size_t)(lo - (uint8_t *)seg) >> HAK_PAGE_SHIFT, len >> HAK_PAGE_SHIFT);
+    unsigned first, n;
+    slab_pages(seg, (unsigned)__builtin_ctzll(m), &first, &n);
+    hak_bits_set(resident, first, n, true);
   }
 }
 
@@ -133,23 +137,17 @@ static void seg_resident(hak_segment_t *seg, uint64_t *resident) {
 static void seg_from_resident(hak_segment_t *seg, unsigned kind, const uint64_t *resident) {
   memset(seg, 0, SEG_HEADER_BYTES);
   seg_init(seg, kind, false);
-  ptrdiff_t was = 0, now = (ptrdiff_t)SEG_HEADER_BYTES;
-  for (unsigned w = 0; w < HAK_SEG_PAGE_WORDS; w++) was += __builtin_popcountll(resident[w]);
+  unsigned was = hak_bits_count(resident, 0, HAK_SEG_PAGES), now = SEG_HEADER_BYTES >> HAK_PAGE_SHIFT;
   for (unsigned i = 0; i < seg->nslabs; i++) {
-    uint8_t *lo;
-    size_t len, p0, np;
-    slab_range(seg, i, &lo, &len);
-    p0 = (size_t)(lo - (uint8_t *)seg) >> HAK_PAGE_SHIFT;
-    np = len >> HAK_PAGE_SHIFT;
-    bool any = false;
-    for (size_t k = p0; k < p0 + np && !any; k++) any = (resident[k >> 6] >> (k & 63)) & 1;
-    if (!any) continue;
+    unsigned first, n;
+    slab_pages(seg, i, &first, &n);
+    if (!hak_bits_count(resident, first, n)) continue;
     seg->dirty_mask |= 1ull << i;
-    now += (ptrdiff_t)len;
+    now += n;
   }
   seg->young_mask = seg->dirty_mask; /* idle from now */
   if (seg->dirty_mask) seg->purge_at = hak_os_now_ms() + hak_purge_tick_ms();
-  hak_os_commit_account(now - was * (ptrdiff_t)HAK_PAGE);
+  hak_os_commit_account(((ptrdiff_t)now - (ptrdiff_t)was) * (ptrdiff_t)HAK_PAGE);
 }
 
 hak_segment_t *hak_segment_cache_take(uint64_t *resident) {
