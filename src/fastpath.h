@@ -71,12 +71,20 @@ hak_inline void hak_free_fast(void *p) {
    * thread's block then never reads its slab's first line, which the owner
    * writes at every malloc and free.  (Every slab in use in a segment is
    * owned by the segment's heap.) */
-  if (hak_likely(atomic_load_explicit(&((hak_segment_t *)seg)->heap, memory_order_relaxed) == h &&
-                 atomic_load_explicit(&s->owner, memory_order_relaxed) == (uintptr_t)h)) {
-    hak_free_local(h, s, p);
-    return;
+  if (hak_likely(atomic_load_explicit(&((hak_segment_t *)seg)->heap, memory_order_relaxed) == h)) {
+    uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    if (hak_likely(o == (uintptr_t)h)) {
+      hak_free_local(h, s, p);
+      return;
+    }
+    /* Our own full slab (random-mixed: 1 free in 14), straight to the
+     * heap, off the fast path's straight line. */
+    if (o == ((uintptr_t)h | HAK_SLAB_FULL)) {
+      hak_heap_free_full(h, s, p);
+      return;
+    }
   }
-  hak_free_nonowner(p, (hak_segment_t *)seg, s); /* another thread's, a full slab, Large or Big */
+  hak_free_nonowner(p, (hak_segment_t *)seg, s); /* another thread's, sampled, Large or Big */
 }
 
 #endif

@@ -84,20 +84,28 @@ static bool mark_full(hak_heap_t *h, hak_slab_t *s) {
   return true;
 }
 
-static void unmark_full(hak_heap_t *h, hak_slab_t *s) {
+hak_inline void unmark_full(hak_heap_t *h, hak_slab_t *s) {
   list_remove(h, s);
   atomic_fetch_and_explicit(&s->thread_free, ~HAK_TF_NOTIFY, memory_order_acq_rel);
   hak_slab_set_owner(s, h, false);
   list_push(h, s, HAK_IN_QUEUE, true);
 }
 
+/* direct[] index of each Tiny class's largest size (size / 16): class c
+ * serves direct[last(c - 1) + 1 .. last(c)].  A table, because the class
+ * change of a refill is frequent (random-mixed: 1 malloc in 16). */
+#define DIRECT_LAST(c) (HAK_CLASS_SIZE(c) >> 4)
+#define DIRECT_LAST4(c) DIRECT_LAST(c), DIRECT_LAST(c + 1), DIRECT_LAST(c + 2), DIRECT_LAST(c + 3)
+#define DIRECT_LAST16(c) DIRECT_LAST4(c), DIRECT_LAST4(c + 4), DIRECT_LAST4(c + 8), DIRECT_LAST4(c + 12)
+static const uint8_t direct_last[HAK_NTINY] = {DIRECT_LAST16(0), DIRECT_LAST16(16)};
+_Static_assert(HAK_NTINY == 32 && HAK_CLASS_SIZE(HAK_NTINY - 1) == HAK_TINY_MAX,
+               "direct_last covers the Tiny classes");
+
 static void set_current(hak_heap_t *h, unsigned cls, hak_slab_t *s) {
   h->cur[cls] = s;
   if (cls < HAK_NTINY) {
     /* Every request size that maps to this class points at the slab. */
-    size_t lo = cls == 0 ? 0 : hak_class_size(cls - 1) + 1;
-    size_t hi = hak_class_size(cls);
-    for (size_t i = (lo + 15) >> 4; i <= hi >> 4; i++) h->direct[i] = s;
+    for (unsigned i = cls ? direct_last[cls - 1] + 1u : 0; i <= direct_last[cls]; i++) h->direct[i] = s;
   }
 }
 

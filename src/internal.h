@@ -70,11 +70,14 @@ hak_inline unsigned hak_class_of(size_t n) {
   return 16 + (b - 8) * 8 + (unsigned)(((n - 1) >> (b - 3)) & 7);
 }
 
-hak_inline size_t hak_class_size(unsigned c) {
-  if (c < 16) return (size_t)(c + 1) * 16;
-  unsigned g = (c - 16) / 8, i = (c - 16) % 8;
-  return ((size_t)256 << g) + (size_t)(i + 1) * ((size_t)32 << g);
-}
+/* The same as a constant expression, for tables (no negative shift in
+ * the branch not taken: compilers check those of constants too). */
+#define HAK_CLASS_G_(c) ((c) < 16 ? 0 : ((c) - 16) / 8)
+#define HAK_CLASS_SIZE(c)                                                                   \
+  ((c) < 16 ? ((size_t)(c) + 1) * 16                                                        \
+            : ((size_t)256 << HAK_CLASS_G_(c)) +                                            \
+                  ((size_t)((c) - 16) % 8 + 1) * ((size_t)32 << HAK_CLASS_G_(c)))
+hak_inline size_t hak_class_size(unsigned c) { return HAK_CLASS_SIZE(c); }
 
 /* ---- blocks, slabs, segments ------------------------------------------ */
 typedef struct hak_block { struct hak_block *next; } hak_block_t;

@@ -418,6 +418,28 @@ static void test_exhaustion(void) {
   }
 }
 
+/* Every small size gets the smallest size class that holds it: the usable
+ * size never falls short, wastes less than the class spacing (16 B up to
+ * 256 B, then 8 classes per power of two: under n / 8), and only changes
+ * right after a size that is a class's own.  (The class lookups of the
+ * fast and slow paths agree with the class sizes, wherever a size lands.) */
+static void test_usable_classes(void) {
+  size_t prev = 0;
+  for (size_t n = 1; n <= 64 * 1024; n++) {
+    void *p = malloc(n);
+    CHECKF(p != NULL, "malloc(%zu)", n);
+    size_t u = malloc_usable_size(p);
+    CHECKF(u >= n, "malloc(%zu): usable size %zu", n, u);
+    CHECKF(u - n < (n <= 256 ? 16 : n / 8), "malloc(%zu): usable size %zu, more than a class step", n,
+           u);
+    CHECKF(n == 1 || u == prev || prev == n - 1,
+           "malloc(%zu): usable size %zu, but malloc(%zu) had %zu: not the smallest class", n, u,
+           n - 1, prev);
+    prev = u;
+    free(p);
+  }
+}
+
 static void test_misc(void) {
   free(NULL);
   CHECK(malloc_usable_size(NULL) == 0);
@@ -604,6 +626,7 @@ int main(int argc, char **argv) {
   RUN_SECTION(test_calloc_recycled);
   RUN_SECTION(test_exhaustion);
   RUN_SECTION(test_unbackable);
+  RUN_SECTION(test_usable_classes);
   RUN_SECTION(test_misc);
   RUN_SECTION(test_free_sized);
   RUN_SECTION(test_glibc_extras);
