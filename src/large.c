@@ -747,13 +747,25 @@ hak_segment_t *hak_large_take_empty(uint64_t *resident) {
   if (hak_secure) return NULL; /* guard pages */
   if (atomic_load_explicit(&large_quiet, memory_order_relaxed) < LARGE_QUIET_SLABS) return NULL;
   hak_lock(&large_lock);
-  large_seg_t **pp = &segs, *ls = NULL;
-  for (; *pp; pp = (large_seg_t **)&(*pp)->seg.next)
-    if ((*pp)->free_pages == LPAGES - LHEADER_PAGES && (pp != &segs || (*pp)->seg.next)) {
-      ls = *pp;
-      *pp = (large_seg_t *)ls->seg.next;
-      break;
+  large_seg_t *ls = NULL;
+  for (int pass = 0; !ls && pass < 2; pass++) {
+    if (pass == 1) {
+      /* None empty: cached spans may be what keeps them in use.  The tier
+       * is quiet, so its cache serves nothing now, and a few spans spread
+       * over the segments would hold every one of them (a 2 MiB cache of
+       * 256 KiB spans kept 32 MiB from the small objects, which faulted
+       * in 27 MiB afresh).  Back to their segments, still resident. */
+      if (!large_cache_bytes) break;
+      const hak_policy_t *pol = hak_policy();
+      large_cache_flush(hak_os_now_ms(), pol->purge_delay_ms);
     }
+    for (large_seg_t **pp = &segs; *pp; pp = (large_seg_t **)&(*pp)->seg.next)
+      if ((*pp)->free_pages == LPAGES - LHEADER_PAGES && (pp != &segs || (*pp)->seg.next)) {
+        ls = *pp;
+        *pp = (large_seg_t *)ls->seg.next;
+        break;
+      }
+  }
   if (ls) {
     if (ls->huge) halves_ask(ls, LHEADER_PAGES, LPAGES - LHEADER_PAGES, false); /* khugepaged would fill slabs in */
     memcpy(resident, ls->dirty, sizeof ls->dirty);
@@ -775,15 +787,29 @@ hak_segment_t *hak_large_take_empty(uint64_t *resident) {
  * 1,500-2,000 calls a run against 20-40). */
 void hak_large_release(size_t bytes) {
   size_t left = bytes >> HAK_PAGE_SHIFT;
+  /* Counted whether or not there is anything to release now: the count
+   * also lets hak_large_take_empty give segments away, and those may be
+   * held by cached spans alone.  A load once the count is reached. */
+  if (atomic_load_explicit(&large_quiet, memory_order_relaxed) < LARGE_QUIET_SLABS &&
+      atomic_fetch_add_explicit(&large_quiet, 1, memory_order_relaxed) + 1 < LARGE_QUIET_SLABS)
+    return;
   if (!atomic_load_explicit(&large_idle, memory_order_relaxed)) return;
-  if (atomic_fetch_add_explicit(&large_quiet, 1, memory_order_relaxed) + 1 < LARGE_QUIET_SLABS) return;
   hak_lock(&large_lock);
+  bool kept = false;
   for (large_seg_t *ls = segs; ls && left; ls = (large_seg_t *)ls->seg.next) {
+    if (ls->free_pages == LPAGES - LHEADER_PAGES && (ls != segs || ls->seg.next)) {
+      /* Empty, and not the last: hak_large_take_empty gives it to the
+       * small objects' next segment with its pages as they are.  Released
+       * here, they would be faulted in again there (tier_shift: 2,240 of
+       * its 3,272 page faults). */
+      kept = true;
+      continue;
+    }
     uint64_t idle[LWORDS];
     for (unsigned w = 0; w < LWORDS; w++) idle[w] = ~ls->used[w] & ls->dirty[w];
     left -= decommit_runs(ls, idle, left);
   }
-  if (left) atomic_store_explicit(&large_idle, false, memory_order_relaxed); /* all gone */
+  if (left && !kept) atomic_store_explicit(&large_idle, false, memory_order_relaxed); /* all gone */
   large_unlock();
 }
 

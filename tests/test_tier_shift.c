@@ -6,9 +6,11 @@
  * Large segments again (src/segment.c, seg_obtain; src/large.c,
  * large_seg_new): neither direction maps new memory or faults pages in.
  * Small objects that take fresh slabs elsewhere release the Large tier's
- * idle pages first (hak_large_release).  Tiny and Mid segments (64 KiB and
- * 512 KiB slabs) change kind the same way.  Run with
- * HAKMEM_PURGE_DELAY_MS=60000.  Linked to libhakmem: malloc is hakmem's and
+ * idle pages first (hak_large_release), but not those of the empty
+ * segments they will take.  Tiny and Mid segments (64 KiB and 512 KiB
+ * slabs) change kind the same way.  Run with HAKMEM_PURGE_DELAY_MS=60000
+ * (and any HAKMEM_LARGE_CACHE: cached spans go back to their segments once
+ * the Large tier is quiet).  Linked to libhakmem: malloc is hakmem's and
  * hak_usage is callable. */
 #include <sys/resource.h>
 
@@ -70,7 +72,8 @@ int main(void) {
   /* The small objects took the Large tier's idle pages' place: committed
    * memory grew by far less than the 32 MiB they hold, through segments the
    * Large tier gave up (it keeps one): at most two new mappings, and under
-   * half the page faults of fresh pages (8192).  The first segment is
+   * 3/8 of the page faults of fresh pages (8192; ~2,000 here, 3,272 when the
+   * pages of the segments given away had been released).  The first segment is
    * fresh: the Large tier gives its segments only once small objects have
    * taken 16 fresh slabs with no Large allocation in between. */
   CHECKF(u2.committed <= u1.committed + large_bytes / 4,
@@ -78,7 +81,7 @@ int main(void) {
          u2.committed >> 10, u1.committed >> 10);
   CHECKF(u2.os_mmap - u1.os_mmap <= 2, "the small objects mapped %zu segments of their own",
          u2.os_mmap - u1.os_mmap);
-  CHECKF((size_t)(f2 - f1) < PHASE_PAGES / 2, "the small objects took %ld page faults", f2 - f1);
+  CHECKF((size_t)(f2 - f1) < PHASE_PAGES * 3 / 8, "the small objects took %ld page faults", f2 - f1);
   check_free(small_blocks, SMALL_N, SMALL_SIZE, 2);
   /* And back: the emptied small-object segments become Large ones. */
   long f3 = faults();
