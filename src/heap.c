@@ -548,8 +548,9 @@ oom:
   return NULL;
 }
 
-/* The owner freed the last block of a slab. */
-void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
+/* The owner freed the last block of a slab.  Not inlined: its callers
+ * (hak_heap_free_full) would save registers for it on every call. */
+hak_noinline void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
   if (h->cur[s->cls] == s) return; /* keep the current slab: it would come right back */
   if (hak_debug) hak_check_slab(h, s);
   slab_sync(h, s);
