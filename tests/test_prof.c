@@ -31,6 +31,19 @@ static int child_work(void) {
   return 0;
 }
 
+/* A malloc/free loop of one Big block (BigCache hits, nothing else on a
+ * slow path): the profiler times events of both kinds alike. */
+#define ALTERNATE_N 25600
+static int child_alternate(void) {
+  for (int i = 0; i < ALTERNATE_N; i++) {
+    void *p = malloc(3 * MiB);
+    if (!p) return 1;
+    *(volatile char *)p = 1;
+    free(p);
+  }
+  return 0;
+}
+
 static const char *self;
 static child_t ch;
 
@@ -106,6 +119,20 @@ static void prof_sampled(void) {
   CHECKF(r1 > 0 && r64 * 16 < r1, "refill: %llu timed 1 in 64, %llu timed 1 in 1", r64, r1);
 }
 
+/* Sampled, each category's share of the timed events is its share of the
+ * events: a loop that alternates two kinds of event (a Big malloc, a Big
+ * free) gets both timed about equally often (a fixed gap, even, timed one
+ * kind only). */
+static void prof_no_aliasing(void) {
+  const char *env[] = {"HAKMEM_PROF=1", "HAKMEM_PROF_SAMPLE=64", NULL};
+  CHECK(child_start(&ch, self, "alternate", env) == 0);
+  int status = child_finish(&ch, 30);
+  CHECKF(status == 0, "child status %#x; stderr:\n%s", status, ch.ebuf);
+  unsigned long long expect = ALTERNATE_N / 64; /* 400 each: +-5 % is 1 standard deviation */
+  check_category(ch.ebuf, "big-alloc", expect * 7 / 10, expect * 13 / 10);
+  check_category(ch.ebuf, "big-free", expect * 7 / 10, expect * 13 / 10);
+}
+
 /* Off: not a word.  HAKMEM_PROF_SAMPLE alone does not turn it on. */
 static void prof_off(void) {
   const char *none[] = {NULL};
@@ -142,6 +169,7 @@ static void prof_to_file(void) {
 
 int main(int argc, char **argv) {
   if (argc == 2 && !strcmp(argv[1], "work")) return child_work();
+  if (argc == 2 && !strcmp(argv[1], "alternate")) return child_alternate();
   self = argv[0];
   if (hak_build_minimal()) {
     printf("SKIP: the profiler is compiled out (-DHAKMEM_BENCH_MINIMAL=ON)\n");
@@ -151,6 +179,7 @@ int main(int argc, char **argv) {
   check_hakmem_active();
   RUN_SECTION(prof_every_event);
   RUN_SECTION(prof_sampled);
+  RUN_SECTION(prof_no_aliasing);
   RUN_SECTION(prof_off);
   RUN_SECTION(prof_to_file);
   return check_report("prof");
