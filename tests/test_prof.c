@@ -128,7 +128,7 @@ static void prof_no_aliasing(void) {
   CHECK(child_start(&ch, self, "alternate", env) == 0);
   int status = child_finish(&ch, 30);
   CHECKF(status == 0, "child status %#x; stderr:\n%s", status, ch.ebuf);
-  unsigned long long expect = ALTERNATE_N / 64; /* 400 each: +-5 % is 1 standard deviation */
+  unsigned long long expect = ALTERNATE_N / 64; /* 400 each, 3.5 % their standard deviation */
   check_category(ch.ebuf, "big-alloc", expect * 7 / 10, expect * 13 / 10);
   check_category(ch.ebuf, "big-free", expect * 7 / 10, expect * 13 / 10);
 }
