@@ -325,6 +325,15 @@ static void large_cache_flush(uint64_t now, uint64_t delay) {
     }
 }
 
+/* Under the lock.  Empty (nothing in use but its header), and not the
+ * tier's only segment: one the tier can spare, to unmap after its purge
+ * or to give to the small objects (hak_large_take_empty), whose growth
+ * therefore leaves its pages resident (hak_large_release). */
+static inline bool large_seg_empty(const large_seg_t *ls) { return ls->free_pages == LPAGES - LHEADER_PAGES; }
+static inline bool large_seg_spare(const large_seg_t *ls) {
+  return large_seg_empty(ls) && (ls != segs || ls->seg.next);
+}
+
 /* Under the lock: old cache entries go back to their segments, free dirty
  * pages go back to the OS, empty segments (but one) are unmapped. */
 static void large_purge(uint64_t now, bool force, uint64_t delay) {
@@ -346,7 +355,7 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
     if (ls->purge_at && (force || ls->purge_at <= now)) seg_decommit_free(ls, now, delay / 2, force || !delay);
     /* Empty and clean (its pages idle long enough to be purged), and not
      * the last segment: unmapped. */
-    if (ls->free_pages == LPAGES - LHEADER_PAGES && !ls->purge_at && (force || pp != &segs || ls->seg.next)) {
+    if (!ls->purge_at && (force ? large_seg_empty(ls) : large_seg_spare(ls))) {
       *pp = (large_seg_t *)ls->seg.next;
       hak_segmap_set(ls, HAK_SEG_SIZE, false);
       hak_os_commit_account(-(ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
@@ -736,6 +745,17 @@ int hak_large_block(hak_segment_t *seg, const void *p, uint32_t **req, size_t *p
   return !(off & (HAK_PAGE - 1)) && ls->state[off >> HAK_PAGE_SHIFT] == PG_CACHED ? 2 : 0;
 }
 
+/* Under the lock: the first spare segment, taken off the list. */
+static large_seg_t *spare_unlink(void) {
+  for (large_seg_t **pp = &segs; *pp; pp = (large_seg_t **)&(*pp)->seg.next)
+    if (large_seg_spare(*pp)) {
+      large_seg_t *ls = *pp;
+      *pp = (large_seg_t *)ls->seg.next;
+      return ls;
+    }
+  return NULL;
+}
+
 /* An empty segment for the small tiers, its free dirty pages along: not
  * the tier's last one, and only once the small objects have taken
  * LARGE_QUIET_SLABS fresh slabs with no Large allocation from the
@@ -747,24 +767,15 @@ hak_segment_t *hak_large_take_empty(uint64_t *resident) {
   if (hak_secure) return NULL; /* guard pages */
   if (atomic_load_explicit(&large_quiet, memory_order_relaxed) < LARGE_QUIET_SLABS) return NULL;
   hak_lock(&large_lock);
-  large_seg_t *ls = NULL;
-  for (int pass = 0; !ls && pass < 2; pass++) {
-    if (pass == 1) {
-      /* None empty: cached spans may be what keeps them in use.  The tier
-       * is quiet, so its cache serves nothing now, and a few spans spread
-       * over the segments would hold every one of them (a 2 MiB cache of
-       * 256 KiB spans kept 32 MiB from the small objects, which faulted
-       * in 27 MiB afresh).  Back to their segments, still resident. */
-      if (!large_cache_bytes) break;
-      const hak_policy_t *pol = hak_policy();
-      large_cache_flush(hak_os_now_ms(), pol->purge_delay_ms);
-    }
-    for (large_seg_t **pp = &segs; *pp; pp = (large_seg_t **)&(*pp)->seg.next)
-      if ((*pp)->free_pages == LPAGES - LHEADER_PAGES && (pp != &segs || (*pp)->seg.next)) {
-        ls = *pp;
-        *pp = (large_seg_t *)ls->seg.next;
-        break;
-      }
+  large_seg_t *ls = spare_unlink();
+  if (!ls && large_cache_bytes) {
+    /* None spare: cached spans may be what keeps the segments in use.
+     * The tier is quiet, so its cache serves nothing now, and a few spans
+     * spread over the segments would hold every one of them (a 2 MiB
+     * cache of 256 KiB spans kept 32 MiB from the small objects, which
+     * faulted in 27 MiB afresh).  Back to their segments, still resident. */
+    large_cache_flush(hak_os_now_ms(), hak_policy()->purge_delay_ms);
+    ls = spare_unlink();
   }
   if (ls) {
     if (ls->huge) halves_ask(ls, LHEADER_PAGES, LPAGES - LHEADER_PAGES, false); /* khugepaged would fill slabs in */
@@ -797,7 +808,7 @@ void hak_large_release(size_t bytes) {
   hak_lock(&large_lock);
   bool kept = false;
   for (large_seg_t *ls = segs; ls && left; ls = (large_seg_t *)ls->seg.next) {
-    if (ls->free_pages == LPAGES - LHEADER_PAGES && (ls != segs || ls->seg.next)) {
+    if (large_seg_spare(ls)) {
       /* Empty, and not the last: hak_large_take_empty gives it to the
        * small objects' next segment with its pages as they are.  Released
        * here, they would be faulted in again there (tier_shift: 2,240 of
