@@ -34,21 +34,21 @@ static void os_account_commit(ptrdiff_t delta) {
   }
 }
 
-static void *os_mmap_raw(size_t size);
-static void *os_mmap(size_t size) {
+static void *os_mmap_raw(void *hint, size_t size);
+static void *os_mmap(void *hint, size_t size) {
   uint64_t t0 = hak_prof_begin();
-  void *p = os_mmap_raw(size);
+  void *p = os_mmap_raw(hint, size);
   hak_prof_end(HAK_PROF_OS_CALL, t0);
   return p;
 }
 
-static void *os_mmap_raw(size_t size) {
+static void *os_mmap_raw(void *hint, size_t size) {
   if (os_hook_fails(&os_fail_maps)) return NULL;
   int saved = errno; /* a failed mmap must not leak its errno to callers */
   /* No MAP_NORESERVE: the kernel's overcommit policy judges every mapping
    * as it judges glibc's, so a request no machine can back fails here
    * (NULL, ENOMEM) instead of handing out a reservation. */
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
   errno = saved;
   return p == MAP_FAILED ? NULL : p;
@@ -64,21 +64,35 @@ static void os_munmap_raw(void *p, size_t size) {
   atomic_fetch_add_explicit(&hak_os.n_munmap, 1, memory_order_relaxed);
 }
 
+/* Where the next aligned mapping is asked for: just below the last one.
+ * The kernel hands out addresses top-down, so that area is usually free
+ * and, a multiple of the alignment away, aligned; without the hint a hole
+ * left by someone else's mapping often is not, and an unaligned answer
+ * costs four more calls (unmap, map bigger, trim both ends).  A hint the
+ * kernel cannot honour is only a hint: it maps elsewhere.  With no hint
+ * yet, the bigger mapping and its trim at once. */
+static _Atomic uintptr_t os_hint;
+
 void *hak_os_map_aligned(size_t size, size_t align) {
   if (size > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) return NULL;
-  /* Try the exact size first: the kernel often hands out aligned areas
-   * when we keep asking for multiples of the alignment. */
-  void *p = os_mmap(size);
-  if (!p) return NULL;
-  if (((uintptr_t)p & (align - 1)) != 0) {
-    os_munmap_raw(p, size);
-    p = os_mmap(size + align);
+  bool aligned = align > HAK_PAGE;
+  uintptr_t hint = aligned ? atomic_load_explicit(&os_hint, memory_order_relaxed) : 0;
+  hint = hint > size ? (hint - size) & ~(uintptr_t)(align - 1) : 0;
+  void *p = NULL;
+  if (!aligned || hint) {
+    p = os_mmap((void *)hint, size);
+    if (!p) return NULL;
+    if (((uintptr_t)p & (align - 1)) != 0) os_munmap_raw(p, size), p = NULL;
+  }
+  if (!p) { /* no hint yet (the first is rarely aligned), or not honoured */
+    p = os_mmap(NULL, size + align);
     if (!p) return NULL;
     uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
     os_munmap_raw(p, a - (uintptr_t)p);
     os_munmap_raw((void *)(a + size), (uintptr_t)p + align - a);
     p = (void *)a;
   }
+  if (aligned) atomic_store_explicit(&os_hint, (uintptr_t)p, memory_order_relaxed);
   atomic_fetch_add_explicit(&hak_os.mapped, size, memory_order_relaxed);
   return p;
 }
