@@ -123,6 +123,7 @@ typedef struct hak_slab {
   uint8_t cls;
   uint8_t index;           /* position in its segment */
   uint8_t where;           /* HAK_IN_NONE, HAK_IN_QUEUE or HAK_IN_FULL */
+  uint8_t fresh;           /* not resident when taken: its carves populate their pages */
   /* Blocks put on `free` since the last refill and at it (statistics): the
    * owner's free counts here, in the line it writes anyway. */
   uint32_t handed;

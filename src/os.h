@@ -10,6 +10,7 @@
 typedef struct hak_os_counters {
   _Atomic size_t mapped, committed, peak_committed;
   _Atomic size_t n_mmap, n_munmap, n_madvise, n_mremap;
+  _Atomic size_t n_populate; /* of n_madvise, hak_os_populate's: priced by the page faults they take */
 } hak_os_counters_t;
 extern hak_os_counters_t hak_os;
 
@@ -23,6 +24,10 @@ void *hak_os_map_aligned(size_t size, size_t align);
 void hak_os_unmap(void *p, size_t size);
 /* Gives pages back (contents lost, next touch reads zeros). */
 void hak_os_decommit(void *p, size_t size);
+/* Faults [p, p+size) in for writing with one call (MADV_POPULATE_WRITE,
+ * Linux 5.14; nothing on older kernels), for fresh pages about to be
+ * written: cheaper than a trap per page. */
+void hak_os_populate(void *p, size_t size);
 /* Asks for transparent huge pages on a range, or (on = false) takes the
  * request back, so that khugepaged leaves the range alone (best effort). */
 void hak_os_hugepage(void *p, size_t size, bool on);

@@ -414,7 +414,8 @@ static hak_slab_t *slab_acquire(hak_heap_t *h, unsigned cls) {
   unsigned i = (unsigned)__builtin_ctzll(pick);
   uint64_t bit = 1ull << i;
   hak_slab_t *slab = &seg->slabs[i];
-  if (!(seg->dirty_mask & bit)) {
+  bool fresh = !(seg->dirty_mask & bit);
+  if (fresh) {
     uint8_t *lo;
     size_t len;
     slab_range(seg, i, &lo, &len);
@@ -430,6 +431,7 @@ static hak_slab_t *slab_acquire(hak_heap_t *h, unsigned cls) {
   seg->used_slabs++;
   slab->index = (uint8_t)i;
   hak_slab_init(slab, seg, cls);
+  slab->fresh = fresh;
   hak_slab_set_owner(slab, h, false);
   if (hak_debug) hak_check_segment(seg);
   return slab;

@@ -73,7 +73,8 @@ static void take_sample(sample_t *s) {
   s->faults = hak_os_minflt();
   s->mmap = LOAD(hak_os.n_mmap);
   s->munmap = LOAD(hak_os.n_munmap);
-  s->madvise = LOAD(hak_os.n_madvise);
+  /* Populate calls are priced by the page faults they take, counted there. */
+  s->madvise = LOAD(hak_os.n_madvise) - LOAD(hak_os.n_populate);
   s->mremap = LOAD(hak_os.n_mremap);
   hak_prof_snapshot(&s->prof);
   s->committed = LOAD(hak_os.committed);
