@@ -88,6 +88,7 @@ void *hak_os_map_aligned(size_t size, size_t align) {
   if (hint && top > hint && top - hint > span) hint = 0;
   hint = hint > size ? (hint - size) & ~(uintptr_t)(align - 1) : 0;
   void *p = NULL;
+  bool searched = false; /* placed by the kernel's search, not the hint */
   if (!aligned || hint) {
     p = os_mmap((void *)hint, size);
     if (!p) return NULL;
@@ -100,10 +101,13 @@ void *hak_os_map_aligned(size_t size, size_t align) {
     os_munmap_raw(p, a - (uintptr_t)p);
     os_munmap_raw((void *)(a + size), (uintptr_t)p + align - a);
     p = (void *)a;
+    searched = true;
   }
   if (aligned) {
+    /* Where the kernel's search placed one is the new top: it found
+     * nothing free higher. */
     atomic_store_explicit(&os_hint, (uintptr_t)p, memory_order_relaxed);
-    if ((uintptr_t)p + size > top) atomic_store_explicit(&os_top, (uintptr_t)p + size, memory_order_relaxed);
+    if (searched || (uintptr_t)p + size > top) atomic_store_explicit(&os_top, (uintptr_t)p + size, memory_order_relaxed);
   }
   atomic_fetch_add_explicit(&hak_os.mapped, size, memory_order_relaxed);
   return p;
