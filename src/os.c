@@ -71,7 +71,9 @@ static void os_munmap_raw(void *p, size_t size) {
  * costs four more calls (unmap, map bigger, trim both ends).  A hint the
  * kernel cannot honour is only a hint: it maps elsewhere.  With no hint
  * yet, the bigger mapping and its trim at once. */
-static _Atomic uintptr_t os_hint, os_top; /* os_top: the highest end of an aligned mapping */
+/* os_top: the end of the aligned mapping the kernel's search last placed, or of
+ * any higher one since. */
+static _Atomic uintptr_t os_hint, os_top;
 
 void *hak_os_map_aligned(size_t size, size_t align) {
   if (size > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) return NULL;
