@@ -70,9 +70,9 @@ static void os_munmap_raw(void *p, size_t size) {
  * left by someone else's mapping often is not, and an unaligned answer
  * costs four more calls (unmap, map bigger, trim both ends).  A hint the
  * kernel cannot honour is only a hint: it maps elsewhere.  With no hint
- * yet, the bigger mapping and its trim at once. */
-/* os_top: the end of the aligned mapping the kernel's search last placed, or of
- * any higher one since. */
+ * yet, the bigger mapping and its trim at once.  os_top: the end of the
+ * aligned mapping the kernel's search last placed, or of any higher one
+ * since. */
 static _Atomic uintptr_t os_hint, os_top;
 
 void *hak_os_map_aligned(size_t size, size_t align) {
@@ -121,13 +121,17 @@ void hak_os_unmap(void *p, size_t size) {
 }
 
 /* One madvise, timed and counted; errno as it was (advice is best effort). */
-static void os_madvise(void *p, size_t size, int advice) {
+static int os_madvise_raw(void *p, size_t size, int advice) {
   int saved = errno;
-  uint64_t t0 = hak_prof_begin();
-  madvise(p, size, advice);
-  hak_prof_end(HAK_PROF_OS_CALL, t0);
+  int err = madvise(p, size, advice) ? errno : 0;
   errno = saved;
   atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
+  return err;
+}
+static void os_madvise(void *p, size_t size, int advice) {
+  uint64_t t0 = hak_prof_begin();
+  os_madvise_raw(p, size, advice);
+  hak_prof_end(HAK_PROF_OS_CALL, t0);
 }
 
 void hak_os_decommit(void *p, size_t size) {
@@ -147,12 +151,9 @@ void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
 static _Atomic bool os_no_populate;
 void hak_os_populate(void *p, size_t size) {
   if (!size || atomic_load_explicit(&os_no_populate, memory_order_relaxed)) return;
-  int saved = errno;
-  if (madvise(p, size, MADV_POPULATE_WRITE) != 0 && (errno == EINVAL || errno == EPERM || errno == ENOSYS))
-    atomic_store_explicit(&os_no_populate, true, memory_order_relaxed);
-  errno = saved;
-  atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
+  int err = os_madvise_raw(p, size, MADV_POPULATE_WRITE);
   atomic_fetch_add_explicit(&hak_os.n_populate, 1, memory_order_relaxed);
+  if (err == EINVAL || err == EPERM || err == ENOSYS) atomic_store_explicit(&os_no_populate, true, memory_order_relaxed);
 }
 
 

@@ -103,8 +103,8 @@ void hak_slab_extend(hak_slab_t *slab) {
    * resident already (the last carve's last block, or the segment header):
    * from the next one. */
   if (slab->fresh && bs <= HAK_PAGE && !hak_secure) {
-    uintptr_t lo = ((uintptr_t)p + HAK_PAGE - 1) & ~(uintptr_t)(HAK_PAGE - 1);
-    uintptr_t hi = ((uintptr_t)p + (size_t)n * bs + HAK_PAGE - 1) & ~(uintptr_t)(HAK_PAGE - 1);
+    uintptr_t lo = hak_align_up((uintptr_t)p, HAK_PAGE);
+    uintptr_t hi = hak_align_up((uintptr_t)p + (size_t)n * bs, HAK_PAGE);
     if (hi - lo >= 2 * HAK_PAGE) hak_os_populate((void *)lo, hi - lo);
   }
   if (hak_secure) {
