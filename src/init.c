@@ -69,8 +69,36 @@ void hak_process_init(void) {
    * when its thread ends.  (pthread_key_create does not allocate.) */
   hak_heap_thread_key_init();
   atomic_store_explicit(&hak_init_state, 2, memory_order_release);
-  /* From here on malloc works, so this may allocate if it likes. */
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+#if !__has_include(<sys/single_threaded.h>)
+  hak_forks_register(); /* no way to tell when a second thread comes */
+#endif
+}
+
+/* The fork handlers are registered only once the process has a second
+ * thread: until then no thread but the one calling fork can hold one of
+ * our locks.  glibc's pthread_atfork sits on a page of libc that a
+ * single-threaded program does not otherwise touch, and registering at
+ * start made ~100 KiB of libc resident in every process (the kernel maps
+ * 64 KiB around each fault on a file).  So every lock taken while they are
+ * missing (hak_lock) asks glibc whether a thread was ever created; the
+ * first to find one registers them, before it takes its lock, and the
+ * others wait for it.  A fork that races the registration is safe either
+ * way: glibc holds its handler lock across fork, so the registration waits
+ * for the fork to finish, and the thread registering holds none of ours. */
+_Atomic int hak_forks_state;
+static __thread bool forks_registering __attribute__((tls_model("initial-exec")));
+
+void hak_forks_register(void) {
+  int z = 0;
+  if (atomic_compare_exchange_strong(&hak_forks_state, &z, 1)) {
+    forks_registering = true;
+    pthread_atfork(fork_prepare, fork_parent, fork_child); /* may allocate: back here */
+    forks_registering = false;
+    atomic_store_explicit(&hak_forks_state, 2, memory_order_release);
+    return;
+  }
+  while (!forks_registering && atomic_load_explicit(&hak_forks_state, memory_order_acquire) != 2)
+    sched_yield();
 }
 
 /* stderr as it was at start: programs such as coreutils close fd 2 in an

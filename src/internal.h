@@ -297,7 +297,23 @@ extern hak_global_stats_t hak_gstats;
 typedef struct { _Atomic int v; } hak_lock_t;
 #define HAK_LOCK_INIT {0}
 void hak_lock_slow(hak_lock_t *l);
+/* init.c: the fork handlers, registered by the first lock taken once the
+ * process has a second thread (0 none, 1 being registered, 2 done). */
+extern _Atomic int hak_forks_state;
+void hak_forks_register(void);
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h> /* glibc 2.32 */
+#define HAK_SINGLE_THREADED() (__libc_single_threaded != 0)
+#else
+#define HAK_SINGLE_THREADED() false /* no way to tell: init.c registers at start */
+#endif
+hak_inline void hak_forks_need(void) {
+  if (hak_unlikely(atomic_load_explicit(&hak_forks_state, memory_order_relaxed) != 2) &&
+      !HAK_SINGLE_THREADED())
+    hak_forks_register();
+}
 hak_inline void hak_lock(hak_lock_t *l) {
+  hak_forks_need();
   int z = 0;
   if (hak_likely(atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
                                                        memory_order_relaxed)))
@@ -305,6 +321,7 @@ hak_inline void hak_lock(hak_lock_t *l) {
   hak_lock_slow(l);
 }
 hak_inline bool hak_lock_try(hak_lock_t *l) {
+  hak_forks_need();
   int z = 0;
   return atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
                                                  memory_order_relaxed);

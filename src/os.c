@@ -2,12 +2,14 @@
 #define _GNU_SOURCE
 #include "os.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -258,9 +260,7 @@ void hak_os_random(void *buf, size_t n) {
   if (got == n) return;
   /* No entropy yet (early boot): the 16 bytes the kernel gave this process. */
   const uint8_t *at = (const uint8_t *)getauxval(AT_RANDOM);
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)buf;
+  uint64_t x = hak_os_now_ns() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)buf;
   for (size_t i = 0; i < n; i++) {
     x ^= at ? at[i & 15] : 0;
     x = (x ^ (x >> 29)) * 0xBF58476D1CE4E5B9ull;
@@ -268,13 +268,78 @@ void hak_os_random(void *buf, size_t n) {
   }
 }
 
-uint64_t hak_os_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+/* The clocks are read through the vDSO's clock_gettime, found once in the
+ * image the kernel maps into every process, rather than through libc's
+ * wrapper: that wrapper's page, with the 64 KiB the kernel maps around a
+ * fault on a file, made ~110 KiB of libc resident in every program that
+ * would not otherwise touch it.  The system call is the fallback. */
+typedef int (*os_clock_fn)(clockid_t, struct timespec *);
+static _Atomic(os_clock_fn) os_vdso_clock;
+static _Atomic bool os_vdso_looked;
+
+static bool os_streq(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
 }
 
-int hak_os_pid(void) { return (int)getpid(); }
+/* The vDSO is a small ELF image: its dynamic section names the symbol and
+ * string tables, and DT_HASH's second word is the number of symbols. */
+static os_clock_fn os_vdso_find(const char *name) {
+  const unsigned char *img = (const unsigned char *)getauxval(AT_SYSINFO_EHDR);
+  if (!img) return NULL;
+  const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+  const Elf64_Phdr *ph = (const Elf64_Phdr *)(img + eh->e_phoff);
+  uintptr_t bias = 0;
+  const Elf64_Dyn *dyn = NULL;
+  bool loaded = false;
+  for (unsigned i = 0; i < eh->e_phnum; i++) {
+    if (ph[i].p_type == PT_LOAD && !loaded) {
+      bias = (uintptr_t)img + ph[i].p_offset - ph[i].p_vaddr;
+      loaded = true;
+    } else if (ph[i].p_type == PT_DYNAMIC) {
+      dyn = (const Elf64_Dyn *)(img + ph[i].p_offset);
+    }
+  }
+  if (!loaded || !dyn) return NULL;
+  const Elf64_Sym *sym = NULL;
+  const char *str = NULL;
+  const Elf32_Word *hash = NULL;
+  for (; dyn->d_tag != DT_NULL; dyn++) {
+    if (dyn->d_tag == DT_SYMTAB) sym = (const Elf64_Sym *)(bias + dyn->d_un.d_ptr);
+    else if (dyn->d_tag == DT_STRTAB) str = (const char *)(bias + dyn->d_un.d_ptr);
+    else if (dyn->d_tag == DT_HASH) hash = (const Elf32_Word *)(bias + dyn->d_un.d_ptr);
+  }
+  if (!sym || !str || !hash) return NULL;
+  for (Elf32_Word i = 0; i < hash[1]; i++)
+    if (ELF64_ST_TYPE(sym[i].st_info) == STT_FUNC && sym[i].st_shndx != SHN_UNDEF &&
+        os_streq(str + sym[i].st_name, name))
+      return (os_clock_fn)(bias + sym[i].st_value);
+  return NULL;
+}
+
+static uint64_t os_clock(clockid_t id) {
+  if (hak_unlikely(!atomic_load_explicit(&os_vdso_looked, memory_order_acquire))) {
+    atomic_store_explicit(&os_vdso_clock, os_vdso_find("__vdso_clock_gettime"), memory_order_relaxed);
+    atomic_store_explicit(&os_vdso_looked, true, memory_order_release);
+  }
+  struct timespec ts = {0, 0};
+  os_clock_fn fn = atomic_load_explicit(&os_vdso_clock, memory_order_relaxed);
+  if (!fn || fn(id, &ts) != 0) { /* the system call itself, as libc's wrapper makes it */
+    long r;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "0"((long)SYS_clock_gettime), "D"((long)id), "S"(&ts)
+                     : "rcx", "r11", "memory");
+    (void)r;
+  }
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t hak_os_now_ms(void) { return os_clock(CLOCK_MONOTONIC_COARSE) / 1000000u; }
+uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
+
+/* Not getpid(): libc's wrapper sits on the page of pthread_atfork (init.c). */
+int hak_os_pid(void) { return (int)syscall(SYS_getpid); }
 
 void hak_os_comm(char *buf, size_t cap) {
   int saved = errno;
@@ -323,11 +388,6 @@ void hak_os_usage(size_t *peak_rss, uint64_t *minflt) {
   if (minflt) minflt[0] = ok ? (uint64_t)ru.ru_minflt : 0;
 }
 
-static uint64_t os_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Times the kernel calls the allocator makes, once, on this machine: a
  * 4 MiB mmap and munmap, a page fault (64 fresh pages touched), an
@@ -336,24 +396,24 @@ static uint64_t os_ns(void) {
 void hak_os_costs(hak_os_costs_t *c) {
   int saved = errno;
   size_t len = (size_t)4 << 20, touch = 64 * HAK_PAGE;
-  uint64_t t0 = os_ns();
+  uint64_t t0 = hak_os_now_ns();
   uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  uint64_t t1 = os_ns();
+  uint64_t t1 = hak_os_now_ns();
   if (p == MAP_FAILED) {
     errno = saved;
     *c = (hak_os_costs_t){2000, 2000, 1000, 1000, 2000};
     return;
   }
   for (size_t i = 0; i < touch; i += HAK_PAGE) ((volatile uint8_t *)p)[i] = 1;
-  uint64_t t2 = os_ns();
+  uint64_t t2 = hak_os_now_ns();
   madvise(p, touch, MADV_DONTNEED);
-  uint64_t t3 = os_ns();
+  uint64_t t3 = hak_os_now_ns();
   void *q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
-  uint64_t t4 = os_ns();
+  uint64_t t4 = hak_os_now_ns();
   if (q != MAP_FAILED) p = q, len *= 2;
-  uint64_t t5 = os_ns();
+  uint64_t t5 = hak_os_now_ns();
   munmap(p, len);
-  uint64_t t6 = os_ns();
+  uint64_t t6 = hak_os_now_ns();
   errno = saved;
   c->mmap_ns = (double)(t1 - t0);
   c->fault_ns = (double)(t2 - t1) / (double)(touch / HAK_PAGE);

@@ -47,8 +47,10 @@ bool hak_os_protect(void *p, size_t size, bool none);
 /* Fills buf with random bytes (getrandom, else the kernel's AT_RANDOM
  * bytes mixed with the clock). */
 void hak_os_random(void *buf, size_t n);
-/* A coarse monotonic clock in milliseconds (vDSO, no syscall). */
+/* The monotonic clock: coarse, in milliseconds, and precise, in
+ * nanoseconds (the vDSO's, no system call where the kernel offers it). */
 uint64_t hak_os_now_ms(void);
+uint64_t hak_os_now_ns(void);
 /* Resident bytes of the process, from /proc/self/statm (0 if unknown). */
 size_t hak_os_rss(void);
 /* The process's id and short name (/proc/self/comm), without libc caches. */

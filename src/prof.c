@@ -6,6 +6,7 @@
 
 #include "msg.h"
 #include "options.h"
+#include "os.h"
 
 _Atomic bool hak_prof_on;
 bool hak_prof_report;
@@ -21,15 +22,9 @@ static const char *const prof_names[HAK_PROF_N] = {
 #undef X
 };
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void hak_prof_init(void) {
   tsc0 = __rdtsc();
-  ns0 = now_ns();
+  ns0 = hak_os_now_ns();
   prof_every = (unsigned)HAK_OPT(PROF_SAMPLE);
   if (!hak_stats_on || !HAK_OPT(PROF)) return;
   hak_prof_report = true;
@@ -42,7 +37,7 @@ void hak_prof_measure(bool on) {
 }
 
 static double ns_per_cycle(void) {
-  uint64_t dt = __rdtsc() - tsc0, dn = now_ns() - ns0;
+  uint64_t dt = __rdtsc() - tsc0, dn = hak_os_now_ns() - ns0;
   return dt ? (double)dn / (double)dt : 0;
 }
 

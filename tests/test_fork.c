@@ -7,7 +7,9 @@
  * thread) checks the held blocks, frees them — blocks of threads that do not
  * exist in the child — allocates and frees in all tiers, including from a
  * new thread, and exits 0.  At the end the parent checks the held blocks,
- * which the children's frees must not have disturbed. */
+ * which the children's frees must not have disturbed.  Two workers live in
+ * the Large and Big tiers, so that a fork often finds a global lock held;
+ * and one fork comes first, while the program has a single thread. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -56,6 +58,10 @@ static void *worker(void *argp) {
                : r < 980 ? rng_range(&rng, 1025, 64 * KiB)
                : r < 999 ? rng_range(&rng, 64 * KiB, 512 * KiB)
                          : rng_range(&rng, 2 * MiB, 4 * MiB);
+    /* Two workers live in the Large tier, whose lock they hold much of the
+     * time (kernel calls included): a fork without handlers would copy it
+     * held, and the child would hang. */
+    if (id < 2) n = r < 500 ? rng_range(&rng, 64 * KiB, 512 * KiB) : rng_range(&rng, 1 * MiB, 4 * MiB);
     *s = block_new(n);
     if (r % 7 == 0 && s->p) block_resize(s, n / 2 + 1); /* and some realloc */
   }
@@ -129,6 +135,11 @@ static void *forking_thread(void *arg) {
 
 int main(void) {
   check_hakmem_active();
+  /* First while this is the only thread: no fork handler is registered yet
+   * (init.c), and none is needed; the child goes on to start a thread. */
+  block_t early = block_new(5 * MiB);
+  fork_and_wait(-1);
+  block_free(&early);
   pthread_barrier_init(&held_ready, NULL, NWORKERS + 1);
   pthread_t tid[NWORKERS];
   for (int i = 0; i < NWORKERS; i++)

@@ -29,6 +29,7 @@ static _Atomic int ctl_state = CTL_NEVER;
 static _Atomic bool ctl_stop;
 static hak_lock_t ctl_lock = HAK_LOCK_INIT; /* held while a window is processed */
 static uint64_t ctl_start_ms, ctl_after_ms, ctl_min_committed;
+static int ctl_pid; /* the process ctl_start_ms and the log belong to */
 static uint64_t ctl_t0_ns;
 
 /* The learner and what it drives. */
@@ -57,17 +58,11 @@ static sample_t prev;
  * and of the one before: a window's counts are its own if both were. */
 static bool fold_asked, fold_asked_before;
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 static void take_sample(sample_t *s) {
   hak_stats_learn(&s->c);
-  s->ns = mono_ns();
+  s->ns = hak_os_now_ns();
   s->ops = s->c.large_allocs + s->c.big_allocs;
   for (unsigned i = 0; i < HAK_NCLASS; i++) s->ops += s->c.allocs[i];
   s->faults = hak_os_minflt();
@@ -123,7 +118,7 @@ static void trace(const char *what) {
   if (trace_fd < 0) return;
   char buf[1024];
   hak_sink_t o = {.buf = buf, .cap = sizeof buf, .fd = trace_fd};
-  uint64_t ms = (mono_ns() - ctl_t0_ns) / 1000000;
+  uint64_t ms = (hak_os_now_ns() - ctl_t0_ns) / 1000000;
   hak_sink_printf(&o, "hakmem: learn %llu.%03llus: %s (%s); best:", (unsigned long long)(ms / 1000),
                   (unsigned long long)(ms % 1000), what, hak_learn_reason(&L));
   hak_policy_t p;
@@ -293,8 +288,8 @@ static void *controller(void *arg) {
   fold_asked = fold_asked_before = false; /* the first windows' counts go back before them (a fork child's too) */
   hak_unlock(&ctl_lock);
   atomic_store_explicit(&ctl_state, CTL_RUNNING, memory_order_release);
-  struct timespec next;
-  clock_gettime(CLOCK_MONOTONIC, &next);
+  uint64_t t0 = hak_os_now_ns();
+  struct timespec next = {(time_t)(t0 / 1000000000u), (long)(t0 % 1000000000u)};
   uint64_t step = (uint64_t)HAK_OPT(LEARN_WINDOW_MS) * 1000000u;
   while (!atomic_load_explicit(&ctl_stop, memory_order_acquire)) {
     uint64_t t = (uint64_t)next.tv_nsec + step;
@@ -329,10 +324,24 @@ static int open_path(const char *path) {
   return fd;
 }
 
+/* A fork child's own start: its age counts from here, and a log named per
+ * process (%p) gets the child's own file. */
+static void ctl_new_process(void) {
+  ctl_pid = hak_os_pid();
+  hak_site_clock_keep(false);
+  ctl_start_ms = hak_os_now_ms();
+  const char *log = HAK_OPT_STR(LEARN_LOG);
+  if (log_fd >= 0 && log && strstr(log, "%p")) {
+    close(log_fd);
+    log_fd = open_path(log);
+  }
+}
+
 void hak_control_init(void) {
   long long mode = HAK_OPT(MODE);
+  ctl_pid = hak_os_pid();
   ctl_start_ms = hak_os_now_ms();
-  ctl_t0_ns = mono_ns();
+  ctl_t0_ns = hak_os_now_ns();
   mem_weight = HAK_OPT_REAL_VALUE(LEARN_MEMORY_WEIGHT);
   if (!hak_stats_on || mode == HAK_MODE_MINIMAL || mode == HAK_MODE_FAST) return; /* no thread */
   /* Learning starts soon; balanced only in a process that has lived and
@@ -388,6 +397,14 @@ void hak_control_tick(uint64_t now_ms) {
   if (now_ms - ctl_start_ms < ctl_after_ms) return;
   int idle = CTL_IDLE;
   if (!atomic_compare_exchange_strong(&ctl_state, &idle, CTL_STARTING)) return;
+  if (hak_os_pid() != ctl_pid) {
+    /* The child of a fork made while this process had one thread, where
+     * no fork handler runs (init.c): it starts afresh, as above. */
+    ctl_new_process();
+    atomic_store_explicit(&ctl_state, CTL_IDLE, memory_order_relaxed);
+    return;
+  }
+  hak_forks_register(); /* before our thread exists */
   /* The thread takes no signals (they are the program's), and asks for
    * little stack.  pthread_create may allocate: this is a slow path that
    * holds no allocator lock. */
@@ -440,12 +457,5 @@ void hak_control_fork_child(void) {
   /* The thread did not come along: the child starts its own when due. */
   int s = atomic_load_explicit(&ctl_state, memory_order_relaxed);
   if (s == CTL_RUNNING || s == CTL_STARTING) atomic_store_explicit(&ctl_state, CTL_IDLE, memory_order_relaxed);
-  hak_site_clock_keep(false);
-  ctl_start_ms = hak_os_now_ms();
-  /* A log named per process (%p) gets the child's own file. */
-  const char *log = HAK_OPT_STR(LEARN_LOG);
-  if (log_fd >= 0 && log && strstr(log, "%p")) {
-    close(log_fd);
-    log_fd = open_path(log);
-  }
+  ctl_new_process();
 }
