@@ -23,6 +23,8 @@
 _Atomic int hak_init_state;
 
 
+__thread bool hak_fork_owner __attribute__((tls_model("initial-exec")));
+
 static void fork_prepare(void) {
   hak_control_fork_prepare(); /* first: the controller takes the others under it */
   /* The order every thread takes them in: a heap's segment lock, the
@@ -31,9 +33,11 @@ static void fork_prepare(void) {
   hak_large_lock();
   hak_segment_lock_all();
   hak_big_lock();
+  hak_fork_owner = true;
 }
 
 static void fork_parent(void) {
+  hak_fork_owner = false;
   hak_big_unlock(false);
   hak_segment_unlock_all(false);
   hak_large_unlock(false);
@@ -42,6 +46,7 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
+  hak_fork_owner = false;
   hak_big_unlock(true);
   hak_segment_unlock_all(true);
   hak_large_unlock(true);

@@ -312,8 +312,14 @@ hak_inline void hak_forks_need(void) {
       !HAK_SINGLE_THREADED())
     hak_forks_register();
 }
+/* init.c: set in the thread that forks, from our prepare handler to our
+ * parent or child one.  Every lock is its own then, so the allocations
+ * other fork handlers make in between (glibc runs them in an order set by
+ * when each was registered, ours maybe among the last) pass through. */
+extern __thread bool hak_fork_owner __attribute__((tls_model("initial-exec")));
 hak_inline void hak_lock(hak_lock_t *l) {
   hak_forks_need();
+  if (hak_unlikely(hak_fork_owner)) return;
   int z = 0;
   if (hak_likely(atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
                                                        memory_order_relaxed)))
@@ -322,11 +328,15 @@ hak_inline void hak_lock(hak_lock_t *l) {
 }
 hak_inline bool hak_lock_try(hak_lock_t *l) {
   hak_forks_need();
+  if (hak_unlikely(hak_fork_owner)) return true;
   int z = 0;
   return atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
                                                  memory_order_relaxed);
 }
-hak_inline void hak_unlock(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
+hak_inline void hak_unlock(hak_lock_t *l) {
+  if (hak_unlikely(hak_fork_owner)) return;
+  atomic_store_explicit(&l->v, 0, memory_order_release);
+}
 hak_inline void hak_lock_reset(hak_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
 /* After fork: the parent unlocks what it locked; the child, where the
  * holder may be a thread that no longer exists, resets. */

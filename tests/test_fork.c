@@ -9,7 +9,8 @@
  * new thread, and exits 0.  At the end the parent checks the held blocks,
  * which the children's frees must not have disturbed.  Two workers live in
  * the Large and Big tiers, so that a fork often finds a global lock held;
- * and one fork comes first, while the program has a single thread. */
+ * one fork comes first, while the program has a single thread; and the
+ * program's own fork handlers allocate. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -128,6 +129,17 @@ static void fork_and_wait(int which) {
            which, status);
 }
 
+/* The program's own fork handlers allocate, as some libraries' do.  They
+ * are registered before hakmem's (which come with the second thread), so
+ * glibc runs the prepare one after hakmem's has taken its locks, and the
+ * child one before hakmem's has reset them. */
+static atomic_int handler_calls;
+static void handler_churn(void) {
+  block_t b[4] = {block_new(40), block_new(3000), block_new(200 * KiB), block_new(3 * MiB)};
+  for (int i = 0; i < 4; i++) block_free(&b[i]);
+  atomic_fetch_add(&handler_calls, 1);
+}
+
 static void *forking_thread(void *arg) {
   fork_and_wait((int)(intptr_t)arg);
   return NULL;
@@ -135,6 +147,7 @@ static void *forking_thread(void *arg) {
 
 int main(void) {
   check_hakmem_active();
+  CHECK(pthread_atfork(handler_churn, handler_churn, handler_churn) == 0);
   /* First while this is the only thread: no fork handler is registered yet
    * (init.c), and none is needed; the child goes on to start a thread. */
   block_t early = block_new(5 * MiB);
@@ -165,5 +178,7 @@ int main(void) {
   for (int w = 0; w < NWORKERS; w++)
     for (int i = 0; i < NHELD; i++) block_free(&held[w][i]);
   pthread_barrier_destroy(&held_ready);
+  /* prepare and parent in the parent, each fork */
+  CHECKF(atomic_load(&handler_calls) == 2 * (NFORKS + 1), "%d handler calls", atomic_load(&handler_calls));
   return check_report("fork");
 }
