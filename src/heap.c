@@ -701,7 +701,7 @@ bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *
     /* The interrupted code may hold the lock (then it never comes free
      * here), or another thread may hold it for a moment. */
     int tries = 0;
-    while (!hak_lock_try(&heaps_lock))
+    while (!hak_lock_try_raw(&heaps_lock))
       if (++tries == 200) return false;
       else sched_yield();
   } else {

@@ -326,12 +326,17 @@ hak_inline void hak_lock(hak_lock_t *l) {
     return;
   hak_lock_slow(l);
 }
-hak_inline bool hak_lock_try(hak_lock_t *l) {
-  hak_forks_need();
-  if (hak_unlikely(hak_fork_owner)) return true;
+/* Without the registration: for a signal handler (pthread_atfork is not
+ * async-signal-safe), where a lock held a moment is only waited for. */
+hak_inline bool hak_lock_try_raw(hak_lock_t *l) {
   int z = 0;
   return atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
                                                  memory_order_relaxed);
+}
+hak_inline bool hak_lock_try(hak_lock_t *l) {
+  hak_forks_need();
+  if (hak_unlikely(hak_fork_owner)) return true;
+  return hak_lock_try_raw(l);
 }
 hak_inline void hak_unlock(hak_lock_t *l) {
   if (hak_unlikely(hak_fork_owner)) return;

@@ -388,7 +388,6 @@ void hak_os_usage(size_t *peak_rss, uint64_t *minflt) {
   if (minflt) minflt[0] = ok ? (uint64_t)ru.ru_minflt : 0;
 }
 
-
 /* Times the kernel calls the allocator makes, once, on this machine: a
  * 4 MiB mmap and munmap, a page fault (64 fresh pages touched), an
  * madvise of those pages, an mremap that moves them.  The raw calls are
