@@ -122,7 +122,7 @@ void hak_os_unmap(void *p, size_t size) {
   atomic_fetch_sub_explicit(&hak_os.mapped, size, memory_order_relaxed);
 }
 
-/* One madvise, timed and counted; errno as it was (advice is best effort). */
+/* One madvise, counted; errno as it was (advice is best effort). */
 static int os_madvise_raw(void *p, size_t size, int advice) {
   int saved = errno;
   int err = madvise(p, size, advice) ? errno : 0;
@@ -274,8 +274,6 @@ void hak_os_random(void *buf, size_t n) {
  * fault on a file, made ~110 KiB of libc resident in every program that
  * would not otherwise touch it.  The system call is the fallback. */
 typedef int (*os_clock_fn)(clockid_t, struct timespec *);
-static _Atomic(os_clock_fn) os_vdso_clock;
-static _Atomic bool os_vdso_looked;
 
 static bool os_streq(const char *a, const char *b) {
   while (*a && *a == *b) a++, b++;
@@ -317,21 +315,23 @@ static os_clock_fn os_vdso_find(const char *name) {
   return NULL;
 }
 
+static int os_clock_syscall(clockid_t id, struct timespec *ts) {
+  return (int)syscall(SYS_clock_gettime, id, ts);
+}
+
+/* The vDSO's clock_gettime, or os_clock_syscall where there is none (under
+ * valgrind); NULL until the first read looks. */
+static _Atomic(os_clock_fn) os_clock_read;
+
 static uint64_t os_clock(clockid_t id) {
-  if (hak_unlikely(!atomic_load_explicit(&os_vdso_looked, memory_order_acquire))) {
-    atomic_store_explicit(&os_vdso_clock, os_vdso_find("__vdso_clock_gettime"), memory_order_relaxed);
-    atomic_store_explicit(&os_vdso_looked, true, memory_order_release);
+  os_clock_fn fn = atomic_load_explicit(&os_clock_read, memory_order_relaxed);
+  if (hak_unlikely(!fn)) {
+    fn = os_vdso_find("__vdso_clock_gettime");
+    if (!fn) fn = os_clock_syscall;
+    atomic_store_explicit(&os_clock_read, fn, memory_order_relaxed);
   }
   struct timespec ts = {0, 0};
-  os_clock_fn fn = atomic_load_explicit(&os_vdso_clock, memory_order_relaxed);
-  if (!fn || fn(id, &ts) != 0) { /* the system call itself, as libc's wrapper makes it */
-    long r;
-    __asm__ volatile("syscall"
-                     : "=a"(r)
-                     : "0"((long)SYS_clock_gettime), "D"((long)id), "S"(&ts)
-                     : "rcx", "r11", "memory");
-    (void)r;
-  }
+  if (fn(id, &ts) != 0) os_clock_syscall(id, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 

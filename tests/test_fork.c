@@ -59,9 +59,9 @@ static void *worker(void *argp) {
                : r < 980 ? rng_range(&rng, 1025, 64 * KiB)
                : r < 999 ? rng_range(&rng, 64 * KiB, 512 * KiB)
                          : rng_range(&rng, 2 * MiB, 4 * MiB);
-    /* Two workers live in the Large tier, whose lock they hold much of the
-     * time (kernel calls included): a fork without handlers would copy it
-     * held, and the child would hang. */
+    /* Two workers live in the Large and Big tiers, whose locks they hold
+     * much of the time (kernel calls included): a fork without handlers
+     * would copy one held, and the child would hang. */
     if (id < 2) n = r < 500 ? rng_range(&rng, 64 * KiB, 512 * KiB) : rng_range(&rng, 1 * MiB, 4 * MiB);
     *s = block_new(n);
     if (r % 7 == 0 && s->p) block_resize(s, n / 2 + 1); /* and some realloc */
