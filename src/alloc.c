@@ -152,26 +152,15 @@ void *hak_malloc_slow(size_t n, void *site) {
 
 /* ---- free ------------------------------------------------------------- */
 
-/* The owner's free when `used` reached 0 (already decremented), the block
- * is the head of `free` or local_free, or while sampling (the caller
- * decremented `used` too). */
+/* The owner's free when `used` reached its floor (already decremented;
+ * the current slab's floor is below 0, so its emptying stays on the fast
+ * path), the block is the head of `free` or local_free, or while sampling
+ * (the caller decremented `used` too). */
 void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   if ((int32_t)s->used < 0 || b == s->local_free || b == s->free) {
     s->used++; /* undo: this free does not count */
     bool twice = hak_slab_owns_block(s, b);
     hak_report_misuse(twice ? "double free" : "invalid free", b, twice);
-    return;
-  }
-  if (s->used == 0 && h->cur[s->cls] == s && hak_free_on_top && !hak_sites_on) {
-    /* The current slab's last block came back: on top of `free`, as the
-     * fast path puts the others, and the slab stays current, so that a
-     * loop of malloc and free of one block keeps that block (warm; the
-     * slab's other pages untouched) on the fast path.  Not while
-     * sampling (its cut in `free` must be reached), nor where the
-     * owner's frees wait on local_free (hak_free_on_top). */
-    hak_link_set(b, s->free);
-    s->free = b;
-    s->handed++;
     return;
   }
   hak_link_set(b, s->local_free);

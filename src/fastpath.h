@@ -32,9 +32,9 @@ hak_inline void *hak_alloc_fast(size_t n) {
  * malloc of its class takes it back while it is still in this core's cache
  * (a ring of blocks of mixed sizes: a third fewer L1 misses than taking
  * the slab's older blocks first).  `handed` counts it for the statistics.
- * The slow path takes over when `used` drops to 0 (the slab is empty;
- * below: a double free) or when the block is already the list's head (the
- * same block freed twice in a row).  While sampling, whose cut in `free`
+ * The slow path takes over when `used` drops to `used_floor` (0: the slab
+ * is empty; -1, the current slab: a double free) or when the block is
+ * already the list's head (the same block freed twice in a row).  While sampling, whose cut in `free`
  * must be reached by what was handed out at the refill, the owner word's
  * HAK_SLAB_SAMPLED tag sends the owner's frees to local_free before they
  * get here.  The secure library and the debug build keep the owner's
@@ -43,7 +43,7 @@ hak_inline void hak_free_local(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   int32_t used = (int32_t)--s->used;
   hak_block_t **top = hak_free_on_top ? &s->free : &s->local_free;
   hak_block_t *head = *top;
-  if (hak_unlikely(used <= 0 || b == head)) {
+  if (hak_unlikely(used <= s->used_floor || b == head)) {
     hak_free_owner_slow(h, s, b);
     return;
   }

@@ -91,22 +91,55 @@ hak_inline void unmark_full(hak_heap_t *h, hak_slab_t *s) {
   list_push(h, s, HAK_IN_QUEUE, true);
 }
 
-/* direct[] index of each Tiny class's largest size (size / 16): class c
- * serves direct[last(c - 1) + 1 .. last(c)].  A table, because the class
- * change of a refill is frequent (random-mixed: 1 malloc in 16). */
+/* direct[] entries of each Tiny class: class c serves direct[first(c) ..
+ * first(c) + n(c) - 1], the sizes up to its own in steps of 16.  Tables,
+ * because the class change of a refill is frequent (random-mixed: 1 malloc
+ * in 11), and at most 4 entries, stored without a loop. */
 #define DIRECT_LAST(c) (HAK_CLASS_SIZE(c) >> 4)
-#define DIRECT_LAST4(c) DIRECT_LAST(c), DIRECT_LAST(c + 1), DIRECT_LAST(c + 2), DIRECT_LAST(c + 3)
-#define DIRECT_LAST16(c) DIRECT_LAST4(c), DIRECT_LAST4(c + 4), DIRECT_LAST4(c + 8), DIRECT_LAST4(c + 12)
-static const uint8_t direct_last[HAK_NTINY] = {DIRECT_LAST16(0), DIRECT_LAST16(16)};
+#define DIRECT_FIRST(c) ((c) ? DIRECT_LAST((c) - 1) + 1 : 0)
+#define DIRECT_N(c) (DIRECT_LAST(c) - DIRECT_FIRST(c) + 1)
+#define DIRECT_TABLE4(M, c) M(c), M(c + 1), M(c + 2), M(c + 3)
+#define DIRECT_TABLE16(M, c) DIRECT_TABLE4(M, c), DIRECT_TABLE4(M, c + 4), DIRECT_TABLE4(M, c + 8), DIRECT_TABLE4(M, c + 12)
+static const uint8_t direct_first[HAK_NTINY] = {DIRECT_TABLE16(DIRECT_FIRST, 0), DIRECT_TABLE16(DIRECT_FIRST, 16)};
+static const uint8_t direct_n[HAK_NTINY] = {DIRECT_TABLE16(DIRECT_N, 0), DIRECT_TABLE16(DIRECT_N, 16)};
 _Static_assert(HAK_NTINY == 32 && HAK_CLASS_SIZE(HAK_NTINY - 1) == HAK_TINY_MAX,
-               "direct_last covers the Tiny classes");
+               "the direct tables cover the Tiny classes");
+_Static_assert(DIRECT_N(HAK_NTINY - 1) <= 4 && DIRECT_N(0) <= 4,
+               "a Tiny class spans at most 4 entries (the widest class is the last, or size 0's)");
 
-static void set_current(hak_heap_t *h, unsigned cls, hak_slab_t *s) {
+static void point_direct(hak_heap_t *h, unsigned cls, hak_slab_t *s) {
   h->cur[cls] = s;
   if (cls < HAK_NTINY) {
     /* Every request size that maps to this class points at the slab. */
-    for (unsigned i = cls ? direct_last[cls - 1] + 1u : 0; i <= direct_last[cls]; i++) h->direct[i] = s;
+    hak_slab_t **d = &h->direct[direct_first[cls]];
+    unsigned n = direct_n[cls];
+    d[0] = s;
+    if (n > 1) {
+      d[1] = s;
+      if (n > 2) {
+        d[2] = s;
+        if (n > 3) d[3] = s;
+      }
+    }
   }
+}
+
+/* The current slab's last free stays on the fast path (used_floor); where
+ * the owner's frees wait on local_free, it is the slow path's.  The slab
+ * that stops being current takes its last free to the slow path again. */
+static void floor_reset(hak_heap_t *h, unsigned cls) {
+  if (h->cur[cls] != &hak_slab_empty) h->cur[cls]->used_floor = 0;
+}
+
+static void set_current(hak_heap_t *h, unsigned cls, hak_slab_t *s) {
+  floor_reset(h, cls);
+  s->used_floor = hak_free_on_top ? -1 : 0;
+  point_direct(h, cls, s);
+}
+
+static void drop_current(hak_heap_t *h, unsigned cls) {
+  floor_reset(h, cls);
+  point_direct(h, cls, &hak_slab_empty);
 }
 
 static void park_unlink(hak_heap_t *h) {
@@ -573,7 +606,7 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
       heap_refill(h, s, false, true);
       if (hak_stats_on) slab_fold(h, s);
       if (s->used == 0 && (force || h->cur[c] != s)) {
-        if (h->cur[c] == s) set_current(h, c, &hak_slab_empty);
+        if (h->cur[c] == s) drop_current(h, c);
         list_remove(h, s);
         HAK_STAT_ADD(h->stats.slabs_released, 1);
         hak_segment_slab_release(h, s);
@@ -590,6 +623,9 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
  * the abandoned lists or the cache. */
 static void heap_abandon(hak_heap_t *h) {
   hak_heap_collect(h, true, true); /* also empties the full list */
+  /* Its current slabs with blocks still out go to the adopters as any
+   * other slab (their last free retires them). */
+  for (unsigned c = 0; c < HAK_NCLASS; c++) drop_current(h, c);
   /* The queues are left as they are: a slab's links are rewritten when it
    * is adopted, and the heap is cleared when it is reused. */
   hak_segment_abandon_all(h, h->parked_ms);
