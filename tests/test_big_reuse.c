@@ -8,7 +8,9 @@
  * BigCache): over the budget, a one-off site's freed pages go back first,
  * a reusing site's last, whatever their age.  A reusing site's new
  * mappings are asked for huge pages, a plain site's as HAKMEM_THP says
- * (`test_big_reuse hugepages 0` alone, run with HAKMEM_THP=0).  Links the static hak_*
+ * (`test_big_reuse hugepages 0` alone, run with HAKMEM_THP=0).  A reused
+ * mapping's surplus stays resident within the budget (`test_big_reuse
+ * surplus 64`, run with a 64 MiB BigCache: beyond it).  Links the static hak_*
  * library for the Big tier's entry. */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -291,7 +293,61 @@ static void tail_on_whole_huge_page(int want_huge) {
   hak_free(b);
 }
 
+static size_t committed(void) {
+  hak_stats_t s;
+  hak_stats_get(&s);
+  return s.committed;
+}
+
+/* A mapping reused for a smaller request keeps its surplus pages resident
+ * while all live surplus and the cache's resident pages fit in the
+ * BigCache budget (`budget` MiB, as HAKMEM_BIGCACHE says): a 60 MiB
+ * mapping reused for 4 MiB keeps 56 MiB, then a 40 MiB one reused for
+ * 2 MiB keeps 38 only if 94 MiB fit.  The first surplus, kept, serves a
+ * larger request later: nothing committed anew, no page faults. */
+static void surplus_within_budget(size_t budget) {
+  hak_trim();
+  unsigned char *a = hak_malloc(60 * MiB);
+  CHECK(a != NULL);
+  if (!a) return;
+  fill(a, 60 * MiB, 3);
+  hak_free(a);
+  unsigned char *b = hak_malloc(4 * MiB);
+  unsigned char *c = hak_malloc(40 * MiB);
+  CHECK(b == a && c != NULL);
+  if (!c) return;
+  fill(c, 40 * MiB, 4);
+  hak_free(c);
+  size_t c0 = committed();
+  unsigned char *d = hak_malloc(2 * MiB);
+  CHECKF(d == c, "the freed 40 MiB mapping served 2 MiB (%p, was %p)", (void *)d, (void *)c);
+  size_t c1 = committed();
+  bool keep = 56 + 38 <= budget;
+  if (keep)
+    CHECKF(c1 + MiB >= c0, "a %zu MiB budget: the 38 MiB surplus was kept, yet %zu MiB were decommitted",
+           budget, (c0 - c1) / MiB);
+  else
+    CHECKF(c0 - c1 >= 36 * MiB, "a %zu MiB budget: the 38 MiB surplus was decommitted, yet only %zu MiB went",
+           budget, (c0 > c1 ? c0 - c1 : 0) / MiB);
+  /* The first block's surplus is still resident: 50 MiB written after it
+   * is freed takes it back without faults. */
+  hak_free(b);
+  size_t c2 = committed();
+  unsigned char *e = hak_malloc(50 * MiB);
+  CHECK(e == a);
+  CHECKF(committed() <= c2 + MiB, "50 MiB from a mapping whose 60 were kept resident: %zu MiB committed anew",
+         (committed() - c2) / MiB);
+  long f;
+  if (e) CHECKF(fill_without_faults(e, 50 * MiB, 5, &f), "%ld faults writing a kept surplus", f);
+  hak_free(d);
+  hak_free(e);
+}
+
 int main(int argc, char **argv) {
+  if (argc > 2 && !strcmp(argv[1], "surplus")) {
+    surplus_within_budget((size_t)atoi(argv[2]));
+    return check_report("big_reuse surplus");
+  }
   if (argc > 1 && !strcmp(argv[1], "priorities")) {
     budget_priorities();
     return check_report("big_reuse priorities");
@@ -307,6 +363,7 @@ int main(int argc, char **argv) {
   calloc_after_frees_is_zero();
   grown_block_stays_one_area(1);
   tail_on_whole_huge_page(1);
+  surplus_within_budget(128); /* the default HAKMEM_BIGCACHE */
   pthread_t t[2];
   for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
