@@ -154,15 +154,27 @@ void *hak_malloc_slow(size_t n, void *site) {
 
 /* The owner's free when `used` reached its floor (already decremented;
  * the current slab's floor is below 0, so its emptying stays on the fast
- * path), the block is the head of `free` or local_free, or while sampling
- * (the caller decremented `used` too). */
+ * path; a full, sampled or unused slab's is HAK_FLOOR_SLOW) or the block
+ * is the head of `free`. */
 void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
+  uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
+  if ((o & ~HAK_SLAB_TAGS) != (uintptr_t)h) { /* a slab not in use: no block of it is live */
+    s->used++;
+    hak_report_misuse("invalid free", b, false);
+    return;
+  }
+  if (o & HAK_SLAB_FULL) { /* our own full slab (random-mixed: 1 free in 14) */
+    s->used++; /* counted again there */
+    hak_heap_free_full(h, s, b);
+    return;
+  }
   if ((int32_t)s->used < 0 || b == s->local_free || b == s->free) {
     s->used++; /* undo: this free does not count */
     bool twice = hak_slab_owns_block(s, b);
     hak_report_misuse(twice ? "double free" : "invalid free", b, twice);
     return;
   }
+  /* Sampling, or where the owner's frees wait there anyway. */
   hak_link_set(b, s->local_free);
   s->local_free = b;
   if (s->used == 0) hak_heap_retire(h, s);
@@ -185,22 +197,8 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
         }
         break;
       }
-      uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
-      if ((o & ~HAK_SLAB_TAGS) == (uintptr_t)h && h != &hak_heap_empty) {
-        if (o & HAK_SLAB_FULL) {
-          hak_heap_free_full(h, s, p); /* our own full slab: validated like the fast path */
-        } else { /* sampling: as the fast path's free, onto local_free */
-          s->used--;
-          hak_free_owner_slow(h, s, p);
-        }
-        return;
-      }
-      if (hak_slab_owns_block(s, p)) {
-        if (h != &hak_heap_empty) HAK_STAT_ADD(h->stats.cls[s->cls].remote_frees, 1);
-        hak_slab_free_remote(s, p);
-        return;
-      }
-      break;
+      hak_free_local(h, s, p); /* our own segment (hak_free_fast takes it first) */
+      return;
     }
   }
   hak_report_misuse("invalid free", p, false);

@@ -154,8 +154,12 @@ void hak_check_slab(hak_heap_t *h, const hak_slab_t *s) {
              "slab %p: owner %p, its segment's heap %p, checked for heap %p", (const void *)s, (void *)own,
              (void *)seg_heap, (void *)h);
   bool cur = h->cur[s->cls] == s;
-  hak_assert(s->used_floor == (cur && hak_free_on_top ? -1 : 0), "slab %p: used floor %d, %s current",
-             (const void *)s, s->used_floor, cur ? "the" : "not the");
+  /* The owner's free is the fast path's for an untagged owner only. */
+  bool tagged = (own & HAK_SLAB_TAGS) != 0;
+  hak_assert(tagged ? s->used_floor == HAK_FLOOR_SLOW
+                    : s->used_floor == 0 || (s->used_floor == -1 && cur && hak_free_on_top),
+             "slab %p: used floor %d, owner %p, %s current", (const void *)s, s->used_floor, (void *)own,
+             cur ? "the" : "not the");
   /* Full: off its queue, the owner word flagged, the remote-free notice
    * requested (a remote free may have taken it since: never the reverse). */
   bool full = s->where == HAK_IN_FULL;

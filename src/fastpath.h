@@ -33,12 +33,12 @@ hak_inline void *hak_alloc_fast(size_t n) {
  * (a ring of blocks of mixed sizes: a third fewer L1 misses than taking
  * the slab's older blocks first).  `handed` counts it for the statistics.
  * The slow path takes over when `used` drops to `used_floor` (0: the slab
- * is empty; -1, the current slab: a double free) or when the block is
- * already the list's head (the same block freed twice in a row).  While sampling, whose cut in `free`
- * must be reached by what was handed out at the refill, the owner word's
- * HAK_SLAB_SAMPLED tag sends the owner's frees to local_free before they
- * get here.  The secure library and the debug build keep the owner's
- * frees on local_free too (hak_free_on_top). */
+ * is empty; -1, the current slab: a double free; HAK_FLOOR_SLOW: every
+ * free of a full slab, of one whose owner's frees wait on local_free while
+ * sampling, and of a slab not in use) or when the block is already the
+ * list's head (the same block freed twice in a row).  The secure library
+ * and the debug build keep the owner's frees on local_free too
+ * (hak_free_on_top). */
 hak_inline void hak_free_local(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   int32_t used = (int32_t)--s->used;
   hak_block_t **top = hak_free_on_top ? &s->free : &s->local_free;
@@ -67,24 +67,17 @@ hak_inline void hak_free_fast(void *p) {
   hak_slab_t *s = (hak_slab_t *)(seg + offsetof(hak_segment_t, slabs) +
                                  (((a & HAK_SEG_MASK) >> shift) << 7));
   hak_heap_t *h = hak_tls_heap;
-  /* The segment's owner first, in the header line just read: another
-   * thread's block then never reads its slab's first line, which the owner
-   * writes at every malloc and free.  (Every slab in use in a segment is
-   * owned by the segment's heap.) */
+  /* The segment's owner, in the header line just read: another thread's
+   * block then never reads its slab's first line, which the owner writes
+   * at every malloc and free.  Every slab in use in a segment is owned by
+   * the segment's heap, and the slab's floor sends what the owner word
+   * would have (full, sampled, not in use) to the slow path.  A Large or
+   * Big segment has no heap. */
   if (hak_likely(atomic_load_explicit(&((hak_segment_t *)seg)->heap, memory_order_relaxed) == h)) {
-    uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
-    if (hak_likely(o == (uintptr_t)h)) {
-      hak_free_local(h, s, p);
-      return;
-    }
-    /* Our own full slab (random-mixed: 1 free in 14), straight to the
-     * heap, off the fast path's straight line. */
-    if (o == ((uintptr_t)h | HAK_SLAB_FULL)) {
-      hak_heap_free_full(h, s, p);
-      return;
-    }
+    hak_free_local(h, s, p);
+    return;
   }
-  hak_free_nonowner(p, (hak_segment_t *)seg, s); /* another thread's, sampled, Large or Big */
+  hak_free_nonowner(p, (hak_segment_t *)seg, s); /* another thread's, Large or Big */
 }
 
 #endif

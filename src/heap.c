@@ -125,15 +125,18 @@ static void point_direct(hak_heap_t *h, unsigned cls, hak_slab_t *s) {
 }
 
 /* The current slab's last free stays on the fast path (used_floor); where
- * the owner's frees wait on local_free, it is the slow path's.  The slab
- * that stops being current takes its last free to the slow path again. */
+ * the owner's frees wait on local_free, it is the slow path's, and a slab
+ * whose frees all take the slow path (HAK_FLOOR_SLOW) keeps them there.
+ * The slab that stops being current takes its last free to the slow path
+ * again. */
 static void floor_reset(hak_heap_t *h, unsigned cls) {
-  if (h->cur[cls] != &hak_slab_empty) h->cur[cls]->used_floor = 0;
+  hak_slab_t *old = h->cur[cls];
+  if (old != &hak_slab_empty && old->used_floor < 0) old->used_floor = 0;
 }
 
 static void set_current(hak_heap_t *h, unsigned cls, hak_slab_t *s) {
   floor_reset(h, cls);
-  s->used_floor = hak_free_on_top ? -1 : 0;
+  if (hak_free_on_top && s->used_floor == 0) s->used_floor = -1;
   point_direct(h, cls, s);
 }
 

@@ -121,9 +121,11 @@ typedef struct hak_slab {
   /* The owner's free takes its slow path when `used` drops to this or
    * below: 0, where the slab's last block retires it; -1 while the slab is
    * its class's current one (set_current in heap.c), whose emptying keeps
-   * it current and takes nothing but the fast path's steps.  A round that
+   * it current and takes nothing but the fast path's steps (a round that
    * empties the current slab, in an order the branch predictor cannot
-   * learn, then mispredicts no more (xmalloc 1 thread: one free in four). */
+   * learn, then mispredicts no more: xmalloc 1 thread, one free in four);
+   * HAK_FLOOR_SLOW, every free, while the owner word is tagged or 0
+   * (hak_slab_set_owner), so that the fast path reads no owner word. */
   int32_t used_floor;
   uint32_t reserved;       /* blocks the slab area can hold */
   uint8_t cls;
@@ -462,8 +464,12 @@ hak_inline hak_heap_t *hak_slab_owner(const hak_slab_t *s) {
   return (hak_heap_t *)(atomic_load_explicit(&s->owner, memory_order_acquire) & ~HAK_SLAB_TAGS);
 }
 extern bool hak_sites_on; /* site.c: profiling samples (set at start-up, before any heap) */
+#define HAK_FLOOR_SLOW INT32_MAX
 hak_inline void hak_slab_set_owner(hak_slab_t *s, hak_heap_t *h, bool full) {
   uintptr_t tags = (full ? HAK_SLAB_FULL : 0) | (h && hak_sites_on ? HAK_SLAB_SAMPLED : 0);
+  /* Written by the owner (or the thread handing the slab over), read by
+   * the owner's free: its fast path only for an untagged owner. */
+  s->used_floor = h && !tags ? 0 : HAK_FLOOR_SLOW;
   atomic_store_explicit(&s->owner, (uintptr_t)h | tags, memory_order_release);
 }
 /* p is the start of a block of slab (in use or not). */

@@ -33,7 +33,6 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   slab->free = NULL;
   slab->local_free = NULL;
   slab->used = 0;
-  slab->used_floor = 0;
   slab->capacity = 0;
   slab->free_rest = NULL;
   slab->handed = 0;
