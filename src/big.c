@@ -263,6 +263,33 @@ static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
   return b;
 }
 
+/* calloc from a reused mapping: [off, off + n) must read zero, and the
+ * first `dirty` bytes may hold old data.  On huge pages the whole 2 MiB
+ * pages of that range are given back instead of cleared: the kernel
+ * zeroes a huge page at its first write for about what clearing it here
+ * costs, and one that is only read (the shared zero page) or never touched
+ * is never made resident (big-buffers, calloc then a read of every page:
+ * 0.58 against 2.4 ms per op, peak RSS 117 MiB against 405; written whole
+ * after the calloc, 1.16 against 1.25 s in 400 ops; the worst case, a byte
+ * written in every 4 KiB page, 1.12 against 0.85 s: the kernel clears a
+ * page more slowly than memset).  The partial huge pages at the ends are
+ * cleared, lest they split; so is everything on 4 KiB pages, where a
+ * fault costs 10-50 x clearing its page. */
+static void big_zero(big_hdr_t *b, size_t off, size_t n, size_t dirty) {
+  uint8_t *base = (uint8_t *)b;
+  size_t end = dirty < off + n ? dirty : off + n;
+  if (b->huge && !hak_secure) {
+    size_t lo = hak_align_up(off, BIG_HUGE), hi = end & ~(BIG_HUGE - 1);
+    if (hi > lo) {
+      memset(base + off, 0, lo - off);
+      hak_os_discard(base + lo, hi - lo);
+      memset(base + hi, 0, end - hi);
+      return;
+    }
+  }
+  memset(base + off, 0, end - off);
+}
+
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how) {
   size_t off = align <= BIG_HDR ? BIG_HDR : align;
   /* A block of 0 bytes still gets a byte: its address must lie inside its
@@ -326,7 +353,7 @@ void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how)
   HAK_STAT_INC(hak_gstats.big_allocs);
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - off, memory_order_relaxed);
   /* Only what old data may be in needs zeroing: the rest is fresh. */
-  if (zero && dirty > off) memset(b->block, 0, dirty - off < n ? dirty - off : n);
+  if (zero && dirty > off) big_zero(b, off, n, dirty);
   return b->block;
 oom:
   errno = ENOMEM;

@@ -142,6 +142,10 @@ void hak_os_decommit(void *p, size_t size) {
   os_account_commit(-(ptrdiff_t)size);
 }
 
+void hak_os_discard(void *p, size_t size) {
+  if (size) os_madvise(p, size, MADV_DONTNEED);
+}
+
 void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
 
 #ifndef MADV_POPULATE_WRITE

@@ -24,6 +24,9 @@ void *hak_os_map_aligned(size_t size, size_t align);
 void hak_os_unmap(void *p, size_t size);
 /* Gives pages back (contents lost, next touch reads zeros). */
 void hak_os_decommit(void *p, size_t size);
+/* The same, for a range that stays counted as committed (a live block's:
+ * it reads zeros from now on, and may be written again at once). */
+void hak_os_discard(void *p, size_t size);
 /* Faults [p, p+size) in for writing with one call (MADV_POPULATE_WRITE,
  * Linux 5.14; nothing on older kernels), for fresh pages about to be
  * written: cheaper than a trap per page. */

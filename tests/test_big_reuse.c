@@ -3,7 +3,8 @@
  * grows the largest smaller mapping, and every block stays one kernel
  * area, asked for huge pages, through reuse and realloc (pieced together
  * from several mappings' pages, blocks fell onto 4 KiB pages).  calloc
- * reads zeros whatever the mapping held.  Two threads churn Big blocks of
+ * reads zeros whatever the mapping held, and on huge pages gives the
+ * mapping's whole 2 MiB pages back rather than clearing them.  Two threads churn Big blocks of
  * random sizes with their contents checked.  `test_big_reuse priorities` (run with a 5 MiB
  * BigCache): over the budget, a one-off site's freed pages go back first,
  * a reusing site's last, whatever their age.  A reusing site's new
@@ -293,6 +294,30 @@ static void tail_on_whole_huge_page(int want_huge) {
   hak_free(b);
 }
 
+/* calloc from a freed mapping that holds data: on huge pages its whole
+ * 2 MiB pages are given back (the kernel zeroes one at its first write; a
+ * page only read stays the shared zero page), not cleared here; on 4 KiB
+ * pages (want_huge 0) they are cleared.  Either way it reads zeros. */
+static void calloc_gives_huge_pages_back(int want_huge) {
+  hak_trim();
+  unsigned char *a = hak_malloc(16 * MiB);
+  CHECK(a != NULL);
+  if (!a) return;
+  fill(a, 16 * MiB, 9);
+  hak_free(a);
+  unsigned char *z = hak_calloc(1, 16 * MiB);
+  CHECKF(z == a, "the freed mapping served the calloc (%p, was %p)", (void *)z, (void *)a);
+  if (!z) return;
+  unsigned char *mid = (unsigned char *)hak_align_up((uintptr_t)z, 2 * MiB);
+  size_t r = resident(mid, 8 * MiB);
+  if (want_huge)
+    CHECKF(r == 0, "calloc on huge pages: %zu of the 2048 pages in its middle 8 MiB still resident", r);
+  else
+    CHECKF(r == 8 * MiB / PAGE, "calloc on 4 KiB pages: only %zu of 2048 pages cleared in place", r);
+  CHECKF(zeros(z, 16 * MiB), "calloc(16 MiB) from a mapping that held data: not all zero");
+  hak_free(z);
+}
+
 static size_t committed(void) {
   hak_stats_t s;
   hak_stats_get(&s);
@@ -356,6 +381,7 @@ int main(int argc, char **argv) {
     reusing_site_gets_huge_pages(atoi(argv[2]));
     grown_block_stays_one_area(atoi(argv[2]));
     tail_on_whole_huge_page(atoi(argv[2]));
+    calloc_gives_huge_pages_back(atoi(argv[2]));
     return check_report("big_reuse hugepages");
   }
   reusing_site_gets_huge_pages(1);
@@ -364,6 +390,7 @@ int main(int argc, char **argv) {
   grown_block_stays_one_area(1);
   tail_on_whole_huge_page(1);
   surplus_within_budget(128); /* the default HAKMEM_BIGCACHE */
+  calloc_gives_huge_pages_back(1);
   pthread_t t[2];
   for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
