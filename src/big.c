@@ -273,12 +273,13 @@ static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
  * after the calloc, 1.16 against 1.25 s in 400 ops; the worst case, a byte
  * written in every 4 KiB page, 1.12 against 0.85 s: the kernel clears a
  * page more slowly than memset).  The partial huge pages at the ends are
- * cleared, lest they split; so is everything on 4 KiB pages, where a
- * fault costs 10-50 x clearing its page. */
+ * cleared, lest they split; so is everything on 4 KiB pages (also where
+ * the kernel grants no huge pages), where a fault costs 10-50 x clearing
+ * its page. */
 static void big_zero(big_hdr_t *b, size_t off, size_t n, size_t dirty) {
   uint8_t *base = (uint8_t *)b;
   size_t end = dirty < off + n ? dirty : off + n;
-  if (b->huge && !hak_secure) {
+  if (b->huge && !hak_secure && hak_os_thp_granted()) {
     size_t lo = hak_align_up(off, BIG_HUGE), hi = end & ~(BIG_HUGE - 1);
     if (hi > lo) {
       memset(base + off, 0, lo - off);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -344,6 +345,23 @@ uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
 
 /* Not getpid(): libc's wrapper sits on the page of pthread_atfork (init.c). */
 int hak_os_pid(void) { return (int)syscall(SYS_getpid); }
+
+bool hak_os_thp_granted(void) {
+  static _Atomic int state; /* 0 not read yet, 1 granted, 2 not */
+  int st = atomic_load_explicit(&state, memory_order_relaxed);
+  if (!st) {
+    char buf[64];
+    int saved = errno;
+    int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0) close(fd);
+    errno = saved;
+    buf[n > 0 ? n : 0] = 0;
+    st = n > 0 && !strstr(buf, "[never]") ? 1 : 2;
+    atomic_store_explicit(&state, st, memory_order_relaxed);
+  }
+  return st == 1;
+}
 
 void hak_os_comm(char *buf, size_t cap) {
   int saved = errno;

@@ -34,6 +34,9 @@ void hak_os_populate(void *p, size_t size);
 /* Asks for transparent huge pages on a range, or (on = false) takes the
  * request back, so that khugepaged leaves the range alone (best effort). */
 void hak_os_hugepage(void *p, size_t size, bool on);
+/* Whether the kernel grants huge pages to a range that asks for them
+ * (transparent_hugepage/enabled is not [never]); read once. */
+bool hak_os_thp_granted(void);
 /* Makes [p, p+size) (2 MiB-aligned) huge pages now, the pages present
  * kept (MADV_COLLAPSE, Linux 6.1; best effort). */
 void hak_os_collapse(void *p, size_t size);
