@@ -626,9 +626,6 @@ void hak_heap_collect(hak_heap_t *h, bool force, bool purge) {
  * the abandoned lists or the cache. */
 static void heap_abandon(hak_heap_t *h) {
   hak_heap_collect(h, true, true); /* also empties the full list */
-  /* Its current slabs with blocks still out go to the adopters as any
-   * other slab (their last free retires them). */
-  for (unsigned c = 0; c < HAK_NCLASS; c++) drop_current(h, c);
   /* The queues are left as they are: a slab's links are rewritten when it
    * is adopted, and the heap is cleared when it is reused. */
   hak_segment_abandon_all(h, h->parked_ms);
