@@ -158,6 +158,19 @@ static void unmap_list(big_hdr_t *b) {
   }
 }
 
+/* A mapping about to grow past its last, partial 2 MiB page: that tail was
+ * kept off huge pages (big_map_size), and if the block wrote it, its page
+ * table is there, so the kernel would fault the rest of that 2 MiB in on
+ * 4 KiB pages too.  Made one huge page once the mapping covers it
+ * (MADV_COLLAPSE, its pages copied in: ~0.5 ms here against 497 faults
+ * and 1.4 ms, and one TLB entry after; site-reuse: 1,023 of its 1,078
+ * page faults in 40 ops were two such regions). */
+static void big_tail_huge(big_hdr_t *b, size_t old_map, size_t old_length) {
+  size_t lo = old_map & ~(BIG_HUGE - 1);
+  if (!b->huge || hak_secure || lo == old_map || old_length <= lo || b->seg.map_size < lo + BIG_HUGE) return;
+  hak_os_collapse((uint8_t *)b + lo, BIG_HUGE);
+}
+
 /* Grows a mapping to `size`: in place when the address space after it is
  * free, else by moving its pages to a fresh aligned area (page tables, no
  * copy; 2 MiB-aligned at both ends, so huge pages move whole).  Returns
@@ -176,6 +189,7 @@ static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
   }
   nb->seg.map_size = size;
   hak_segmap_set(nb, size, true);
+  big_tail_huge(nb, old, nb->length);
   return nb;
 }
 

@@ -4,7 +4,8 @@
  * area, asked for huge pages, through reuse and realloc (pieced together
  * from several mappings' pages, blocks fell onto 4 KiB pages).  calloc
  * reads zeros whatever the mapping held, and on huge pages gives the
- * mapping's whole 2 MiB pages back rather than clearing them.  Two threads churn Big blocks of
+ * mapping's whole 2 MiB pages back rather than clearing them.  A mapping
+ * grown past its partial last 2 MiB makes that one huge page.  Two threads churn Big blocks of
  * random sizes with their contents checked.  `test_big_reuse priorities` (run with a 5 MiB
  * BigCache): over the budget, a one-off site's freed pages go back first,
  * a reusing site's last, whatever their age.  A reusing site's new
@@ -319,6 +320,29 @@ static void calloc_gives_huge_pages_back(int want_huge) {
   hak_free(z);
 }
 
+/* A mapping whose last 2 MiB was partial (a 10 MiB block and its header
+ * page: the tail on 4 KiB pages) and written, grown for a larger block:
+ * the rest of that 2 MiB is one huge page, not 496 faults of 4 KiB. */
+static void grown_tail_is_huge(void) {
+  if (!hak_os_thp_granted()) return;
+  hak_trim();
+  unsigned char *a = hak_malloc(10 * MiB);
+  CHECK(a != NULL);
+  if (!a) return;
+  fill(a, 10 * MiB, 6);
+  hak_free(a);
+  unsigned char *b = hak_malloc(20 * MiB); /* the cached mapping, grown */
+  CHECK(b != NULL);
+  if (!b) return;
+  /* The mapping's [10 MiB + 64 KiB, 12 MiB), the block starting a page in. */
+  unsigned char *lo = b + 10 * MiB + 64 * 1024 - PAGE, *hi = b + 12 * MiB - PAGE;
+  long f0 = faults();
+  for (unsigned char *p = lo; p < hi; p += PAGE) *p = 1;
+  long f = faults() - f0;
+  CHECKF(f < 100, "%ld page faults writing the rest of a grown mapping's partial 2 MiB (496 pages)", f);
+  hak_free(b);
+}
+
 static size_t committed(void) {
   hak_stats_t s;
   hak_stats_get(&s);
@@ -392,6 +416,7 @@ int main(int argc, char **argv) {
   tail_on_whole_huge_page(1);
   surplus_within_budget(128); /* the default HAKMEM_BIGCACHE */
   calloc_gives_huge_pages_back(1);
+  grown_tail_is_huge();
   pthread_t t[2];
   for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
