@@ -280,10 +280,45 @@ static void window(void) {
   prev = cur;
 }
 
+/* The lifecycle's state (the learner, its knobs, the base policy: 12 KiB
+ * of pages) is set up when the controller starts, or at exit for a
+ * policy to write, not at start-up: a process that never starts the
+ * controller (balanced mode, under 8 MiB committed) never touches it.
+ * Under ctl_lock. */
+static bool learner_ready;
+static void learner_init(void) {
+  if (learner_ready) return;
+  learner_ready = true;
+  long long mode = HAK_OPT(MODE);
+  if (!hak_stats_on || mode == HAK_MODE_MINIMAL || mode == HAK_MODE_FAST) return;
+  bool learn_mode = mode == HAK_MODE_LEARNING || mode == HAK_MODE_RESEARCH;
+  hak_learn_params_t prm;
+  hak_learn_params_default(&prm);
+  prm.sel.algo = HAK_OPT(LEARN_ALGO) == 1 ? HAK_LEARN_ELO : HAK_LEARN_UCB1;
+  prm.sel.seed = (uint64_t)hak_os_pid() * 0x9E3779B97F4A7C15ull;
+  prm.canary_frac = HAK_OPT_REAL_VALUE(CANARY_FRAC);
+  prm.shift_l1 = HAK_OPT_REAL_VALUE(SHIFT_L1);
+  uint64_t per_sec = 1000 / (uint64_t)HAK_OPT(LEARN_WINDOW_MS);
+  prm.freeze_after = (uint32_t)((uint64_t)HAK_OPT(FREEZE_SEC) * (per_sec ? per_sec : 1));
+  /* FROZEN stretches (nothing measured) alternate with CANARY ones, which
+   * time the Large and Big slow paths (the small ones are never measured:
+   * allocation volume and the size-class mix come from the statistics):
+   * balanced watches one window in seven, learning one in two. */
+  prm.canary_every = learn_mode ? 20 : 60;
+  prm.canary_len = learn_mode ? 20 : 10;
+  bool from_file = HAK_OPT_STR(POLICY_FILE) != NULL;
+  prm.start = learn_mode && !from_file ? HAK_LEARN_STATE_LEARN : HAK_LEARN_STATE_FROZEN;
+  base = *hak_policy();
+  hak_knobs_init(knobs, &base);
+  learning = hak_learn_init(&L, &prm, knobs, HAK_NKNOBS) == 0;
+  if (learning && have_ref) hak_learn_set_reference(&L, ref_hist, NBINS);
+}
+
 static void *controller(void *arg) {
   (void)arg;
   hak_os_costs(&costs);
   hak_lock(&ctl_lock);
+  learner_init();
   take_sample(&prev);
   fold_asked = fold_asked_before = false; /* the first windows' counts go back before them (a fork child's too) */
   hak_unlock(&ctl_lock);
@@ -351,26 +386,6 @@ void hak_control_init(void) {
   ctl_after_ms = learn_mode ? 50 : 200;
   ctl_min_committed = learn_mode ? 0 : (uint64_t)8 << 20;
 
-  hak_learn_params_t prm;
-  hak_learn_params_default(&prm);
-  prm.sel.algo = HAK_OPT(LEARN_ALGO) == 1 ? HAK_LEARN_ELO : HAK_LEARN_UCB1;
-  prm.sel.seed = (uint64_t)hak_os_pid() * 0x9E3779B97F4A7C15ull;
-  prm.canary_frac = HAK_OPT_REAL_VALUE(CANARY_FRAC);
-  prm.shift_l1 = HAK_OPT_REAL_VALUE(SHIFT_L1);
-  uint64_t per_sec = 1000 / (uint64_t)HAK_OPT(LEARN_WINDOW_MS);
-  prm.freeze_after = (uint32_t)((uint64_t)HAK_OPT(FREEZE_SEC) * (per_sec ? per_sec : 1));
-  /* FROZEN stretches (nothing measured) alternate with CANARY ones, which
-   * time the Large and Big slow paths (the small ones are never measured:
-   * allocation volume and the size-class mix come from the statistics):
-   * balanced watches one window in seven, learning one in two. */
-  prm.canary_every = learn_mode ? 20 : 60;
-  prm.canary_len = learn_mode ? 20 : 10;
-  bool from_file = HAK_OPT_STR(POLICY_FILE) != NULL;
-  prm.start = learn_mode && !from_file ? HAK_LEARN_STATE_LEARN : HAK_LEARN_STATE_FROZEN;
-  base = *hak_policy();
-  hak_knobs_init(knobs, &base);
-  learning = hak_learn_init(&L, &prm, knobs, HAK_NKNOBS) == 0;
-  if (learning && have_ref) hak_learn_set_reference(&L, ref_hist, NBINS);
   if (HAK_OPT_STR(LEARN_LOG)) log_fd = open_path(HAK_OPT_STR(LEARN_LOG));
   else if (mode == HAK_MODE_RESEARCH) log_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
   if (HAK_OPT(LEARN_TRACE)) trace_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
@@ -428,6 +443,7 @@ void hak_control_exit(void) {
   if (trace_fd < 0 && !HAK_OPT_STR(POLICY_OUT)) return;
   /* Wait for a window being processed (a few ms at most), not for the thread. */
   hak_lock(&ctl_lock);
+  learner_init();
   hak_policy_t p;
   best_policy(&p);
   if (hak_sites_learning) { /* the sites' whole run, for the file */
