@@ -137,14 +137,13 @@ static void os_madvise(void *p, size_t size, int advice) {
   hak_prof_end(HAK_PROF_OS_CALL, t0);
 }
 
-void hak_os_decommit(void *p, size_t size) {
-  if (!size) return;
-  os_madvise(p, size, MADV_DONTNEED);
-  os_account_commit(-(ptrdiff_t)size);
-}
-
 void hak_os_discard(void *p, size_t size) {
   if (size) os_madvise(p, size, MADV_DONTNEED);
+}
+
+void hak_os_decommit(void *p, size_t size) {
+  hak_os_discard(p, size);
+  os_account_commit(-(ptrdiff_t)size);
 }
 
 void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
@@ -346,17 +345,24 @@ uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
 /* Not getpid(): libc's wrapper sits on the page of pthread_atfork (init.c). */
 int hak_os_pid(void) { return (int)syscall(SYS_getpid); }
 
+/* A small file's contents, NUL-terminated (at most cap - 1 bytes); the
+ * length read, or -1.  errno as it was. */
+static ssize_t os_read_small(const char *path, char *buf, size_t cap) {
+  int saved = errno;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : -1;
+  if (fd >= 0) close(fd);
+  errno = saved;
+  buf[n > 0 ? n : 0] = 0;
+  return n;
+}
+
 bool hak_os_thp_granted(void) {
   static _Atomic int state; /* 0 not read yet, 1 granted, 2 not */
   int st = atomic_load_explicit(&state, memory_order_relaxed);
   if (!st) {
     char buf[64];
-    int saved = errno;
-    int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0) close(fd);
-    errno = saved;
-    buf[n > 0 ? n : 0] = 0;
+    ssize_t n = os_read_small("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf);
     st = n > 0 && !strstr(buf, "[never]") ? 1 : 2;
     atomic_store_explicit(&state, st, memory_order_relaxed);
   }
@@ -364,29 +370,16 @@ bool hak_os_thp_granted(void) {
 }
 
 void hak_os_comm(char *buf, size_t cap) {
-  int saved = errno;
-  int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-  ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : -1;
-  if (fd >= 0) close(fd);
-  errno = saved;
-  if (n <= 0) return;
-  buf[n] = 0;
-  if (buf[n - 1] == '\n') buf[n - 1] = 0;
+  char tmp[64];
+  ssize_t n = os_read_small("/proc/self/comm", tmp, cap < sizeof tmp ? cap : sizeof tmp);
+  if (n <= 0) return; /* buf as it was */
+  if (tmp[n - 1] == '\n') tmp[n - 1] = 0;
+  memcpy(buf, tmp, (size_t)n + 1);
 }
 
 size_t hak_os_rss(void) {
-  int saved = errno;
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    errno = saved;
-    return 0;
-  }
   char buf[128];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  errno = saved;
-  if (n <= 0) return 0;
-  buf[n] = 0;
+  if (os_read_small("/proc/self/statm", buf, sizeof buf) <= 0) return 0;
   const char *s = buf;
   while (*s && *s != ' ') s++;
   size_t pages = 0;
