@@ -186,19 +186,16 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
     case HAK_SEG_BIG: hak_big_free(seg, p); return;
     case HAK_SEG_TINY:
     case HAK_SEG_MID: {
+      /* Another thread's segment (or an abandoned one: hak_free_fast took
+       * our own, and only this thread makes a segment ours): the slab's
+       * second line alone, as the fast path left it. */
       hak_heap_t *h = hak_tls_heap;
-      if (atomic_load_explicit(&seg->heap, memory_order_relaxed) != h) {
-        /* Another thread's segment (or an abandoned one): the slab's second
-         * line alone, as the fast path left it. */
-        if (hak_slab_owns_block(s, p)) {
-          if (h != &hak_heap_empty) HAK_STAT_ADD(h->stats.cls[s->blk_cls].remote_frees, 1);
-          hak_slab_free_remote(s, p);
-          return;
-        }
-        break;
+      if (hak_slab_owns_block(s, p)) {
+        if (h != &hak_heap_empty) HAK_STAT_ADD(h->stats.cls[s->blk_cls].remote_frees, 1);
+        hak_slab_free_remote(s, p);
+        return;
       }
-      hak_free_local(h, s, p); /* our own segment (hak_free_fast takes it first) */
-      return;
+      break;
     }
   }
   hak_report_misuse("invalid free", p, false);

@@ -529,6 +529,7 @@ void *hak_alloc_routed(size_t n, size_t align, bool zero, void *site);
 void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool record);
 void *hak_alloc_sampled(hak_heap_t *h, unsigned cls, void *site);
 void hak_free_special(void *p);
+/* A block whose segment is not this thread's heap's (hak_free_fast decided). */
 void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *slab);
 void *hak_calloc_impl(size_t count, size_t size, void *site);
 void *hak_realloc_impl(void *p, size_t n, void *site);

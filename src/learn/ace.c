@@ -280,6 +280,17 @@ static void window(void) {
   prev = cur;
 }
 
+/* Whether the mode runs the controller (not minimal or fast), and whether
+ * it learns from the start (learning, research) rather than watching. */
+static bool ctl_wanted(void) {
+  long long mode = HAK_OPT(MODE);
+  return hak_stats_on && mode != HAK_MODE_MINIMAL && mode != HAK_MODE_FAST;
+}
+static bool ctl_learn_mode(void) {
+  long long mode = HAK_OPT(MODE);
+  return mode == HAK_MODE_LEARNING || mode == HAK_MODE_RESEARCH;
+}
+
 /* The lifecycle's state (the learner, its knobs, the base policy: 12 KiB
  * of pages) is set up when the controller starts, or at exit for a
  * policy to write, not at start-up: a process that never starts the
@@ -289,9 +300,8 @@ static bool learner_ready;
 static void learner_init(void) {
   if (learner_ready) return;
   learner_ready = true;
-  long long mode = HAK_OPT(MODE);
-  if (!hak_stats_on || mode == HAK_MODE_MINIMAL || mode == HAK_MODE_FAST) return;
-  bool learn_mode = mode == HAK_MODE_LEARNING || mode == HAK_MODE_RESEARCH;
+  if (!ctl_wanted()) return;
+  bool learn_mode = ctl_learn_mode();
   hak_learn_params_t prm;
   hak_learn_params_default(&prm);
   prm.sel.algo = HAK_OPT(LEARN_ALGO) == 1 ? HAK_LEARN_ELO : HAK_LEARN_UCB1;
@@ -378,10 +388,10 @@ void hak_control_init(void) {
   ctl_start_ms = hak_os_now_ms();
   ctl_t0_ns = hak_os_now_ns();
   mem_weight = HAK_OPT_REAL_VALUE(LEARN_MEMORY_WEIGHT);
-  if (!hak_stats_on || mode == HAK_MODE_MINIMAL || mode == HAK_MODE_FAST) return; /* no thread */
+  if (!ctl_wanted()) return; /* no thread */
   /* Learning starts soon; balanced only in a process that has lived and
    * committed enough for idle memory and a changed workload to matter. */
-  bool learn_mode = mode == HAK_MODE_LEARNING || mode == HAK_MODE_RESEARCH;
+  bool learn_mode = ctl_learn_mode();
   hak_sites_learning = learn_mode; /* Large/Big blocks' sites are recorded */
   ctl_after_ms = learn_mode ? 50 : 200;
   ctl_min_committed = learn_mode ? 0 : (uint64_t)8 << 20;
