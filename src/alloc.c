@@ -63,7 +63,7 @@ hak_inline bool learn_pick(hak_heap_t *h, size_t *weight) {
  * any) is looked up here; record: the profile records the block even when
  * profiling is off (an explicit call-site call).  n and align are already
  * checked against HAK_MAX_REQUEST. */
-void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool record) {
+hak_front void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool record) {
   hak_ensure_init();
   hak_control_tick(0);
   const hak_policy_t *pol = hak_policy();
@@ -82,7 +82,7 @@ void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool
 
 /* malloc of more than 64 KiB once the thread's own span cache had nothing
  * (hak_large_malloc, large.c, looks there first). */
-void *hak_malloc_large_full(size_t n, void *site) {
+hak_front void *hak_malloc_large_full(size_t n, void *site) {
   if (hak_unlikely(n > HAK_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;
@@ -133,7 +133,7 @@ static const uint8_t mid_class[HAK_MID_MAX >> 7] = {
 _Static_assert(HAK_MID_MAX == 65536 && HAK_TINY_MAX == 1024 && HAK_NCLASS == 80, "mid_class covers Mid");
 
 /* malloc's slow path (the inline fast path missed, or n > 1 KiB). */
-void *hak_malloc_slow(size_t n, void *site) {
+hak_front void *hak_malloc_slow(size_t n, void *site) {
   if (hak_secure) return hak_secure_malloc(n, site);
   if (hak_likely(n <= HAK_MID_MAX)) {
     /* Mid sizes (and Tiny misses) try the class's current slab first. */
@@ -156,7 +156,7 @@ void *hak_malloc_slow(size_t n, void *site) {
  * the current slab's floor is below 0, so its emptying stays on the fast
  * path; a full, sampled or unused slab's is HAK_FLOOR_SLOW) or the block
  * is the head of `free`. */
-void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
+hak_front void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   uintptr_t o = atomic_load_explicit(&s->owner, memory_order_relaxed);
   if ((o & ~HAK_SLAB_TAGS) != (uintptr_t)h) { /* a slab not in use: no block of it is live */
     s->used++;
@@ -180,7 +180,7 @@ void hak_free_owner_slow(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   if (s->used == 0) hak_heap_retire(h, s);
 }
 
-void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
+hak_front void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
   switch (seg->kind) {
     case HAK_SEG_LARGE: hak_large_free(seg, p); return;
     case HAK_SEG_BIG: hak_big_free(seg, p); return;
@@ -201,7 +201,7 @@ void hak_free_nonowner(void *p, hak_segment_t *seg, hak_slab_t *s) {
   hak_report_misuse("invalid free", p, false);
 }
 
-void hak_free_special(void *p) {
+hak_front void hak_free_special(void *p) {
   if (!p) return;
   hak_segment_t *seg = hak_segmap_lookup(p);
   if (seg && seg->kind == HAK_SEG_BIG) {
@@ -235,7 +235,7 @@ HAK_EXPORT void hak_free(void *p) { hak_free_fast(p); }
 HAK_EXPORT size_t hak_usable_size(const void *p) { return p ? usable_size(p) : 0; }
 HAK_EXPORT int hak_owns(const void *p) { return hak_segmap_lookup(p) != NULL; }
 
-void *hak_calloc_impl(size_t count, size_t size, void *site) {
+hak_front void *hak_calloc_impl(size_t count, size_t size, void *site) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) {
     errno = ENOMEM;
@@ -244,7 +244,7 @@ void *hak_calloc_impl(size_t count, size_t size, void *site) {
   return hak_alloc_routed(n, 0, true, site); /* Large/Big skip zeroing fresh pages */
 }
 
-void *hak_realloc_impl(void *p, size_t n, void *site) {
+hak_front void *hak_realloc_impl(void *p, size_t n, void *site) {
   if (hak_secure) return hak_secure_realloc(p, n, site);
   if (!p) return n <= HAK_TINY_MAX ? hak_alloc_fast(n) : hak_malloc_slow(n, site);
   if (n == 0) { /* glibc: frees and returns NULL */

@@ -119,7 +119,7 @@ static void big_sec_check_freed(const big_hdr_t *b) {
  * oldest ones while the resident part exceeds the budget (HAKMEM_BIGCACHE);
  * returns the mappings to unmap (beyond 4x the budget of address space),
  * linked by next, so that the munmaps run outside the lock. */
-static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool force) {
+hak_front static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool force) {
   uint64_t delay = pol->purge_delay_ms;
   size_t budget = pol->bigcache;
   big_hdr_t *out = NULL;
@@ -305,7 +305,7 @@ static void big_zero(big_hdr_t *b, size_t off, size_t n, size_t dirty) {
   memset(base + off, 0, end - off);
 }
 
-void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how) {
+hak_front void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how) {
   size_t off = align <= BIG_HDR ? BIG_HDR : align;
   /* A block of 0 bytes still gets a byte: its address must lie inside its
    * mapping (an over-aligned block starts `off` bytes in). */
@@ -388,7 +388,7 @@ static big_hdr_t *big_check(hak_segment_t *seg, const void *p) {
   return b;
 }
 
-void hak_big_free(hak_segment_t *seg, void *p) {
+hak_front void hak_big_free(hak_segment_t *seg, void *p) {
   big_hdr_t *b = big_check(seg, p);
   if (!b) {
     bool twice = ((big_hdr_t *)seg)->block == p;

@@ -260,7 +260,7 @@ void hak_check_segment(const hak_segment_t *seg) {
   uint64_t all = n == 64 ? ~0ull : (1ull << n) - 1;
   uint64_t fm = seg->free_mask, dm = seg->dirty_mask;
   hak_assert(!(fm & ~all) && !(dm & ~fm) && !(seg->young_mask & ~dm) &&
-                 seg->used_slabs == (unsigned)__builtin_popcountll(~fm & all),
+                 seg->used_slabs == hak_popcount(~fm & all),
              "segment %p: free mask %llx, dirty mask %llx, young mask %llx, %u slabs used", (const void *)seg,
              (unsigned long long)fm, (unsigned long long)dm, (unsigned long long)seg->young_mask, seg->used_slabs);
   hak_heap_t *h = atomic_load_explicit(&seg->heap, memory_order_relaxed);

@@ -219,14 +219,13 @@ static void heap_delete(hak_heap_t *h) {
   hak_unlock(&heaps_lock);
 }
 
-static hak_heap_t *heap_for_thread(void) {
-  hak_heap_t *h = hak_tls_heap;
-  if (hak_likely(h != &hak_heap_empty)) return h;
+/* A thread's first slow path: its heap (and the process's set-up). */
+hak_front hak_noinline static hak_heap_t *heap_first(void) {
   hak_process_init();
   /* Initialisation may have allocated (pthread_atfork, the unwinder):
    * then this thread has a heap already. */
   if (hak_tls_heap != &hak_heap_empty) return hak_tls_heap;
-  h = heap_new();
+  hak_heap_t *h = heap_new();
   if (!h) return NULL;
   hak_tls_heap = h;
   /* pthread_setspecific does not allocate for the first 32 keys. */
@@ -234,8 +233,13 @@ static hak_heap_t *heap_for_thread(void) {
   return h;
 }
 
+hak_inline hak_heap_t *heap_for_thread(void) {
+  hak_heap_t *h = hak_tls_heap;
+  return hak_likely(h != &hak_heap_empty) ? h : heap_first();
+}
+
 /* This thread's heap, created if needed (the empty heap if that fails). */
-hak_heap_t *hak_heap_get(void) {
+hak_front hak_heap_t *hak_heap_get(void) {
   hak_heap_t *h = heap_for_thread();
   return h ? h : &hak_heap_empty;
 }
@@ -246,25 +250,29 @@ static void heap_fold_current(hak_heap_t *h);
  * that are due: its own free slabs', and the cached and abandoned
  * segments' (and folds its current slabs' statistics when due).  An idle
  * thread purges nothing. */
-static void heap_maybe_purge(hak_heap_t *h) {
-  if ((++h->slow_calls & hak_policy()->purge_check_mask) == 0) {
-    uint64_t now = hak_os_now_ms();
-    if (hak_stats_on && ((h->slow_calls & (HAK_FOLD_EVERY - 1)) == 0 ||
-                         h->fold_epoch != atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed)))
-      heap_fold_current(h);
-    uint64_t due = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
-    if (due && now >= due) hak_segment_purge(h, now, false);
-    hak_heap_park_tick(now, false);
-    hak_segment_cache_tick(now, false);
-    hak_control_tick(now);
-  }
+hak_front hak_noinline static void heap_purge_check(hak_heap_t *h) {
+  uint64_t now = hak_os_now_ms();
+  if (hak_stats_on && ((h->slow_calls & (HAK_FOLD_EVERY - 1)) == 0 ||
+                       h->fold_epoch != atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed)))
+    heap_fold_current(h);
+  uint64_t due = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
+  if (due && now >= due) hak_segment_purge(h, now, false);
+  hak_heap_park_tick(now, false);
+  hak_segment_cache_tick(now, false);
+  hak_control_tick(now);
+}
+
+/* The count inline, the check behind a call (as the compiler split it
+ * before hak_front, which keeps it from splitting). */
+hak_inline void heap_maybe_purge(hak_heap_t *h) {
+  if ((++h->slow_calls & hak_policy()->purge_check_mask) == 0) heap_purge_check(h);
 }
 
 /* Statistics of a slab: what the owner allocated from it and freed into it
  * since the last look are derived from `handed` and `used`, so that the
  * fast paths count nothing.  slab_fold moves a slab's own counts into the
  * heap's class counters, where hak_stats_get reads them. */
-static void slab_fold(hak_heap_t *h, hak_slab_t *s) {
+hak_front static void slab_fold(hak_heap_t *h, hak_slab_t *s) {
   hak_class_counters_t *cc = &h->stats.cls[s->cls];
   /* Called where every block handed out was allocated (st_count counts
    * them all), so what left the slab since the last fold is the frees. */
@@ -403,7 +411,7 @@ static hak_noinline void *sample_take(hak_heap_t *h, hak_slab_t *s, unsigned cls
   return hak_alloc_sampled(h, cls, site);
 }
 
-static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
+hak_front static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve, bool all) {
   if (hak_debug) hak_check_slab(h, s); /* before gathering follows any link */
   if (hak_unlikely(s->free_rest != NULL)) h->sample_left[s->cls] = 0; /* the cut merges back */
   if (hak_unlikely(s->free != NULL)) {
@@ -456,7 +464,7 @@ static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool al
 }
 
 /* A refill that may carve fresh blocks: those that did are counted. */
-static bool heap_refill_carve(hak_heap_t *h, hak_slab_t *s) {
+hak_front static bool heap_refill_carve(hak_heap_t *h, hak_slab_t *s) {
   uint32_t cap = s->capacity;
   bool ok = heap_refill(h, s, true, false);
   if (s->capacity != cap) HAK_STAT_ADD(h->stats.carves[s->cls], 1);
@@ -483,7 +491,7 @@ void hak_heap_sync_stats(hak_heap_t *h) {
 }
 
 /* An owner's free into a full slab: it has room again. */
-void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
+hak_front void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
   if (s->where == HAK_IN_FULL) unmark_full(h, s);
   hak_link_set(b, s->local_free);
   s->local_free = b;
@@ -491,7 +499,7 @@ void hak_heap_free_full(hak_heap_t *h, hak_slab_t *s, hak_block_t *b) {
 }
 
 /* Remote frees that landed in our full slabs. */
-void hak_heap_drain_delayed(hak_heap_t *h) {
+hak_front void hak_heap_drain_delayed(hak_heap_t *h) {
   uint64_t t0 = hak_prof_begin();
   hak_block_t *b = atomic_exchange_explicit(&h->delayed, NULL, memory_order_acquire);
   while (b) {
@@ -509,7 +517,7 @@ void hak_heap_sample_done(hak_heap_t *h, unsigned cls) { heap_refill_carve(h, h-
 
 /* A class's slow path: the current slab, then the class's queue, then a
  * fresh slab.  Returns a block, or NULL with errno ENOMEM. */
-void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
+hak_front void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (hak_unlikely(h == &hak_heap_empty)) {
     h = heap_for_thread();
     if (!h) goto oom;
@@ -586,7 +594,7 @@ oom:
 
 /* The owner freed the last block of a slab.  Not inlined: its callers
  * (hak_heap_free_full) would save registers for it on every call. */
-hak_noinline void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
+hak_front hak_noinline void hak_heap_retire(hak_heap_t *h, hak_slab_t *s) {
   if (h->cur[s->cls] == s) return; /* keep the current slab: it would come right back */
   if (hak_debug) hak_check_slab(h, s);
   slab_sync(h, s);
@@ -670,7 +678,7 @@ static void heap_park(hak_heap_t *h) {
  * abandoned.  Otherwise trim missed that heap's segments, and their remote
  * frees, until a later adopt (seen as a count mismatch in stress_api under
  * TSan).  Slow paths only try: another thread is already at it. */
-static bool park_reclaim(uint64_t now, uint64_t delay, bool all) {
+hak_front static bool park_reclaim(uint64_t now, uint64_t delay, bool all) {
   if (all) hak_lock(&reclaim_lock);
   else if (!hak_lock_try(&reclaim_lock)) return false;
   hak_lock(&heaps_lock);
@@ -699,7 +707,7 @@ void hak_heap_park_tick(uint64_t now, bool all) {
     if (!park_reclaim(now, delay, all)) return;
 }
 
-static void heap_thread_done(void *arg) {
+hak_front static void heap_thread_done(void *arg) {
   (void)arg;
   hak_heap_t *h = hak_tls_heap;
   if (h == &hak_heap_empty) return;
@@ -707,7 +715,7 @@ static void heap_thread_done(void *arg) {
   heap_park(h);
 }
 
-void hak_heap_thread_key_init(void) {
+hak_front void hak_heap_thread_key_init(void) {
   if (pthread_key_create(&heap_key, heap_thread_done) == 0) {
     atomic_store_explicit(&heap_key_ready, 1, memory_order_release);
     if (hak_tls_heap != &hak_heap_empty) pthread_setspecific(heap_key, hak_tls_heap);

@@ -54,7 +54,7 @@ static void fork_child(void) {
   hak_control_fork_child();
 }
 
-void hak_process_init(void) {
+hak_front void hak_process_init(void) {
   int s = atomic_load_explicit(&hak_init_state, memory_order_acquire);
   if (hak_likely(s == 2)) return;
   int zero = 0;
@@ -93,7 +93,7 @@ void hak_process_init(void) {
 _Atomic int hak_forks_state;
 static __thread bool forks_registering __attribute__((tls_model("initial-exec")));
 
-void hak_forks_register(void) {
+hak_front void hak_forks_register(void) {
   int z = 0;
   if (atomic_compare_exchange_strong(&hak_forks_state, &z, 1)) {
     forks_registering = true;

@@ -19,6 +19,13 @@
 #define hak_noinline __attribute__((noinline))
 #define hak_cold __attribute__((cold, noinline))
 #define hak_inline static inline __attribute__((always_inline))
+/* Code that nearly every process runs — start-up and exit, the malloc
+ * family's entry points and first slow paths — goes to the front of .text,
+ * together.  The kernel maps a file's pages 64 KiB around each fault
+ * (fault-around), and a process's RSS counts every page mapped: scattered
+ * over the library, this code mapped all of its text (112 KiB); together,
+ * one such window. */
+#define hak_front __attribute__((section(".text.hot.hakmem")))
 
 /* ---- geometry ---------------------------------------------------------- */
 #define HAK_PAGE_SHIFT 12
@@ -49,6 +56,14 @@
 #define HAK_MAX_REQUEST ((size_t)1 << 46)
 
 hak_inline unsigned hak_bsr(size_t x) { return 63u - (unsigned)__builtin_clzl(x); }
+/* Bits set in x.  __builtin_popcountll is a call into libgcc on baseline
+ * x86-64 (no -mpopcnt), to code that lies outside hak_front's pages. */
+hak_inline unsigned hak_popcount(uint64_t x) {
+  x -= (x >> 1) & 0x5555555555555555ull;
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
 
 /* Bits [i, i+n) of a page bitmap (a bit per page of a segment), set or
  * cleared, and counted, a word at a time (large.c). */

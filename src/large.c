@@ -101,7 +101,7 @@ static inline uint64_t bits_mask(unsigned i, unsigned end, unsigned w) {
   return (hi == 64 ? ~0ull : (1ull << hi) - 1) & (~0ull << lo);
 }
 
-void hak_bits_set(uint64_t *m, unsigned i, unsigned n, bool on) {
+hak_front void hak_bits_set(uint64_t *m, unsigned i, unsigned n, bool on) {
   if (!n) return;
   unsigned end = i + n;
   for (unsigned w = i >> 6; w <= (end - 1) >> 6; w++) {
@@ -110,11 +110,11 @@ void hak_bits_set(uint64_t *m, unsigned i, unsigned n, bool on) {
   }
 }
 
-unsigned hak_bits_count(const uint64_t *m, unsigned i, unsigned n) {
+hak_front unsigned hak_bits_count(const uint64_t *m, unsigned i, unsigned n) {
   if (!n) return 0;
   unsigned end = i + n, c = 0;
   for (unsigned w = i >> 6; w <= (end - 1) >> 6; w++)
-    c += (unsigned)__builtin_popcountll(m[w] & bits_mask(i, end, w));
+    c += hak_popcount(m[w] & bits_mask(i, end, w));
   return c;
 }
 
@@ -135,7 +135,7 @@ static unsigned next_with(const large_seg_t *ls, unsigned i, bool v) { return ne
 
 /* First fit; a segment remembers the smallest run that was not found in
  * it, so full segments are skipped without scanning until a free. */
-static unsigned find_run(large_seg_t *ls, unsigned n) {
+hak_front static unsigned find_run(large_seg_t *ls, unsigned n) {
   if (ls->free_pages < n || n >= ls->no_run) return 0;
   unsigned i = next_with(ls, LHEADER_PAGES, false);
   while (i + n <= LPAGES) {
@@ -465,7 +465,7 @@ hak_inline void *lcache_hand_out(hak_heap_t *h, size_t n, size_t pages, size_t m
   return p;
 }
 
-void *hak_large_malloc(size_t n, void *site) {
+hak_front void *hak_large_malloc(size_t n, void *site) {
   /* The common case first: a Large buffer this thread freed comes back
    * from its own cache, when its site is not recorded and the site's
    * decision (a long-lived one's spans avoid the caches) allows it.  It
@@ -486,7 +486,7 @@ void *hak_large_malloc(size_t n, void *site) {
   return hak_malloc_large_full(n, site);
 }
 
-void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight, unsigned how) {
+hak_front void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, size_t weight, unsigned how) {
   size_t pages = span_pages(n);
   size_t extra = align_pages(align);
   if (!n) n = 1;
@@ -669,7 +669,7 @@ hak_inline void large_free(hak_segment_t *seg, void *p, bool cache) {
   large_free_span(hak_tls_heap, ls, i, p, cache);
 }
 
-void hak_large_free(hak_segment_t *seg, void *p) { large_free(seg, p, true); }
+hak_front void hak_large_free(hak_segment_t *seg, void *p) { large_free(seg, p, true); }
 
 /* The span realloc moved a growing block out of: its pages go straight
  * back to the bitmap, past both caches.  A neighbour that grows next then
@@ -679,7 +679,7 @@ void hak_large_free(hak_segment_t *seg, void *p) { large_free(seg, p, true); }
 void hak_large_free_moved(hak_segment_t *seg, void *p) { large_free(seg, p, false); }
 
 /* Thread exit and trim: the thread's cached spans go back to the shared tier. */
-void hak_large_flush_thread(hak_heap_t *h) {
+hak_front void hak_large_flush_thread(hak_heap_t *h) {
   while (h->lcache_n) {
     void *p = h->lcache[--h->lcache_n];
     large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
@@ -763,7 +763,7 @@ static large_seg_t *spare_unlink(void) {
  * shrink together (`large-ws`: 8 KiB-1 MiB blocks), a segment that
  * empties is what the Large tier grows into next; given away, it maps and
  * faults in a new one (+2 % page faults and peak RSS there). */
-hak_segment_t *hak_large_take_empty(uint64_t *resident) {
+hak_front hak_segment_t *hak_large_take_empty(uint64_t *resident) {
   if (hak_secure) return NULL; /* guard pages */
   if (atomic_load_explicit(&large_quiet, memory_order_relaxed) < LARGE_QUIET_SLABS) return NULL;
   hak_lock(&large_lock);
@@ -796,7 +796,7 @@ hak_segment_t *hak_large_take_empty(uint64_t *resident) {
  * allocating both reuses these pages soon, and would pay an madvise (a TLB
  * shootdown in every thread) per slab for them (mstress, 32 threads:
  * 1,500-2,000 calls a run against 20-40). */
-void hak_large_release(size_t bytes) {
+hak_front void hak_large_release(size_t bytes) {
   size_t left = bytes >> HAK_PAGE_SHIFT;
   /* Counted whether or not there is anything to release now: the count
    * also lets hak_large_take_empty give segments away, and those may be
@@ -888,7 +888,7 @@ static unsigned large_check_seg(const large_seg_t *ls) {
              seg->slab_shift, seg->map_size);
   hak_check_segmap(ls, HAK_SEG_SIZE);
   unsigned zeros = 0;
-  for (unsigned w = 0; w < LWORDS; w++) zeros += 64 - (unsigned)__builtin_popcountll(ls->used[w]);
+  for (unsigned w = 0; w < LWORDS; w++) zeros += 64 - hak_popcount(ls->used[w]);
   hak_assert(zeros == ls->free_pages && hak_bits_count(ls->used, 0, LHEADER_PAGES) == LHEADER_PAGES,
              "Large segment %p: free_pages %u, the bitmap has %u free pages", (const void *)ls,
              ls->free_pages, zeros);

@@ -246,7 +246,7 @@ static long long preset_default(int i, long long mode) {
   return hak_option_table[i].def;
 }
 
-void hak_options_init(void) {
+hak_front void hak_options_init(void) {
   /* The mode first: the other defaults depend on it. */
   for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < HAK_O_COUNT; i++) {

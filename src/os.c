@@ -38,7 +38,7 @@ static void os_account_commit(ptrdiff_t delta) {
 }
 
 static void *os_mmap_raw(void *hint, size_t size);
-static void *os_mmap(void *hint, size_t size) {
+hak_front static void *os_mmap(void *hint, size_t size) {
   uint64_t t0 = hak_prof_begin();
   void *p = os_mmap_raw(hint, size);
   hak_prof_end(HAK_PROF_OS_CALL, t0);
@@ -78,7 +78,7 @@ static void os_munmap_raw(void *p, size_t size) {
  * since. */
 static _Atomic uintptr_t os_hint, os_top;
 
-void *hak_os_map_aligned(size_t size, size_t align) {
+hak_front void *hak_os_map_aligned(size_t size, size_t align) {
   if (size > HAK_MAX_REQUEST || align > HAK_MAX_REQUEST) return NULL;
   bool aligned = align > HAK_PAGE;
   uintptr_t hint = aligned ? atomic_load_explicit(&os_hint, memory_order_relaxed) : 0;
@@ -146,7 +146,7 @@ void hak_os_decommit(void *p, size_t size) {
   os_account_commit(-(ptrdiff_t)size);
 }
 
-void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
+hak_front void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -155,7 +155,7 @@ void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
  * were.  A kernel without it (EINVAL) or a sandbox that forbids it is
  * asked once; the writes then fault the pages in as before. */
 static _Atomic bool os_no_populate;
-void hak_os_populate(void *p, size_t size) {
+hak_front void hak_os_populate(void *p, size_t size) {
   if (!size || atomic_load_explicit(&os_no_populate, memory_order_relaxed)) return;
   int err = os_madvise_raw(p, size, MADV_POPULATE_WRITE);
   atomic_fetch_add_explicit(&hak_os.n_populate, 1, memory_order_relaxed);
@@ -163,7 +163,7 @@ void hak_os_populate(void *p, size_t size) {
 }
 
 
-void hak_os_hugepage(void *p, size_t size, bool on) {
+hak_front void hak_os_hugepage(void *p, size_t size, bool on) {
 #ifdef MADV_HUGEPAGE
   os_madvise(p, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 #else
@@ -319,7 +319,7 @@ static os_clock_fn os_vdso_find(const char *name) {
   return NULL;
 }
 
-static int os_clock_syscall(clockid_t id, struct timespec *ts) {
+hak_front static int os_clock_syscall(clockid_t id, struct timespec *ts) {
   return (int)syscall(SYS_clock_gettime, id, ts);
 }
 
@@ -327,7 +327,7 @@ static int os_clock_syscall(clockid_t id, struct timespec *ts) {
  * valgrind); NULL until the first read looks. */
 static _Atomic(os_clock_fn) os_clock_read;
 
-static uint64_t os_clock(clockid_t id) {
+hak_front static uint64_t os_clock(clockid_t id) {
   os_clock_fn fn = atomic_load_explicit(&os_clock_read, memory_order_relaxed);
   if (hak_unlikely(!fn)) {
     fn = os_vdso_find("__vdso_clock_gettime");
@@ -339,11 +339,11 @@ static uint64_t os_clock(clockid_t id) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t hak_os_now_ms(void) { return os_clock(CLOCK_MONOTONIC_COARSE) / 1000000u; }
-uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
+hak_front uint64_t hak_os_now_ms(void) { return os_clock(CLOCK_MONOTONIC_COARSE) / 1000000u; }
+hak_front uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
 
 /* Not getpid(): libc's wrapper sits on the page of pthread_atfork (init.c). */
-int hak_os_pid(void) { return (int)syscall(SYS_getpid); }
+hak_front int hak_os_pid(void) { return (int)syscall(SYS_getpid); }
 
 /* A small file's contents, NUL-terminated (at most cap - 1 bytes); the
  * length read, or -1.  errno as it was. */

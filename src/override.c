@@ -11,12 +11,12 @@
 #include "stats.h"
 
 
-HAK_EXPORT void *malloc(size_t n) { return hak_alloc_fast(n); }
-HAK_EXPORT void free(void *p) { hak_free_fast(p); }
-HAK_EXPORT void *calloc(size_t count, size_t size) { return hak_calloc_impl(count, size, HAK_RA()); }
-HAK_EXPORT void *realloc(void *p, size_t n) { return hak_realloc_impl(p, n, HAK_RA()); }
+HAK_EXPORT hak_front void *malloc(size_t n) { return hak_alloc_fast(n); }
+HAK_EXPORT hak_front void free(void *p) { hak_free_fast(p); }
+HAK_EXPORT hak_front void *calloc(size_t count, size_t size) { return hak_calloc_impl(count, size, HAK_RA()); }
+HAK_EXPORT hak_front void *realloc(void *p, size_t n) { return hak_realloc_impl(p, n, HAK_RA()); }
 
-HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+HAK_EXPORT hak_front void *reallocarray(void *p, size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) {
     errno = ENOMEM;

@@ -33,7 +33,7 @@ static unsigned policy_ncopies;
 
 _Atomic(const hak_policy_t *) hak_policy_cur = &policy_boot;
 
-void hak_policy_init(void) {
+hak_front void hak_policy_init(void) {
   hak_policy_t p = policy_boot;
   p.big_threshold = (size_t)HAK_OPT(BIG_THRESHOLD);
   p.purge_delay_ms = (uint64_t)HAK_OPT(PURGE_DELAY_MS);

@@ -22,7 +22,7 @@ static const char *const prof_names[HAK_PROF_N] = {
 #undef X
 };
 
-void hak_prof_init(void) {
+hak_front void hak_prof_init(void) {
   tsc0 = __rdtsc();
   ns0 = hak_os_now_ns();
   prof_every = (unsigned)HAK_OPT(PROF_SAMPLE);

@@ -24,7 +24,7 @@ static _Atomic size_t seg_abandoned_count;
  * takes cached segments only from a cache the heaps have stopped using. */
 static _Atomic uint64_t seg_cache_wanted;
 
-void hak_segmap_set(void *base, size_t size, bool on) {
+hak_front void hak_segmap_set(void *base, size_t size, bool on) {
   uintptr_t u = (uintptr_t)base >> HAK_SEG_SHIFT;
   size_t n = (size + HAK_SEG_MASK) >> HAK_SEG_SHIFT;
   for (size_t i = 0; i < n; i++) {
@@ -34,7 +34,7 @@ void hak_segmap_set(void *base, size_t size, bool on) {
   }
 }
 
-hak_segment_t *hak_segmap_lookup(const void *p) {
+hak_front hak_segment_t *hak_segmap_lookup(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uint8_t v = hak_segmap_get(a);
   if (!v) return NULL;
@@ -150,7 +150,7 @@ static void seg_from_resident(hak_segment_t *seg, unsigned kind, const uint64_t 
   hak_os_commit_account(((ptrdiff_t)now - (ptrdiff_t)was) * (ptrdiff_t)HAK_PAGE);
 }
 
-hak_segment_t *hak_segment_cache_take(uint64_t *resident) {
+hak_front hak_segment_t *hak_segment_cache_take(uint64_t *resident) {
   if (hak_secure) return NULL; /* its free slabs may keep guard pages */
   /* Only from a cache no heap has taken a segment from for a purge tick:
    * while the heaps cycle segments through it (Python: small objects and
@@ -285,7 +285,7 @@ static hak_segment_t *seg_cache_evict(uint64_t now, uint64_t delay) {
   hak_segment_t *out = NULL;
   int least = 65;
   for (hak_segment_t *c = seg_cache_first; c; c = c->next) {
-    int n = __builtin_popcountll(c->dirty_mask);
+    int n = (int)hak_popcount(c->dirty_mask);
     if (n <= least && seg_cache_stale(c, now, delay)) out = c, least = n; /* the list runs newest first */
   }
   if (out) {
@@ -305,7 +305,7 @@ static hak_segment_t *seg_cache_evict(uint64_t now, uint64_t delay) {
  * fresh ones in (thread-churn at 32 threads: 586 segments mapped against
  * 34).  So the cache holds more than its size for at most the delay, the
  * time any free slab stays resident; the purge tick trims it back. */
-static void seg_to_cache(hak_segment_t *seg, uint64_t idle_since) {
+hak_front static void seg_to_cache(hak_segment_t *seg, uint64_t idle_since) {
   const hak_policy_t *pol = hak_policy();
   uint64_t now = hak_os_now_ms(), delay = pol->purge_delay_ms;
   atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
@@ -349,7 +349,7 @@ static void purge_list(hak_segment_t *list, uint64_t now, bool force, uint64_t *
   }
 }
 
-void hak_segment_cache_tick(uint64_t now, bool force) {
+hak_front void hak_segment_cache_tick(uint64_t now, bool force) {
   uint64_t next = atomic_load_explicit(&seg_cache_next_purge, memory_order_relaxed);
   if (!next || (!force && now < next)) return;
   next = 0;
@@ -501,7 +501,7 @@ static void abandon_all(hak_heap_t *h, uint64_t idle_since) {
 
 /* Takes one abandoned segment of `kind`: its live slabs join h's queues,
  * its empty ones are released. */
-static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
+hak_front static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
   int k = seg_kind_index(kind);
   if (!atomic_load_explicit(&seg_abandoned_count, memory_order_relaxed)) return NULL;
   hak_lock(&seg_abandoned_lock);
@@ -540,14 +540,14 @@ static hak_segment_t *adopt_one(hak_heap_t *h, unsigned kind) {
  * h->seg_lock: the owner takes it on these (rare) slow paths, and the
  * controller thread takes it to purge an idle thread's free slabs. */
 
-hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls) {
+hak_front hak_slab_t *hak_segment_slab_acquire(hak_heap_t *h, unsigned cls) {
   hak_lock(&h->seg_lock);
   hak_slab_t *s = slab_acquire(h, cls);
   hak_unlock(&h->seg_lock);
   return s;
 }
 
-void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab) {
+hak_front void hak_segment_slab_release(hak_heap_t *h, hak_slab_t *slab) {
   hak_lock(&h->seg_lock);
   slab_release(h, slab);
   hak_unlock(&h->seg_lock);
@@ -575,13 +575,13 @@ void hak_segment_abandon_all(hak_heap_t *h, uint64_t idle_since) {
 
 /* The owner, without the lock (only the owner changes its segment list
  * and their free masks): does a segment of ours have a free slab for `cls`? */
-bool hak_segment_has_free_slab(hak_heap_t *h, unsigned cls) {
+hak_front bool hak_segment_has_free_slab(hak_heap_t *h, unsigned cls) {
   for (hak_segment_t *seg = h->segs[seg_kind_index(cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID)]; seg; seg = seg->next)
     if (seg->free_mask) return true;
   return false;
 }
 
-bool hak_segment_adopt(hak_heap_t *h, unsigned cls) {
+hak_front bool hak_segment_adopt(hak_heap_t *h, unsigned cls) {
   hak_lock(&h->seg_lock);
   bool ok = adopt_one(h, cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID) != NULL;
   hak_unlock(&h->seg_lock);

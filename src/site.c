@@ -61,12 +61,12 @@ uint32_t hak_site_clock(void) {
   uint32_t c = atomic_load_explicit(&site_coarse, memory_order_relaxed);
   return c ? c : site_clock_now();
 }
-void hak_site_clock_keep(bool on) {
+hak_front void hak_site_clock_keep(bool on) {
   uint32_t now = site_clock_now();
   atomic_store_explicit(&site_coarse, on ? (now ? now : 1) : 0, memory_order_relaxed);
 }
 
-void hak_site_init(void) {
+hak_front void hak_site_init(void) {
   t0_ms = hak_os_now_ms();
   atomic_store(&sites[0].addr, (uintptr_t)1);
   if (!hak_stats_on) return;
@@ -489,7 +489,7 @@ int hak_site_write(const char *path) {
   return 0;
 }
 
-void hak_site_at_exit(void) {
+hak_front void hak_site_at_exit(void) {
   const char *path = HAK_OPT_STR(PROFILE);
   if (hak_sites_on && path) hak_site_write(path);
 }

@@ -17,7 +17,7 @@ uint8_t *hak_slab_start(const hak_slab_t *slab) {
   return (uint8_t *)seg + ((size_t)slab->index << seg->slab_shift);
 }
 
-void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
+hak_front void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
   size_t slab_bytes = (size_t)1 << seg->slab_shift;
   uint8_t *base = (uint8_t *)seg + ((size_t)slab->index << seg->slab_shift);
   size_t bs = hak_class_size(cls);
@@ -52,7 +52,7 @@ void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls) {
  * The notify request bit, if set, stays as it is.  Onto an empty `free`
  * the list goes whole, unwalked (the secure library walks it: each link
  * is checked). */
-uint32_t hak_slab_collect(hak_slab_t *slab) {
+hak_front uint32_t hak_slab_collect(hak_slab_t *slab) {
   uintptr_t old = atomic_load_explicit(&slab->thread_free, memory_order_relaxed);
   do {
     if (!HAK_TF_LIST(old)) return 0;
@@ -72,7 +72,7 @@ uint32_t hak_slab_collect(hak_slab_t *slab) {
   return n;
 }
 
-void hak_slab_extend(hak_slab_t *slab) {
+hak_front void hak_slab_extend(hak_slab_t *slab) {
   size_t bs = slab->block_size;
   uint32_t n = slab->reserved - slab->capacity;
   /* Carve a little at a time (policy: 16 KiB; the controller may give a
@@ -121,7 +121,7 @@ void hak_slab_extend(hak_slab_t *slab) {
 /* A free from a thread that does not own the slab.  If the owner asked to
  * be told (the slab was full), this block goes to the owner's delayed list,
  * which its next slow path drains; otherwise onto the slab's list. */
-void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b) {
+hak_front void hak_slab_free_remote(hak_slab_t *slab, hak_block_t *b) {
   uintptr_t old = atomic_load_explicit(&slab->thread_free, memory_order_relaxed);
   for (;;) {
     if (old & HAK_TF_NOTIFY) {

@@ -382,7 +382,7 @@ static void ctl_new_process(void) {
   }
 }
 
-void hak_control_init(void) {
+hak_front void hak_control_init(void) {
   long long mode = HAK_OPT(MODE);
   ctl_pid = hak_os_pid();
   ctl_start_ms = hak_os_now_ms();
@@ -408,7 +408,7 @@ void hak_control_set_reference(const uint64_t *hist, unsigned n) {
   for (unsigned i = 0; i < k; i++) have_ref |= hist[i] != 0;
 }
 
-void hak_control_tick(uint64_t now_ms) {
+hak_front void hak_control_tick(uint64_t now_ms) {
   static __thread unsigned char skip __attribute__((tls_model("initial-exec")));
   if (hak_likely(atomic_load_explicit(&ctl_state, memory_order_relaxed) != CTL_IDLE)) return;
   /* Idle (a small or young process): the cheap test first, and the clock
@@ -447,7 +447,7 @@ void hak_control_tick(uint64_t now_ms) {
   if (rc != 0) atomic_store_explicit(&ctl_state, CTL_NEVER, memory_order_relaxed);
 }
 
-void hak_control_exit(void) {
+hak_front void hak_control_exit(void) {
   atomic_store_explicit(&ctl_stop, true, memory_order_release);
   hak_site_clock_keep(false);
   if (trace_fd < 0 && !HAK_OPT_STR(POLICY_OUT)) return;
