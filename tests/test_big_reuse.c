@@ -296,19 +296,25 @@ static void tail_on_whole_huge_page(int want_huge) {
   hak_free(b);
 }
 
+/* calloc(1, m) served by a freed 16 MiB mapping that held data (NULL on failure). */
+static unsigned char *calloc_from_dirty_mapping(size_t m) {
+  hak_trim();
+  unsigned char *a = hak_malloc(16 * MiB);
+  CHECK(a != NULL);
+  if (!a) return NULL;
+  fill(a, 16 * MiB, 9);
+  hak_free(a);
+  unsigned char *z = hak_calloc(1, m);
+  CHECKF(z == a, "the freed mapping served the calloc (%p, was %p)", (void *)z, (void *)a);
+  return z;
+}
+
 /* calloc from a freed mapping that holds data: on huge pages its whole
  * 2 MiB pages are given back (the kernel zeroes one at its first write; a
  * page only read stays the shared zero page), not cleared here; on 4 KiB
  * pages (want_huge 0) they are cleared.  Either way it reads zeros. */
 static void calloc_gives_huge_pages_back(int want_huge) {
-  hak_trim();
-  unsigned char *a = hak_malloc(16 * MiB);
-  CHECK(a != NULL);
-  if (!a) return;
-  fill(a, 16 * MiB, 9);
-  hak_free(a);
-  unsigned char *z = hak_calloc(1, 16 * MiB);
-  CHECKF(z == a, "the freed mapping served the calloc (%p, was %p)", (void *)z, (void *)a);
+  unsigned char *z = calloc_from_dirty_mapping(16 * MiB);
   if (!z) return;
   unsigned char *mid = (unsigned char *)hak_align_up((uintptr_t)z, 2 * MiB);
   size_t r = resident(mid, 8 * MiB);
@@ -317,6 +323,25 @@ static void calloc_gives_huge_pages_back(int want_huge) {
   else
     CHECKF(r == 8 * MiB / PAGE, "calloc on 4 KiB pages: only %zu of 2048 pages cleared in place", r);
   CHECKF(zeros(z, 16 * MiB), "calloc(16 MiB) from a mapping that held data: not all zero");
+  hak_free(z);
+}
+
+/* calloc of a smaller block from a freed mapping that holds data, ending
+ * inside a huge page the mapping holds whole: that page goes back whole
+ * too (its bytes past the block are surplus), not cleared in place — a
+ * page that reads had mapped to the shared zero page was otherwise
+ * allocated and cleared twice.  It reads zeros either way. */
+static void calloc_tail_given_back(int want_huge) {
+  size_t m = 10 * MiB + 512 * 1024;
+  unsigned char *z = calloc_from_dirty_mapping(m);
+  if (!z) return;
+  /* The block starts a page into its mapping: its last huge page begins
+   * 10 MiB into the mapping and holds the block's last 516 KiB. */
+  unsigned char *tail = z - PAGE + 10 * MiB;
+  size_t r = resident(tail, (size_t)(z + m - tail));
+  if (want_huge && hak_os_thp_granted())
+    CHECKF(r == 0, "calloc's last partial huge page: %zu of its 129 pages still resident", r);
+  CHECKF(zeros(z, m), "calloc(%zu) from a mapping that held data: not all zero", m);
   hak_free(z);
 }
 
@@ -407,6 +432,7 @@ int main(int argc, char **argv) {
     grown_block_stays_one_area(atoi(argv[2]));
     tail_on_whole_huge_page(atoi(argv[2]));
     calloc_gives_huge_pages_back(atoi(argv[2]));
+    calloc_tail_given_back(atoi(argv[2]));
     return check_report("big_reuse hugepages");
   }
   reusing_site_gets_huge_pages(1);
@@ -416,6 +442,7 @@ int main(int argc, char **argv) {
   tail_on_whole_huge_page(1);
   surplus_within_budget(128); /* the default HAKMEM_BIGCACHE */
   calloc_gives_huge_pages_back(1);
+  calloc_tail_given_back(1);
   grown_tail_is_huge();
   pthread_t t[2];
   for (int i = 0; i < 2; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
