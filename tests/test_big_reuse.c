@@ -82,13 +82,22 @@ static int one_area(const void *p, size_t n) {
   return r;
 }
 
-static void smaller_request_reuses_the_mapping(void) {
+/* A Big mapping of n bytes, written with `tag` and freed (to the BigCache,
+ * the caches trimmed before it): the address the freed block had, NULL if
+ * the malloc failed. */
+static unsigned char *freed_with_data(size_t n, unsigned char tag) {
   hak_trim();
-  unsigned char *a = hak_malloc(24 * MiB);
+  unsigned char *a = hak_malloc(n);
   CHECK(a != NULL);
-  if (!a) return;
-  fill(a, 24 * MiB, 1);
+  if (!a) return NULL;
+  fill(a, n, tag);
   hak_free(a);
+  return a;
+}
+
+static void smaller_request_reuses_the_mapping(void) {
+  unsigned char *a = freed_with_data(24 * MiB, 1);
+  if (!a) return;
   /* 10 MiB after the freed 24: the same mapping, its pages resident. */
   unsigned long long h0 = cache_hits();
   unsigned char *b = hak_malloc(10 * MiB);
@@ -298,12 +307,8 @@ static void tail_on_whole_huge_page(int want_huge) {
 
 /* calloc(1, m) served by a freed 16 MiB mapping that held data (NULL on failure). */
 static unsigned char *calloc_from_dirty_mapping(size_t m) {
-  hak_trim();
-  unsigned char *a = hak_malloc(16 * MiB);
-  CHECK(a != NULL);
+  unsigned char *a = freed_with_data(16 * MiB, 9);
   if (!a) return NULL;
-  fill(a, 16 * MiB, 9);
-  hak_free(a);
   unsigned char *z = hak_calloc(1, m);
   CHECKF(z == a, "the freed mapping served the calloc (%p, was %p)", (void *)z, (void *)a);
   return z;
@@ -350,12 +355,8 @@ static void calloc_tail_given_back(int want_huge) {
  * the rest of that 2 MiB is one huge page, not 496 faults of 4 KiB. */
 static void grown_tail_is_huge(void) {
   if (!hak_os_thp_granted()) return;
-  hak_trim();
-  unsigned char *a = hak_malloc(10 * MiB);
-  CHECK(a != NULL);
+  unsigned char *a = freed_with_data(10 * MiB, 6);
   if (!a) return;
-  fill(a, 10 * MiB, 6);
-  hak_free(a);
   unsigned char *b = hak_malloc(20 * MiB); /* the cached mapping, grown */
   CHECK(b != NULL);
   if (!b) return;
@@ -381,12 +382,8 @@ static size_t committed(void) {
  * 2 MiB keeps 38 only if 94 MiB fit.  The first surplus, kept, serves a
  * larger request later: nothing committed anew, no page faults. */
 static void surplus_within_budget(size_t budget) {
-  hak_trim();
-  unsigned char *a = hak_malloc(60 * MiB);
-  CHECK(a != NULL);
+  unsigned char *a = freed_with_data(60 * MiB, 3);
   if (!a) return;
-  fill(a, 60 * MiB, 3);
-  hak_free(a);
   unsigned char *b = hak_malloc(4 * MiB);
   unsigned char *c = hak_malloc(40 * MiB);
   CHECK(b == a && c != NULL);
