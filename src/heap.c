@@ -463,6 +463,19 @@ static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool al
   return heap_refill_core(h, s, carve, all);
 }
 
+/* The next page of the current carve. */
+hak_front static hak_noinline bool heap_link_pending(hak_heap_t *h, hak_slab_t *s) {
+  uint32_t cap = s->capacity;
+  if (!hak_slab_link_pending(s)) return false;
+  /* Not a refill to the statistics (the controller's hit rates): part of
+   * the carve's.  `free` was empty: what it was handed was allocated. */
+  if (hak_stats_on) s->st_count += (uint64_t)s->handed << HAK_ST_BLOCKS_SHIFT;
+  s->handed = s->capacity - cap;
+  if (hak_unlikely(hak_sites_on)) sample_arm(h, s);
+  if (hak_debug) hak_check_slab(h, s);
+  return true;
+}
+
 /* A refill that may carve fresh blocks: those that did are counted. */
 hak_front static bool heap_refill_carve(hak_heap_t *h, hak_slab_t *s) {
   uint32_t cap = s->capacity;
@@ -526,7 +539,9 @@ hak_front void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site) {
   if (atomic_load_explicit(&h->delayed, memory_order_relaxed)) hak_heap_drain_delayed(h);
   hak_slab_t *s = h->cur[cls];
   if (hak_unlikely(s->free_rest != NULL) && !s->free) return sample_take(h, s, cls, site);
-  if (s != &hak_slab_empty && (s->free || heap_refill(h, s, false, false))) goto pop;
+  if (s != &hak_slab_empty &&
+      (s->free || (s->capacity < s->reserved && heap_link_pending(h, s)) || heap_refill(h, s, false, false)))
+    goto pop;
   /* Freed blocks anywhere in the class before fresh ones: carving only
    * when no slab has any keeps the resident set near the live one (a
    * current slab that carved on while the others filled with frees would

@@ -146,7 +146,6 @@ typedef struct hak_slab {
   uint8_t cls;
   uint8_t index;           /* position in its segment */
   uint8_t where;           /* HAK_IN_NONE, HAK_IN_QUEUE or HAK_IN_FULL */
-  uint8_t fresh;           /* not resident when taken: its carves populate their pages */
   /* Blocks put on `free` since the last refill and at it (statistics): the
    * owner's free counts here, in the line it writes anyway. */
   uint32_t handed;
@@ -470,6 +469,9 @@ void hak_segment_unlock_all(bool child);
 /* slab.c */
 void hak_slab_init(hak_slab_t *slab, hak_segment_t *seg, unsigned cls);
 void hak_slab_extend(hak_slab_t *slab);
+/* Links the next page of the current carve's blocks, if the carve reserved
+ * more (false otherwise). */
+bool hak_slab_link_pending(hak_slab_t *slab);
 /* Per class: log2 of the bytes a refill carves, 0 for the policy's (set by
  * the controller for busy Mid classes). */
 extern _Atomic uint8_t hak_carve_shift[HAK_NCLASS];

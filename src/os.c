@@ -148,20 +148,6 @@ void hak_os_decommit(void *p, size_t size) {
 
 hak_front void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-/* Not timed here: the caller's slow path is, as the page faults it saves
- * were.  A kernel without it (EINVAL) or a sandbox that forbids it is
- * asked once; the writes then fault the pages in as before. */
-static _Atomic bool os_no_populate;
-hak_front void hak_os_populate(void *p, size_t size) {
-  if (!size || atomic_load_explicit(&os_no_populate, memory_order_relaxed)) return;
-  int err = os_madvise_raw(p, size, MADV_POPULATE_WRITE);
-  atomic_fetch_add_explicit(&hak_os.n_populate, 1, memory_order_relaxed);
-  if (err == EINVAL || err == EPERM || err == ENOSYS) atomic_store_explicit(&os_no_populate, true, memory_order_relaxed);
-}
-
 
 hak_front void hak_os_hugepage(void *p, size_t size, bool on) {
 #ifdef MADV_HUGEPAGE

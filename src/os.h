@@ -10,7 +10,6 @@
 typedef struct hak_os_counters {
   _Atomic size_t mapped, committed, peak_committed;
   _Atomic size_t n_mmap, n_munmap, n_madvise, n_mremap;
-  _Atomic size_t n_populate; /* of n_madvise, hak_os_populate's: priced by the page faults they take */
 } hak_os_counters_t;
 extern hak_os_counters_t hak_os;
 
@@ -27,10 +26,6 @@ void hak_os_decommit(void *p, size_t size);
 /* The same, for a range that stays counted as committed (a live block's:
  * it reads zeros from now on, and may be written again at once). */
 void hak_os_discard(void *p, size_t size);
-/* Faults [p, p+size) in for writing with one call (MADV_POPULATE_WRITE,
- * Linux 5.14; nothing on older kernels), for fresh pages about to be
- * written: cheaper than a trap per page. */
-void hak_os_populate(void *p, size_t size);
 /* Asks for transparent huge pages on a range, or (on = false) takes the
  * request back, so that khugepaged leaves the range alone (best effort). */
 void hak_os_hugepage(void *p, size_t size, bool on);

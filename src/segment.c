@@ -431,7 +431,6 @@ static hak_slab_t *slab_acquire(hak_heap_t *h, unsigned cls) {
   seg->used_slabs++;
   slab->index = (uint8_t)i;
   hak_slab_init(slab, seg, cls);
-  slab->fresh = fresh;
   hak_slab_set_owner(slab, h, false);
   if (hak_debug) hak_check_segment(seg);
   return slab;

@@ -1,5 +1,5 @@
 /* A slab: one size class in one slice of a Tiny/Mid segment.  Blocks are
- * carved lazily, a few pages at a time, so untouched memory stays out of
+ * carved lazily, a page at a time, so untouched memory stays out of
  * RSS; frees come back on three lists (see internal.h). */
 #include <string.h>
 
@@ -72,49 +72,65 @@ hak_front uint32_t hak_slab_collect(hak_slab_t *slab) {
   return n;
 }
 
+/* Carving reserves a window of the slab's blocks at a time (the policy's
+ * 16 KiB, or what the controller gave a busy Mid class: a power of two)
+ * but links them onto `free` a page at a time, as they are needed: only
+ * the pages a class uses become resident (a class's last window was
+ * 8 KiB of untouched blocks on average, per class per thread:
+ * thread-churn at 8 threads 5.8 -> 3.8 MiB, glibc-thread 12.5 -> 11.2),
+ * while freed blocks elsewhere are looked for once a window, as before
+ * (the refill that does reads the slab's remote-free line, which another
+ * thread may be writing). */
+static inline size_t carve_window(unsigned cls) {
+  unsigned shift = atomic_load_explicit(&hak_carve_shift[cls], memory_order_relaxed);
+  return shift ? (size_t)1 << shift : hak_policy()->slab_carve_bytes;
+}
+
+/* Links the blocks that start in the next block's page (at least one). */
+static void link_page(hak_slab_t *slab, uint8_t *start, size_t bs) {
+  uint8_t *first = start + (size_t)slab->capacity * bs, *p = first;
+  uintptr_t end = hak_align_up((uintptr_t)p + 1, HAK_PAGE);
+  uint32_t n = (uint32_t)((end - (uintptr_t)p + bs - 1) / bs);
+  if (n > slab->reserved - slab->capacity) n = slab->reserved - slab->capacity;
+  for (uint32_t i = 0; i + 1 < n; i++, p += bs) ((hak_block_t *)p)->next = (hak_block_t *)(p + bs);
+  ((hak_block_t *)p)->next = slab->free;
+  slab->free = (hak_block_t *)first;
+  slab->capacity += n;
+}
+
+hak_front bool hak_slab_link_pending(hak_slab_t *slab) {
+  uint32_t cap = slab->capacity;
+  if (cap == 0 || cap >= slab->reserved || hak_secure) return false;
+  size_t bs = hak_class_size(slab->cls), w = carve_window(slab->cls);
+  size_t next = (size_t)cap * bs, last = next - bs;
+  /* Windows of the block area: [0, 4K), [4K, 8K), [8K, 16K), then every
+   * w bytes: a fresh slab looks for freed blocks at 4 and 8 KiB too (a
+   * class a short-lived thread uses for a few blocks). */
+  if (last < w) {
+    if (hak_bsr(last | (HAK_PAGE - 1)) != hak_bsr(next | (HAK_PAGE - 1))) return false;
+  } else if ((last ^ next) >= w) {
+    return false;
+  }
+  link_page(slab, hak_slab_start(slab), bs);
+  return true;
+}
+
 hak_front void hak_slab_extend(hak_slab_t *slab) {
-  size_t bs = slab->block_size;
+  size_t bs = hak_class_size(slab->cls);
+  uint8_t *start = hak_slab_start(slab);
+  if (!hak_secure) {
+    link_page(slab, start, bs);
+    return;
+  }
+  /* The secure library carves the window at once, in a random order:
+   * the next block stays unpredictable within it. */
   uint32_t n = slab->reserved - slab->capacity;
-  /* Carve a little at a time (policy: 16 KiB; the controller may give a
-   * busy Mid class more): fewer page faults at once, and small programs
-   * stay small.  A fresh slab's first carve is one page and each later one
-   * doubles what it has, up to that: a class a thread uses for a few blocks
-   * touches one page, not four (thread-churn at 8 threads: peak RSS
-   * 7.7 -> 6.0 MiB), as mimalloc extends its pages a page at a time. */
-  unsigned shift = atomic_load_explicit(&hak_carve_shift[slab->cls], memory_order_relaxed);
-  size_t carve = shift ? (size_t)1 << shift : hak_policy()->slab_carve_bytes;
-  size_t carved = (size_t)slab->capacity * bs;
+  size_t carve = carve_window(slab->cls), carved = (size_t)slab->capacity * bs;
   if (carved < carve) carve = carved > HAK_PAGE ? carved : HAK_PAGE;
   uint32_t chunk = (uint32_t)(carve / bs);
   if (chunk == 0) chunk = 1;
   if (n > chunk) n = chunk;
-  uint8_t *start = hak_slab_start(slab);
-  uint8_t *p = start + (size_t)slab->capacity * bs;
-  /* The carve writes a link into every block, so into every page of its
-   * range when blocks are at most a page; in a slab taken fresh those
-   * pages are not resident, and one populate call faults them in for
-   * less than a trap each (here 12 against 18 us a page, 16 KiB at a time:
-   * random-mixed 4-8 % faster, the same faults and RSS).  Not for a single
-   * page (a fresh slab's first carve): it saves little there, and with it
-   * thread-churn at 8 threads held 15 % more RSS and took 20 % more faults
-   * (16 runs; likely the mmap lock, which the call takes and a fault does
-   * not, against threads mapping and unmapping their stacks: threads live
-   * longer and more of them at once).  The page p starts in may be
-   * resident already (the last carve's last block, or the segment header):
-   * from the next one. */
-  if (slab->fresh && bs <= HAK_PAGE && !hak_secure) {
-    uintptr_t lo = hak_align_up((uintptr_t)p, HAK_PAGE);
-    uintptr_t hi = hak_align_up((uintptr_t)p + (size_t)n * bs, HAK_PAGE);
-    if (hi - lo >= 2 * HAK_PAGE) hak_os_populate((void *)lo, hi - lo);
-  }
-  if (hak_secure) {
-    hak_sec_carve(slab, p, n, bs); /* in a random order */
-    slab->capacity += n;
-    return;
-  }
-  for (uint32_t i = 0; i + 1 < n; i++, p += bs) ((hak_block_t *)p)->next = (hak_block_t *)(p + bs);
-  ((hak_block_t *)p)->next = slab->free;
-  slab->free = (hak_block_t *)(start + (size_t)slab->capacity * bs);
+  hak_sec_carve(slab, start + (size_t)slab->capacity * bs, n, bs);
   slab->capacity += n;
 }
 

@@ -18,6 +18,7 @@
 #define HAKMEM_TESTS_CHECK_H
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -202,6 +203,16 @@ static inline size_t rng_range(uint64_t *state, size_t lo, size_t hi) {
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
+
+/* Resident 4 KiB pages of [p, p+n) (n a multiple of 4 KiB, at most
+ * 16 MiB), per mincore; (size_t)-1 if it cannot tell. */
+static inline size_t resident_pages(const void *p, size_t n) {
+  static unsigned char vec[(16 << 20) / 4096];
+  if (n > sizeof vec * 4096 || mincore((void *)p, n, vec) != 0) return (size_t)-1;
+  size_t r = 0;
+  for (size_t i = 0; i < n / 4096; i++) r += vec[i] & 1;
+  return r;
+}
 
 /* ------------------------------------------------------------- patterns
  *

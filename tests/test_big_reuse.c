@@ -197,15 +197,6 @@ static void *churn(void *arg) {
   return NULL;
 }
 
-/* Resident pages of [p, p+n), per mincore. */
-static size_t resident(const void *p, size_t n) {
-  static unsigned char vec[(16 << 20) / PAGE];
-  if (n > sizeof vec * PAGE || mincore((void *)p, n, vec) != 0) return (size_t)-1;
-  size_t r = 0;
-  for (size_t i = 0; i < n / PAGE; i++) r += vec[i] & 1;
-  return r;
-}
-
 static void budget_priorities(void) {
   size_t n = 4 * MiB - PAGE; /* a mapping of exactly 4 MiB */
   hak_trim();
@@ -225,7 +216,7 @@ static void budget_priorities(void) {
   hak_free(c);
   hak_free(p);
   hak_free(o);
-  size_t rc = resident(c, n), rp = resident(p, n), ro = resident(o, n);
+  size_t rc = resident_pages(c, n), rp = resident_pages(p, n), ro = resident_pages(o, n);
   CHECKF(rc > n / PAGE * 9 / 10, "a reusing site's freed block kept resident (%zu of %zu pages)", rc, n / PAGE);
   CHECKF(rp < n / PAGE / 10, "a plain freed block given back over the budget (%zu pages resident)", rp);
   CHECKF(ro < n / PAGE / 10, "a one-off site's freed block given back first (%zu pages resident)", ro);
@@ -322,7 +313,7 @@ static void calloc_gives_huge_pages_back(int want_huge) {
   unsigned char *z = calloc_from_dirty_mapping(16 * MiB);
   if (!z) return;
   unsigned char *mid = (unsigned char *)hak_align_up((uintptr_t)z, 2 * MiB);
-  size_t r = resident(mid, 8 * MiB);
+  size_t r = resident_pages(mid, 8 * MiB);
   if (want_huge && hak_os_thp_granted())
     CHECKF(r == 0, "calloc on huge pages: %zu of the 2048 pages in its middle 8 MiB still resident", r);
   else
@@ -343,7 +334,7 @@ static void calloc_tail_given_back(int want_huge) {
   /* The block starts a page into its mapping: its last huge page begins
    * 10 MiB into the mapping and holds the block's last 516 KiB. */
   unsigned char *tail = z - PAGE + 10 * MiB;
-  size_t r = resident(tail, (size_t)(z + m - tail));
+  size_t r = resident_pages(tail, (size_t)(z + m - tail));
   if (want_huge && hak_os_thp_granted())
     CHECKF(r == 0, "calloc's last partial huge page: %zu of its 129 pages still resident", r);
   CHECKF(zeros(z, m), "calloc(%zu) from a mapping that held data: not all zero", m);

@@ -1,10 +1,14 @@
-/* test_rss — freed memory goes back to the OS.
+/* test_rss — memory a program has not used stays out of RSS, and freed
+ * memory goes back to the OS.
  *
- * Allocates ~200 MiB in small, mid, large and big blocks and touches it all,
+ * First, in a fresh thread (a fresh heap): ten 960-byte blocks, 9.4 KiB,
+ * make the three pages they lie in resident and no more (src/slab.c: a
+ * carve links its blocks a page at a time).  Then it allocates ~200 MiB in small, mid, large and big blocks and touches it all,
  * frees ~95% (in each class, all but the most recently allocated 5%, so the
  * survivors do not pin every page), calls malloc_trim(0), and requires the
  * resident set to have dropped by at least half of what was freed. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -39,8 +43,33 @@ static void *map_array(size_t bytes) {
   return p;
 }
 
+/* The first blocks of a class no one used yet: a fresh slab's, from its
+ * first page on, in order. */
+static void *carve_thread(void *arg) {
+  (void)arg;
+  enum { N = 10, SIZE = 960 };
+  unsigned char *b[N];
+  for (int i = 0; i < N; i++) {
+    b[i] = malloc(SIZE);
+    CHECK(b[i] != NULL);
+    if (!b[i]) return NULL;
+    b[i][0] = 1;
+  }
+  int in_order = ((uintptr_t)b[0] & 4095) == 0;
+  for (int i = 1; i < N; i++) in_order &= b[i] == b[0] + (size_t)i * SIZE;
+  CHECKF(in_order, "the blocks of a fresh slab came out of order (first at %p)", (void *)b[0]);
+  if (in_order) {
+    size_t r = resident_pages(b[0], 16 * KiB);
+    CHECKF(r == 3, "%d blocks of %d B in 3 pages: %zu of the slab's first 4 pages resident", N, SIZE, r);
+  }
+  for (int i = 0; i < N; i++) free(b[i]);
+  return NULL;
+}
+
 int main(void) {
   check_hakmem_active();
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, carve_thread, NULL) == 0 && pthread_join(t, NULL) == 0);
   size_class_t cls[] = {
       {"small", 16, 512, 50 * MiB, NULL, NULL, 0, 0},
       {"mid", 1 * KiB, 32 * KiB, 50 * MiB, NULL, NULL, 0, 0},

@@ -49,7 +49,7 @@ _Static_assert(NBINS <= HAK_LEARN_HIST_BINS, "the learner keeps every bin");
 #define MIN_OPS 1000 /* a window with fewer allocations says nothing */
 
 typedef struct sample {
-  uint64_t ns, ops, faults, mmap, munmap, madvise, populate, mremap, committed;
+  uint64_t ns, ops, faults, mmap, munmap, madvise, mremap, committed;
   hak_prof_snap_t prof;
   hak_learn_counts_t c;
 } sample_t;
@@ -68,7 +68,6 @@ static void take_sample(sample_t *s) {
   s->faults = hak_os_minflt();
   s->mmap = LOAD(hak_os.n_mmap);
   s->munmap = LOAD(hak_os.n_munmap);
-  s->populate = LOAD(hak_os.n_populate); /* first: counted after its madvise */
   s->madvise = LOAD(hak_os.n_madvise);
   s->mremap = LOAD(hak_os.n_mremap);
   hak_prof_snapshot(&s->prof);
@@ -84,10 +83,7 @@ static void take_sample(sample_t *s) {
  * which are not.  Refills are left out: no knob moves their cost, and
  * they are timed only for HAKMEM_PROF's report (heap.c). */
 static double window_cost(const sample_t *a, const sample_t *b, uint64_t ops) {
-  /* Populate calls are priced by the page faults they take, counted there;
-   * one in flight between its two counts may leave the difference at -1. */
-  double madvise = (double)(b->madvise - a->madvise) - (double)(b->populate - a->populate);
-  if (madvise < 0) madvise = 0;
+  double madvise = (double)(b->madvise - a->madvise);
   double t = (double)(b->faults - a->faults) * costs.fault_ns + (double)(b->mmap - a->mmap) * costs.mmap_ns +
              (double)(b->munmap - a->munmap) * costs.munmap_ns + madvise * costs.madvise_ns +
              (double)(b->mremap - a->mremap) * costs.mremap_ns;
