@@ -5,7 +5,7 @@
 
 #include "internal.h"
 
-void hak_lock_slow(hak_lock_t *l) {
+hak_front void hak_lock_slow(hak_lock_t *l) {
   for (unsigned spins = 0;; spins++) {
     if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0) {
       int z = 0;
