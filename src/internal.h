@@ -26,11 +26,6 @@
  * over the library, this code mapped all of its text (112 KiB); together,
  * one such window. */
 #define hak_front __attribute__((section(".text.hot.hakmem")))
-/* The large tables of .bss (hundreds of KiB each, mostly never touched):
- * page-aligned, so that the link, which sorts sections by alignment, puts
- * them first and the small variables every process touches together after
- * them, in a few pages, instead of between them (CMakeLists.txt). */
-#define hak_bss_table __attribute__((aligned(4096)))
 
 /* ---- geometry ---------------------------------------------------------- */
 #define HAK_PAGE_SHIFT 12

@@ -34,7 +34,7 @@ static uint64_t ctl_t0_ns;
 
 /* The learner and what it drives. */
 static bool learning; /* a lifecycle runs (not in fast/minimal, not all knobs pinned) */
-static hak_bss_table hak_learn_t L;
+static hak_learn_t L;
 static hak_learn_knob_t knobs[HAK_NKNOBS];
 static hak_policy_t base;           /* the fields no knob moves */
 static uint64_t ref_hist[HAK_LEARN_HIST_BINS];
@@ -53,7 +53,7 @@ typedef struct sample {
   hak_prof_snap_t prof;
   hak_learn_counts_t c;
 } sample_t;
-static hak_bss_table sample_t prev;
+static sample_t prev;
 /* The heaps were asked to fold their counts at the end of the last window,
  * and of the one before: a window's counts are its own if both were. */
 static bool fold_asked, fold_asked_before;
