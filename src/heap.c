@@ -390,6 +390,16 @@ static void sample_arm(hak_heap_t *h, hak_slab_t *s) {
 static inline bool heap_refill(hak_heap_t *h, hak_slab_t *s, bool carve, bool all);
 static bool park_reclaim_one(void);
 
+/* `free` was just given `handed` blocks: the ones it was given before were
+ * all allocated (counted, with `refills` refills: 1 for a refill, 0 for
+ * the next page of a carve), and the profiler places its next sample. */
+hak_inline void slab_handed(hak_heap_t *h, hak_slab_t *s, unsigned refills, uint32_t handed) {
+  if (hak_stats_on) s->st_count += ((uint64_t)s->handed << HAK_ST_BLOCKS_SHIFT) + refills;
+  s->handed = handed;
+  if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
+  if (hak_debug) hak_check_slab(h, s);
+}
+
 /* The allocation that finds a sampling cut: the router serves it
  * elsewhere (hak_alloc_sampled), then hak_heap_sample_done takes the
  * blocks behind the cut back. */
@@ -419,14 +429,9 @@ hak_front static bool heap_refill_core(hak_heap_t *h, hak_slab_t *s, bool carve,
     s->handed = 0;
   }
   hak_slab_gather(s, carve, all);
-  if (hak_stats_on) {
-    /* Everything handed out last time was allocated; what the owner freed
-     * since, and the remote frees just collected, show in `used`. */
-    s->st_count += ((uint64_t)s->handed << HAK_ST_BLOCKS_SHIFT) + 1;
-  }
-  s->handed = s->capacity - s->used;
-  if (hak_unlikely(hak_sites_on) && s->free) sample_arm(h, s);
-  if (hak_debug) hak_check_slab(h, s);
+  /* What the owner freed since the last refill, and the remote frees just
+   * collected, show in `used`. */
+  slab_handed(h, s, 1, s->capacity - s->used);
   return s->free != NULL || s->free_rest != NULL;
 }
 
@@ -468,11 +473,8 @@ hak_front static hak_noinline bool heap_link_pending(hak_heap_t *h, hak_slab_t *
   uint32_t cap = s->capacity;
   if (!hak_slab_link_pending(s)) return false;
   /* Not a refill to the statistics (the controller's hit rates): part of
-   * the carve's.  `free` was empty: what it was handed was allocated. */
-  if (hak_stats_on) s->st_count += (uint64_t)s->handed << HAK_ST_BLOCKS_SHIFT;
-  s->handed = s->capacity - cap;
-  if (hak_unlikely(hak_sites_on)) sample_arm(h, s);
-  if (hak_debug) hak_check_slab(h, s);
+   * the carve's. */
+  slab_handed(h, s, 0, s->capacity - cap);
   return true;
 }
 

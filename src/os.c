@@ -148,7 +148,6 @@ void hak_os_decommit(void *p, size_t size) {
 
 hak_front void hak_os_commit_account(ptrdiff_t delta) { os_account_commit(delta); }
 
-
 hak_front void hak_os_hugepage(void *p, size_t size, bool on) {
 #ifdef MADV_HUGEPAGE
   os_madvise(p, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);

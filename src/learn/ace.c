@@ -83,10 +83,9 @@ static void take_sample(sample_t *s) {
  * which are not.  Refills are left out: no knob moves their cost, and
  * they are timed only for HAKMEM_PROF's report (heap.c). */
 static double window_cost(const sample_t *a, const sample_t *b, uint64_t ops) {
-  double madvise = (double)(b->madvise - a->madvise);
   double t = (double)(b->faults - a->faults) * costs.fault_ns + (double)(b->mmap - a->mmap) * costs.mmap_ns +
-             (double)(b->munmap - a->munmap) * costs.munmap_ns + madvise * costs.madvise_ns +
-             (double)(b->mremap - a->mremap) * costs.mremap_ns;
+             (double)(b->munmap - a->munmap) * costs.munmap_ns +
+             (double)(b->madvise - a->madvise) * costs.madvise_ns + (double)(b->mremap - a->mremap) * costs.mremap_ns;
   for (int c = 0; c < HAK_PROF_N; c++)
     if (c != HAK_PROF_OS_CALL && c != HAK_PROF_REFILL) t += (double)(b->prof.events[c] - a->prof.events[c]) * b->prof.mean_ns[c];
   double mib = (double)(a->committed + b->committed) / 2 / (1 << 20);
