@@ -158,7 +158,39 @@ def cmd_runner(hb, args, bin_path):
                 if r.find("{http://www.w3.org/2000/svg}title") is not None]
         if len(bars) != 2 * configs * len(allocs):  # two panels
             fail("chart.svg has %d bars" % len(bars))
+    if "hakmem" in allocs and len(allocs) > 1:
+        check_confirm(hb, args, allocs)
     print("ok")
+
+
+def check_confirm(hb, args, allocs):
+    """Rows above the line are run again: which rows (on made-up medians),
+    then a run whose line (0.01 x) takes every row."""
+    ok = lambda v: {"status": "ok", "ops_per_sec": v}
+    med = {("a", 1): {"hakmem": ok(100.0), "x": ok(130.0), "y": ok(90.0)},
+           ("b", 2): {"hakmem": ok(100.0), "x": ok(120.0), "y": {"status": "timeout"}},
+           ("c", 1): {"hakmem": {"status": "timeout"}, "x": ok(1e9)}}
+    got = hb.rows_above(med, list(med), ["hakmem", "x", "y"], 1.25)
+    if [(k, b, round(r, 2)) for k, b, r in got] != [(("a", 1), "x", 1.3)]:
+        fail("rows_above picked %s" % got)
+    rounds, wls = 2, ["tiny-hot", "larson"]
+    with tempfile.TemporaryDirectory() as out:
+        rc = run_runner(args, ["--out", out, "--runs", "1", "--ops-scale", str(TEST_SCALE),
+                               "--threads", "2", "--workloads", ",".join(wls),
+                               "--confirm", str(rounds), "--confirm-above", "0.01"])
+        if rc:
+            fail("runner with --confirm exited %d" % rc)
+        with open(os.path.join(out, "confirm.csv")) as f:
+            rows = list(csv.DictReader(f))
+        want = {(w, a) for w in wls for a in ("hakmem", [x for x in allocs if x != "hakmem"][0])}
+        if len(rows) != rounds * len(want) or {(r["workload"], r["allocator"]) for r in rows} != want \
+                or any(r["status"] != "ok" for r in rows):
+            fail("confirm.csv: %s" % [(r["workload"], r["allocator"], r["status"]) for r in rows])
+        with open(os.path.join(out, "results.md")) as f:
+            md = f.read()
+        sec = md[md.find("## Rows above"):]
+        if md.find("## Rows above") < 0 or any("| %s | " % w not in sec for w in wls):
+            fail("results.md has no rows run again:\n" + sec)
 
 
 def cmd_instructions(hb, args, bin_path):

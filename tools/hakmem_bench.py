@@ -45,6 +45,13 @@ MODES = {  # runs, scale of the workloads' default op counts
     "full": (5, 1.0),
     "quick": (3, 0.2),
 }
+# Rows where hakmem's time is above CONFIRM_ABOVE x the best other
+# allocator's are run again, hakmem and that allocator alone, interleaved,
+# CONFIRM_RUNS[mode] times: on a shared machine a single row of 3-5 runs
+# can be a quarter off, and a different set of rows crosses the line in
+# each run.
+CONFIRM_ABOVE = 1.25
+CONFIRM_RUNS = {"full": 7, "quick": 5}
 # Thread counts of the workloads that take threads: 32 oversubscribes the
 # 2-core machines we measure on (full mode only: quick stays short).
 DEFAULT_THREADS = {"full": [1, 2, 8, 32], "quick": [1, 2, 8]}
@@ -450,6 +457,84 @@ def machine_info():
 
 # ------------------------------------------------------------------ modes --
 
+def rows_above(med, keys, names, above):
+    """[(key, best other allocator, hakmem's time / its time)] for the rows
+    where hakmem's median throughput is below the best other's / above."""
+    if "hakmem" not in names:
+        return []
+    out = []
+    for key in keys:
+        m = med[key]
+        h = m.get("hakmem")
+        if not h or h["status"] != "ok":
+            continue
+        ok = [(m[n]["ops_per_sec"], n) for n in names
+              if n != "hakmem" and m.get(n) and m[n]["status"] == "ok"]
+        if ok and max(ok)[0] > above * h["ops_per_sec"]:
+            out.append((key, max(ok)[1], max(ok)[0] / h["ops_per_sec"]))
+    return out
+
+
+def confirm(args, bin_path, allocs, med, keys, ops_of):
+    """Runs each row above the line again (see CONFIRM_ABOVE): hakmem and
+    the best other allocator, args.confirm rounds in a shuffled order, the
+    seeds of the table's runs in turn.  Writes confirm.csv; returns
+    [(key, best, ratio in the table, median of the rounds' ratios, rounds)]."""
+    by_name = {a.name: a for a in allocs}
+    todo = rows_above(med, keys, list(by_name), args.confirm_above)
+    if not todo or args.confirm < 1:
+        return []
+    progress = Progress(len(todo) * args.confirm * 2)
+    out = []
+    with open(os.path.join(args.out, "confirm.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, CSV_COLUMNS)
+        writer.writeheader()
+        for i, (key, best, ratio) in enumerate(todo):
+            name, threads = key
+            pair, ratios = [by_name["hakmem"], by_name[best]], []
+            for r in range(args.confirm):
+                seed = 1 + r % args.runs
+                got = {}
+                for a in run_order(pair, r, i):
+                    progress.show("confirm %d/%d  %s  threads=%d  %s" % (
+                        r + 1, args.confirm, name, threads, a.name))
+                    status, fields, _ = run_workload(bin_path, a, name, threads,
+                                                     ops_of[key], seed, args.timeout)
+                    writer.writerow(dict(fields or {"workload": name, "threads": threads,
+                                                    "ops": ops_of[key], "seed": seed},
+                                         run=r + 1, allocator=a.name, status=status))
+                    if status == "ok":
+                        got[a.name] = fields["ops_per_sec"]
+                    progress.step()
+                if len(got) == 2:
+                    ratios.append(got[best] / got["hakmem"])
+            out.append((key, best, ratio, statistics.median(ratios) if ratios else None,
+                        len(ratios)))
+    progress.finish()
+    return out
+
+
+def confirm_markdown(args, rows, n_rows):
+    """The section of results.md on the rows run again."""
+    lines = ["## Rows above %.2f x the best time, run again" % args.confirm_above, "",
+             "%d of %d rows: hakmem's median time above %.2f x the best other "
+             "allocator's.  Each was run again, hakmem and that allocator alone, "
+             "interleaved, %d times (confirm.csv); `again` is the median of "
+             "those rounds' time ratios." % (len(rows), n_rows, args.confirm_above,
+                                             args.confirm), ""]
+    if rows:
+        lines += ["| workload | threads | best other | hakmem / best, table | "
+                  "hakmem / best, again | still above |",
+                  "|---|---:|---|---:|---:|---|"]
+        for (name, threads), best, ratio, again, _ in rows:
+            lines.append("| %s | %d | %s | %.2f | %s | %s |" % (
+                name, threads, best, ratio, "%.2f" % again if again else "-",
+                "-" if again is None else "yes" if again > args.confirm_above else "no"))
+        still = sum(1 for r in rows if r[3] and r[3] > args.confirm_above)
+        lines += ["", "Still above the line: %d of %d." % (still, len(rows))]
+    return "\n".join(lines) + "\n"
+
+
 def run_order(allocs, run, config):
     """The allocators in the order of one round: interleaved, so that noise
     hits all alike, and shuffled (the same way for the same run and
@@ -511,9 +596,18 @@ def bench(args, bin_path, allocs):
                 time.strftime("%Y-%m-%d %H:%M"), time.time() - progress.t0))
     md_path = os.path.join(args.out, "results.md")
     parts = write_markdown(md_path, med, keys, allocs, info)
+    confirmed = confirm(args, bin_path, allocs, med, keys,
+                        {(n, t): ops for n, t, ops in configs})
+    section = None
+    if "hakmem" in [a.name for a in allocs] and len(allocs) > 1 and args.confirm > 0:
+        section = confirm_markdown(args, confirmed, len(keys))
+        with open(md_path, "a") as f:
+            f.write("\n" + section)
     write_svg(os.path.join(args.out, "chart.svg"), med, keys, allocs,
               "hakmem bench (%s mode, median of %d)" % (mode, args.runs))
     print("\n".join(parts[3:6]))  # the headline: summary, throughput, peak RSS
+    if section:
+        print(section)
     print("all tables: %s\nevery run:  %s\nchart:      %s" % (
         md_path, csv_path, os.path.join(args.out, "chart.svg")))
     for status, cmd, err in failures:
@@ -1185,6 +1279,13 @@ def parse_args(argv):
                     help="multiply every workload's op count by this")
     ap.add_argument("--timeout", type=float, default=600,
                     help="seconds before one run is given up (default %(default)s)")
+    ap.add_argument("--confirm", type=int,
+                    help="rounds to run again each row where hakmem's time is above "
+                    "--confirm-above x the best other allocator's, hakmem and "
+                    "that allocator alone (default %d; --quick: %d; 0: none)" % (
+                        CONFIRM_RUNS["full"], CONFIRM_RUNS["quick"]))
+    ap.add_argument("--confirm-above", type=float, default=CONFIRM_ABOVE,
+                    help="the line for --confirm (default %(default)s)")
     ap.add_argument("--list", action="store_true", help="list the workloads")
     if argv and argv[0] == "bench":  # called as `hakmem_bench.py bench ...`
         argv = argv[1:]
@@ -1192,6 +1293,10 @@ def parse_args(argv):
     runs, scale = MODES["quick" if args.quick else "full"]
     args.scale_given = args.scale is not None
     args.runs = runs if args.runs is None else args.runs
+    if args.confirm is None:
+        args.confirm = CONFIRM_RUNS["quick" if args.quick else "full"]
+    if args.confirm < 0 or args.confirm_above <= 0:
+        ap.error("--confirm must be at least 0 and --confirm-above above 0")
     args.scale = scale if args.scale is None else args.scale
     args.out = os.path.abspath(args.out or default_out())
     if args.threads is None:
