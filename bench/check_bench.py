@@ -273,8 +273,10 @@ def cmd_sweep(hb, args, bin_path):
 def cmd_programs(hb, args, bin_path):
     allocs = args.alloc.split(",")
     with tempfile.TemporaryDirectory() as out:
+        # Every row run again once (a line of 0.01 x takes them all).
         rc = run_runner(args, ["--programs", "--out", out, "--runs", "1",
-                               "--ops-scale", "0.02"])
+                               "--ops-scale", "0.02", "--confirm", "1",
+                               "--confirm-above", "0.01"])
         if rc:
             fail("runner exited %d" % rc)
         with open(os.path.join(out, "programs.csv")) as f:
@@ -299,6 +301,17 @@ def cmd_programs(hb, args, bin_path):
             fail("programs.md has %d tables" % len(heads))
         for i in heads[:2]:
             check_md_table(lines, i, allocs)
+        if "hakmem" in allocs and len(allocs) > 1:
+            with open(os.path.join(out, "programs-confirm.csv")) as f:
+                again = list(csv.DictReader(f))
+            pairs = {p: sorted(r["allocator"] for r in again if r["program"] == p) for p in progs}
+            if any(len(v) != 2 or "hakmem" not in v for v in pairs.values()) \
+                    or len(again) != 2 * len(progs) or any(r["status"] != "ok" for r in again):
+                fail("programs-confirm.csv: %s" % [
+                    (r["program"], r["allocator"], r["status"]) for r in again])
+            sec = "\n".join(lines[lines.index(next(l for l in lines if l.startswith("## Rows above"))):])
+            if any("| %s | " % p not in sec for p in progs):
+                fail("programs.md has no rows run again:\n" + sec)
         print("programs run: %s" % ", ".join(progs))
     print("ok")
 

@@ -52,6 +52,8 @@ MODES = {  # runs, scale of the workloads' default op counts
 # each run.
 CONFIRM_ABOVE = 1.25
 CONFIRM_RUNS = {"full": 7, "quick": 5}
+# Real programs: the line is 1.10 x the fastest, and a run takes seconds.
+PROGRAMS_CONFIRM_ABOVE, PROGRAMS_CONFIRM_RUNS = 1.10, 5
 # Thread counts of the workloads that take threads: 32 oversubscribes the
 # 2-core machines we measure on (full mode only: quick stays short).
 DEFAULT_THREADS = {"full": [1, 2, 8, 32], "quick": [1, 2, 8]}
@@ -457,80 +459,96 @@ def machine_info():
 
 # ------------------------------------------------------------------ modes --
 
-def rows_above(med, keys, names, above):
-    """[(key, best other allocator, hakmem's time / its time)] for the rows
-    where hakmem's median throughput is below the best other's / above."""
+def rows_above(med, keys, names, above, field="ops_per_sec", higher_better=True):
+    """[(key, best other allocator, hakmem's cost / its cost)] for the rows
+    where hakmem's median cost (time: 1 / throughput, or seconds) is above
+    `above` x the best other allocator's."""
     if "hakmem" not in names:
         return []
     out = []
     for key in keys:
         m = med[key]
         h = m.get("hakmem")
-        if not h or h["status"] != "ok":
+        if not h or h["status"] != "ok" or not h[field]:
             continue
-        ok = [(m[n]["ops_per_sec"], n) for n in names
-              if n != "hakmem" and m.get(n) and m[n]["status"] == "ok"]
-        if ok and max(ok)[0] > above * h["ops_per_sec"]:
-            out.append((key, max(ok)[1], max(ok)[0] / h["ops_per_sec"]))
+        ok = [(m[n][field], n) for n in names
+              if n != "hakmem" and m.get(n) and m[n]["status"] == "ok" and m[n][field]]
+        if not ok:
+            continue
+        v, best = max(ok) if higher_better else min(ok)
+        ratio = v / h[field] if higher_better else h[field] / v
+        if ratio > above:
+            out.append((key, best, ratio))
     return out
 
 
-def confirm(args, bin_path, allocs, med, keys, ops_of):
-    """Runs each row above the line again (see CONFIRM_ABOVE): hakmem and
-    the best other allocator, args.confirm rounds in a shuffled order, the
-    seeds of the table's runs in turn.  Writes confirm.csv; returns
-    [(key, best, ratio in the table, median of the rounds' ratios, rounds)]."""
+def run_again(todo, allocs, rounds, run_one, label):
+    """Runs each row of todo ([(key, best, ratio)], from rows_above) again:
+    hakmem and that best allocator alone, `rounds` rounds in a shuffled
+    order.  run_one(alloc, key, round) gives the run's cost (time), None
+    if it failed.  Returns [(key, best, ratio, median of the rounds' cost
+    ratios or None, rounds that counted)]."""
     by_name = {a.name: a for a in allocs}
-    todo = rows_above(med, keys, list(by_name), args.confirm_above)
-    if not todo or args.confirm < 1:
-        return []
-    progress = Progress(len(todo) * args.confirm * 2)
+    progress = Progress(len(todo) * rounds * 2)
     out = []
-    with open(os.path.join(args.out, "confirm.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, CSV_COLUMNS)
-        writer.writeheader()
-        for i, (key, best, ratio) in enumerate(todo):
-            name, threads = key
-            pair, ratios = [by_name["hakmem"], by_name[best]], []
-            for r in range(args.confirm):
-                seed = 1 + r % args.runs
-                got = {}
-                for a in run_order(pair, r, i):
-                    progress.show("confirm %d/%d  %s  threads=%d  %s" % (
-                        r + 1, args.confirm, name, threads, a.name))
-                    status, fields, _ = run_workload(bin_path, a, name, threads,
-                                                     ops_of[key], seed, args.timeout)
-                    writer.writerow(dict(fields or {"workload": name, "threads": threads,
-                                                    "ops": ops_of[key], "seed": seed},
-                                         run=r + 1, allocator=a.name, status=status))
-                    if status == "ok":
-                        got[a.name] = fields["ops_per_sec"]
-                    progress.step()
-                if len(got) == 2:
-                    ratios.append(got[best] / got["hakmem"])
-            out.append((key, best, ratio, statistics.median(ratios) if ratios else None,
-                        len(ratios)))
+    for i, (key, best, ratio) in enumerate(todo):
+        pair, ratios = [by_name["hakmem"], by_name[best]], []
+        for r in range(rounds):
+            got = {}
+            for a in run_order(pair, r, i):
+                progress.show("again %d/%d  %s  %s" % (r + 1, rounds, label(key), a.name))
+                cost = run_one(a, key, r)
+                progress.step()
+                if cost is not None:
+                    got[a.name] = cost
+            if len(got) == 2 and got[best] > 0:
+                ratios.append(got["hakmem"] / got[best])
+        out.append((key, best, ratio, statistics.median(ratios) if ratios else None,
+                    len(ratios)))
     progress.finish()
     return out
 
 
-def confirm_markdown(args, rows, n_rows):
-    """The section of results.md on the rows run again."""
-    lines = ["## Rows above %.2f x the best time, run again" % args.confirm_above, "",
-             "%d of %d rows: hakmem's median time above %.2f x the best other "
+def confirm(args, bin_path, allocs, med, keys, ops_of):
+    """The rows above the line (CONFIRM_ABOVE) run again, the seeds of the
+    table's runs in turn; every run in confirm.csv."""
+    todo = rows_above(med, keys, [a.name for a in allocs], args.confirm_above or CONFIRM_ABOVE)
+    if not todo or args.confirm < 1:
+        return []
+    with open(os.path.join(args.out, "confirm.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, CSV_COLUMNS)
+        writer.writeheader()
+
+        def run_one(a, key, r):
+            (name, threads), seed = key, 1 + r % args.runs
+            status, fields, _ = run_workload(bin_path, a, name, threads, ops_of[key],
+                                             seed, args.timeout)
+            writer.writerow(dict(fields or {"workload": name, "threads": threads,
+                                            "ops": ops_of[key], "seed": seed},
+                                 run=r + 1, allocator=a.name, status=status))
+            return 1 / fields["ops_per_sec"] if status == "ok" and fields["ops_per_sec"] else None
+
+        return run_again(todo, allocs, args.confirm, run_one,
+                         lambda key: "%s  threads=%d" % key)
+
+
+def confirm_markdown(rows, n_rows, what, above, rounds, key_head=("workload", "threads"),
+                     key_cells=lambda key: [key[0], str(key[1])]):
+    """The section of results.md (programs.md) on the rows run again."""
+    lines = ["## Rows above %.2f x the best time, run again" % above, "",
+             "%d of %d %s: hakmem's median time above %.2f x the best other "
              "allocator's.  Each was run again, hakmem and that allocator alone, "
-             "interleaved, %d times (confirm.csv); `again` is the median of "
-             "those rounds' time ratios." % (len(rows), n_rows, args.confirm_above,
-                                             args.confirm), ""]
+             "interleaved, %d times; `again` is the median of those rounds' time "
+             "ratios." % (len(rows), n_rows, what, above, rounds), ""]
     if rows:
-        lines += ["| workload | threads | best other | hakmem / best, table | "
+        lines += ["| " + " | ".join(key_head) + " | best other | hakmem / best, table | "
                   "hakmem / best, again | still above |",
-                  "|---|---:|---|---:|---:|---|"]
-        for (name, threads), best, ratio, again, _ in rows:
-            lines.append("| %s | %d | %s | %.2f | %s | %s |" % (
-                name, threads, best, ratio, "%.2f" % again if again else "-",
-                "-" if again is None else "yes" if again > args.confirm_above else "no"))
-        still = sum(1 for r in rows if r[3] and r[3] > args.confirm_above)
+                  "|" + "---|" * len(key_head) + "---|---:|---:|---|"]
+        for key, best, ratio, again, _ in rows:
+            lines.append("| %s | %s | %.2f | %s | %s |" % (
+                " | ".join(key_cells(key)), best, ratio, "%.2f" % again if again else "-",
+                "-" if again is None else "yes" if again > above else "no"))
+        still = sum(1 for r in rows if r[3] and r[3] > above)
         lines += ["", "Still above the line: %d of %d." % (still, len(rows))]
     return "\n".join(lines) + "\n"
 
@@ -600,7 +618,8 @@ def bench(args, bin_path, allocs):
                         {(n, t): ops for n, t, ops in configs})
     section = None
     if "hakmem" in [a.name for a in allocs] and len(allocs) > 1 and args.confirm > 0:
-        section = confirm_markdown(args, confirmed, len(keys))
+        section = confirm_markdown(confirmed, len(keys), "rows", args.confirm_above or CONFIRM_ABOVE,
+                                   args.confirm)
         with open(md_path, "a") as f:
             f.write("\n" + section)
     write_svg(os.path.join(args.out, "chart.svg"), med, keys, allocs,
@@ -1176,6 +1195,29 @@ def programs(args, allocs):
                     "secs": statistics.median(float(r["secs"]) for r in runs),
                     "peak_rss_kb": statistics.median(float(r["peak_rss_kb"]) for r in runs)}
     keys = [(p.name, "") for p in progs]
+    above = args.confirm_above or PROGRAMS_CONFIRM_ABOVE
+    todo = rows_above(med, keys, [a.name for a in allocs], above, "secs", False)
+    confirmed = []
+    if todo and args.confirm > 0:
+        by_name = {p.name: p for p in progs}
+        with open(os.path.join(args.out, "programs-confirm.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, PROGRAM_CSV)
+            writer.writeheader()
+
+            def run_one(a, key, r):
+                p = by_name[key[0]]
+                st, secs, rss, sha, tail = run_program(p, a, tmp, args.timeout, spawn)
+                if st == "ok" and sha != ref[p.name]:
+                    st = "output differs"
+                writer.writerow({"run": r + 1, "program": p.name, "allocator": a.name,
+                                 "status": st, "secs": "%.4f" % secs,
+                                 "peak_rss_kb": rss, "output_sha256": sha})
+                if st != "ok":
+                    failures.append((st, a.prefix() + p.shell(), tail))
+                    return None
+                return secs
+
+            confirmed = run_again(todo, allocs, args.confirm, run_one, lambda key: key[0])
     took = time.time() - t_start
     info = ("%d run(s) per program and allocator, interleaved, median shown; "
             "input scale %g; each run's output (stdout and files written) "
@@ -1200,10 +1242,16 @@ def programs(args, allocs):
     for name, why in skipped:
         parts.append("| %s | skipped: %s | |" % (name, why))
     parts.append("")
+    names = [a.name for a in allocs]
+    if "hakmem" in names and len(names) > 1 and args.confirm > 0:
+        parts.append(confirm_markdown(confirmed, len(keys), "programs", above, args.confirm,
+                                      key_head=("program",), key_cells=lambda key: [key[0]]))
     md_path = os.path.join(args.out, "programs.md")
     with open(md_path, "w") as f:
         f.write("\n".join(parts))
     print("\n".join(parts[4:7]))
+    if confirmed:
+        print(parts[-1])
     print("all tables: %s\nevery run:  %s" % (md_path, csv_path))
     for st, cmd, tail in failures:
         print("FAILED (%s): %s%s" % (st, cmd, "\n    " + tail if tail else ""),
@@ -1282,10 +1330,12 @@ def parse_args(argv):
     ap.add_argument("--confirm", type=int,
                     help="rounds to run again each row where hakmem's time is above "
                     "--confirm-above x the best other allocator's, hakmem and "
-                    "that allocator alone (default %d; --quick: %d; 0: none)" % (
-                        CONFIRM_RUNS["full"], CONFIRM_RUNS["quick"]))
-    ap.add_argument("--confirm-above", type=float, default=CONFIRM_ABOVE,
-                    help="the line for --confirm (default %(default)s)")
+                    "that allocator alone (default %d; --quick: %d; --programs: %d; "
+                    "0: none)" % (CONFIRM_RUNS["full"], CONFIRM_RUNS["quick"],
+                                  PROGRAMS_CONFIRM_RUNS))
+    ap.add_argument("--confirm-above", type=float,
+                    help="the line for --confirm (default %g; --programs: %g)" % (
+                        CONFIRM_ABOVE, PROGRAMS_CONFIRM_ABOVE))
     ap.add_argument("--list", action="store_true", help="list the workloads")
     if argv and argv[0] == "bench":  # called as `hakmem_bench.py bench ...`
         argv = argv[1:]
@@ -1294,8 +1344,9 @@ def parse_args(argv):
     args.scale_given = args.scale is not None
     args.runs = runs if args.runs is None else args.runs
     if args.confirm is None:
-        args.confirm = CONFIRM_RUNS["quick" if args.quick else "full"]
-    if args.confirm < 0 or args.confirm_above <= 0:
+        args.confirm = PROGRAMS_CONFIRM_RUNS if args.programs else \
+            CONFIRM_RUNS["quick" if args.quick else "full"]
+    if args.confirm < 0 or (args.confirm_above is not None and args.confirm_above <= 0):
         ap.error("--confirm must be at least 0 and --confirm-above above 0")
     args.scale = scale if args.scale is None else args.scale
     args.out = os.path.abspath(args.out or default_out())
