@@ -509,9 +509,10 @@ def run_again(todo, allocs, rounds, run_one, label):
     return out
 
 
-def confirm(args, bin_path, allocs, med, keys, ops_of):
+def confirm(args, bin_path, allocs, med, keys, ops_of, failures):
     """The rows above the line (CONFIRM_ABOVE) run again, the seeds of the
-    table's runs in turn; every run in confirm.csv."""
+    table's runs in turn; every run in confirm.csv, a failed one also in
+    failures."""
     todo = rows_above(med, keys, [a.name for a in allocs], args.confirm_above or CONFIRM_ABOVE)
     if not todo or args.confirm < 1:
         return []
@@ -521,11 +522,14 @@ def confirm(args, bin_path, allocs, med, keys, ops_of):
 
         def run_one(a, key, r):
             (name, threads), seed = key, 1 + r % args.runs
-            status, fields, _ = run_workload(bin_path, a, name, threads, ops_of[key],
-                                             seed, args.timeout)
+            status, fields, err = run_workload(bin_path, a, name, threads, ops_of[key],
+                                               seed, args.timeout)
             writer.writerow(dict(fields or {"workload": name, "threads": threads,
                                             "ops": ops_of[key], "seed": seed},
                                  run=r + 1, allocator=a.name, status=status))
+            if status != "ok":
+                failures.append((status, command_line(a, bin_path, name, threads,
+                                                      ops_of[key], seed), err))
             return 1 / fields["ops_per_sec"] if status == "ok" and fields["ops_per_sec"] else None
 
         return run_again(todo, allocs, args.confirm, run_one,
@@ -615,7 +619,7 @@ def bench(args, bin_path, allocs):
     md_path = os.path.join(args.out, "results.md")
     parts = write_markdown(md_path, med, keys, allocs, info)
     confirmed = confirm(args, bin_path, allocs, med, keys,
-                        {(n, t): ops for n, t, ops in configs})
+                        {(n, t): ops for n, t, ops in configs}, failures)
     section = None
     if "hakmem" in [a.name for a in allocs] and len(allocs) > 1 and args.confirm > 0:
         section = confirm_markdown(confirmed, len(keys), "rows", args.confirm_above or CONFIRM_ABOVE,
