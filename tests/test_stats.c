@@ -355,7 +355,8 @@ static void stats_one_buffer(void) {
  * random one and allocating another.  Every free leaves one hole; a
  * refill that took a slab for its single hole would come back at the next
  * malloc (about 600 refills per 1000 mallocs before heap.c's MIN_ROOM:
- * now a slab with room left carves a page instead, and the holes gather).
+ * now the current slab, while it has room left, carves a page instead,
+ * and the holes gather).
  * The refills counter counts each time the slow path filled a slab's free
  * list, so this is exact for a single thread. */
 static void *packed[8192];
