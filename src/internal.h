@@ -427,10 +427,12 @@ extern _Atomic int hak_init_state;
 void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site);
 void hak_heap_sample_done(hak_heap_t *h, unsigned cls);
 void hak_heap_sync_stats(hak_heap_t *h);
-/* The controller: every heap folds its current slabs' counts at its next
- * slow-path tick (the counts it reads a window later are then fresh). */
+/* The controller, each window: with `fresh`, every heap folds its current
+ * slabs' counts at its next slow-path tick (the counts it reads a window
+ * later are then fresh), and a slab a class leaves is folded then; without,
+ * neither (FROZEN: folds are work nobody reads). */
 extern _Atomic uint32_t hak_fold_epoch;
-void hak_heap_fold_request(void);
+void hak_heap_fold_request(bool fresh);
 /* This thread's heap, created if needed (the empty heap if that fails). */
 hak_heap_t *hak_heap_get(void);
 void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from);

@@ -83,6 +83,29 @@ def test_walk(a, d):
     check(re.match(r"^L(F|C)*F(F|C)*C(F|C)*L", s) is not None, "learn log states: %s" % states)
 
 
+def test_bursts(a, d):
+    # One stationary workload whose slabs take turns (espresso's shape).
+    # Its size-class mix must look the same from window to window, and
+    # the learner must converge on it, well before its budget (600
+    # windows, 30 s): when a slab its class had left kept its counts until
+    # it was looked at again, the mix moved by L1 0.3-0.9 at every window,
+    # every window looked like a phase change, and it never froze.
+    log = os.path.join(d, "bursts.jsonl")
+    p = run(a, ["bursts", "6000"], HAKMEM_MODE="learning", HAKMEM_LEARN_TRACE=1, HAKMEM_LEARN_LOG=log)
+    check(p.returncode == 0 and "bursts" in p.stdout, "bursts: exit %d, stderr %r" % (p.returncode, p.stderr[-500:]))
+    shifts = []
+    with open(log) as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec["state"] == "LEARN" and rec["shift"] is not None:
+                shifts.append(rec["shift"])
+    shifts.sort()
+    med = shifts[len(shifts) // 2] if shifts else None
+    check(med is not None and med < 0.3, "bursts: median shift of the LEARN windows %s (of %d)" % (med, len(shifts)))
+    check("LEARN -> FROZEN (converged" in p.stderr,
+          "bursts: did not converge in 6 s; trace:\n%s" % "\n".join(p.stderr.splitlines()[-5:]))
+
+
 def test_lifecycle(a, d):
     log = os.path.join(d, "life.%p.jsonl")
     p = run(a, ["lifecycle"], HAKMEM_MODE="learning", HAKMEM_LEARN_WINDOW_MS=20, HAKMEM_LEARN_LOG=log)
@@ -249,7 +272,7 @@ def test_sites(a, d):
     check(p.returncode == 0 and "hakmem: " not in p.stderr, "stale sites, not verbose: %r" % p.stderr[-300:])
 
 
-TESTS = {"sites": test_sites, "walk": test_walk, "lifecycle": test_lifecycle, "modes": test_modes,
+TESTS = {"sites": test_sites, "walk": test_walk, "bursts": test_bursts, "lifecycle": test_lifecycle, "modes": test_modes,
          "policyfile": test_policyfile, "badfile": test_badfile}
 
 

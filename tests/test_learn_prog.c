@@ -14,6 +14,11 @@
  *                   kind per-site decisions tell apart: long-lived, short-
  *                   lived, a reused Big buffer, a one-off Big buffer, and a
  *                   buffer grown by realloc again and again
+ *   bursts MS       small objects in bursts, as a logic minimiser makes them
+ *                   (passes of 20-400 blocks of 16-200 B, pairs combined,
+ *                   one survivor in 16 kept in one of 8 covers that are
+ *                   freed whole when full), for MS ms: one stationary
+ *                   workload whose slabs take turns
  *   quick           a few allocations, then the number of threads
  */
 #define _GNU_SOURCE
@@ -203,11 +208,60 @@ static int sites(void) {
   return 0;
 }
 
+#define COVERS 8
+#define COVER_MAX 4096
+static int bursts(double ms) {
+  static void *pass[400], *cover[COVERS][COVER_MAX];
+  static unsigned cover_n[COVERS], cover_limit[COVERS];
+  double t0 = now();
+  unsigned long long sum = 0;
+  for (int c = 0; c < COVERS; c++) cover_limit[c] = 256u << (next(&rng) % 5);
+  while ((now() - t0) * 1000 < ms) {
+    for (int r = 0; r < 200; r++) {
+      unsigned n = 20 + (unsigned)(next(&rng) % 381);
+      for (unsigned i = 0; i < n; i++) {
+        pass[i] = malloc(16 + next(&rng) % 185);
+        if (pass[i]) memset(pass[i], (int)i, 16);
+      }
+      for (unsigned i = 0; i < n / 2; i++) { /* combine: a new block replaces a parent */
+        unsigned a = (unsigned)(next(&rng) % n);
+        free(pass[a]);
+        pass[a] = malloc(16 + next(&rng) % 185);
+        if (pass[a]) memset(pass[a], 2, 16);
+      }
+      for (unsigned i = n; i > 0; i--) { /* the survivors, in random order */
+        unsigned k = (unsigned)(next(&rng) % i);
+        void *p = pass[k];
+        pass[k] = pass[i - 1];
+        if (!p) continue;
+        if (next(&rng) % 16) {
+          sum += *(unsigned char *)p;
+          free(p);
+          continue;
+        }
+        /* one in 16 joins a cover; a full cover goes with all its blocks */
+        unsigned c = (unsigned)(next(&rng) % COVERS);
+        cover[c][cover_n[c]++] = p;
+        if (cover_n[c] == cover_limit[c]) {
+          for (unsigned j = 0; j < cover_n[c]; j++) free(cover[c][j]);
+          cover_n[c] = 0;
+          cover_limit[c] = 256u << (next(&rng) % 5);
+        }
+      }
+    }
+  }
+  for (int c = 0; c < COVERS; c++)
+    for (unsigned j = 0; j < cover_n[c]; j++) free(cover[c][j]);
+  printf("bursts %llu\n", sum & 1);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "quick";
   if (!strcmp(mode, "phases") && argc > 2) return phases(argv[2]);
   if (!strcmp(mode, "lifecycle")) return lifecycle();
   if (!strcmp(mode, "sites")) return sites();
+  if (!strcmp(mode, "bursts") && argc > 2) return bursts(atof(argv[2]));
   if (!strcmp(mode, "churn") && argc > 2) {
     double ms = atof(argv[2]), t0 = now();
     size_t mb = argc > 3 ? (size_t)atol(argv[3]) : 16;
@@ -226,6 +280,6 @@ int main(int argc, char **argv) {
     printf("threads %d\n", threads_now());
     return 0;
   }
-  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | quick\n");
+  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | bursts MS | sites | quick\n");
   return 2;
 }

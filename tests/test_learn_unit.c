@@ -784,6 +784,78 @@ static void lifecycle_start_frozen(void) {
   CHECK(strstr(hak_learn_reason(&l), "budget") != NULL);
 }
 
+/* Knobs that act on some allocations only (bin_lo).  Bins 0-7 are small
+ * classes, 8-9 "Large"; knob 0 acts on everything (optimum 4), knob 1 on
+ * the Large bins alone (optimum 1, starting at 5).  While no window holds
+ * a Large allocation, knob 1's arms cannot differ: it is never played off
+ * its incumbent, in LEARN or as a canary challenger, and LEARN ends sooner
+ * than when the same flat knob is explored (bin_lo 0).  Once Large
+ * allocations come, the shift sends the learner back to LEARN and knob 1
+ * is learned. */
+#define UB 10
+static void unused_hist(uint64_t *rs, bool large, uint64_t *h) {
+  for (int b = 0; b < UB; b++) h[b] = 0;
+  for (int i = 0; i < HIST_DRAWS; i++) {
+    uint64_t r = rng_next(rs);
+    h[large && r % 4 == 0 ? 8 + (r >> 8) % 2 : (r >> 8) % 8]++;
+  }
+}
+
+static unsigned unused_run(hak_learn_t *l, uint64_t *rs, bool large, unsigned max, int until, unsigned *off) {
+  unsigned n = 0;
+  uint64_t h[UB];
+  while (n < max && !(until >= 0 && hak_learn_state(l) == (hak_learn_state_t)until)) {
+    hak_learn_decision_t d;
+    hak_learn_next(l, &d);
+    if (d.cfg[1] != hak_learn_best(l)[1]) (*off)++;
+    unused_hist(rs, large, h);
+    double c = bowl(d.cfg[0], 4, 0.2) * (large ? bowl(d.cfg[1], 1, 0.2) : 1.0);
+    hak_learn_feed(l, noisy(rs, c, 0.05), h, UB);
+    n++;
+  }
+  return n;
+}
+
+static void unused_knobs(void) {
+  unsigned worst = 0, worst_flat = 0;
+  for (int algo = 0; algo < 2; algo++)
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+      hak_learn_params_t p;
+      params_for_test(&p, (hak_learn_algo_t)algo, seed);
+      hak_learn_knob_t kn[2] = {knob("all", 6, 2, false), knob("large", 6, 5, false)};
+      /* the same flat knob, explored: how long LEARN takes without bin_lo */
+      hak_learn_t l;
+      CHECK(hak_learn_init(&l, &p, kn, 2) == 0);
+      uint64_t rs = seed * 977;
+      unsigned off = 0, flat = unused_run(&l, &rs, false, 2000, HAK_LEARN_STATE_FROZEN, &off);
+      CHECK(off > 0);
+
+      kn[1].bin_lo = 8;
+      CHECK(hak_learn_init(&l, &p, kn, 2) == 0);
+      rs = seed * 977;
+      off = 0;
+      unsigned n = unused_run(&l, &rs, false, 2000, HAK_LEARN_STATE_FROZEN, &off);
+      CHECKF(hak_learn_state(&l) == HAK_LEARN_STATE_FROZEN && n < flat,
+             "%s seed %llu: froze after %u windows, %u when the knob is explored", algo ? "elo" : "ucb1",
+             (unsigned long long)seed, n, flat);
+      CHECK(hak_learn_best(&l)[0] == 4 && hak_learn_best(&l)[1] == 5);
+      CHECKF(l.unused_windows <= 1, "%llu windows on the unused knob's turn", (unsigned long long)l.unused_windows);
+      if (n > worst) worst = n;
+      if (flat > worst_flat) worst_flat = flat;
+      unused_run(&l, &rs, false, 1000, -1, &off); /* CANARY: challengers of knob 0 only */
+      CHECKF(off == 0, "%s seed %llu: the unused knob was played off its incumbent %u times",
+             algo ? "elo" : "ucb1", (unsigned long long)seed, off);
+      CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_CANARY);
+
+      unused_run(&l, &rs, true, 3, -1, &off); /* the shift: back to LEARN */
+      CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_LEARN);
+      unused_run(&l, &rs, true, 2000, HAK_LEARN_STATE_FROZEN, &off);
+      CHECKF(hak_learn_best(&l)[0] == 4 && hak_learn_best(&l)[1] == 1, "%s seed %llu: froze on %u,%u",
+             algo ? "elo" : "ucb1", (unsigned long long)seed, hak_learn_best(&l)[0], hak_learn_best(&l)[1]);
+    }
+  printf("[slowest freeze: %u windows, %u with the knob explored] ", worst, worst_flat);
+}
+
 /* Odds and ends: state names, invalid knobs, ladder lookup, the L1
  * distance, next() without feed(), estimates. */
 static void api(void) {
@@ -915,6 +987,7 @@ int main(int argc, char **argv) {
   RUN_SECTION(canary_challenger);
   RUN_SECTION(lifecycle_phases);
   RUN_SECTION(lifecycle_start_frozen);
+  RUN_SECTION(unused_knobs);
   RUN_SECTION(api);
   RUN_SECTION(determinism);
   RUN_SECTION(fmath);

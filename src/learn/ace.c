@@ -257,7 +257,7 @@ static void window(void) {
     hak_prof_measure(d.state != HAK_LEARN_STATE_FROZEN);
     fold_asked_before = fold_asked;
     fold_asked = d.state != HAK_LEARN_STATE_FROZEN;
-    if (fold_asked) hak_heap_fold_request();
+    hak_heap_fold_request(fold_asked);
     if (ev & HAK_LEARN_EV_STATE) {
       char what[64];
       hak_fmt(what, sizeof what, "%s -> %s", hak_learn_state_name(before), hak_learn_state_name(d.state));

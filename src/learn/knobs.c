@@ -2,6 +2,7 @@
  * values (moved one step at a time), pinned when the user set the option. */
 #include <string.h>
 
+#include "../internal.h"
 #include "../options.h"
 #include "control.h"
 
@@ -68,6 +69,11 @@ void hak_knobs_init(hak_learn_knob_t *knobs, const hak_policy_t *from) {
     k->n = defs[i].n;
     memcpy(k->value, defs[i].value, sizeof k->value);
     k->pinned = hak_opt_set[defs[i].option];
+    /* These four act on Large and Big blocks alone (the ladder's lowest big
+     * threshold is the Mid tier's top): the controller's histogram counts
+     * them past the small classes (ace.c). */
+    if (i == HAK_KNOB_BIG_THRESHOLD || i == HAK_KNOB_LARGE_CACHE || i == HAK_KNOB_BIGCACHE || i == HAK_KNOB_W_MAX)
+      k->bin_lo = HAK_NCLASS;
     k->start = (uint8_t)hak_learn_ladder_find(k, hak_knob_value(i, from));
   }
 }

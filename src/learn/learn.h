@@ -46,6 +46,11 @@ typedef struct {
   uint8_t n;        /* steps, 1..HAK_LEARN_MAX_ARMS */
   uint8_t start;    /* index applied at start (shipped default or policy file) */
   bool pinned;      /* set explicitly by the user: never moved */
+  /* The knob acts only on the allocations counted in histogram bins
+   * bin_lo and up (0: on every one).  A window with none there leaves it
+   * unused: its arms cannot differ, so the window says nothing about them
+   * (the tuner and the canary pass it by, see hak_tuner_unused). */
+  uint8_t bin_lo;
   double value[HAK_LEARN_MAX_ARMS];
 } hak_learn_knob_t;
 
@@ -145,6 +150,7 @@ typedef struct {
   uint8_t active; /* knob on its turn, or HAK_TUNER_NONE */
   bool movable[HAK_LEARN_MAX_KNOBS];
   bool stale[HAK_LEARN_MAX_KNOBS];
+  bool unused[HAK_LEARN_MAX_KNOBS]; /* nothing to act on in the last window */
   uint32_t stable_m, turn_max;
   uint32_t turn_len;      /* windows of the current turn */
   uint32_t turn_switches; /* incumbent moves during the current turn */
@@ -163,6 +169,12 @@ bool hak_tuner_settled(const hak_tuner_t *t); /* a full round of clean turns */
 void hak_tuner_best(const hak_tuner_t *t, uint8_t *cfg);
 void hak_tuner_reset(hak_tuner_t *t); /* forget all estimates, keep incumbents */
 void hak_tuner_break(hak_tuner_t *t); /* hak_sel_break on every knob */
+/* Which knobs had nothing to act on in the window about to be fed (before
+ * hak_tuner_update).  An unused knob's turn ends at that window, which
+ * its selector never sees, and turns pass unused knobs by; either counts as a
+ * turn without a move.  So a program of small objects alone learns the
+ * two knobs that act on it, not six, and the others keep their values. */
+void hak_tuner_unused(hak_tuner_t *t, const bool *unused);
 /* Make `arm` knob's incumbent (a canary win) and give that knob the turn. */
 void hak_tuner_adopt(hak_tuner_t *t, unsigned knob, unsigned arm);
 
@@ -248,6 +260,7 @@ typedef struct {
   double prev_frac[HAK_LEARN_HIST_BINS];
   uint64_t prev_total;
   uint64_t breaks; /* windows not paired with the one before them, for that */
+  uint64_t unused_windows; /* LEARN windows whose knob on trial had nothing to act on */
   uint32_t shift_streak;
   /* canary */
   double canary_acc;

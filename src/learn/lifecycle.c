@@ -189,7 +189,7 @@ static bool pick_challenger(hak_learn_t *l, unsigned *knob, unsigned *arm) {
   for (unsigned i = 0; i < slots; i++) {
     unsigned s = (l->chal_pos + i) % slots, k = s / 2;
     int a = (int)l->best[k] + (s & 1 ? 1 : -1);
-    if (!l->tuner.movable[k] || a < 0 || a >= l->knob[k].n) continue;
+    if (!l->tuner.movable[k] || l->tuner.unused[k] || a < 0 || a >= l->knob[k].n) continue;
     if (i) { /* moved on to another challenger: a fresh trial */
       l->chal_pos = (uint8_t)s;
       l->chal_n = 0;
@@ -220,6 +220,21 @@ static unsigned challenger_cost(hak_learn_t *l, const hak_learn_decision_t *d, d
   hak_tuner_adopt(&l->tuner, k, arm);
   hak_tuner_best(&l->tuner, l->best);
   return ev | HAK_LEARN_EV_BEST;
+}
+
+/* ---- knobs with nothing to act on ---------------------------------------- */
+
+/* Which knobs the window gave nothing to act on: those whose bins
+ * (bin_lo and up) counted no allocation.  Without a histogram, none. */
+static void mark_unused(hak_learn_t *l, const uint64_t *hist, unsigned nbins) {
+  bool unused[HAK_LEARN_MAX_KNOBS] = {false};
+  for (unsigned k = 0; k < l->nknobs; k++) {
+    if (!hist || l->knob[k].bin_lo == 0) continue;
+    uint64_t n = 0;
+    for (unsigned b = l->knob[k].bin_lo; b < nbins; b++) n += hist[b];
+    unused[k] = n == 0;
+  }
+  hak_tuner_unused(&l->tuner, unused);
 }
 
 /* ---- the window loop ---------------------------------------------------- */
@@ -305,6 +320,7 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
   for (unsigned k = 0; k < l->nknobs; k++) is_best &= d.cfg[k] == l->best[k];
   double frac[HAK_LEARN_HIST_BINS];
   uint64_t total = hist ? fold(hist, nbins, frac) : 0;
+  mark_unused(l, hist, nbins);
   bool hist_ok = total > 0 && total >= l->p.hist_min;
   l->last_l1 = hist_ok && l->ref_n > 0 ? l1_norm(l->ref, frac) : -1;
 
@@ -326,6 +342,7 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
       l->prev_total = total;
       for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->prev_frac[b] = total ? frac[b] : 0;
       if (is_best) best_cost(l, cost);
+      if (d.knob >= 0 && l->tuner.unused[d.knob]) l->unused_windows++;
       unsigned arm = d.knob >= 0 ? d.cfg[d.knob] : 0;
       if (hak_tuner_update(&l->tuner, d.knob, arm, cost)) {
         hak_tuner_best(&l->tuner, l->best);
@@ -348,7 +365,9 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
     break;
   case HAK_LEARN_STATE_CANARY:
     if (measured) {
-      if (d.challenger && d.knob >= 0) ev |= challenger_cost(l, &d, cost);
+      if (d.challenger && d.knob >= 0) {
+        if (!l->tuner.unused[d.knob]) ev |= challenger_cost(l, &d, cost); /* else a trial of nothing */
+      }
       else if (is_best) {
         base_cost(l, cost);
         best_cost(l, cost);

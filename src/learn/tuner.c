@@ -5,13 +5,20 @@
  * knob's comparison a clean one: only that knob differs between its arms. */
 #include "learn.h"
 
+/* Ends the turn (clean if the knob did not move) and gives the next one to
+ * the next movable knob that had something to act on in the last window;
+ * a knob passed by for having nothing counts as a clean turn.  If no knob
+ * had anything, the turn comes back to where it was. */
 static void next_turn(hak_tuner_t *t) {
+  if (t->turn_switches == 0) t->clean_turns++;
+  else t->clean_turns = 0;
   unsigned k = t->active;
   for (unsigned i = 1; i <= t->nknobs; i++) {
     unsigned j = (k + i) % t->nknobs;
     if (!t->movable[j]) continue;
     t->active = (uint8_t)j;
-    break;
+    if (!t->unused[j] || j == k) break;
+    t->clean_turns++;
   }
   t->turn_len = 0;
   t->turn_switches = 0;
@@ -77,6 +84,10 @@ bool hak_tuner_update(hak_tuner_t *t, int knob, unsigned arm, double cost) {
     arm = t->sel[knob].cur;
   }
   if ((unsigned)knob != t->active) return false; /* only the knob on its turn learns */
+  if (t->unused[knob]) { /* its arms were all the same this window */
+    next_turn(t);
+    return false;
+  }
   hak_sel_t *s = &t->sel[knob];
   bool moved = hak_sel_update(s, arm, cost);
   t->turn_len++;
@@ -86,11 +97,8 @@ bool hak_tuner_update(hak_tuner_t *t, int knob, unsigned arm, double cost) {
       if (k != (unsigned)knob) t->stale[k] = true;
   }
   if ((s->since_switch >= t->stable_m && t->turn_len >= t->stable_m && looked_around(s)) ||
-      t->turn_len >= t->turn_max) {
-    if (t->turn_switches == 0) t->clean_turns++;
-    else t->clean_turns = 0;
+      t->turn_len >= t->turn_max)
     next_turn(t);
-  }
   return moved;
 }
 
@@ -114,6 +122,10 @@ void hak_tuner_reset(hak_tuner_t *t) {
  * window with its incumbent's last one, from before the change. */
 void hak_tuner_break(hak_tuner_t *t) {
   for (unsigned k = 0; k < t->nknobs; k++) hak_sel_break(&t->sel[k]);
+}
+
+void hak_tuner_unused(hak_tuner_t *t, const bool *unused) {
+  for (unsigned k = 0; k < t->nknobs; k++) t->unused[k] = unused[k];
 }
 
 void hak_tuner_adopt(hak_tuner_t *t, unsigned knob, unsigned arm) {
