@@ -285,8 +285,24 @@ typedef struct hak_class_counters {
 #define HAK_STAT_KEEP_OS(f)
 #define HAK_STAT_KEEP_MISUSE(f)
 #define HAK_STAT_KEEP_PROC(f)
+/* Large and Big allocations by requested size, for the controller's
+ * size-class histogram: under 128 KiB, 128-256 KiB, ..., 1-2 MiB, 2 MiB
+ * and up.  The bounds are the big threshold's ladder (learn/knobs.def),
+ * so that moving the threshold moves no allocation from one bin to
+ * another: by tier, a window on a lower threshold looked like another
+ * workload, and a learner that compares windows of one workload never
+ * counted it (large-ws: big_threshold 1 MiB played at every other window,
+ * 1.37 x the default's time). */
+#define HAK_LB_BINS 6
+hak_inline unsigned hak_lb_bin(size_t n) {
+  return n < ((size_t)128 << 10) ? 0 : n >= ((size_t)2 << 20) ? HAK_LB_BINS - 1 : hak_bsr(n) - 16;
+}
+/* The controller's histogram: the small classes, then those bins. */
+#define HAK_HIST_BINS (HAK_NCLASS + HAK_LB_BINS)
+
 typedef struct hak_heap_stats {
   hak_class_counters_t cls[HAK_NCLASS];
+  hak_counter_t lb_size[HAK_LB_BINS]; /* Large and Big allocations by size (hak_lb_bin) */
   /* Refills that had to carve fresh blocks, per class (the controller
    * sizes Mid refill batches from these and the refills). */
   hak_counter_t carves[HAK_NCLASS];
@@ -571,6 +587,7 @@ void hak_stats_write_json(int fd, bool in_signal); /* one line */
 typedef struct hak_learn_counts {
   uint64_t allocs[HAK_NCLASS], refills[HAK_NCLASS], carves[HAK_NCLASS];
   uint64_t large_allocs, big_allocs;
+  uint64_t lb_size[HAK_LB_BINS];
 } hak_learn_counts_t;
 void hak_stats_learn(hak_learn_counts_t *out);
 /* The caller's return address: the call-site label of an allocation. */

@@ -401,6 +401,7 @@ hak_inline void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n,
     ls->site[i] = hak_site_alloc(site, n, weight, false);
   }
   lstat_span(h, (size_t)ls->span[i] * HAK_PAGE, true);
+  LSTAT_H(h, lb_size[hak_lb_bin(n)], 1);
 }
 
 static inline unsigned span_index(large_seg_t *ls, const void *p) {

@@ -2,6 +2,8 @@
  * start-up has read the options, and the snapshot built from them. */
 #include "policy.h"
 
+#include "internal.h"
+
 #include "msg.h"
 #include "options.h"
 #include "learn/control.h"
@@ -48,11 +50,13 @@ hak_front void hak_policy_init(void) {
   const char *file = HAK_OPT_STR(POLICY_FILE);
   if (file) {
     hak_policy_t f = p;
-    uint64_t ref[HAK_LEARN_HIST_BINS];
-    if (hak_policyfile_read(file, &f, ref, HAK_LEARN_HIST_BINS)) {
+    /* The controller's bins, as it writes them: a file with another count
+     * has no usable reference (read_hist). */
+    uint64_t ref[HAK_HIST_BINS];
+    if (hak_policyfile_read(file, &f, ref, HAK_HIST_BINS)) {
       for (unsigned k = 0; k < HAK_NKNOBS; k++)
         if (!hak_knob_pinned(k)) hak_knob_set(k, &p, hak_knob_value(k, &f));
-      hak_control_set_reference(ref, HAK_LEARN_HIST_BINS);
+      hak_control_set_reference(ref, HAK_HIST_BINS);
       p.sites = hak_sites_file_table(true); /* its per-site decisions, where they resolve */
     }
   }

@@ -53,6 +53,7 @@ void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from) {
     FOLD_HEAP(cls[c].refills)
     FOLD_HEAP(carves[c])
   }
+  for (unsigned b = 0; b < HAK_LB_BINS; b++) FOLD_HEAP(lb_size[b])
 #define HAK_STAT(name, src, field, ...) FOLD_##src(field)
 #define HAK_STAT_INTERNAL(field, src) FOLD_##src(field)
 #include "stats.def"
@@ -105,6 +106,7 @@ static void add_learn(const hak_heap_stats_t *st, void *arg) {
     o->carves[c] += LOAD(st->carves[c]);
   }
   o->large_allocs += LOAD(st->large_allocs);
+  for (unsigned b = 0; b < HAK_LB_BINS; b++) o->lb_size[b] += LOAD(st->lb_size[b]);
 }
 
 void hak_stats_learn(hak_learn_counts_t *o) {

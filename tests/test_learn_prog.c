@@ -19,6 +19,9 @@
  *                   one survivor in 16 kept in one of 8 covers that are
  *                   freed whole when full), for MS ms: one stationary
  *                   workload whose slabs take turns
+ *   tiers MS        Large blocks of 256 KiB-1.5 MiB churned for MS ms, a
+ *                   page written each: lowering the big threshold to 1 MiB
+ *                   makes some of them Big
  *   quick           a few allocations, then the number of threads
  */
 #define _GNU_SOURCE
@@ -84,16 +87,20 @@ static void churn_small(int rounds) {
   }
 }
 
-static void churn_large(int rounds) {
+/* Blocks of lo to lo + span bytes in the first `nslots` slots, a byte
+ * written per page. */
+static void churn_blocks(int rounds, unsigned nslots, size_t lo, size_t span) {
   for (int i = 0; i < rounds; i++) {
-    unsigned k = (unsigned)(next(&rng) % 64);
+    unsigned k = (unsigned)(next(&rng) % nslots);
     free(slots[k]);
-    size_t n = (64u << 10) + next(&rng) % (192u << 10);
+    size_t n = lo + next(&rng) % span;
     slots[k] = malloc(n);
     if (slots[k])
       for (size_t j = 0; j < n; j += 4096) ((char *)slots[k])[j] = 1;
   }
 }
+
+static void churn_large(int rounds) { churn_blocks(rounds, 64, 64u << 10, 192u << 10); }
 
 static int phases(const char *log) {
   long at = 0;
@@ -256,12 +263,21 @@ static int bursts(double ms) {
   return 0;
 }
 
+static int tiers(double ms) {
+  double t0 = now();
+  while ((now() - t0) * 1000 < ms) churn_blocks(100, 128, 256u << 10, 1280u << 10);
+  for (int k = 0; k < 128; k++) free(slots[k]);
+  printf("tiers\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "quick";
   if (!strcmp(mode, "phases") && argc > 2) return phases(argv[2]);
   if (!strcmp(mode, "lifecycle")) return lifecycle();
   if (!strcmp(mode, "sites")) return sites();
   if (!strcmp(mode, "bursts") && argc > 2) return bursts(atof(argv[2]));
+  if (!strcmp(mode, "tiers") && argc > 2) return tiers(atof(argv[2]));
   if (!strcmp(mode, "churn") && argc > 2) {
     double ms = atof(argv[2]), t0 = now();
     size_t mb = argc > 3 ? (size_t)atol(argv[3]) : 16;
@@ -280,6 +296,6 @@ int main(int argc, char **argv) {
     printf("threads %d\n", threads_now());
     return 0;
   }
-  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | bursts MS | sites | quick\n");
+  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | bursts MS | tiers MS | sites | quick\n");
   return 2;
 }

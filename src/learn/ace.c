@@ -43,10 +43,17 @@ static hak_os_costs_t costs;
 static double mem_weight;           /* ns per allocation per MiB committed */
 static int log_fd = -1, trace_fd = -1;
 
-/* Histogram bins: the 80 small classes, then Large and Big allocations. */
-#define NBINS (HAK_NCLASS + 2)
+/* Histogram bins: the 80 small classes, then Large and Big allocations by
+ * size (hak_lb_bin). */
+#define NBINS HAK_HIST_BINS
 _Static_assert(NBINS <= HAK_LEARN_HIST_BINS, "the learner keeps every bin");
-#define MIN_OPS 1000 /* a window with fewer allocations says nothing */
+/* A window with fewer allocations says nothing, unless the priced work in
+ * it (below) took a tenth of its time: a program that allocates little
+ * because each allocation is slow under the arm on trial (large-ws on a
+ * 1 MiB big threshold: 244 allocations a window, not 32,000) is the one
+ * window the learner must not pass over. */
+#define MIN_OPS 1000
+#define BUSY_SHARE 10
 
 typedef struct sample {
   uint64_t ns, ops, faults, mmap, munmap, madvise, mremap, committed;
@@ -82,14 +89,18 @@ static void take_sample(sample_t *s) {
  * the window contributes its counts, which are steady, not its timings,
  * which are not.  Refills are left out: no knob moves their cost, and
  * they are timed only for HAKMEM_PROF's report (heap.c). */
-static double window_cost(const sample_t *a, const sample_t *b, uint64_t ops) {
+static double priced_ns(const sample_t *a, const sample_t *b) {
   double t = (double)(b->faults - a->faults) * costs.fault_ns + (double)(b->mmap - a->mmap) * costs.mmap_ns +
              (double)(b->munmap - a->munmap) * costs.munmap_ns +
              (double)(b->madvise - a->madvise) * costs.madvise_ns + (double)(b->mremap - a->mremap) * costs.mremap_ns;
   for (int c = 0; c < HAK_PROF_N; c++)
     if (c != HAK_PROF_OS_CALL && c != HAK_PROF_REFILL) t += (double)(b->prof.events[c] - a->prof.events[c]) * b->prof.mean_ns[c];
+  return t;
+}
+
+static double window_cost(const sample_t *a, const sample_t *b, double priced, uint64_t ops) {
   double mib = (double)(a->committed + b->committed) / 2 / (1 << 20);
-  return t / (double)ops + mem_weight * mib;
+  return priced / (double)ops + mem_weight * mib;
 }
 
 /* ---- output ---------------------------------------------------------------- */
@@ -231,14 +242,14 @@ static void window(void) {
   if (learning) {
     hak_learn_state_t before = hak_learn_state(&L);
     unsigned ev = 0;
+    double priced = priced_ns(&prev, &cur);
     if (before == HAK_LEARN_STATE_FROZEN || !fresh) {
       ev = hak_learn_skip(&L, 1);
-    } else if (ops >= MIN_OPS) {
+    } else if (ops >= MIN_OPS || (ops > 0 && priced * BUSY_SHARE >= (double)(cur.ns - prev.ns))) {
       uint64_t hist[NBINS];
       for (unsigned i = 0; i < HAK_NCLASS; i++) hist[i] = cur.c.allocs[i] - prev.c.allocs[i];
-      hist[HAK_NCLASS] = cur.c.large_allocs - prev.c.large_allocs;
-      hist[HAK_NCLASS + 1] = cur.c.big_allocs - prev.c.big_allocs;
-      cost = window_cost(&prev, &cur, ops);
+      for (unsigned b = 0; b < HAK_LB_BINS; b++) hist[HAK_NCLASS + b] = cur.c.lb_size[b] - prev.c.lb_size[b];
+      cost = window_cost(&prev, &cur, priced, ops);
       ev = hak_learn_feed(&L, cost, hist, NBINS);
     }
     hak_learn_decision_t d;
