@@ -285,7 +285,9 @@ hak_front void *hak_realloc_impl(void *p, size_t n, void *site) {
   if (n > old && seg->kind == HAK_SEG_LARGE && n + slack < pol->big_threshold) want = n + slack;
   void *q = want <= HAK_TINY_MAX ? hak_alloc_fast(want) : hak_malloc_slow(want, site);
   if (!q) return NULL;
-  memcpy(q, p, old < n ? old : n);
+  size_t copied = old < n ? old : n;
+  memcpy(q, p, copied);
+  HAK_HEAP_STAT(hak_tls_heap, realloc_copied, copied); /* the learner prices copies */
   if (seg->kind == HAK_SEG_LARGE && n > old) hak_large_free_moved(seg, p);
   else hak_free_fast(p);
   return q;

@@ -373,8 +373,7 @@ hak_front void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, uns
   hak_prof_end(HAK_PROF_BIG_ALLOC, t0);
   if (hak_debug) big_check_hdr(b, BIG_LIVE);
   HAK_STAT_INC(hak_gstats.big_allocs);
-  if (hak_tls_heap != &hak_heap_empty) HAK_STAT_ADD(hak_tls_heap->stats.lb_size[hak_lb_bin(n)], 1);
-  else HAK_STAT_INC(hak_gstats.dead.lb_size[hak_lb_bin(n)]);
+  HAK_HEAP_STAT(hak_tls_heap, lb_size[hak_lb_bin(n)], 1);
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - off, memory_order_relaxed);
   /* Only what old data may be in needs zeroing: the rest is fresh. */
   if (zero && dirty > off) big_zero(b, off, n, dirty);

@@ -427,6 +427,17 @@ extern hak_slab_t hak_slab_empty;
 extern hak_heap_t hak_heap_empty;
 extern __thread hak_heap_t *hak_tls_heap __attribute__((tls_model("initial-exec")));
 
+/* A per-thread counter, in heap h's statistics (no atomics: the owner
+ * writes it), or, for a thread without a heap, in the exited threads'
+ * total, atomically. */
+#define HAK_HEAP_STAT(h, field, n)                                                   \
+  do {                                                                               \
+    hak_heap_t *h_ = (h);                                                            \
+    if (h_ != &hak_heap_empty) HAK_STAT_ADD(h_->stats.field, (n));                    \
+    else if (hak_stats_on)                                                           \
+      atomic_fetch_add_explicit(&hak_gstats.dead.field, (n), memory_order_relaxed); \
+  } while (0)
+
 /* ---- module entry points ------------------------------------------------ */
 /* Layers (docs/design.md): alloc.c (the API and the one size router) calls
  * the tiers: heap.c (slabs, per thread) over segment.c and slab.c; large.c
@@ -588,6 +599,7 @@ typedef struct hak_learn_counts {
   uint64_t allocs[HAK_NCLASS], refills[HAK_NCLASS], carves[HAK_NCLASS];
   uint64_t large_allocs, big_allocs;
   uint64_t lb_size[HAK_LB_BINS];
+  uint64_t realloc_copied; /* bytes */
 } hak_learn_counts_t;
 void hak_stats_learn(hak_learn_counts_t *out);
 /* The caller's return address: the call-site label of an allocation. */

@@ -373,14 +373,8 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
 
 /* Large statistics live in the allocating/freeing thread's heap (no
  * atomics); a thread without a heap counts into the process-wide total. */
-#define LSTAT_H(h, field, n)                                                         \
-  do {                                                                               \
-    hak_heap_t *h_ = (h);                                                            \
-    if (h_ != &hak_heap_empty) HAK_STAT_ADD(h_->stats.field, (n));                    \
-    else if (hak_stats_on)                                                           \
-      atomic_fetch_add_explicit(&hak_gstats.dead.field, (n), memory_order_relaxed); \
-  } while (0)
-#define LSTAT(field, n) LSTAT_H(hak_tls_heap, field, n)
+#define LSTAT_H(h, field, n) HAK_HEAP_STAT(h, field, n)
+#define LSTAT(field, n) HAK_HEAP_STAT(hak_tls_heap, field, n)
 
 /* A span of `bytes` handed out (alloc) or freed. */
 hak_inline void lstat_span(hak_heap_t *h, size_t bytes, bool alloc) {

@@ -390,33 +390,46 @@ void hak_os_usage(size_t *peak_rss, uint64_t *minflt) {
 
 /* Times the kernel calls the allocator makes, once, on this machine: a
  * 4 MiB mmap and munmap, a page fault (64 fresh pages touched), an
- * madvise of those pages, an mremap that moves them.  The raw calls are
- * used, so hakmem's own counters do not see them. */
+ * madvise of those pages, an mremap that moves them; and a memcpy of
+ * resident memory, what a moving realloc costs per byte.  The raw calls
+ * are used, so hakmem's own counters do not see them. */
 void hak_os_costs(hak_os_costs_t *c) {
   int saved = errno;
-  size_t len = (size_t)4 << 20, touch = 64 * HAK_PAGE;
+  size_t len = (size_t)4 << 20, touch = 64 * HAK_PAGE, mib = (size_t)1 << 20;
   uint64_t t0 = hak_os_now_ns();
   uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   uint64_t t1 = hak_os_now_ns();
   if (p == MAP_FAILED) {
     errno = saved;
-    *c = (hak_os_costs_t){2000, 2000, 1000, 1000, 2000};
+    *c = (hak_os_costs_t){2000, 2000, 1000, 1000, 2000, 0.1};
     return;
   }
   for (size_t i = 0; i < touch; i += HAK_PAGE) ((volatile uint8_t *)p)[i] = 1;
   uint64_t t2 = hak_os_now_ns();
   madvise(p, touch, MADV_DONTNEED);
   uint64_t t3 = hak_os_now_ns();
-  void *q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
+  /* A copy between two resident MiB: the second of two (the first
+   * faulted them in). */
+  uint64_t c0 = 0, c1 = 0;
+  for (int round = 0; round < 2; round++) {
+    c0 = hak_os_now_ns();
+    memcpy(p + 2 * mib, p + mib, mib);
+    __asm__ volatile("" ::"r"(p) : "memory"); /* not a dead store */
+    c1 = hak_os_now_ns();
+  }
+  madvise(p + mib, 2 * mib, MADV_DONTNEED); /* the mremap below moves empty pages, as before */
   uint64_t t4 = hak_os_now_ns();
-  if (q != MAP_FAILED) p = q, len *= 2;
+  void *q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
   uint64_t t5 = hak_os_now_ns();
-  munmap(p, len);
+  if (q != MAP_FAILED) p = q, len *= 2;
   uint64_t t6 = hak_os_now_ns();
+  munmap(p, len);
+  uint64_t t7 = hak_os_now_ns();
   errno = saved;
   c->mmap_ns = (double)(t1 - t0);
   c->fault_ns = (double)(t2 - t1) / (double)(touch / HAK_PAGE);
   c->madvise_ns = (double)(t3 - t2);
-  c->mremap_ns = (double)(t4 - t3);
-  c->munmap_ns = (double)(t6 - t5);
+  c->copy_ns_per_byte = (double)(c1 - c0) / (double)mib;
+  c->mremap_ns = (double)(t5 - t4);
+  c->munmap_ns = (double)(t7 - t6);
 }

@@ -107,6 +107,7 @@ static void add_learn(const hak_heap_stats_t *st, void *arg) {
   }
   o->large_allocs += LOAD(st->large_allocs);
   for (unsigned b = 0; b < HAK_LB_BINS; b++) o->lb_size[b] += LOAD(st->lb_size[b]);
+  o->realloc_copied += LOAD(st->realloc_copied);
 }
 
 void hak_stats_learn(hak_learn_counts_t *o) {

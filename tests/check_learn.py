@@ -83,6 +83,19 @@ def test_walk(a, d):
     check(re.match(r"^L(F|C)*F(F|C)*C(F|C)*L", s) is not None, "learn log states: %s" % states)
 
 
+def run_learning(a, d, mode, ms, **kv):
+    """test_learn_prog MODE MS under HAKMEM_MODE=learning with a learn log:
+    the process and the log's windows (checked to have run well)."""
+    log = os.path.join(d, mode + ".jsonl")
+    p = run(a, [mode, str(ms)], HAKMEM_MODE="learning", HAKMEM_LEARN_LOG=log, **kv)
+    check(p.returncode == 0 and mode in p.stdout, "%s: exit %d, stderr %r" % (mode, p.returncode, p.stderr[-500:]))
+    rows = []
+    if os.path.exists(log):
+        with open(log) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    return p, rows
+
+
 def test_bursts(a, d):
     # One stationary workload whose slabs take turns (espresso's shape).
     # Its size-class mix must look the same from window to window, and
@@ -90,16 +103,8 @@ def test_bursts(a, d):
     # windows, 30 s): when a slab its class had left kept its counts until
     # it was looked at again, the mix moved by L1 0.3-0.9 at every window,
     # every window looked like a phase change, and it never froze.
-    log = os.path.join(d, "bursts.jsonl")
-    p = run(a, ["bursts", "6000"], HAKMEM_MODE="learning", HAKMEM_LEARN_TRACE=1, HAKMEM_LEARN_LOG=log)
-    check(p.returncode == 0 and "bursts" in p.stdout, "bursts: exit %d, stderr %r" % (p.returncode, p.stderr[-500:]))
-    shifts = []
-    with open(log) as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec["state"] == "LEARN" and rec["shift"] is not None:
-                shifts.append(rec["shift"])
-    shifts.sort()
+    p, rows = run_learning(a, d, "bursts", 6000, HAKMEM_LEARN_TRACE=1)
+    shifts = sorted(r["shift"] for r in rows if r["state"] == "LEARN" and r["shift"] is not None)
     med = shifts[len(shifts) // 2] if shifts else None
     check(med is not None and med < 0.3, "bursts: median shift of the LEARN windows %s (of %d)" % (med, len(shifts)))
     check("LEARN -> FROZEN (converged" in p.stderr,
@@ -112,14 +117,22 @@ def test_tiers(a, d):
     # histogram counted Large and Big apart, each window of it looked like
     # another workload and was never counted, so it was tried again at
     # every other window (25 of 78 in 4 s).
-    log = os.path.join(d, "tiers.jsonl")
-    p = run(a, ["tiers", "6000"], HAKMEM_MODE="learning", HAKMEM_LEARN_LOG=log)
-    check(p.returncode == 0 and "tiers" in p.stdout, "tiers: exit %d, stderr %r" % (p.returncode, p.stderr[-500:]))
-    with open(log) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    _, rows = run_learning(a, d, "tiers", 6000)
     low = sum(1 for r in rows if r["state"] == "LEARN" and r["policy"]["big_threshold"] < 2097152)
     check(low <= 8, "tiers: %d LEARN windows on a lower big threshold (of %d; states %s)" % (
         low, len(rows), "".join(r["state"][0] for r in rows)))
+
+
+def test_copies(a, d):
+    # Buffers grown by realloc: what their moves copy is priced, each
+    # window's cost at least the copy at a generous 100 GB/s.
+    _, rows = run_learning(a, d, "grow", 1500)
+    priced = [r for r in rows if r["reward"] is not None]
+    check(len(priced) >= 3 and all(r.get("copied", 0) > 0 for r in priced),
+          "grow: %d measured windows, copied %s" % (len(priced), [r.get("copied") for r in priced][:8]))
+    low = [r for r in priced if r["reward"] < 0.01 * r["copied"] / r["ops"]]
+    check(not low, "grow: windows whose cost is below their copies' (%d of %d): %s" % (
+        len(low), len(priced), [(r["reward"], r["copied"], r["ops"]) for r in low][:4]))
 
 
 def test_lifecycle(a, d):
@@ -301,7 +314,7 @@ def test_sites(a, d):
     check(p.returncode == 0 and "hakmem: " not in p.stderr, "stale sites, not verbose: %r" % p.stderr[-300:])
 
 
-TESTS = {"sites": test_sites, "walk": test_walk, "bursts": test_bursts, "tiers": test_tiers, "lifecycle": test_lifecycle, "modes": test_modes,
+TESTS = {"sites": test_sites, "walk": test_walk, "bursts": test_bursts, "tiers": test_tiers, "copies": test_copies, "lifecycle": test_lifecycle, "modes": test_modes,
          "policyfile": test_policyfile, "badfile": test_badfile}
 
 

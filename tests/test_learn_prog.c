@@ -22,6 +22,8 @@
  *   tiers MS        Large blocks of 256 KiB-1.5 MiB churned for MS ms, a
  *                   page written each: lowering the big threshold to 1 MiB
  *                   makes some of them Big
+ *   grow MS         16 buffers grown by realloc 1 B-4 KiB at a time, each
+ *                   freed at 4 KiB-1 MiB, for MS ms
  *   quick           a few allocations, then the number of threads
  */
 #define _GNU_SOURCE
@@ -271,6 +273,31 @@ static int tiers(double ms) {
   return 0;
 }
 
+static int grow(double ms) {
+  static char *buf[16];
+  static size_t size[16], limit[16];
+  double t0 = now();
+  while ((now() - t0) * 1000 < ms)
+    for (int i = 0; i < 1000; i++) {
+      unsigned k = (unsigned)(next(&rng) % 16);
+      if (size[k] >= limit[k]) {
+        free(buf[k]);
+        buf[k] = NULL;
+        size[k] = 0;
+        limit[k] = (4096u << (next(&rng) % 9)) + next(&rng) % 4096;
+      }
+      size_t n = size[k] + 1 + next(&rng) % 4096;
+      char *p = realloc(buf[k], n);
+      if (!p) return 1;
+      memset(p + size[k], 'x', n - size[k]);
+      buf[k] = p;
+      size[k] = n;
+    }
+  for (int k = 0; k < 16; k++) free(buf[k]);
+  printf("grow\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "quick";
   if (!strcmp(mode, "phases") && argc > 2) return phases(argv[2]);
@@ -278,6 +305,7 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "sites")) return sites();
   if (!strcmp(mode, "bursts") && argc > 2) return bursts(atof(argv[2]));
   if (!strcmp(mode, "tiers") && argc > 2) return tiers(atof(argv[2]));
+  if (!strcmp(mode, "grow") && argc > 2) return grow(atof(argv[2]));
   if (!strcmp(mode, "churn") && argc > 2) {
     double ms = atof(argv[2]), t0 = now();
     size_t mb = argc > 3 ? (size_t)atol(argv[3]) : 16;
@@ -296,6 +324,6 @@ int main(int argc, char **argv) {
     printf("threads %d\n", threads_now());
     return 0;
   }
-  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | bursts MS | tiers MS | sites | quick\n");
+  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | bursts MS | tiers MS | grow MS | sites | quick\n");
   return 2;
 }

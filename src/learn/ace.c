@@ -82,9 +82,13 @@ static void take_sample(sample_t *s) {
 }
 
 /* The window's cost, ns per allocation (lower is better):
- *   (faults x fault + sum of kernel calls x their cost
- *    + sum of slow-path events x their mean time) / ops  +  W x committed MiB
- * Kernel calls are priced once at start (hak_os_costs); a slow-path
+ *   (faults x fault + sum of kernel calls x their cost + bytes realloc
+ *    copied x copy + sum of slow-path events x their mean time) / ops
+ *   +  W x committed MiB
+ * Kernel calls and copies are priced once at start (hak_os_costs): a
+ * growing buffer's copies are most of its cost (realloc-grow: 70 % of the
+ * time in memcpy), and W_MAX and the big threshold decide how often it
+ * moves.  A slow-path
  * category's mean time is its sampled mean over the whole run, so that
  * the window contributes its counts, which are steady, not its timings,
  * which are not.  Refills are left out: no knob moves their cost, and
@@ -92,7 +96,8 @@ static void take_sample(sample_t *s) {
 static double priced_ns(const sample_t *a, const sample_t *b) {
   double t = (double)(b->faults - a->faults) * costs.fault_ns + (double)(b->mmap - a->mmap) * costs.mmap_ns +
              (double)(b->munmap - a->munmap) * costs.munmap_ns +
-             (double)(b->madvise - a->madvise) * costs.madvise_ns + (double)(b->mremap - a->mremap) * costs.mremap_ns;
+             (double)(b->madvise - a->madvise) * costs.madvise_ns + (double)(b->mremap - a->mremap) * costs.mremap_ns +
+             (double)(b->c.realloc_copied - a->c.realloc_copied) * costs.copy_ns_per_byte;
   for (int c = 0; c < HAK_PROF_N; c++)
     if (c != HAK_PROF_OS_CALL && c != HAK_PROF_REFILL) t += (double)(b->prof.events[c] - a->prof.events[c]) * b->prof.mean_ns[c];
   return t;
@@ -155,8 +160,9 @@ static void log_window(uint64_t ms, const hak_policy_t *applied, double cost, ui
   } else {
     hak_sink_printf(&o, ",\"shift\":null");
   }
-  hak_sink_printf(&o, ",\"ops\":%llu,\"faults\":%llu,\"committed\":%llu}\n", (unsigned long long)ops,
-                  (unsigned long long)(b->faults - a->faults), (unsigned long long)b->committed);
+  hak_sink_printf(&o, ",\"ops\":%llu,\"faults\":%llu,\"copied\":%llu,\"committed\":%llu}\n",
+                  (unsigned long long)ops, (unsigned long long)(b->faults - a->faults),
+                  (unsigned long long)(b->c.realloc_copied - a->c.realloc_copied), (unsigned long long)b->committed);
   hak_sink_flush(&o);
 }
 
