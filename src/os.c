@@ -408,8 +408,10 @@ void hak_os_costs(hak_os_costs_t *c) {
   uint64_t t2 = hak_os_now_ns();
   madvise(p, touch, MADV_DONTNEED);
   uint64_t t3 = hak_os_now_ns();
-  /* A copy between two resident MiB: the second of two (the first
-   * faulted them in). */
+  /* A copy between two resident MiB: the source written first (unwritten,
+   * it would be the zero page over and over, always in cache), the copy
+   * timed the second time (the first faults the destination in). */
+  memset(p + mib, 1, mib);
   uint64_t c0 = 0, c1 = 0;
   for (int round = 0; round < 2; round++) {
     c0 = hak_os_now_ns();

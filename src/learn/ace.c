@@ -49,9 +49,9 @@ static int log_fd = -1, trace_fd = -1;
 _Static_assert(NBINS <= HAK_LEARN_HIST_BINS, "the learner keeps every bin");
 /* A window with fewer allocations says nothing, unless the priced work in
  * it (below) took a tenth of its time: a program that allocates little
- * because each allocation is slow under the arm on trial (large-ws on a
- * 1 MiB big threshold: 244 allocations a window, not 32,000) is the one
- * window the learner must not pass over. */
+ * because each allocation is dear (realloc-grow: 500-1,400 allocations a
+ * window, each copying ~20 us worth) must still be measured, and an arm
+ * that makes allocations slow must not be passed over for it. */
 #define MIN_OPS 1000
 #define BUSY_SHARE 10
 
