@@ -597,8 +597,7 @@ void hak_stats_write_json(int fd, bool in_signal); /* one line */
  * fresh when hak_heap_fold_request was called a window before). */
 typedef struct hak_learn_counts {
   uint64_t allocs[HAK_NCLASS], refills[HAK_NCLASS], carves[HAK_NCLASS];
-  uint64_t large_allocs, big_allocs;
-  uint64_t lb_size[HAK_LB_BINS];
+  uint64_t lb_size[HAK_LB_BINS]; /* every Large and Big allocation, by size */
   uint64_t realloc_copied; /* bytes */
 } hak_learn_counts_t;
 void hak_stats_learn(hak_learn_counts_t *out);

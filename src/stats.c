@@ -105,7 +105,6 @@ static void add_learn(const hak_heap_stats_t *st, void *arg) {
     o->refills[c] += LOAD(st->cls[c].refills);
     o->carves[c] += LOAD(st->carves[c]);
   }
-  o->large_allocs += LOAD(st->large_allocs);
   for (unsigned b = 0; b < HAK_LB_BINS; b++) o->lb_size[b] += LOAD(st->lb_size[b]);
   o->realloc_copied += LOAD(st->realloc_copied);
 }
@@ -113,7 +112,6 @@ static void add_learn(const hak_heap_stats_t *st, void *arg) {
 void hak_stats_learn(hak_learn_counts_t *o) {
   memset(o, 0, sizeof *o);
   hak_heaps_foreach(add_learn, o, false);
-  o->big_allocs = LOAD(hak_gstats.big_allocs);
 }
 
 HAK_EXPORT int hak_stats_get(hak_stats_t *o) {

@@ -70,7 +70,8 @@ static bool fold_asked, fold_asked_before;
 static void take_sample(sample_t *s) {
   hak_stats_learn(&s->c);
   s->ns = hak_os_now_ns();
-  s->ops = s->c.large_allocs + s->c.big_allocs;
+  s->ops = 0;
+  for (unsigned b = 0; b < HAK_LB_BINS; b++) s->ops += s->c.lb_size[b];
   for (unsigned i = 0; i < HAK_NCLASS; i++) s->ops += s->c.allocs[i];
   s->faults = hak_os_minflt();
   s->mmap = LOAD(hak_os.n_mmap);
