@@ -256,6 +256,26 @@ static void hysteresis_algo(hak_learn_algo_t algo) {
   }
   CHECK(s.cur == 1);
 
+  /* bracketed: while a heap warms up its costs fall by a factor a window
+   * (2.5 x: tiers on a loaded machine); a challenger that costs what the
+   * incumbent would at its time is 0.63 x the window before it, yet never
+   * taken, since the incumbent's window after it brackets the pair; one 15 %
+   * cheaper than that, on the same slope, is taken at its third window */
+  for (int gain = 0; gain < 2; gain++) {
+    hak_sel_init(&s, &sp, 3, 1);
+    level = 1e6;
+    for (int i = 0; i < 3; i++) hak_sel_update(&s, 1, level), level /= 2.5;
+    unsigned moved_at = 0;
+    for (unsigned i = 1; i <= 6 && !moved_at; i++) {
+      hak_sel_update(&s, 1, level);
+      level /= 2.5;
+      if (hak_sel_update(&s, 2, level * (gain ? 0.85 : 1.0))) moved_at = i;
+      level /= 2.5;
+    }
+    CHECKF(moved_at == (gain ? 3u : 0u), "bracketed, challenger at %.2f of its time's cost: moved at its window %u",
+           gain ? 0.85 : 1.0, moved_at);
+  }
+
   /* a streak for one neighbour is not shared with the other */
   hak_sel_init(&s, &sp, 3, 1);
   hak_sel_update(&s, 1, 1.0);

@@ -97,6 +97,10 @@ typedef struct {
   double pair[HAK_LEARN_MAX_ARMS];
   uint32_t pairs[HAK_LEARN_MAX_ARMS];
   double last_cur;                     /* the incumbent's last window */
+  /* The last challenger window's pair, kept until the incumbent's next
+   * window brackets it (hak_sel_update): its cost, the incumbent window
+   * before it and the ratio it was counted with. */
+  double pend_cost, pend_before, pend_ratio;
   uint8_t last;                        /* arm of the last play; HAK_SEL_NONE after a break */
   double rating[HAK_LEARN_MAX_ARMS];   /* ELO rating (stays 1500 under UCB1) */
 } hak_sel_t;

@@ -35,6 +35,7 @@ void hak_sel_reset(hak_sel_t *s) {
     s->pairs[i] = 0;
     s->rating[i] = 1500;
   }
+  s->pend_before = 0;
 }
 
 void hak_sel_init(hak_sel_t *s, const hak_sel_params_t *p, unsigned n_arms, unsigned start) {
@@ -58,18 +59,34 @@ void hak_sel_set(hak_sel_t *s, unsigned arm) {
   s->cooldown_left = s->p.cooldown;
   s->since_switch = 0;
   s->switches++;
+  s->pend_before = 0;
   /* streaks and pairs were against the old incumbent */
   for (unsigned i = 0; i < HAK_LEARN_MAX_ARMS; i++) s->streak[i] = 0, s->pair[i] = 0, s->pairs[i] = 0;
 }
 
 /* `arm` beats the incumbent clearly: its windows cost, on average, less
- * than the incumbent's window just before each of them by the gain.
- * Paired, not means: a program's costs drift (its heap warms up, its
- * phase changes), and a neighbour played later than the incumbent's early
+ * than the incumbent's windows around each of them by the gain.  Paired,
+ * not means: a program's costs drift (its heap warms up, its phase
+ * changes), and a neighbour played later than the incumbent's early
  * windows must not win by the drift alone.  The pick plays the incumbent
  * between challenger windows, so every pair is measured side by side. */
 static bool clear_win(const hak_sel_t *s, unsigned arm) {
   return s->pairs[arm] > 0 && s->pair[arm] <= 1.0 - s->p.gain;
+}
+
+/* The incumbent's window after a challenger's brackets it: the
+ * challenger's cost is compared with the geometric mean of the incumbent
+ * windows on both sides, which cancels a cost that rises or falls by a
+ * steady factor a window (the one-sided ratio takes the whole step as the
+ * challenger's gain).  The corrected ratio replaces the counted one in the
+ * mean; a win it no longer is ends the streak (a correction can take a win
+ * away, never give one: the decision to move was made at the window). */
+static void bracket(hak_sel_t *s, unsigned arm, double before, double after) {
+  if (!(before > 0 && after > 0 && s->pairs[arm] > 0)) return;
+  double r = s->pend_cost / sqrt(before * after);
+  uint32_t k = s->pairs[arm] < s->p.mem ? s->pairs[arm] : s->p.mem;
+  s->pair[arm] += (r - s->pend_ratio) / k; /* the last sample's weight in the mean is 1/k */
+  if (s->streak[arm] > 0 && !clear_win(s, arm)) s->streak[arm] = 0;
 }
 
 unsigned hak_sel_pick(hak_sel_t *s) {
@@ -102,12 +119,16 @@ bool hak_sel_update(hak_sel_t *s, unsigned arm, double cost) {
     uint32_t n = s->count[arm] < s->p.mem ? s->count[arm] : s->p.mem;
     s->mean[arm] += (cost - s->mean[arm]) / n;
   }
+  double before = s->pend_before; /* a pending pair is this window's to bracket or to drop */
+  s->pend_before = 0;
   if (arm == c) {
+    if (s->last != c && s->last < s->n) bracket(s, s->last, before, cost);
     s->last_cur = cost;
   } else if (s->last == c && s->count[c] > 0) {
     double r = s->last_cur > 0 ? cost / s->last_cur : (cost > 0 ? 2.0 : 1.0);
     uint32_t k = ++s->pairs[arm] < s->p.mem ? s->pairs[arm] : s->p.mem;
     s->pair[arm] += (r - s->pair[arm]) / k;
+    s->pend_cost = cost, s->pend_before = s->last_cur, s->pend_ratio = r;
   }
   s->last = (uint8_t)arm;
   s->total++;
