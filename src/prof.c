@@ -41,6 +41,24 @@ static double ns_per_cycle(void) {
   return dt ? (double)dn / (double)dt : 0;
 }
 
+/* A sample longer than its clip was preempted or waited on the kernel for
+ * something else: clipped, so that one unlucky sample does not stand for
+ * prof_every events' worth of nothing.  The clip starts at 4M cycles and,
+ * once a category has 32 samples, follows 16 x its mean (not below 64K
+ * cycles): a preemption under load (a 4 ms time slice) cost a category
+ * of ~1 us events up to 1.4 ms in one sample, and the learner's windows on
+ * a loaded machine moved 1-6 x from one to the next with it.  What is
+ * clipped off a long event is mostly kernel time, which the learner prices
+ * by the calls' count anyway. */
+#define PROF_CLIP_MAX ((uint64_t)1 << 22)
+#define PROF_CLIP_MIN ((uint64_t)1 << 16)
+static _Atomic uint64_t prof_clip[HAK_PROF_N];
+
+static uint64_t clip_of(int i) {
+  uint64_t c = atomic_load_explicit(&prof_clip[i], memory_order_relaxed);
+  return c ? c : PROF_CLIP_MAX;
+}
+
 void hak_prof_snapshot(hak_prof_snap_t *s) {
   double npc = ns_per_cycle();
   for (int i = 0; i < HAK_PROF_N; i++) {
@@ -48,6 +66,11 @@ void hak_prof_snapshot(hak_prof_snap_t *s) {
     uint64_t c = atomic_load_explicit(&prof_cycles[i], memory_order_relaxed);
     s->events[i] = n * prof_every * (i == HAK_PROF_REFILL ? HAK_MEASURE_EVERY : 1);
     s->mean_ns[i] = n ? (double)c / (double)n * npc : 0;
+    if (n >= 32) {
+      uint64_t clip = 16 * (c / n);
+      clip = clip < PROF_CLIP_MIN ? PROF_CLIP_MIN : clip > PROF_CLIP_MAX ? PROF_CLIP_MAX : clip;
+      atomic_store_explicit(&prof_clip[i], clip, memory_order_relaxed);
+    }
   }
 }
 
@@ -67,14 +90,9 @@ uint64_t hak_prof_sample(void) {
   return __rdtsc();
 }
 
-/* A sample longer than this was preempted or waited on the kernel for
- * something else: clipped, so that one unlucky sample does not stand for
- * prof_every events' worth of nothing. */
-#define PROF_CLIP_CYCLES ((uint64_t)1 << 22)
-
 void hak_prof_record(int category, uint64_t start) {
-  uint64_t d = __rdtsc() - start;
-  if (d > PROF_CLIP_CYCLES) d = PROF_CLIP_CYCLES;
+  uint64_t d = __rdtsc() - start, clip = clip_of(category);
+  if (d > clip) d = clip;
   atomic_fetch_add_explicit(&prof_calls[category], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&prof_cycles[category], d, memory_order_relaxed);
 }

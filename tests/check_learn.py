@@ -123,13 +123,16 @@ def test_tiers(a, d):
     # window before it alone, the heap's warm-up (costs falling 2-5 x a
     # window) made it a winner and the learner stayed there (69-107
     # windows, never FROZEN, on a loaded machine).  Since: 1-10 windows
-    # under two CPU hogs.
+    # under two CPU hogs.  In the debug build the arm is the cheaper one
+    # (Large blocks carry its invariant checks: pinned, 1 MiB made 7-19 %
+    # more allocations in 3 s), so moving there is right and only the
+    # tries are checked.
     _, rows = run_learning(a, d, "tiers", 6000)
     low = [r["state"] == "LEARN" and r["policy"]["big_threshold"] < 2097152 for r in rows]
     tries = sum(1 for i, x in enumerate(low) if x and (i == 0 or not low[i - 1]))
     first = ["%s %s %s/%s" % (r["state"][0], r["policy"]["big_threshold"] >> 10, r["reward"], r["ops"])
              for r in rows[:16]]
-    check(sum(low) <= 20 and tries <= 6,
+    check((a.debug or sum(low) <= 20) and tries <= 6,
           "tiers: %d LEARN windows on a lower big threshold in %d tries (of %d windows; states %s); "
           "the first windows (state, threshold KiB, cost/allocations): %s" % (
               sum(low), tries, len(rows), "".join(r["state"][0] for r in rows), ", ".join(first)))
@@ -336,6 +339,7 @@ def main():
     ap.add_argument("--prog", required=True)
     ap.add_argument("--lib", required=True)
     ap.add_argument("--sanitize", default="")
+    ap.add_argument("--debug", default="0", type=lambda v: v not in ("", "0"))
     a = ap.parse_args()
     if a.sanitize:
         print("skipped: sanitizer builds cannot preload the library into this program")

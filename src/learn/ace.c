@@ -140,13 +140,12 @@ static void trace(const char *what) {
   hak_sink_flush(&o);
 }
 
-static void log_window(uint64_t ms, const hak_policy_t *applied, double cost, uint64_t ops,
+static void log_window(uint64_t ms, const char *state, const hak_policy_t *applied, double cost, uint64_t ops,
                        const sample_t *a, const sample_t *b) {
   if (log_fd < 0) return;
   char buf[2048];
   hak_sink_t o = {.buf = buf, .cap = sizeof buf, .fd = log_fd};
-  hak_sink_printf(&o, "{\"t_ms\":%llu,\"state\":\"%s\",\"policy\":{", (unsigned long long)ms,
-                  learning ? hak_learn_state_name(hak_learn_state(&L)) : "FROZEN");
+  hak_sink_printf(&o, "{\"t_ms\":%llu,\"state\":\"%s\",\"policy\":{", (unsigned long long)ms, state);
   policy_text(&o, applied, true);
   /* Costs are small decimals: printed in thousandths of a ns. */
   long long r = cost >= 0 ? (long long)(cost * 1000 + 0.5) : -1;
@@ -227,6 +226,10 @@ static void sites_window(void) {
 
 static void window(void) {
   uint64_t now_ms = hak_os_now_ms();
+  /* What the window ran under, for its log line: the state and policy
+   * decided below are the next window's. */
+  const hak_policy_t *ran = hak_policy();
+  const char *ran_state = learning ? hak_learn_state_name(hak_learn_state(&L)) : "FROZEN";
   hak_site_clock_keep(true);
   /* Idle memory back to the OS, whoever owns it: what is due. */
   hak_heap_purge_all(now_ms);
@@ -289,7 +292,7 @@ static void window(void) {
     }
   }
   sites_window();
-  log_window((cur.ns - ctl_t0_ns) / 1000000, hak_policy(), cost, ops, &prev, &cur);
+  log_window((cur.ns - ctl_t0_ns) / 1000000, ran_state, ran, cost, ops, &prev, &cur);
   prev = cur;
 }
 
