@@ -276,6 +276,18 @@ static void hysteresis_algo(hak_learn_algo_t algo) {
            gain ? 0.85 : 1.0, moved_at);
   }
 
+  /* one window of a challenger at 1000 x (a stall) does not bar it for
+   * good: a window says at most 4 x, and a challenger 15 % cheaper after
+   * it is taken within 100 of its windows (unclipped: never) */
+  hak_sel_init(&s, &sp, 3, 1);
+  for (int i = 0; i < 3; i++) hak_sel_update(&s, 1, 1.0);
+  unsigned taken = 0;
+  for (unsigned i = 1; i <= 100 && !taken; i++) {
+    hak_sel_update(&s, 1, 1.0);
+    if (hak_sel_update(&s, 2, i == 1 ? 1000.0 : 0.85)) taken = i;
+  }
+  CHECKF(taken > 0, "a challenger with one window at 1000 x, then 0.85: not taken in 100 windows");
+
   /* a streak for one neighbour is not shared with the other */
   hak_sel_init(&s, &sp, 3, 1);
   hak_sel_update(&s, 1, 1.0);

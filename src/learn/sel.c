@@ -74,6 +74,15 @@ static bool clear_win(const hak_sel_t *s, unsigned arm) {
   return s->pairs[arm] > 0 && s->pair[arm] <= 1.0 - s->p.gain;
 }
 
+/* A challenger window's cost over the incumbent's, within [1/4, 4]: one
+ * window (a stall, a burst of another kind of work) says at most that
+ * much, so that it cannot hold an arm's mean of pairs for the rest of a
+ * turn (a window of tiers' 1 MiB arm cost 3,000 x its neighbour's). */
+static double ratio(double cost, double ref) {
+  double r = ref > 0 ? cost / ref : (cost > 0 ? 2.0 : 1.0);
+  return r < 0.25 ? 0.25 : r > 4.0 ? 4.0 : r;
+}
+
 /* The incumbent's window after a challenger's brackets it: the
  * challenger's cost is compared with the geometric mean of the incumbent
  * windows on both sides, which cancels a cost that rises or falls by a
@@ -83,7 +92,7 @@ static bool clear_win(const hak_sel_t *s, unsigned arm) {
  * away, never give one: the decision to move was made at the window). */
 static void bracket(hak_sel_t *s, unsigned arm, double before, double after) {
   if (!(before > 0 && after > 0 && s->pairs[arm] > 0)) return;
-  double r = s->pend_cost / sqrt(before * after);
+  double r = ratio(s->pend_cost, sqrt(before * after));
   uint32_t k = s->pairs[arm] < s->p.mem ? s->pairs[arm] : s->p.mem;
   s->pair[arm] += (r - s->pend_ratio) / k; /* the last sample's weight in the mean is 1/k */
   if (s->streak[arm] > 0 && !clear_win(s, arm)) s->streak[arm] = 0;
@@ -125,7 +134,7 @@ bool hak_sel_update(hak_sel_t *s, unsigned arm, double cost) {
     if (s->last != c && s->last < s->n) bracket(s, s->last, before, cost);
     s->last_cur = cost;
   } else if (s->last == c && s->count[c] > 0) {
-    double r = s->last_cur > 0 ? cost / s->last_cur : (cost > 0 ? 2.0 : 1.0);
+    double r = ratio(cost, s->last_cur);
     uint32_t k = ++s->pairs[arm] < s->p.mem ? s->pairs[arm] : s->p.mem;
     s->pair[arm] += (r - s->pair[arm]) / k;
     s->pend_cost = cost, s->pend_before = s->last_cur, s->pend_ratio = r;
