@@ -24,10 +24,13 @@
  *                   makes some of them Big
  *   grow MS         16 buffers grown by realloc 1 B-4 KiB at a time, each
  *                   freed at 4 KiB-1 MiB, for MS ms
+ *   slack           a 200 KiB buffer realloc'd to 300 KiB where it must
+ *                   move: whether it moved, and its usable size
  *   quick           a few allocations, then the number of threads
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,7 +193,10 @@ __attribute__((noinline)) static void *grow_site(void *p, size_t n) {
   return q;
 }
 
+void learn_prog_twin(void); /* learn_prog_twin.c: another file's long_site */
+
 static int sites(void) {
+  learn_prog_twin();
   void *keep[16];
   for (int i = 0; i < 16; i++) keep[i] = long_site(96 << 10), memset(keep[i], 1, 4096);
   free(oneoff_site(6 << 20));
@@ -298,6 +304,20 @@ static int grow(double ms) {
   return 0;
 }
 
+/* A Large buffer grown by realloc from main (a site no policy file
+ * names) where it cannot grow in place: the new block's usable size. */
+static int slack(void) {
+  char *p = malloc(200 << 10), *next = malloc(200 << 10);
+  if (!p || !next) return 1;
+  memset(p, 1, 200 << 10);
+  char *q = realloc(p, 300 << 10);
+  if (!q) return 1;
+  printf("slack moved %d usable %zu\n", q != p, malloc_usable_size(q));
+  free(q);
+  free(next);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "quick";
   if (!strcmp(mode, "phases") && argc > 2) return phases(argv[2]);
@@ -306,6 +326,7 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "bursts") && argc > 2) return bursts(atof(argv[2]));
   if (!strcmp(mode, "tiers") && argc > 2) return tiers(atof(argv[2]));
   if (!strcmp(mode, "grow") && argc > 2) return grow(atof(argv[2]));
+  if (!strcmp(mode, "slack")) return slack();
   if (!strcmp(mode, "churn") && argc > 2) {
     double ms = atof(argv[2]), t0 = now();
     size_t mb = argc > 3 ? (size_t)atol(argv[3]) : 16;
@@ -324,6 +345,6 @@ int main(int argc, char **argv) {
     printf("threads %d\n", threads_now());
     return 0;
   }
-  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | bursts MS | tiers MS | grow MS | sites | quick\n");
+  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | bursts MS | tiers MS | grow MS | sites | slack | quick\n");
   return 2;
 }

@@ -197,17 +197,28 @@ static bool sym_at(const char *name, uintptr_t value, uintptr_t size, void *arg)
   return true;
 }
 
+/* Every function of that name: static functions share names across files
+ * (a program's many `run`s, `init`s), so the first one found was often
+ * another file's, and the site resolved to an address nothing calls from.
+ * The one at the recorded offset wins (the same build); otherwise a name
+ * must be unique (a rebuild moved it) or the site does not resolve. */
 typedef struct sym_named {
   const char *name;
+  uintptr_t sym_off, offset; /* the site: in the function, in the module */
   uintptr_t value;
+  unsigned n;
+  bool exact;
 } sym_named_t;
 
 static bool sym_named(const char *name, uintptr_t value, uintptr_t size, void *arg) {
   (void)size;
   sym_named_t *a = arg;
   if (strcmp(name, a->name) != 0) return false;
+  a->n++;
+  if (a->exact) return false;
+  a->exact = value + a->sym_off == a->offset;
   a->value = value;
-  return true;
+  return false; /* every one is seen */
 }
 
 /* ---- the interface --------------------------------------------------------- */
@@ -253,8 +264,9 @@ bool hak_mod_symbol_at(const char *path, uintptr_t offset, char *name, size_t ca
 
 bool hak_mod_resolve(const char *path, const char *symbol, uintptr_t sym_off, uintptr_t offset, uintptr_t *addr) {
   bool is_exec = false;
-  sym_named_t n = {symbol, 0};
-  bool by_symbol = symbol && *symbol && each_function(path, sym_named, &n, &is_exec);
+  sym_named_t n = {.name = symbol, .sym_off = sym_off, .offset = offset};
+  if (symbol && *symbol) each_function(path, sym_named, &n, &is_exec); /* walks them all: false whatever it found */
+  bool by_symbol = n.n > 0 && (n.exact || n.n == 1);
   if (!by_symbol) {
     int saved = errno;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
