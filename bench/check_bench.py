@@ -233,8 +233,9 @@ def cmd_sweep(hb, args, bin_path):
         screen = allrows[:len(allrows) - len(confirm)]
         if allrows[len(screen):] != confirm:
             fail("sweep.csv does not end with the confirmation runs")
-        # Screening: default, learned and every knob value but the default's.
-        want = {"default", "learned"}
+        # Screening: default, learned, tuned (the policy a learning run of
+        # the workload wrote) and every knob value but the default's.
+        want = {"default", "learned", "tuned"}
         for name, env, values in knobs:
             if env not in defaults:
                 fail("no default for %s" % env)
@@ -247,14 +248,14 @@ def cmd_sweep(hb, args, bin_path):
             # Shuffled, not in the list's order (learned was always behind the same arms).
             if got == [p for p in listed if p in got]:
                 fail("%s screened in the fixed order %s" % (w, got))
-            # Confirmation: the screening's best arms, default and learned,
+            # Confirmation: the screening's best arms, default, learned and tuned,
             # each CONFIRM runs, none with a screening seed.
             med = {r["policy"]: float(r["cost"]) for r in screen if r["workload"] == w}
             costs = sorted(c for p, c in med.items() if p.startswith("fixed:"))
             cw = [r for r in confirm if r["workload"] == w]
             pols = {r["policy"] for r in cw}
-            fixed = pols - {"default", "learned"}
-            if len(pols) != sw.CONFIRM_ARMS + 2 or \
+            fixed = pols - {"default", "learned", "tuned"}
+            if len(pols) != sw.CONFIRM_ARMS + 3 or \
                     any(med[p] > costs[sw.CONFIRM_ARMS - 1] + 1e-3 for p in fixed):
                 fail("%s confirmed %s, not the best screened arms %s" % (w, sorted(pols), costs[:3]))
             if len(cw) != len(pols) * sw.CONFIRM_RUNS:
@@ -265,8 +266,11 @@ def cmd_sweep(hb, args, bin_path):
         with open(os.path.join(out, "sweep.md")) as f:
             md = f.read()
         for w in workloads:
-            if not any(l.startswith("| %s |" % w) for l in md.splitlines()):
-                fail("sweep.md has no row for %s" % w)
+            row = [l for l in md.splitlines() if l.startswith("| %s |" % w)]
+            if not row or row[0].split("|")[8].strip() in ("", "-"):
+                fail("sweep.md has no row for %s with a tuned cost: %s" % (w, row))
+            if not os.path.exists(os.path.join(out, "tuned-%s.policy" % w)):
+                fail("no tuned-%s.policy written" % w)
     print("ok")
 
 

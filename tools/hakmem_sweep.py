@@ -7,8 +7,16 @@ Each workload runs under the shipped default policy (HAKMEM_MODE=fast:
 frozen, nothing learned), under every step of every knob's ladder with the
 other knobs at their defaults (a coordinate sweep: `fixed:knob=value`), and
 under HAKMEM_MODE=learning (`learned`: the learner starts from the defaults
-and tunes while the workload runs).  Runs are interleaved, the same seed
-for every policy within a run, in an order shuffled per run and workload.
+and tunes while the workload runs), and under the policy a learner wrote
+for that workload (`tuned`: HAKMEM_MODE=fast with HAKMEM_POLICY_FILE, the
+file from one learning run of the workload made TUNE_SECS long first, as
+`hakmem tune` makes one).  Runs are interleaved, the same seed for every
+policy within a run, in an order shuffled per run and workload.
+
+Why both: most workloads run for well under a second, and a learner that
+starts at 50 ms and needs 1-2 s of 50 ms windows to converge spends such a
+run exploring, so `learned` measures what learning costs in a short run
+and `tuned` what it found.
 
 The cost of a run (lower is better) is the learner's formula with the run's
 own figures:  cost = ns per op + W x peak RSS in MiB,  W being
@@ -33,6 +41,7 @@ the default and the learned policy, and how they compare; then every
 arm's screening median).
 """
 import csv
+import json
 import os
 import statistics
 import subprocess
@@ -51,6 +60,7 @@ CONFIRM_RUNS = 7      # ... this many times (at least), with the default and lea
 SLOW_FACTOR = 20      # a fixed arm this many times slower than the default is stopped ...
 SLOW_FLOOR_SECS = 10  # ... but never before this (short runs are noisy)
 CONFIRM_SEED = 1001   # the confirmation's seeds: not the screening's
+TUNE_SECS = 6.0       # the learning run that writes a workload's `tuned` policy lasts this long
 
 
 def parse_size(text):
@@ -125,6 +135,17 @@ def policies(knobs, defaults, lib):
     return out
 
 
+def policy_summary(path):
+    """The knobs of a policy file, as `knob=value ...` (its state too)."""
+    try:
+        with open(path) as f:
+            pol = json.load(f)
+        return " ".join("%s=%s" % kv for kv in pol.get("knobs", {}).items()) + \
+            " (%s)" % pol.get("state", "?")
+    except (OSError, ValueError) as e:
+        return "unreadable: %s" % e
+
+
 def cost_of(fields, weight):
     ns_per_op = 1e9 / fields["ops_per_sec"] if fields["ops_per_sec"] > 0 else float("inf")
     return ns_per_op + weight * fields["peak_rss_kb"] / 1024.0
@@ -145,8 +166,10 @@ def write_md(path, screen, confirm, workloads, weight, info):
              "learned (fresh seeds); below it, every arm's median over the %d screening runs." % (
                  weight, info["confirm_runs"], CONFIRM_ARMS, info["runs"]), ""]
     lines += ["| workload | default cost | best fixed arm | its cost | learned cost | "
-              "learned / best fixed | learned / default | default ops/s | learned ops/s | "
-              "default peak RSS | learned peak RSS |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "learned / best fixed | learned / default | tuned cost | tuned / best fixed | "
+              "tuned / default | default ops/s | learned ops/s | "
+              "default peak RSS | learned peak RSS |",
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     table = []
     for w in workloads:
         def m(policy, key):
@@ -160,11 +183,17 @@ def write_md(path, screen, confirm, workloads, weight, info):
         if not arms or l is None or d is None:
             continue
         best_cost, best = min(arms)
-        table.append((w, d, best, best_cost, l))
-        lines.append("| %s | %.2f | %s | %.2f | %.2f | %.3f | %.3f | %s | %s | %s | %s |" % (
-            w, d, best, best_cost, l, l / best_cost, l / d, hb.human(m("default", "ops_per_sec")),
+        t = m("tuned", "cost")
+        table.append((w, d, best, best_cost, l, t))
+        tcols = "%.2f | %.3f | %.3f" % (t, t / best_cost, t / d) if t is not None else "- | - | -"
+        lines.append("| %s | %.2f | %s | %.2f | %.2f | %.3f | %.3f | %s | %s | %s | %s | %s |" % (
+            w, d, best, best_cost, l, l / best_cost, l / d, tcols, hb.human(m("default", "ops_per_sec")),
             hb.human(m("learned", "ops_per_sec")), hb.mib(m("default", "peak_rss_kb")),
             hb.mib(m("learned", "peak_rss_kb"))))
+    if info.get("tuned"):
+        lines += ["", "Tuned policies (a learning run of each workload, %.0f s or more, "
+                  "HAKMEM_POLICY_OUT): %s." % (TUNE_SECS, "; ".join(
+                      "%s: %s" % (w, t) for w, t in sorted(info["tuned"].items())))]
     lines += ["", "Every arm, screening (median cost):", ""]
     smed = by_policy(screen)
     for w in workloads:
@@ -196,19 +225,20 @@ def sweep(args, bin_path, lib, here):
     os.makedirs(out, exist_ok=True)
     scale = args.scale or 1.0
     ops = {w[0]: max(1, int(w[1] * scale)) for w in hb.list_workloads(bin_path)}
-    n_confirm = len(workloads) * (CONFIRM_ARMS + 2) * confirm_runs
+    n_confirm = len(workloads) * (CONFIRM_ARMS + 3) * confirm_runs
     # One discarded run of a workload before its arms, each round: the first
     # run after another workload pays for the state it left (big-buffers,
     # run first, took twice as long as the same policy in any later place,
     # which put the default, always first, at 1.8 x every fixed arm).
     n_warm = (runs + confirm_runs) * len(workloads)
-    progress = hb.Progress(runs * len(workloads) * len(pols) + n_confirm + n_warm)
+    progress = hb.Progress(runs * len(workloads) * (len(pols) + 1) + n_confirm + n_warm + 2 * len(workloads))
     failed = []
     # A fixed arm that takes SLOW_FACTOR times the default's time on a
     # workload is no contender (phase-change under purge_delay_ms=0 runs
     # 500 x slower): it is stopped, left out of that workload's later
     # runs and named in sweep.md, so that --quick stays within minutes.
     default_secs = {}
+    work_secs = {}  # the workload's own time (its `secs`), from the last warm-up
     too_slow = set()
 
     def one(w, p, seed, label):
@@ -237,10 +267,37 @@ def sweep(args, bin_path, lib, here):
         default's time for the slow-arm cap, whatever the order after it."""
         progress.show("warm-up %s" % w)
         t0 = time.monotonic()
-        status, _, _ = hb.run_workload(bin_path, pols[0], w, 1, ops[w], seed, args.timeout)
+        status, fields, _ = hb.run_workload(bin_path, pols[0], w, 1, ops[w], seed, args.timeout)
         if status == "ok":
             default_secs[w] = max(default_secs.get(w, 0.0), time.monotonic() - t0)
+            work_secs[w] = fields["secs"]
         progress.step()
+
+    # Each workload's `tuned` policy: one learning run of TUNE_SECS of the
+    # workload's own time (the warm-up's `secs` tells how many ops that is;
+    # its wall time, with the process's start and exit, made phase-change's
+    # 1.4 s; scaled down by an explicit --ops-scale, for smoke runs), writing the
+    # learner's policy at exit.
+    tuned, tuned_text = {}, {}
+    for w in workloads:
+        warm_up(w, 0)
+        secs = TUNE_SECS * (min(1.0, scale) if args.scale_given else 1.0)  # --quick's 0.2 too short
+        reps = max(1, int(secs / work_secs[w] + 0.999)) if work_secs.get(w) else 1
+        path = os.path.join(out, "tuned-%s.policy" % w)
+        if os.path.exists(path):
+            os.unlink(path)
+        learn = Policy("learn", lib, {"HAKMEM_MODE": "learning", "HAKMEM_POLICY_OUT": path})
+        progress.show("tune %s (%d ops)" % (w, ops[w] * reps))
+        status, _, err = hb.run_workload(bin_path, learn, w, 1, ops[w] * reps, 1, args.timeout)
+        progress.step()
+        if status != "ok" or not os.path.exists(path):
+            failed.append((w, learn, 1, status if status != "ok" else "no policy written", err))
+            continue
+        tuned[w] = Policy("tuned", lib, {"HAKMEM_MODE": "fast", "HAKMEM_POLICY_FILE": path})
+        tuned_text[w] = policy_summary(path)
+
+    def pols_for(w):
+        return pols + ([tuned[w]] if w in tuned else [])
 
     # Within a round the policies run in an order shuffled per run and
     # workload (hb.run_order): a run pays for what the one before it left,
@@ -250,7 +307,7 @@ def sweep(args, bin_path, lib, here):
     for run in range(runs):
         for wi, w in enumerate(workloads):
             warm_up(w, run + 1)
-            for p in hb.run_order(pols, run + 1, wi):
+            for p in hb.run_order(pols_for(w), run + 1, wi):
                 if (w, p.name) in too_slow:
                     progress.step()
                     continue
@@ -264,8 +321,8 @@ def sweep(args, bin_path, lib, here):
     for w in workloads:
         fixed = sorted((statistics.median(r["cost"] for r in rs), p)
                        for (ww, p), rs in smed.items() if ww == w and p.startswith("fixed:"))
-        names = {"default", "learned"} | {p for _, p in fixed[:CONFIRM_ARMS]}
-        chosen[w] = [p for p in pols if p.name in names]
+        names = {"default", "learned", "tuned"} | {p for _, p in fixed[:CONFIRM_ARMS]}
+        chosen[w] = [p for p in pols_for(w) if p.name in names]
     progress.total -= n_confirm - sum(len(v) for v in chosen.values()) * confirm_runs
     confirm = []
     for run in range(confirm_runs):
@@ -289,10 +346,12 @@ def sweep(args, bin_path, lib, here):
     info = {"runs": runs, "confirm_runs": confirm_runs, "machine": hb.machine_info(),
             "command": " ".join(["hakmem", "bench"] + sys.argv[1:])}
     info["too_slow"] = sorted(too_slow)
+    info["tuned"] = tuned_text
     table = write_md(os.path.join(out, "sweep.md"), screen, confirm, workloads, weight, info)
     print("sweep: wrote %s, confirm.csv and sweep.md" % os.path.join(out, "sweep.csv"))
-    for w, d, best, bc, l in table:
-        print("  %-14s default %8.2f  best %-32s %8.2f  learned %8.2f  (%.3f x best)" % (w, d, best, bc, l, l / bc))
+    for w, d, best, bc, l, t in table:
+        print("  %-14s default %8.2f  best %-32s %8.2f  learned %8.2f  (%.3f x best)  tuned %s" % (
+            w, d, best, bc, l, l / bc, "%8.2f  (%.3f x best)" % (t, t / bc) if t is not None else "-"))
     for w, p, seed, status, err in failed:
         print("sweep: %s under %s (seed %d): %s\n  %s%s --workload %s --seed %d" % (
             w, p.name, seed, status, p.prefix(), bin_path, w, seed), file=sys.stderr)
