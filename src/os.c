@@ -388,12 +388,12 @@ void hak_os_usage(size_t *peak_rss, uint64_t *minflt) {
   if (minflt) minflt[0] = ok ? (uint64_t)ru.ru_minflt : 0;
 }
 
-/* One timing of each: a 4 MiB mmap and munmap, a page fault (64 fresh
+/* One timing of each: a 4 MiB mmap and munmap, a page fault (16 fresh
  * pages touched), an madvise of those pages, an mremap that moves them;
- * and a memcpy of resident memory, what a moving realloc costs per byte.
- * False if no memory could be mapped. */
-static bool costs_once(hak_os_costs_t *c) {
-  size_t len = (size_t)4 << 20, touch = 64 * HAK_PAGE, mib = (size_t)1 << 20;
+ * and a memcpy of one resident MiB (`area`: source, then destination),
+ * what a moving realloc costs per byte.  False if nothing could be mapped. */
+static bool costs_once(hak_os_costs_t *c, uint8_t *area) {
+  size_t len = (size_t)4 << 20, touch = 16 * HAK_PAGE, mib = (size_t)1 << 20;
   uint64_t t0 = hak_os_now_ns();
   uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   uint64_t t1 = hak_os_now_ns();
@@ -402,18 +402,12 @@ static bool costs_once(hak_os_costs_t *c) {
   uint64_t t2 = hak_os_now_ns();
   madvise(p, touch, MADV_DONTNEED);
   uint64_t t3 = hak_os_now_ns();
-  /* A copy between two resident MiB: the source written first (unwritten,
-   * it would be the zero page over and over, always in cache), the copy
-   * timed the second time (the first faults the destination in). */
-  memset(p + mib, 1, mib);
-  uint64_t c0 = 0, c1 = 0;
-  for (int round = 0; round < 2; round++) {
-    c0 = hak_os_now_ns();
-    memcpy(p + 2 * mib, p + mib, mib);
-    __asm__ volatile("" ::"r"(p) : "memory"); /* not a dead store */
-    c1 = hak_os_now_ns();
+  uint64_t c0 = hak_os_now_ns();
+  if (area) {
+    memcpy(area + mib, area, mib);
+    __asm__ volatile("" ::"r"(area) : "memory"); /* not a dead store */
   }
-  madvise(p + mib, 2 * mib, MADV_DONTNEED); /* the mremap below moves empty pages, as before */
+  uint64_t c1 = hak_os_now_ns();
   uint64_t t4 = hak_os_now_ns();
   void *q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
   uint64_t t5 = hak_os_now_ns();
@@ -424,7 +418,7 @@ static bool costs_once(hak_os_costs_t *c) {
   c->mmap_ns = (double)(t1 - t0);
   c->fault_ns = (double)(t2 - t1) / (double)(touch / HAK_PAGE);
   c->madvise_ns = (double)(t3 - t2);
-  c->copy_ns_per_byte = (double)(c1 - c0) / (double)mib;
+  c->copy_ns_per_byte = area ? (double)(c1 - c0) / (double)mib : 0.1;
   c->mremap_ns = (double)(t5 - t4);
   c->munmap_ns = (double)(t7 - t6);
   return true;
@@ -437,14 +431,27 @@ static bool costs_once(hak_os_costs_t *c) {
  * made the copy's price vary 5 x from one process to the next
  * (realloc-grow's windows cost 21,000-150,000 ns per allocation, the
  * same arm, mostly its copies), and with it how the learner weighed
- * copies against faults and memory. */
+ * copies against faults and memory.  The process pays ~600 page faults
+ * for it, as it did for one timing: the copy's two MiB are made resident
+ * once (the source written: unwritten, it would be the zero page, always
+ * in cache; the destination by a first, untimed copy), and each round
+ * faults 16 fresh pages (64 a round, five times, put 2,400 faults into
+ * the phase tier_shift was measuring). */
 #define COSTS_ROUNDS 5
 void hak_os_costs(hak_os_costs_t *c) {
   int saved = errno;
+  size_t mib = (size_t)1 << 20;
+  uint8_t *area = mmap(NULL, 2 * mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (area == MAP_FAILED) {
+    area = NULL;
+  } else {
+    memset(area, 1, mib);
+    memcpy(area + mib, area, mib);
+  }
   hak_os_costs_t best = {0}, one;
   bool any = false;
   for (int r = 0; r < COSTS_ROUNDS; r++) {
-    if (!costs_once(&one)) continue;
+    if (!costs_once(&one, area)) continue;
     if (!any) best = one;
     any = true;
 #define LEAST(f) best.f = one.f < best.f ? one.f : best.f
@@ -452,6 +459,7 @@ void hak_os_costs(hak_os_costs_t *c) {
     LEAST(copy_ns_per_byte);
 #undef LEAST
   }
+  if (area) munmap(area, 2 * mib);
   errno = saved;
   *c = any ? best : (hak_os_costs_t){2000, 2000, 1000, 1000, 2000, 0.1};
 }
