@@ -29,8 +29,8 @@ The best of ~25 arms, each measured a few times on a noisy machine, is
 biased low (the winner's curse: the minimum of noisy samples sits below
 every arm's true cost, the default's own value included).  So the sweep has
 two passes: the screening pass runs every arm, and the confirmation pass
-runs the screening's best CONFIRM_ARMS fixed arms, the default and learned
-again, interleaved, with fresh seeds; the comparison is made on the
+runs the screening's best CONFIRM_ARMS fixed arms, the default, learned and
+tuned again, interleaved, with fresh seeds; the comparison is made on the
 confirmation runs alone.  An arm equal to the default policy (a knob at its
 default value) is not run twice: it is `default`.
 
@@ -162,8 +162,8 @@ def write_md(path, screen, confirm, workloads, weight, info):
     med = by_policy(confirm)
     lines = ["# hakmem: learned policy against a coordinate sweep", "",
              "cost = ns per op + %.3g x peak RSS (MiB); lower is better.  The table: medians of "
-             "the %d confirmation runs of the screening's best %d fixed arms, the default and "
-             "learned (fresh seeds); below it, every arm's median over the %d screening runs." % (
+             "the %d confirmation runs of the screening's best %d fixed arms, the default, "
+             "learned and tuned (fresh seeds); below it, every arm's median over the %d screening runs." % (
                  weight, info["confirm_runs"], CONFIRM_ARMS, info["runs"]), ""]
     lines += ["| workload | default cost | best fixed arm | its cost | learned cost | "
               "learned / best fixed | learned / default | tuned cost | tuned / best fixed | "
