@@ -26,7 +26,7 @@ extern const workload_t wl_json, wl_mir, wl_vm, wl_mixed, wl_tiny_hot,
     wl_realloc_grow, wl_big_churn, wl_thread_churn, wl_thread_swap,
     wl_thread_swap_window, wl_big_buffers, wl_rptest, wl_xmalloc,
     wl_false_sharing, wl_alloc_test, wl_mstress, wl_espresso, wl_glibc_thread,
-    wl_phase_change, wl_site_frag, wl_site_reuse;
+    wl_phase_change, wl_site_frag, wl_site_reuse, wl_big_batch;
 
 static const workload_t *const workloads[] = {
     &wl_json,         &wl_mir,          &wl_vm,           &wl_mixed,
@@ -35,7 +35,7 @@ static const workload_t *const workloads[] = {
     &wl_thread_churn, &wl_thread_swap,  &wl_thread_swap_window,
     &wl_big_buffers,  &wl_rptest,       &wl_xmalloc,      &wl_false_sharing,
     &wl_alloc_test,   &wl_mstress,      &wl_espresso,     &wl_glibc_thread,
-    &wl_phase_change, &wl_site_frag, &wl_site_reuse,
+    &wl_phase_change, &wl_site_frag, &wl_site_reuse, &wl_big_batch,
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 

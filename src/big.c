@@ -52,6 +52,33 @@ typedef struct big_hdr {
  * 1 GiB mapping reused for 3 MiB). */
 static _Atomic size_t big_surplus;
 
+/* The cache's budget follows the program: at least the bytes its Big
+ * blocks held lately (live blocks without their surplus, plus what the
+ * cache still holds, measured again each purge delay), unless the user set
+ * HAKMEM_BIGCACHE.  A batch of forty 6-10 MiB buffers written and freed
+ * together (320 MiB) kept 128 MiB and faulted the rest in again each
+ * round: 20 rounds took 0.94 s and 31,300 faults, now 0.17 s and 16,800
+ * (mimalloc 3: 0.11 s), peak RSS 367 -> 354 MB.  What a program no longer
+ * uses still goes back after the purge delay.  Surpluses keep to the fixed
+ * budget (big_reuse): grown with the program's, they held 7.7 % more peak
+ * RSS on big-buffers. */
+static _Atomic size_t big_live, big_hwm;
+static uint64_t big_hwm_ms;
+
+static void big_live_add(ptrdiff_t d) {
+  size_t live = atomic_fetch_add_explicit(&big_live, (size_t)d, memory_order_relaxed) + (size_t)d;
+  size_t h = atomic_load_explicit(&big_hwm, memory_order_relaxed);
+  while (d > 0 && live > h && !atomic_compare_exchange_weak_explicit(&big_hwm, &h, live, memory_order_relaxed,
+                                                                       memory_order_relaxed)) {
+  }
+}
+
+static size_t big_budget(const hak_policy_t *pol) {
+  size_t h = atomic_load_explicit(&big_hwm, memory_order_relaxed);
+  if (!pol->bigcache || pol->bigcache_fixed) return pol->bigcache;
+  return h > pol->bigcache ? h : pol->bigcache;
+}
+
 static hak_lock_t big_lock = HAK_LOCK_INIT;
 static big_hdr_t *big_cache_first, *big_cache_last; /* newest first */
 static size_t big_cache_bytes, big_cache_committed; /* mapped, resident */
@@ -121,7 +148,7 @@ static void big_sec_check_freed(const big_hdr_t *b) {
  * linked by next, so that the munmaps run outside the lock. */
 hak_front static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t now, bool force) {
   uint64_t delay = pol->purge_delay_ms;
-  size_t budget = pol->bigcache;
+  size_t budget = big_budget(pol);
   big_hdr_t *out = NULL;
   /* Oldest first; over the budget, the pages of sites that allocate once
    * (HAK_SITE_NOCACHE) go first, those of sites known to reuse theirs
@@ -145,6 +172,13 @@ hak_front static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t no
     big_cache_remove(b);
     b->next = out;
     out = b;
+  }
+  /* Each purge delay the budget's floor is measured again, after what was
+   * due went back: an idle program's falls to what it still holds. */
+  if (force || now >= big_hwm_ms + delay) {
+    atomic_store_explicit(&big_hwm, atomic_load_explicit(&big_live, memory_order_relaxed) + big_cache_committed,
+                          memory_order_relaxed);
+    big_hwm_ms = now;
   }
   if (hak_debug) big_check_cache();
   return out;
@@ -234,7 +268,7 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, unsigned how, size_t *dir
     size_t extra = b->length - size;
     size_t held = atomic_load_explicit(&big_surplus, memory_order_relaxed) +
                   atomic_load_explicit(&big_cache_committed_pub, memory_order_relaxed);
-    if (held + extra <= hak_policy()->bigcache) {
+    if (held + extra <= hak_policy()->bigcache) { /* the fixed budget: a surplus is no program's data */
       b->surplus = extra;
       atomic_fetch_add_explicit(&big_surplus, extra, memory_order_relaxed);
     } else {
@@ -375,6 +409,7 @@ hak_front void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, uns
   HAK_STAT_INC(hak_gstats.big_allocs);
   HAK_HEAP_STAT(hak_tls_heap, lb_size[hak_lb_bin(n)], 1);
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - off, memory_order_relaxed);
+  big_live_add((ptrdiff_t)(b->length - b->surplus));
   /* Only what old data may be in needs zeroing: the rest is fresh. */
   if (zero && dirty > off) big_zero(b, off, n, dirty);
   return b->block;
@@ -408,6 +443,7 @@ hak_front void hak_big_free(hak_segment_t *seg, void *p) {
   if (b->site != HAK_SITE_UNTRACKED) hak_site_free(b->site, b->req, 0, b->born);
   if (hak_stats_on)
     atomic_fetch_sub_explicit(&hak_gstats.big_live, hak_big_usable(seg, p), memory_order_relaxed);
+  big_live_add(-(ptrdiff_t)(b->length - b->surplus));
   big_surplus_drop(b);
   const hak_policy_t *pol = hak_policy();
   uint64_t now = hak_os_now_ms();
@@ -415,7 +451,7 @@ hak_front void hak_big_free(hak_segment_t *seg, void *p) {
   uint64_t t0 = hak_prof_begin();
   hak_lock(&big_lock);
   b->state = BIG_CACHED;
-  if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE || b->seg.map_size > 4 * pol->bigcache) {
+  if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE || b->seg.map_size > 4 * big_budget(pol)) {
     /* Over-aligned, or too big to be worth keeping. */
     drop = b;
     b->next = NULL;
@@ -455,6 +491,7 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
   if (!b || b->block != (uint8_t *)b + BIG_HDR || n > HAK_MAX_REQUEST) return NULL;
   size_t size = big_map_size(BIG_HDR + n, b->huge);
   size_t old = b->length;
+  ptrdiff_t held = (ptrdiff_t)(old - b->surplus);
   big_surplus_drop(b); /* resized to fit */
   if (size <= old) {
     big_decommit_from(b, size);
@@ -468,6 +505,7 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
     b->length = size;
   }
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - old, memory_order_relaxed);
+  big_live_add((ptrdiff_t)b->length - held);
   b->block = (uint8_t *)b + BIG_HDR;
   if (site && b->site != HAK_SITE_UNTRACKED) {
     hak_site_free(b->site, b->req, 0, b->born);

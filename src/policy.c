@@ -41,6 +41,7 @@ hak_front void hak_policy_init(void) {
   p.purge_delay_ms = (uint64_t)HAK_OPT(PURGE_DELAY_MS);
   p.large_cache = (size_t)HAK_OPT(LARGE_CACHE);
   p.bigcache = (size_t)HAK_OPT(BIGCACHE);
+  p.bigcache_fixed = hak_opt_set[HAK_O_BIGCACHE];
   p.segment_cache = (unsigned)HAK_OPT(SEGMENT_CACHE);
   p.thp = HAK_OPT(THP) != 0;
   p.w_max_eighths = (unsigned)((HAK_OPT(W_MAX) * 8 + 500000) / 1000000);
@@ -84,7 +85,8 @@ static bool policy_equal(const hak_policy_t *a, const hak_policy_t *b) {
          a->segment_cache == b->segment_cache && a->thp == b->thp && a->lcache_slots == b->lcache_slots &&
          a->lcache_max_pages == b->lcache_max_pages && a->slab_carve_bytes == b->slab_carve_bytes &&
          a->purge_check_mask == b->purge_check_mask && a->realloc_slack_shift == b->realloc_slack_shift &&
-         a->w_max_eighths == b->w_max_eighths && a->sites == b->sites;
+         a->w_max_eighths == b->w_max_eighths && a->sites == b->sites &&
+         a->bigcache_fixed == b->bigcache_fixed;
 }
 
 bool hak_policy_publish(const hak_policy_t *p) {

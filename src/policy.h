@@ -19,6 +19,8 @@ typedef struct hak_policy {
   uint64_t purge_delay_ms;    /* free pages idle this long go back (see hak_purge_tick_ms) */
   size_t large_cache;         /* bytes of freed Large spans kept process-wide */
   size_t bigcache;            /* resident bytes of freed Big mappings kept */
+  bool bigcache_fixed;        /* ... exactly (the user's HAKMEM_BIGCACHE), else at least
+                                 what the program's Big blocks held lately (big.c) */
   unsigned segment_cache;     /* empty segments kept mapped */
   bool thp;                   /* Big blocks asked to be huge pages */
   unsigned lcache_slots;      /* per-thread Large cache: spans kept (<= HAK_LCACHE_SLOTS_MAX) */
