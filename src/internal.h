@@ -564,6 +564,9 @@ void hak_big_free(hak_segment_t *seg, void *p);
 size_t hak_big_usable(hak_segment_t *seg, const void *p);
 void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site);
 size_t hak_big_trim(bool force);
+/* A thread now returns idle memory on time (the controller, once it runs):
+ * the BigCache's budget may then follow the program (big.c). */
+void hak_big_idle_return(bool on);
 int hak_big_block(hak_segment_t *seg, const void *p, size_t **req, size_t *capacity);
 size_t hak_big_cached_bytes(void);
 size_t hak_big_cached_committed(void);

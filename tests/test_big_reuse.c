@@ -13,8 +13,9 @@
  * (`test_big_reuse hugepages 0` alone, run with HAKMEM_THP=0).  A reused
  * mapping's surplus stays resident within the budget (`test_big_reuse
  * surplus 64`, run with a 64 MiB BigCache: beyond it).  A batch over the
- * default budget is kept whole unless the user set the budget (`batch 0`,
- * `batch 128` with HAKMEM_BIGCACHE=128M).  Links the static hak_*
+ * default budget is kept whole unless the user set the budget or nothing
+ * returns idle memory on time (`batch 0`, `batch 128` with
+ * HAKMEM_BIGCACHE=128M, `batch nothread`).  Links the static hak_*
  * library for the Big tier's entry. */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -25,6 +26,7 @@
 #include "../src/os.h"
 
 void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, unsigned how); /* src/big.c */
+void hak_big_idle_return(bool on);                                                 /* src/big.c */
 
 #define MiB ((size_t)1 << 20)
 #define PAGE 4096
@@ -232,8 +234,13 @@ static void budget_priorities(void) {
   }
   CHECKF(hc == 1, "a resident cached mapping still asks for huge pages (VmFlags hg: %d)", hc);
   CHECKF(hp == 0 && ho == 0, "purged cached mappings do not (VmFlags hg: %d, %d)", hp, ho);
+  /* The resident mapping serves first (a purged one would fault in while
+   * it idled on); the next request takes a purged one. */
+  unsigned char *r = hak_big_alloc(n, 0, false, NULL, 0);
+  CHECKF(r == c, "the resident cached mapping served first (%p; resident %p)", (void *)r, (void *)c);
   unsigned char *q = hak_big_alloc(n, 0, false, NULL, 0);
   CHECK(q == p || q == o);
+  if (r) hak_free(r);
   if (!q) return;
   CHECKF(asked_huge(q) == 1, "a purged mapping reused asks for huge pages again (VmFlags hg: %d)", asked_huge(q));
   /* Its header page kept the first 2 MiB on 4 KiB page tables; the reuse
@@ -410,12 +417,15 @@ static void surplus_within_budget(size_t budget) {
 
 /* A batch of Big buffers larger than the default budget, written and freed
  * together, then allocated and written again (an image or ML pipeline's
- * frames).  With the budget left to the program (`batch 0`), the cache
+ * frames).  With the budget left to the program and idle memory returned
+ * on time, as the controller does once it runs (`batch 0`), the cache
  * keeps the whole batch resident and the second round reuses it; with
- * HAKMEM_BIGCACHE=128M set (`batch 128`, the user's word), at most 128 MiB
- * stay resident.  (Committed bytes, not page faults: on huge pages the
- * 64 MiB faulted in again are only 32 faults.) */
-static void batch(size_t fixed_mib) {
+ * HAKMEM_BIGCACHE=128M set (`batch 128`, the user's word), or with nothing
+ * to return idle memory (`batch nothread`: 128, the default), at most
+ * 128 MiB stay resident.  (Committed bytes, not page faults: on huge pages
+ * the 64 MiB faulted in again are only 32 faults.) */
+static void batch(size_t fixed_mib, bool follow) {
+  hak_big_idle_return(follow);
   enum { N = 24 };
   static unsigned char *b[N];
   const size_t n = 8 * MiB; /* 24 x 8 MiB = 192 MiB, over 128 */
@@ -440,7 +450,8 @@ static void batch(size_t fixed_mib) {
 
 int main(int argc, char **argv) {
   if (argc > 2 && !strcmp(argv[1], "batch")) {
-    batch((size_t)atoi(argv[2]));
+    bool nothread = !strcmp(argv[2], "nothread");
+    batch(nothread ? 128 : (size_t)atoi(argv[2]), !nothread);
     return check_report("big_reuse batch");
   }
   if (argc > 2 && !strcmp(argv[1], "surplus")) {

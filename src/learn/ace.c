@@ -349,6 +349,7 @@ static void *controller(void *arg) {
   fold_asked = fold_asked_before = false; /* the first windows' counts go back before them (a fork child's too) */
   hak_unlock(&ctl_lock);
   atomic_store_explicit(&ctl_state, CTL_RUNNING, memory_order_release);
+  hak_big_idle_return(true); /* each window purges what is due (window) */
   uint64_t t0 = hak_os_now_ns();
   struct timespec next = {(time_t)(t0 / 1000000000u), (long)(t0 % 1000000000u)};
   uint64_t step = (uint64_t)HAK_OPT(LEARN_WINDOW_MS) * 1000000u;
