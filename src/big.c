@@ -185,8 +185,8 @@ hak_front static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t no
   /* Each purge delay the peak starts again from what is live; the floor is
    * the larger of this interval's peak and the last one's, so that it does
    * not drop between two batches, and an idle program's falls within two
-   * delays.  (Counting the cache in it let stale entries hold their own
-   * budget: big-batch's peak RSS rose 12 %.) */
+   * delays.  (The cache is not counted: stale entries would hold their own
+   * budget.) */
   if (force || now >= big_hwm_ms + delay) {
     big_hwm_prev = atomic_exchange_explicit(&big_hwm, atomic_load_explicit(&big_live, memory_order_relaxed),
                                             memory_order_relaxed);
@@ -551,6 +551,8 @@ size_t hak_big_cached_committed(void) {
 
 void hak_big_lock(void) { hak_lock(&big_lock); }
 void hak_big_unlock(bool child) {
+  /* a fork child returns idle memory on time once its own controller runs */
+  if (child) atomic_store_explicit(&big_follow, false, memory_order_relaxed);
   hak_lock_after_fork(&big_lock, child);
 }
 
