@@ -252,15 +252,17 @@ static void window(void) {
   if (learning) {
     hak_learn_state_t before = hak_learn_state(&L);
     unsigned ev = 0;
-    double priced = priced_ns(&prev, &cur);
     if (before == HAK_LEARN_STATE_FROZEN || !fresh) {
       ev = hak_learn_skip(&L, 1);
-    } else if (ops >= MIN_OPS || (ops > 0 && priced * BUSY_SHARE >= (double)(cur.ns - prev.ns))) {
-      uint64_t hist[NBINS];
-      for (unsigned i = 0; i < HAK_NCLASS; i++) hist[i] = cur.c.allocs[i] - prev.c.allocs[i];
-      for (unsigned b = 0; b < HAK_LB_BINS; b++) hist[HAK_NCLASS + b] = cur.c.lb_size[b] - prev.c.lb_size[b];
-      cost = window_cost(&prev, &cur, priced, ops);
-      ev = hak_learn_feed(&L, cost, hist, NBINS);
+    } else { /* a window that may be fed: priced (FROZEN ones never are) */
+      double priced = priced_ns(&prev, &cur);
+      if (ops >= MIN_OPS || (ops > 0 && priced * BUSY_SHARE >= (double)(cur.ns - prev.ns))) {
+        uint64_t hist[NBINS];
+        for (unsigned i = 0; i < HAK_NCLASS; i++) hist[i] = cur.c.allocs[i] - prev.c.allocs[i];
+        for (unsigned b = 0; b < HAK_LB_BINS; b++) hist[HAK_NCLASS + b] = cur.c.lb_size[b] - prev.c.lb_size[b];
+        cost = window_cost(&prev, &cur, priced, ops);
+        ev = hak_learn_feed(&L, cost, hist, NBINS);
+      }
     }
     hak_learn_decision_t d;
     hak_learn_next(&L, &d);
