@@ -371,16 +371,12 @@ static void large_purge(uint64_t now, bool force, uint64_t delay) {
   if (hak_debug) large_check_all();
 }
 
-/* Large statistics live in the allocating/freeing thread's heap (no
- * atomics); a thread without a heap counts into the process-wide total. */
-#define LSTAT_H(h, field, n) HAK_HEAP_STAT(h, field, n)
-#define LSTAT(field, n) HAK_HEAP_STAT(hak_tls_heap, field, n)
-
-/* A span of `bytes` handed out (alloc) or freed. */
+/* A span of `bytes` handed out (alloc) or freed.  Large statistics live in
+ * the allocating/freeing thread's heap (HAK_HEAP_STAT). */
 hak_inline void lstat_span(hak_heap_t *h, size_t bytes, bool alloc) {
-  if (alloc) LSTAT_H(h, large_allocs, 1);
-  else LSTAT_H(h, large_frees, 1);
-  LSTAT_H(h, large_live, alloc ? bytes : 0 - bytes);
+  if (alloc) HAK_HEAP_STAT(h, large_allocs, 1);
+  else HAK_HEAP_STAT(h, large_frees, 1);
+  HAK_HEAP_STAT(h, large_live, alloc ? bytes : 0 - bytes);
 }
 
 /* h: the calling thread's heap (hak_tls_heap, read once by the caller);
@@ -395,7 +391,7 @@ hak_inline void note_alloc(hak_heap_t *h, large_seg_t *ls, unsigned i, size_t n,
     ls->site[i] = hak_site_alloc(site, n, weight, false);
   }
   lstat_span(h, (size_t)ls->span[i] * HAK_PAGE, true);
-  LSTAT_H(h, lb_size[hak_lb_bin(n)], 1);
+  HAK_HEAP_STAT(h, lb_size[hak_lb_bin(n)], 1);
 }
 
 static inline unsigned span_index(large_seg_t *ls, const void *p) {
@@ -455,7 +451,7 @@ hak_inline void *lcache_hand_out(hak_heap_t *h, size_t n, size_t pages, size_t m
   large_seg_t *ls = (large_seg_t *)hak_seg_of(p);
   unsigned i = span_index(ls, p);
   ls->state[i] = PG_LIVE;
-  LSTAT_H(h, large_cache_hits, 1);
+  HAK_HEAP_STAT(h, large_cache_hits, 1);
   note_alloc(h, ls, i, n, site, weight);
   return p;
 }
@@ -568,8 +564,8 @@ hak_front void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, s
     errno = ENOMEM;
     return NULL;
   }
-  if (hit) LSTAT_H(h, large_cache_hits, 1);
-  else LSTAT_H(h, large_cache_misses, 1);
+  if (hit) HAK_HEAP_STAT(h, large_cache_hits, 1);
+  else HAK_HEAP_STAT(h, large_cache_misses, 1);
   note_alloc(h, pl, pi, n, site, weight);
   hak_prof_end(HAK_PROF_LARGE_ALLOC, t0);
   if (zero && !fresh) memset(p, 0, n);
@@ -707,7 +703,7 @@ bool hak_large_grow(hak_segment_t *seg, void *p, size_t n, void *site) {
         ls->req[i] = (uint32_t)n;
         ls->site[i] = hak_site_alloc(site, n, 0, false);
       }
-      LSTAT(large_live, (size_t)add * HAK_PAGE);
+      HAK_HEAP_STAT(hak_tls_heap, large_live, (size_t)add * HAK_PAGE);
       ok = true;
     }
   }
