@@ -18,6 +18,7 @@
 #include "secure.h"
 #include "site.h"
 #include "learn/sites.h"
+#include "learn/control.h"
 
 enum { BIG_LIVE = 1, BIG_CACHED = 2 };
 
@@ -44,25 +45,25 @@ typedef struct big_hdr {
 #define BIG_GRAIN ((size_t)64 << 10) /* mapping sizes round up to this */
 #define BIG_HUGE ((size_t)2 << 20)       /* a transparent huge page */
 /* A mapping reused for a smaller request keeps its resident surplus while
- * the surplus of all live mappings and the cache's resident pages fit in
- * the BigCache budget: decommitting it only for the next larger request
- * to fault it in again costs more than it saves (big-churn: 2-64 MiB
- * blocks, 10k huge-page faults and 0.4 s against 71 faults and 0.04 s,
+ * it fits in the BigCache budget: decommitting it only for the next larger
+ * request to fault it in again costs more than it saves (big-churn: 2-64
+ * MiB blocks, 10k huge-page faults and 0.4 s against 71 faults and 0.04 s,
  * at the same peak RSS).  Beyond the budget the surplus is decommitted (a
  * 1 GiB mapping reused for 3 MiB). */
 static _Atomic size_t big_surplus;
 
 /* The cache's budget follows the program: at least the bytes its Big
- * blocks held lately (the peak of live blocks without their surplus over
- * the last one or two purge delays), unless the user set HAKMEM_BIGCACHE,
- * and only while the controller returns idle memory on time (big_follow).
- * big-batch (40 buffers of 6-10 MiB written and freed together, 320 MiB)
- * kept 128 MiB of each batch and faulted the rest in again: 40 batches
- * 1.51 s, now 0.50 s (mimalloc 3: 0.11 s), peak RSS 376 -> 373 MB.
- * Surpluses keep to the fixed budget (big_reuse): grown with the
- * program's, they held 7.7 % more peak RSS on big-buffers. */
-static _Atomic size_t big_live, big_hwm; /* big_hwm: the peak of big_live since big_hwm_ms */
-static size_t big_hwm_prev;               /* ... and in the interval before (under big_lock) */
+ * blocks' mappings held lately (the peak over the last one or two purge
+ * delays), unless the user set HAKMEM_BIGCACHE, and only while the
+ * controller returns idle memory on time (big_follow).  big-batch (40
+ * buffers of 6-10 MiB written and freed together, 320 MiB) kept 128 MiB
+ * of each batch and faulted the rest in again: 40 batches 1.51 s, then
+ * 0.50 s.  The peak counts the blocks' surpluses: mappings reused for
+ * sizes drawn anew hold up to each one's largest block, and a cache held
+ * to the blocks' own bytes gave that back at every batch's end and
+ * faulted it in again (0.33 against 0.19 s). */
+static _Atomic size_t big_live, big_hwm; /* live mappings' bytes; their peak since big_hwm_ms */
+static size_t big_hwm_prev;              /* ... and in the interval before (under big_lock) */
 static uint64_t big_hwm_ms;
 /* Only while something returns idle memory on time: without the
  * controller (`fast`, or a process too young for it), a cache purges only
@@ -72,18 +73,23 @@ static _Atomic bool big_follow;
 
 void hak_big_idle_return(bool on) { atomic_store_explicit(&big_follow, on, memory_order_relaxed); }
 
-static void big_live_add(ptrdiff_t d) {
+/* Live mappings' bytes change by d, the surpluses among them by s. */
+static void big_live_add(ptrdiff_t d, ptrdiff_t s) {
   size_t live = atomic_fetch_add_explicit(&big_live, (size_t)d, memory_order_relaxed) + (size_t)d;
+  if (s) atomic_fetch_add_explicit(&big_surplus, (size_t)s, memory_order_relaxed);
   size_t h = atomic_load_explicit(&big_hwm, memory_order_relaxed);
   while (d > 0 && live > h && !atomic_compare_exchange_weak_explicit(&big_hwm, &h, live, memory_order_relaxed,
                                                                        memory_order_relaxed)) {
   }
 }
 
+static bool big_follows(const hak_policy_t *pol) {
+  return pol->bigcache && !pol->bigcache_fixed && atomic_load_explicit(&big_follow, memory_order_relaxed);
+}
+
 static size_t big_budget(const hak_policy_t *pol) {
+  if (!big_follows(pol)) return pol->bigcache;
   size_t h = atomic_load_explicit(&big_hwm, memory_order_relaxed);
-  if (!pol->bigcache || pol->bigcache_fixed || !atomic_load_explicit(&big_follow, memory_order_relaxed))
-    return pol->bigcache;
   if (big_hwm_prev > h) h = big_hwm_prev;
   return h > pol->bigcache ? h : pol->bigcache;
 }
@@ -277,12 +283,18 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, unsigned how, size_t *dir
     b = nb;
     if (hak_secure) hak_os_protect((uint8_t *)b + size - HAK_PAGE, HAK_PAGE, true);
   } else if (b->length > size) {
+    /* Within the fixed budget, with the cache; beyond it, while the budget
+     * follows the program, a block keeps at most its own size again.  A
+     * block that lives on after a peak holds its surplus as long (a 3 MiB
+     * table in a 100 MiB mapping would keep 97), and surpluses that count
+     * in the peak would hold up their own budget for ever. */
     size_t extra = b->length - size;
-    size_t held = atomic_load_explicit(&big_surplus, memory_order_relaxed) +
-                  atomic_load_explicit(&big_cache_committed_pub, memory_order_relaxed);
-    if (held + extra <= hak_policy()->bigcache) { /* the fixed budget: a surplus is no program's data */
-      b->surplus = extra;
-      atomic_fetch_add_explicit(&big_surplus, extra, memory_order_relaxed);
+    const hak_policy_t *pol = hak_policy();
+    size_t held = atomic_load_explicit(&big_surplus, memory_order_relaxed);
+    bool keep = held + atomic_load_explicit(&big_cache_committed_pub, memory_order_relaxed) + extra <= pol->bigcache;
+    if (!keep && big_follows(pol) && extra <= size) keep = held + extra <= big_budget(pol);
+    if (keep) {
+      b->surplus = extra; /* counted by the caller (big_live_add) */
     } else {
       big_decommit_from(b, size);
       *dirty = size;
@@ -426,20 +438,13 @@ hak_front void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, uns
   HAK_STAT_INC(hak_gstats.big_allocs);
   HAK_HEAP_STAT(hak_tls_heap, lb_size[hak_lb_bin(n)], 1);
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - off, memory_order_relaxed);
-  big_live_add((ptrdiff_t)(b->length - b->surplus));
+  big_live_add((ptrdiff_t)b->length, (ptrdiff_t)b->surplus);
   /* Only what old data may be in needs zeroing: the rest is fresh. */
   if (zero && dirty > off) big_zero(b, off, n, dirty);
   return b->block;
 oom:
   errno = ENOMEM;
   return NULL;
-}
-
-/* A live mapping's surplus stops counting (freed, or resized to fit). */
-static void big_surplus_drop(big_hdr_t *b) {
-  if (!b->surplus) return;
-  atomic_fetch_sub_explicit(&big_surplus, b->surplus, memory_order_relaxed);
-  b->surplus = 0;
 }
 
 static big_hdr_t *big_check(hak_segment_t *seg, const void *p) {
@@ -460,11 +465,19 @@ hak_front void hak_big_free(hak_segment_t *seg, void *p) {
   if (b->site != HAK_SITE_UNTRACKED) hak_site_free(b->site, b->req, 0, b->born);
   if (hak_stats_on)
     atomic_fetch_sub_explicit(&hak_gstats.big_live, hak_big_usable(seg, p), memory_order_relaxed);
-  big_live_add(-(ptrdiff_t)(b->length - b->surplus));
-  big_surplus_drop(b);
+  big_live_add(-(ptrdiff_t)b->length, -(ptrdiff_t)b->surplus);
+  b->surplus = 0;
   const hak_policy_t *pol = hak_policy();
   uint64_t now = hak_os_now_ms();
   big_hdr_t *drop = NULL;
+  /* The fixed budget holds and this block would take the cache past it:
+   * the controller is started now, so that the budget follows the program
+   * from this free on (big-batch: the first batch kept 128 MiB of its 320
+   * and the next faulted the rest in again, as its first 200 ms did). */
+  if (!pol->bigcache_fixed && pol->bigcache && !atomic_load_explicit(&big_follow, memory_order_relaxed) &&
+      atomic_load_explicit(&big_cache_committed_pub, memory_order_relaxed) + b->length > pol->bigcache &&
+      hak_control_hurry())
+    hak_big_idle_return(true);
   uint64_t t0 = hak_prof_begin();
   hak_lock(&big_lock);
   b->state = BIG_CACHED;
@@ -507,9 +520,8 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
   big_hdr_t *b = big_check(seg, p);
   if (!b || b->block != (uint8_t *)b + BIG_HDR || n > HAK_MAX_REQUEST) return NULL;
   size_t size = big_map_size(BIG_HDR + n, b->huge);
-  size_t old = b->length;
-  ptrdiff_t held = (ptrdiff_t)(old - b->surplus);
-  big_surplus_drop(b); /* resized to fit */
+  size_t old = b->length, sur = b->surplus;
+  b->surplus = 0; /* resized to fit */
   if (size <= old) {
     big_decommit_from(b, size);
   } else {
@@ -522,7 +534,7 @@ void *hak_big_realloc(hak_segment_t *seg, void *p, size_t n, void *site) {
     b->length = size;
   }
   if (hak_stats_on) atomic_fetch_add_explicit(&hak_gstats.big_live, b->length - old, memory_order_relaxed);
-  big_live_add((ptrdiff_t)b->length - held);
+  big_live_add((ptrdiff_t)b->length - (ptrdiff_t)old, -(ptrdiff_t)sur);
   b->block = (uint8_t *)b + BIG_HDR;
   if (site && b->site != HAK_SITE_UNTRACKED) {
     hak_site_free(b->site, b->req, 0, b->born);

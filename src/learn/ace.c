@@ -27,6 +27,7 @@
 enum { CTL_NEVER, CTL_IDLE, CTL_STARTING, CTL_RUNNING };
 static _Atomic int ctl_state = CTL_NEVER;
 static _Atomic bool ctl_stop;
+static _Atomic bool ctl_hurry; /* hak_control_hurry: start without waiting for the age */
 static hak_lock_t ctl_lock = HAK_LOCK_INIT; /* held while a window is processed */
 static uint64_t ctl_start_ms, ctl_after_ms, ctl_min_committed;
 static int ctl_pid; /* the process ctl_start_ms and the log belong to */
@@ -392,6 +393,7 @@ static int open_path(const char *path) {
  * process (%p) gets the child's own file. */
 static void ctl_new_process(void) {
   ctl_pid = hak_os_pid();
+  atomic_store_explicit(&ctl_hurry, false, memory_order_relaxed);
   hak_site_clock_keep(false);
   ctl_start_ms = hak_os_now_ms();
   const char *log = HAK_OPT_STR(LEARN_LOG);
@@ -438,7 +440,7 @@ hak_front void hak_control_tick(uint64_t now_ms) {
     if (++skip & 15) return;
     now_ms = hak_os_now_ms();
   }
-  if (now_ms - ctl_start_ms < ctl_after_ms) return;
+  if (now_ms - ctl_start_ms < ctl_after_ms && !atomic_load_explicit(&ctl_hurry, memory_order_relaxed)) return;
   int idle = CTL_IDLE;
   if (!atomic_compare_exchange_strong(&ctl_state, &idle, CTL_STARTING)) return;
   if (hak_os_pid() != ctl_pid) {
@@ -464,6 +466,19 @@ hak_front void hak_control_tick(uint64_t now_ms) {
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) atomic_store_explicit(&ctl_state, CTL_NEVER, memory_order_relaxed);
+}
+
+/* The age test stands in for "has this process enough memory at stake to
+ * pay for a thread?"; a BigCache over its fixed budget (128 MiB by
+ * default) answers it directly.  True if a controller runs or starts. */
+bool hak_control_hurry(void) {
+  int s = atomic_load_explicit(&ctl_state, memory_order_relaxed);
+  if (s == CTL_IDLE) {
+    atomic_store_explicit(&ctl_hurry, true, memory_order_relaxed);
+    hak_control_tick(hak_os_now_ms());
+    s = atomic_load_explicit(&ctl_state, memory_order_relaxed);
+  }
+  return s == CTL_STARTING || s == CTL_RUNNING;
 }
 
 hak_front void hak_control_exit(void) {

@@ -45,6 +45,10 @@ void hak_control_set_reference(const uint64_t *hist, unsigned n);
  * lived and committed enough for its mode (see docs/learning.md); now_ms
  * 0 reads the clock (only while no controller runs yet). */
 void hak_control_tick(uint64_t now_ms);
+/* A process that holds enough idle memory to matter (the BigCache over its
+ * fixed budget): starts the controller now, whatever the process's age.
+ * True if a controller runs (or is starting), to return idle memory. */
+bool hak_control_hurry(void);
 /* At exit: stops the windows, prints/writes the learned policy if asked. */
 void hak_control_exit(void);
 /* Fork: the child has no controller thread; it starts a new one later. */
