@@ -63,7 +63,7 @@ static _Atomic size_t big_surplus;
  * to the blocks' own bytes gave that back at every batch's end and
  * faulted it in again (0.33 against 0.19 s). */
 static _Atomic size_t big_live, big_hwm; /* live mappings' bytes; their peak since big_hwm_ms */
-static size_t big_hwm_prev;              /* ... and in the interval before (under big_lock) */
+static _Atomic size_t big_hwm_prev;      /* ... and in the interval before (written under big_lock) */
 static uint64_t big_hwm_ms;
 /* Only while something returns idle memory on time: without the
  * controller (`fast`, or a process too young for it), a cache purges only
@@ -90,7 +90,8 @@ static bool big_follows(const hak_policy_t *pol) {
 static size_t big_budget(const hak_policy_t *pol) {
   if (!big_follows(pol)) return pol->bigcache;
   size_t h = atomic_load_explicit(&big_hwm, memory_order_relaxed);
-  if (big_hwm_prev > h) h = big_hwm_prev;
+  size_t prev = atomic_load_explicit(&big_hwm_prev, memory_order_relaxed); /* big_reuse reads it unlocked */
+  if (prev > h) h = prev;
   return h > pol->bigcache ? h : pol->bigcache;
 }
 
@@ -194,8 +195,9 @@ hak_front static big_hdr_t *big_cache_purge(const hak_policy_t *pol, uint64_t no
    * delays.  (The cache is not counted: stale entries would hold their own
    * budget.) */
   if (force || now >= big_hwm_ms + delay) {
-    big_hwm_prev = atomic_exchange_explicit(&big_hwm, atomic_load_explicit(&big_live, memory_order_relaxed),
-                                            memory_order_relaxed);
+    size_t peak = atomic_exchange_explicit(&big_hwm, atomic_load_explicit(&big_live, memory_order_relaxed),
+                                           memory_order_relaxed);
+    atomic_store_explicit(&big_hwm_prev, peak, memory_order_relaxed);
     big_hwm_ms = now;
   }
   if (hak_debug) big_check_cache();
