@@ -465,7 +465,10 @@ hak_front void hak_control_tick(uint64_t now_ms) {
   int rc = pthread_create(&t, &attr, controller, NULL);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0) atomic_store_explicit(&ctl_state, CTL_NEVER, memory_order_relaxed);
+  if (rc != 0) {
+    atomic_store_explicit(&ctl_state, CTL_NEVER, memory_order_relaxed);
+    hak_big_idle_return(false); /* a Big free may have seen CTL_STARTING (hak_control_hurry) */
+  }
 }
 
 /* The age test stands in for "has this process enough memory at stake to
