@@ -451,12 +451,13 @@ static void batch(size_t fixed_mib) {
 
 /* After a peak, a surplus does not hold up its own budget.  320 MiB of Big
  * blocks, written and freed, set the budget; then 8 blocks of 4 MiB churn
- * for 15 purge delays (run with 20 ms), first reusing the 40 MiB mappings
- * and keeping their surplus.  Once the peak is two delays old, a reuse
- * keeps a surplus only within the budget the blocks' own bytes set (128
- * MiB, the floor), so the resident total falls to the live blocks, that
- * much surplus and a few cached mappings.  (A budget raised by the
- * surpluses themselves kept all 320 MiB resident for ever.) */
+ * for 15 purge delays (run with 20 ms), reusing the 40 MiB mappings.
+ * Beyond the fixed budget a block keeps a surplus of at most its own
+ * size, so 36 MiB over a 4 MiB block is decommitted once the surpluses and
+ * the cache fill the fixed 128 MiB: the resident total falls to the live
+ * blocks, that much surplus and a few cached mappings.  (Kept whole, the
+ * surpluses, counted in the peak, held up their own budget: all 320 MiB
+ * stayed resident for ever.) */
 static void after_peak(void) {
   enum { N = 8 };
   static unsigned char *b[N];
