@@ -389,11 +389,10 @@ void hak_os_usage(size_t *peak_rss, uint64_t *minflt) {
 }
 
 /* One timing of each: a 4 MiB mmap and munmap, a page fault (16 fresh
- * pages touched), an madvise of those pages, an mremap that moves them;
- * and a memcpy of one resident MiB (`area`: source, then destination),
- * what a moving realloc costs per byte.  False if nothing could be mapped. */
-static bool costs_once(hak_os_costs_t *c, uint8_t *area) {
-  size_t len = (size_t)4 << 20, touch = 16 * HAK_PAGE, mib = (size_t)1 << 20;
+ * pages touched), an madvise of those pages, an mremap that moves them.
+ * False if nothing could be mapped. */
+static bool costs_once(hak_os_costs_t *c) {
+  size_t len = (size_t)4 << 20, touch = 16 * HAK_PAGE;
   uint64_t t0 = hak_os_now_ns();
   uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   uint64_t t1 = hak_os_now_ns();
@@ -402,64 +401,70 @@ static bool costs_once(hak_os_costs_t *c, uint8_t *area) {
   uint64_t t2 = hak_os_now_ns();
   madvise(p, touch, MADV_DONTNEED);
   uint64_t t3 = hak_os_now_ns();
-  uint64_t c0 = hak_os_now_ns();
-  if (area) {
-    memcpy(area + mib, area, mib);
-    __asm__ volatile("" ::"r"(area) : "memory"); /* not a dead store */
-  }
-  uint64_t c1 = hak_os_now_ns();
-  uint64_t t4 = hak_os_now_ns();
   void *q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
-  uint64_t t5 = hak_os_now_ns();
+  uint64_t t4 = hak_os_now_ns();
   if (q != MAP_FAILED) p = q, len *= 2;
-  uint64_t t6 = hak_os_now_ns();
+  uint64_t t5 = hak_os_now_ns();
   munmap(p, len);
-  uint64_t t7 = hak_os_now_ns();
+  uint64_t t6 = hak_os_now_ns();
   c->mmap_ns = (double)(t1 - t0);
   c->fault_ns = (double)(t2 - t1) / (double)(touch / HAK_PAGE);
   c->madvise_ns = (double)(t3 - t2);
-  c->copy_ns_per_byte = area ? (double)(c1 - c0) / (double)mib : 0.1;
-  c->mremap_ns = (double)(t5 - t4);
-  c->munmap_ns = (double)(t7 - t6);
+  c->mremap_ns = (double)(t4 - t3);
+  c->munmap_ns = (double)(t6 - t5);
+  c->copy_ns_per_byte = 0;
   return true;
 }
 
-/* What the allocator's kernel calls and copies cost on this machine, for
- * the learner: the least of five timings of each (costs_once), with the
- * raw calls, so hakmem's own counters do not see them.  One timing was
- * taken before 2026-11-30, and on a shared machine a preemption inside it
- * made the copy's price vary 5 x from one process to the next
- * (realloc-grow's windows cost 21,000-150,000 ns per allocation, the
- * same arm, mostly its copies), and with it how the learner weighed
- * copies against faults and memory.  The process pays ~600 page faults
- * for it, as it did for one timing: the copy's two MiB are made resident
- * once (the source written: unwritten, it would be the zero page, always
- * in cache; the destination by a first, untimed copy), and each round
- * faults 16 fresh pages (64 a round, five times, put 2,400 faults into
- * the phase tier_shift was measuring). */
+/* What the allocator's kernel calls cost on this machine, for the
+ * learner: the least of five timings of each (costs_once), with the raw
+ * calls, so hakmem's own counters do not see them.  One timing was taken
+ * before 2026-11-30, and on a shared machine a preemption inside it made
+ * a price vary 5 x from one process to the next.  Each round faults 16
+ * fresh pages, ~80 in all (64 a round put 2,400 faults into the phase
+ * tier_shift was measuring). */
 #define COSTS_ROUNDS 5
 void hak_os_costs(hak_os_costs_t *c) {
   int saved = errno;
-  size_t mib = (size_t)1 << 20;
-  uint8_t *area = mmap(NULL, 2 * mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (area == MAP_FAILED) {
-    area = NULL;
-  } else {
-    memset(area, 1, mib);
-    memcpy(area + mib, area, mib);
-  }
   hak_os_costs_t best = {0}, one;
   bool any = false;
   for (int r = 0; r < COSTS_ROUNDS; r++) {
-    if (!costs_once(&one, area)) continue;
+    if (!costs_once(&one)) continue;
     if (!any) best = one;
     any = true;
 #define LEAST(f) best.f = one.f < best.f ? one.f : best.f
     LEAST(mmap_ns), LEAST(munmap_ns), LEAST(madvise_ns), LEAST(mremap_ns), LEAST(fault_ns);
-    LEAST(copy_ns_per_byte);
 #undef LEAST
   }
-  if (area) munmap(area, 2 * mib);
   errno = saved;
-  *c = any ? best : (hak_os_costs_t){2000, 2000, 1000, 1000, 2000, 0.1};
+  *c = any ? best : (hak_os_costs_t){2000, 2000, 1000, 1000, 2000, 0};
+}
+
+/* What a moving realloc costs per byte: a memcpy of one resident MiB, the
+ * least of five.  Its two MiB are resident while it runs, so it is asked
+ * for only once a program has copied (ace.c): at the controller's start
+ * they were 2 MiB on the peak RSS of every small process that lived 200
+ * ms (`thread-churn` 2.2 -> 4.2 MiB, glibc 2.2) and 512 of its ~600 page
+ * faults.  The source is written (unwritten, it would be the zero page,
+ * always in cache), the destination made resident by a first, untimed
+ * copy. */
+double hak_os_copy_cost(void) {
+  int saved = errno;
+  size_t mib = (size_t)1 << 20;
+  uint8_t *area = mmap(NULL, 2 * mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  double best = 0.1;
+  if (area != MAP_FAILED) {
+    memset(area, 1, mib);
+    memcpy(area + mib, area, mib);
+    for (int r = 0; r < COSTS_ROUNDS; r++) {
+      uint64_t c0 = hak_os_now_ns();
+      memcpy(area + mib, area, mib);
+      __asm__ volatile("" ::"r"(area) : "memory"); /* not a dead store */
+      double one = (double)(hak_os_now_ns() - c0) / (double)mib;
+      if (r == 0 || one < best) best = one;
+    }
+    munmap(area, 2 * mib);
+  }
+  errno = saved;
+  return best;
 }

@@ -65,9 +65,10 @@ void hak_os_usage(size_t *peak_rss, uint64_t *minflt);
 /* What each kernel call costs here, measured once (the learner's cost). */
 typedef struct hak_os_costs {
   double mmap_ns, munmap_ns, madvise_ns, mremap_ns, fault_ns;
-  double copy_ns_per_byte; /* memcpy of resident memory, 1 MiB at a time */
+  double copy_ns_per_byte; /* memcpy of resident memory, 1 MiB at a time (hak_os_copy_cost) */
 } hak_os_costs_t;
-void hak_os_costs(hak_os_costs_t *c);
+void hak_os_costs(hak_os_costs_t *c); /* all but the copy (left 0) */
+double hak_os_copy_cost(void);        /* ns per byte */
 /* Test hook: fail the next n mappings (0 = never). */
 void hak_os_fail_next_maps(int n);
 

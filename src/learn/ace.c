@@ -87,7 +87,8 @@ static void take_sample(sample_t *s) {
  *   (faults x fault + sum of kernel calls x their cost + bytes realloc
  *    copied x copy + sum of slow-path events x their mean time) / ops
  *   +  W x committed MiB
- * Kernel calls and copies are priced once at start (hak_os_costs): a
+ * Kernel calls are priced once at start (hak_os_costs), copies at the
+ * first window that copies (hak_os_copy_cost): a
  * growing buffer's copies are most of its cost (realloc-grow: 70 % of the
  * time in memcpy), and W_MAX and the big threshold decide how often it
  * moves.  A slow-path
@@ -96,6 +97,8 @@ static void take_sample(sample_t *s) {
  * which are not.  Refills are left out: no knob moves their cost, and
  * they are timed only for HAKMEM_PROF's report (heap.c). */
 static double priced_ns(const sample_t *a, const sample_t *b) {
+  /* The copy is priced at the first window that copies (hak_os_copy_cost). */
+  if (b->c.realloc_copied != a->c.realloc_copied && !costs.copy_ns_per_byte) costs.copy_ns_per_byte = hak_os_copy_cost();
   double t = (double)(b->faults - a->faults) * costs.fault_ns + (double)(b->mmap - a->mmap) * costs.mmap_ns +
              (double)(b->munmap - a->munmap) * costs.munmap_ns +
              (double)(b->madvise - a->madvise) * costs.madvise_ns + (double)(b->mremap - a->mremap) * costs.mremap_ns +
