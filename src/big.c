@@ -83,8 +83,11 @@ static void big_live_add(ptrdiff_t d, ptrdiff_t s) {
   }
 }
 
+/* The user left the budget to the program (no HAKMEM_BIGCACHE), and it
+ * follows the program now. */
+static bool big_may_follow(const hak_policy_t *pol) { return pol->bigcache && !pol->bigcache_fixed; }
 static bool big_follows(const hak_policy_t *pol) {
-  return pol->bigcache && !pol->bigcache_fixed && atomic_load_explicit(&big_follow, memory_order_relaxed);
+  return big_may_follow(pol) && atomic_load_explicit(&big_follow, memory_order_relaxed);
 }
 
 static size_t big_budget(const hak_policy_t *pol) {
@@ -476,7 +479,7 @@ hak_front void hak_big_free(hak_segment_t *seg, void *p) {
    * the controller is started now, so that the budget follows the program
    * from this free on (big-batch: the first batch kept 128 MiB of its 320
    * and the next faulted the rest in again, as its first 200 ms did). */
-  if (!pol->bigcache_fixed && pol->bigcache && !atomic_load_explicit(&big_follow, memory_order_relaxed) &&
+  if (big_may_follow(pol) && !atomic_load_explicit(&big_follow, memory_order_relaxed) &&
       atomic_load_explicit(&big_cache_committed_pub, memory_order_relaxed) + b->length > pol->bigcache &&
       hak_control_hurry())
     hak_big_idle_return(true);
