@@ -637,6 +637,84 @@ static void lifecycle_walk(void) {
   lifecycle_walk_algo(HAK_LEARN_ELO);
 }
 
+/* A learner on the test world's knobs, and the world (seeded seed * 13). */
+static void world_setup(hak_learn_t *l, world_t *w, hak_learn_params_t *p, hak_learn_knob_t *kn, int algo,
+                        uint64_t seed) {
+  params_for_test(p, (hak_learn_algo_t)algo, seed);
+  world_knobs(kn);
+  hak_learn_init(l, p, kn, 3);
+  world_init(w, seed * 13);
+}
+
+/* A workload that comes back to a mix it had: phase 0, then phase 1, each
+ * learned and frozen; back to phase 0, the shift recalls phase 0's policy
+ * after the same shift_k = 3 windows, FROZEN at once, no LEARN window; and
+ * phase 1's the same way.  A mix never seen (phase 1 when only phase 0
+ * was learned) is learned, as before; a mix learned before that comes back
+ * during LEARN is recalled at its first window. */
+static void lifecycle_recall(void) {
+  for (int algo = 0; algo < 2; algo++)
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+      hak_learn_params_t p;
+      hak_learn_knob_t kn[3];
+      hak_learn_t l;
+      world_t w;
+      world_setup(&l, &w, &p, kn, algo, seed);
+      trace_t tr = {0};
+      run_world(&l, &w, &tr, 1000, HAK_LEARN_STATE_FROZEN);
+      run_world(&l, &w, &tr, 100, -1);
+      CHECK(best_is(&l, 1, 4) && hak_learn_state(&l) == HAK_LEARN_STATE_CANARY);
+      w.phase = 1; /* never seen: learned */
+      run_world(&l, &w, &tr, 3, -1);
+      CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_LEARN && tr.learn_entries == 1);
+      run_world(&l, &w, &tr, 1000, HAK_LEARN_STATE_FROZEN);
+      run_world(&l, &w, &tr, 100, -1);
+      CHECKF(best_is(&l, 4, 1), "seed %llu: phase 1 froze on %u,%u", (unsigned long long)seed, hak_learn_best(&l)[0],
+             hak_learn_best(&l)[1]);
+      for (int round = 0; round < 3; round++) {
+        w.phase = round % 2 ? 1 : 0;
+        unsigned learn_before = tr.learn_entries, recalls = l.recalls;
+        run_world(&l, &w, &tr, 2, -1);
+        CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_CANARY && l.recalls == recalls);
+        run_world(&l, &w, &tr, 1, -1); /* the third shifted window */
+        CHECKF(hak_learn_state(&l) == HAK_LEARN_STATE_FROZEN && l.recalls == recalls + 1,
+               "algo %d seed %llu round %d: %s after the shift (%s)", algo, (unsigned long long)seed, round,
+               hak_learn_state_name(hak_learn_state(&l)), hak_learn_reason(&l));
+        CHECK(strstr(hak_learn_reason(&l), "recalled") != NULL);
+        CHECK(w.phase == 0 ? best_is(&l, 1, 4) : best_is(&l, 4, 1));
+        /* the canary watches the recalled policy, and the mix stays: no LEARN */
+        run_world(&l, &w, &tr, 300, -1);
+        CHECKF(tr.learn_entries == learn_before, "algo %d seed %llu round %d: LEARN again (%s)", algo,
+               (unsigned long long)seed, round, hak_learn_reason(&l));
+        CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_CANARY);
+        CHECK(w.phase == 0 ? best_is(&l, 1, 4) : best_is(&l, 4, 1));
+      }
+
+      /* From LEARN: a stretch on a new mix that the workload leaves, for
+       * one learned before, before it converges.  The first window of the
+       * old mix recalls its policy; the stretch is dropped, not
+       * remembered, so its mix is learned anew when it comes back. */
+      hak_learn_init(&l, &p, kn, 3);
+      tr = (trace_t){0};
+      w.phase = 0;
+      run_world(&l, &w, &tr, 1000, HAK_LEARN_STATE_FROZEN);
+      run_world(&l, &w, &tr, 100, -1);
+      w.phase = 1;
+      run_world(&l, &w, &tr, 3 + 10, -1); /* shifted, then 10 windows of LEARN */
+      CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_LEARN && tr.learn_entries == 1);
+      w.phase = 0;
+      unsigned recalls = l.recalls;
+      run_world(&l, &w, &tr, 1, -1);
+      CHECKF(hak_learn_state(&l) == HAK_LEARN_STATE_FROZEN && l.recalls == recalls + 1 && best_is(&l, 1, 4),
+             "algo %d seed %llu: %s on %u,%u after the mix came back during LEARN", algo, (unsigned long long)seed,
+             hak_learn_state_name(hak_learn_state(&l)), hak_learn_best(&l)[0], hak_learn_best(&l)[1]);
+      run_world(&l, &w, &tr, 100, -1);
+      w.phase = 1;
+      run_world(&l, &w, &tr, 3, -1);
+      CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_LEARN && tr.learn_entries == 2 && l.recalls == recalls + 1);
+    }
+}
+
 /* Nothing changes: 2000 windows of 5 % cost noise and multinomial
  * histograms (4096 draws) after the freeze, 3 seeds, both algorithms, both
  * canary schedules (always; and 10 FROZEN / 10 CANARY): never a LEARN, even
@@ -676,13 +754,10 @@ static void canary_challenger(void) {
   for (int algo = 0; algo < 2; algo++)
     for (uint64_t seed = 1; seed <= 5; seed++) {
       hak_learn_params_t p;
-      params_for_test(&p, (hak_learn_algo_t)algo, seed);
       hak_learn_knob_t kn[3];
-      world_knobs(kn);
       hak_learn_t l;
-      hak_learn_init(&l, &p, kn, 3);
       world_t w;
-      world_init(&w, seed * 13);
+      world_setup(&l, &w, &p, kn, algo, seed);
       trace_t tr = {0};
       run_world(&l, &w, &tr, 1000, HAK_LEARN_STATE_CANARY);
       CHECK(best_is(&l, 1, 4));
@@ -1016,6 +1091,7 @@ int main(int argc, char **argv) {
   RUN_SECTION(tuner);
   RUN_SECTION(lifecycle_walk);
   RUN_SECTION(lifecycle_stationary);
+  RUN_SECTION(lifecycle_recall);
   RUN_SECTION(canary_challenger);
   RUN_SECTION(lifecycle_phases);
   RUN_SECTION(lifecycle_start_frozen);

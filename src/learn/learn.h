@@ -19,6 +19,7 @@
 #define HAK_LEARN_MAX_ARMS 8    /* steps on one ladder */
 #define HAK_LEARN_HIST_BINS 96  /* size-class histogram bins (hakmem has 80 classes, Large, Big) */
 #define HAK_LEARN_SETTLE_MAX 16 /* longest p99 settling span */
+#define HAK_LEARN_PHASES 4      /* allocation mixes whose learned policy is remembered */
 
 /* ---- P² streaming quantile (p2.c) ---------------------------------------
  * Jain & Chlamtac (1985): five markers, O(1) memory and time per sample. */
@@ -181,6 +182,9 @@ void hak_tuner_break(hak_tuner_t *t); /* hak_sel_break on every knob */
 void hak_tuner_unused(hak_tuner_t *t, const bool *unused);
 /* Make `arm` knob's incumbent (a canary win) and give that knob the turn. */
 void hak_tuner_adopt(hak_tuner_t *t, unsigned knob, unsigned arm);
+/* Every movable knob's incumbent from cfg (a recalled policy), estimates
+ * forgotten. */
+void hak_tuner_recall(hak_tuner_t *t, const uint8_t *cfg);
 
 /* ---- lifecycle (lifecycle.c) --------------------------------------------
  * Each window the owner asks hak_learn_next() what to apply, runs the
@@ -266,6 +270,19 @@ typedef struct {
   uint64_t breaks; /* windows not paired with the one before them, for that */
   uint64_t unused_windows; /* LEARN windows whose knob on trial had nothing to act on */
   uint32_t shift_streak;
+  /* The mix the current LEARN stretch learns: the mean of its windows'
+   * histograms since the mix last changed (ref spans the whole stretch). */
+  double mix[HAK_LEARN_HIST_BINS];
+  uint32_t mix_n;
+  /* Mixes learned before: each frozen LEARN stretch's reference histogram
+   * and the policy it froze on, so that a workload that comes back to a
+   * mix gets its policy again without learning it anew (recall). */
+  struct {
+    double ref[HAK_LEARN_HIST_BINS];
+    uint8_t cfg[HAK_LEARN_MAX_KNOBS];
+    uint64_t used; /* `windows` when last frozen on or recalled; 0 = empty */
+  } phase[HAK_LEARN_PHASES];
+  uint32_t recalls;
   /* canary */
   double canary_acc;
   double base_mean; /* best config's cost since the freeze */

@@ -93,11 +93,14 @@ double hak_learn_l1(const double *ref, const uint64_t *hist, unsigned nbins) {
   return l1_norm(ref, frac);
 }
 
-static void ref_add(hak_learn_t *l, const double *frac) {
-  if (l->ref_n < UINT32_MAX) l->ref_n++;
-  uint32_t n = l->ref_n < l->p.ref_mem ? l->ref_n : l->p.ref_mem;
-  for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->ref[b] += (frac[b] - l->ref[b]) / n;
+/* A mean of histograms: plain for `mem` windows, then exponential. */
+static void hist_mean_add(double *m, uint32_t *count, uint32_t mem, const double *frac) {
+  if (*count < UINT32_MAX) (*count)++;
+  uint32_t n = *count < mem ? *count : mem;
+  for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) m[b] += (frac[b] - m[b]) / n;
 }
+
+static void ref_add(hak_learn_t *l, const double *frac) { hist_mean_add(l->ref, &l->ref_n, l->p.ref_mem, frac); }
 
 static void ref_reset(hak_learn_t *l) {
   for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->ref[b] = 0;
@@ -141,6 +144,42 @@ static void base_cost(hak_learn_t *l, double cost) {
   l->base_mean += (cost - l->base_mean) / n;
 }
 
+/* ---- mixes learned before ------------------------------------------------ */
+
+/* A LEARN stretch that froze: the mix it froze on and its policy are
+ * remembered (in the slot of the same mix, else the empty or least
+ * recently used one).  The mix is that of its windows since the mix last
+ * changed (a stretch that began in one phase may freeze in the next), and
+ * only if there were enough of them to say what it is. */
+static void phase_remember(hak_learn_t *l) {
+  if (l->mix_n < l->p.ref_windows) return;
+  unsigned slot = 0;
+  for (unsigned i = 0; i < HAK_LEARN_PHASES; i++) {
+    if (l->phase[i].used && l1_norm(l->phase[i].ref, l->mix) <= l->p.shift_l1) {
+      slot = i;
+      break;
+    }
+    if (l->phase[i].used < l->phase[slot].used) slot = i;
+  }
+  for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->phase[slot].ref[b] = l->mix[b];
+  for (unsigned k = 0; k < l->nknobs; k++) l->phase[slot].cfg[k] = l->best[k];
+  l->phase[slot].used = l->windows ? l->windows : 1;
+}
+
+/* The remembered mix nearest to this window's, if it is no further than a
+ * shift (the same test that said the workload left the current one); -1
+ * if none. */
+static int phase_match(const hak_learn_t *l, const double *frac) {
+  int best = -1;
+  double d = l->p.shift_l1;
+  for (unsigned i = 0; i < HAK_LEARN_PHASES; i++) {
+    if (!l->phase[i].used) continue;
+    double x = l1_norm(l->phase[i].ref, frac);
+    if (x <= d) d = x, best = (int)i;
+  }
+  return best;
+}
+
 /* ---- transitions -------------------------------------------------------- */
 
 static unsigned go(hak_learn_t *l, hak_learn_state_t s, const char *reason) {
@@ -153,6 +192,8 @@ static unsigned go(hak_learn_t *l, hak_learn_state_t s, const char *reason) {
 
 static unsigned freeze(hak_learn_t *l, const char *reason) {
   hak_tuner_best(&l->tuner, l->best);
+  if (l->state == HAK_LEARN_STATE_LEARN) phase_remember(l);
+  l->mix_n = 0;
   l->base_mean = 0;
   l->base_n = 0;
   l->canary_acc = 0;
@@ -174,10 +215,26 @@ static unsigned relearn(hak_learn_t *l, const char *reason) {
   best_reset(l);
   ref_reset(l);
   l->learn_windows = 0;
+  l->mix_n = 0;
   l->prev_total = 0; /* the first window of LEARN pairs with none before it */
   unsigned ev = go(l, HAK_LEARN_STATE_LEARN, reason);
   if (l->tuner.n_movable == 0) ev |= freeze(l, "nothing to learn: every knob pinned");
   return ev;
+}
+
+/* The workload moved to mix m, learned before: its policy becomes every
+ * knob's incumbent and the state FROZEN at once (the canary watches it as
+ * any other), its reference the current one.  From LEARN, the stretch is
+ * dropped unremembered: it had not converged on its own mix. */
+static unsigned recall(hak_learn_t *l, int m) {
+  hak_tuner_recall(&l->tuner, l->phase[m].cfg);
+  l->state = HAK_LEARN_STATE_FROZEN; /* freeze() remembers only a LEARN stretch */
+  for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->ref[b] = l->phase[m].ref[b];
+  l->ref_n = l->p.ref_windows;
+  l->phase[m].used = l->windows ? l->windows : 1;
+  l->recalls++;
+  best_reset(l);
+  return freeze(l, "size-class histogram shifted to a mix learned before: its policy recalled") | HAK_LEARN_EV_BEST;
 }
 
 /* ---- canary ------------------------------------------------------------- */
@@ -338,7 +395,16 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
       if (mix_changed(l, l->prev_frac, l->prev_total, frac, total)) {
         hak_tuner_break(&l->tuner);
         l->breaks++;
+        /* To a mix learned before (and not the one this stretch learns):
+         * its policy at once rather than learning it again. */
+        int m = hist_ok ? phase_match(l, frac) : -1;
+        if (m >= 0 && !(l->mix_n && l1_norm(l->phase[m].ref, l->mix) <= l->p.shift_l1)) {
+          ev |= recall(l, m);
+          break;
+        }
+        l->mix_n = 0;
       }
+      if (hist_ok) hist_mean_add(l->mix, &l->mix_n, l->p.ref_mem, frac);
       l->prev_total = total;
       for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->prev_frac[b] = total ? frac[b] : 0;
       if (is_best) best_cost(l, cost);
@@ -379,7 +445,8 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
         ref_add(l, frac); /* frozen from a policy file: learn what "normal" looks like */
       } else if (l->last_l1 > l->p.shift_l1) {
         if (++l->shift_streak >= l->p.shift_k) {
-          ev |= relearn(l, "size-class histogram shifted");
+          int m = phase_match(l, frac);
+          ev |= m >= 0 ? recall(l, m) : relearn(l, "size-class histogram shifted");
           break;
         }
       } else {

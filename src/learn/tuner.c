@@ -128,6 +128,12 @@ void hak_tuner_unused(hak_tuner_t *t, const bool *unused) {
   for (unsigned k = 0; k < t->nknobs; k++) t->unused[k] = unused[k];
 }
 
+void hak_tuner_recall(hak_tuner_t *t, const uint8_t *cfg) {
+  for (unsigned k = 0; k < t->nknobs; k++)
+    if (t->movable[k]) hak_sel_set(&t->sel[k], cfg[k]);
+  hak_tuner_reset(t);
+}
+
 void hak_tuner_adopt(hak_tuner_t *t, unsigned knob, unsigned arm) {
   if (knob >= t->nknobs || !t->movable[knob]) return;
   hak_sel_set(&t->sel[knob], arm);
