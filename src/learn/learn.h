@@ -274,9 +274,9 @@ typedef struct {
    * histograms since the mix last changed (ref spans the whole stretch). */
   double mix[HAK_LEARN_HIST_BINS];
   uint32_t mix_n;
-  /* Mixes learned before: each frozen LEARN stretch's reference histogram
-   * and the policy it froze on, so that a workload that comes back to a
-   * mix gets its policy again without learning it anew (recall). */
+  /* Mixes learned before: the mix each frozen LEARN stretch froze on (its
+   * `mix`) and the policy, so that a workload that comes back to a mix
+   * gets its policy again without learning it anew (recall). */
   struct {
     double ref[HAK_LEARN_HIST_BINS];
     uint8_t cfg[HAK_LEARN_MAX_KNOBS];
