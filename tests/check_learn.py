@@ -6,6 +6,9 @@ test_learn_prog under LD_PRELOAD:
 
   walk        HAKMEM_MODE=learning: the learn log walks LEARN -> FROZEN ->
               CANARY -> LEARN when the program's allocations change
+  recall      HAKMEM_MODE=learning: small objects, Large blocks, small
+              objects again: the return recalls the small objects' policy,
+              FROZEN without a LEARN stretch
   lifecycle   the controller under threads that exit, fork children (each
               starts its own controller) and exit() from another thread
   modes       which modes start a controller thread, and when
@@ -81,6 +84,23 @@ def test_walk(a, d):
     # LEARN, then FROZEN, CANARY (maybe several times), then LEARN again.
     s = "".join(x[0] for x in states)
     check(re.match(r"^L(F|C)*F(F|C)*C(F|C)*L", s) is not None, "learn log states: %s" % states)
+
+
+def test_recall(a, d):
+    log = os.path.join(d, "recall.jsonl")
+    p = run(a, ["phases", log, "back"], HAKMEM_MODE="learning", HAKMEM_LEARN_WINDOW_MS=50, HAKMEM_FREEZE_SEC=2,
+            HAKMEM_LEARN_LOG=log, HAKMEM_LEARN_TRACE=1)
+    check(p.returncode == 0 and "came back" in p.stdout,
+          "phases back: exit %d, stdout %r, stderr %r" % (p.returncode, p.stdout, p.stderr[-800:]))
+    states = "".join(x[0] for x in log_states(log))
+    # small: LEARN, FROZEN/CANARY; Large: LEARN, FROZEN/CANARY; small
+    # again: no third LEARN, and the shift back a recall.
+    check(re.match(r"^L(F|C)*C(F|C)*L(F|C)*$", states) is not None, "learn log states: %s" % states)
+    trace = [l for l in p.stderr.splitlines() if "learn " in l and " -> " in l]
+    learns = [i for i, l in enumerate(trace) if "-> LEARN" in l]
+    recalled = [l for l in trace[learns[-1] if learns else 0:] if "shifted to a mix learned before" in l]
+    check(len(recalled) == 1 and "CANARY -> FROZEN" in recalled[0],
+          "the return to small objects: %d recalls; the trace's transitions: %s" % (len(recalled), trace))
 
 
 def run_learning(a, d, mode, ms, **kv):
@@ -345,7 +365,7 @@ def test_sites(a, d):
     check(p.returncode == 0 and "hakmem: " not in p.stderr, "stale sites, not verbose: %r" % p.stderr[-300:])
 
 
-TESTS = {"sites": test_sites, "walk": test_walk, "bursts": test_bursts, "tiers": test_tiers, "copies": test_copies, "lifecycle": test_lifecycle, "modes": test_modes,
+TESTS = {"sites": test_sites, "walk": test_walk, "recall": test_recall, "bursts": test_bursts, "tiers": test_tiers, "copies": test_copies, "lifecycle": test_lifecycle, "modes": test_modes,
          "policyfile": test_policyfile, "badfile": test_badfile}
 
 

@@ -1,9 +1,13 @@
 /* test_learn_prog — programs for check_learn.py, run under LD_PRELOAD with
  * the learning layer's options.  Modes:
- *   phases LOG      small-object churn until the learn log (LOG) shows the
- *                   policy frozen and a canary watching, then Large blocks
- *                   until the log shows LEARN again (the shift noticed);
- *                   exits 1 if either does not come within 30 s
+ *   phases LOG [back]  small-object churn until the learn log (LOG) shows
+ *                   the policy frozen and a canary watching, then Large
+ *                   blocks until the log shows LEARN again (the shift
+ *                   noticed); with `back`, the Large blocks go on until
+ *                   that mix is frozen and watched too, then small objects
+ *                   again for 4 s (a canary's watch comes within 2 s) or
+ *                   until the log shows LEARN; exits 1 if a step does not
+ *                   come within 30 s
  *   lifecycle LOG   threads churning, three fork children (each churns and
  *                   exits 0), threads exiting, then one thread calls
  *                   exit(3) while the others still allocate
@@ -107,20 +111,32 @@ static void churn_blocks(int rounds, unsigned nslots, size_t lo, size_t span) {
 
 static void churn_large(int rounds) { churn_blocks(rounds, 64, 64u << 10, 192u << 10); }
 
-static int phases(const char *log) {
-  long at = 0;
+/* Churns small objects (small) or Large blocks until the log shows a
+ * FROZEN line and then a CANARY one after *at; 0 if not within 30 s. */
+static int until_watched(const char *log, long *at, int small) {
   double t0 = now();
   int frozen = 0;
-  while (!frozen || !log_has(log, "CANARY", &at)) {
-    if (!frozen) frozen = log_has(log, "FROZEN", &at);
-    churn_small(20000);
-    if (now() - t0 > 30) {
-      fprintf(stderr, "phases: no FROZEN then CANARY within 30 s\n");
-      return 1;
-    }
+  while (!frozen || !log_has(log, "CANARY", at)) {
+    if (!frozen) frozen = log_has(log, "FROZEN", at);
+    if (small) churn_small(20000);
+    else churn_large(200);
+    if (now() - t0 > 30) return 0;
   }
+  return 1;
+}
+
+static void free_slots(void) {
   for (int i = 0; i < SLOTS; i++) free(slots[i]), slots[i] = NULL;
-  t0 = now();
+}
+
+static int phases(const char *log, int back) {
+  long at = 0;
+  if (!until_watched(log, &at, 1)) {
+    fprintf(stderr, "phases: no FROZEN then CANARY within 30 s\n");
+    return 1;
+  }
+  free_slots();
+  double t0 = now();
   while (!log_has(log, "LEARN", &at)) {
     churn_large(200);
     if (now() - t0 > 30) {
@@ -129,6 +145,15 @@ static int phases(const char *log) {
     }
   }
   printf("walked\n");
+  if (!back) return 0;
+  if (!until_watched(log, &at, 0)) {
+    fprintf(stderr, "phases: the Large blocks' mix not frozen and watched within 30 s\n");
+    return 1;
+  }
+  free_slots();
+  t0 = now();
+  while (now() - t0 < 4 && !log_has(log, "LEARN", &at)) churn_small(20000);
+  printf("came back\n");
   return 0;
 }
 
@@ -320,7 +345,7 @@ static int slack(void) {
 
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "quick";
-  if (!strcmp(mode, "phases") && argc > 2) return phases(argv[2]);
+  if (!strcmp(mode, "phases") && argc > 2) return phases(argv[2], argc > 3 && !strcmp(argv[3], "back"));
   if (!strcmp(mode, "lifecycle")) return lifecycle();
   if (!strcmp(mode, "sites")) return sites();
   if (!strcmp(mode, "bursts") && argc > 2) return bursts(atof(argv[2]));
@@ -345,6 +370,6 @@ int main(int argc, char **argv) {
     printf("threads %d\n", threads_now());
     return 0;
   }
-  fprintf(stderr, "usage: test_learn_prog phases LOG | lifecycle | churn MS [MB] | bursts MS | tiers MS | grow MS | sites | slack | quick\n");
+  fprintf(stderr, "usage: test_learn_prog phases LOG [back] | lifecycle | churn MS [MB] | bursts MS | tiers MS | grow MS | sites | slack | quick\n");
   return 2;
 }

@@ -651,7 +651,7 @@ static void world_setup(hak_learn_t *l, world_t *w, hak_learn_params_t *p, hak_l
  * after the same shift_k = 3 windows, FROZEN at once, no LEARN window; and
  * phase 1's the same way.  A mix never seen (phase 1 when only phase 0
  * was learned) is learned, as before; a mix learned before that comes back
- * during LEARN is recalled at its first window. */
+ * during LEARN is recalled at its third window. */
 static void lifecycle_recall(void) {
   for (int algo = 0; algo < 2; algo++)
     for (uint64_t seed = 1; seed <= 5; seed++) {
@@ -691,8 +691,8 @@ static void lifecycle_recall(void) {
       }
 
       /* From LEARN: a stretch on a new mix that the workload leaves, for
-       * one learned before, before it converges.  The first window of the
-       * old mix recalls its policy; the stretch is dropped, not
+       * one learned before, before it converges.  The third window of the
+       * old mix (shift_k) recalls its policy; the stretch is dropped, not
        * remembered, so its mix is learned anew when it comes back. */
       hak_learn_init(&l, &p, kn, 3);
       tr = (trace_t){0};
@@ -704,6 +704,8 @@ static void lifecycle_recall(void) {
       CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_LEARN && tr.learn_entries == 1);
       w.phase = 0;
       unsigned recalls = l.recalls;
+      run_world(&l, &w, &tr, 2, -1);
+      CHECK(hak_learn_state(&l) == HAK_LEARN_STATE_LEARN && l.recalls == recalls); /* not yet */
       run_world(&l, &w, &tr, 1, -1);
       CHECKF(hak_learn_state(&l) == HAK_LEARN_STATE_FROZEN && l.recalls == recalls + 1 && best_is(&l, 1, 4),
              "algo %d seed %llu: %s on %u,%u after the mix came back during LEARN", algo, (unsigned long long)seed,

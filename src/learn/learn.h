@@ -271,9 +271,10 @@ typedef struct {
   uint64_t unused_windows; /* LEARN windows whose knob on trial had nothing to act on */
   uint32_t shift_streak;
   /* The mix the current LEARN stretch learns: the mean of its windows'
-   * histograms since the mix last changed (ref spans the whole stretch). */
+   * histograms since the mix last changed, shift_k windows in a row off
+   * it (ref spans the whole stretch). */
   double mix[HAK_LEARN_HIST_BINS];
-  uint32_t mix_n;
+  uint32_t mix_n, mix_off; /* windows in it; windows in a row off it */
   /* Mixes learned before: the mix each frozen LEARN stretch froze on (its
    * `mix`) and the policy, so that a workload that comes back to a mix
    * gets its policy again without learning it anew (recall). */

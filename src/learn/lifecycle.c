@@ -193,7 +193,7 @@ static unsigned go(hak_learn_t *l, hak_learn_state_t s, const char *reason) {
 static unsigned freeze(hak_learn_t *l, const char *reason) {
   hak_tuner_best(&l->tuner, l->best);
   if (l->state == HAK_LEARN_STATE_LEARN) phase_remember(l);
-  l->mix_n = 0;
+  l->mix_n = l->mix_off = 0;
   l->base_mean = 0;
   l->base_n = 0;
   l->canary_acc = 0;
@@ -215,7 +215,7 @@ static unsigned relearn(hak_learn_t *l, const char *reason) {
   best_reset(l);
   ref_reset(l);
   l->learn_windows = 0;
-  l->mix_n = 0;
+  l->mix_n = l->mix_off = 0;
   l->prev_total = 0; /* the first window of LEARN pairs with none before it */
   unsigned ev = go(l, HAK_LEARN_STATE_LEARN, reason);
   if (l->tuner.n_movable == 0) ev |= freeze(l, "nothing to learn: every knob pinned");
@@ -395,16 +395,24 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
       if (mix_changed(l, l->prev_frac, l->prev_total, frac, total)) {
         hak_tuner_break(&l->tuner);
         l->breaks++;
-        /* To a mix learned before (and not the one this stretch learns):
-         * its policy at once rather than learning it again. */
-        int m = hist_ok ? phase_match(l, frac) : -1;
-        if (m >= 0 && !(l->mix_n && l1_norm(l->phase[m].ref, l->mix) <= l->p.shift_l1)) {
-          ev |= recall(l, m);
-          break;
-        }
-        l->mix_n = 0;
       }
-      if (hist_ok) hist_mean_add(l->mix, &l->mix_n, l->p.ref_mem, frac);
+      /* The stretch's mix: shift_k windows in a row off it, as a shift in
+       * CANARY, and it starts again from them (one window alone is not a
+       * change: a window's counts come in lumps, and one in ten of a
+       * stationary program's was 0.3 off its neighbours).  To a mix learned
+       * before (not the one this stretch learns), its policy at once. */
+      if (hist_ok) {
+        l->mix_off = l->mix_n && l1_norm(l->mix, frac) > l->p.shift_l1 ? l->mix_off + 1 : 0;
+        if (l->mix_off >= l->p.shift_k) {
+          int m = phase_match(l, frac);
+          if (m >= 0 && l1_norm(l->phase[m].ref, l->mix) > l->p.shift_l1) {
+            ev |= recall(l, m);
+            break;
+          }
+          l->mix_n = l->mix_off = 0;
+        }
+        if (!l->mix_off) hist_mean_add(l->mix, &l->mix_n, l->p.ref_mem, frac);
+      }
       l->prev_total = total;
       for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->prev_frac[b] = total ? frac[b] : 0;
       if (is_best) best_cost(l, cost);
