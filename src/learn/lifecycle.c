@@ -396,11 +396,12 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
         hak_tuner_break(&l->tuner);
         l->breaks++;
       }
-      /* The stretch's mix: shift_k windows in a row off it, as a shift in
-       * CANARY, and it starts again from them (one window alone is not a
-       * change: a window's counts come in lumps, and one in ten of a
-       * stationary program's was 0.3 off its neighbours).  To a mix learned
-       * before (not the one this stretch learns), its policy at once. */
+      /* The stretch's mix changes after shift_k windows in a row off it,
+       * as a shift in CANARY, and starts again from the last of them (one
+       * window alone is not a change: a window's counts come in lumps, and
+       * one in ten of a stationary program's was 0.3 off its neighbours).
+       * To a mix learned before (not the one this stretch learns), its
+       * policy at once. */
       if (hist_ok) {
         l->mix_off = l->mix_n && l1_norm(l->mix, frac) > l->p.shift_l1 ? l->mix_off + 1 : 0;
         if (l->mix_off >= l->p.shift_k) {
