@@ -43,18 +43,28 @@ static bench_t bench; /* large (per-thread slots): keep it off the stack */
 
 /* Reads a "Key:   N kB" line of /proc/self/status.  read(2), not stdio, so
  * the measurement itself does not allocate. */
-static long status_kb(const char *key) {
+/* VmRSS and VmHWM from one read of /proc/self/status: the kernel computes
+ * both from one RSS count, so the peak is never below the current value.
+ * Read twice, they can be (CI, the debug build's big-churn: VmRSS 132836
+ * then VmHWM 132784 kB): the count is summed from per-CPU parts that are
+ * folded in lazily, and another thread (hakmem's controller, purging)
+ * changes it between the reads. */
+static void status_rss_kb(long *rss, long *hwm) {
   char buf[4096];
+  *rss = *hwm = -1;
   int fd = open("/proc/self/status", O_RDONLY);
   if (fd < 0)
-    return -1;
+    return;
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
   if (n <= 0)
-    return -1;
+    return;
   buf[n] = 0;
-  char *p = strstr(buf, key);
-  return p ? strtol(p + strlen(key), NULL, 10) : -1;
+  char *p = strstr(buf, "VmRSS:"), *q = strstr(buf, "VmHWM:");
+  if (p)
+    *rss = strtol(p + 6, NULL, 10);
+  if (q)
+    *hwm = strtol(q + 6, NULL, 10);
 }
 
 static long minor_faults(void) {
@@ -180,7 +190,8 @@ int main(int argc, char **argv) {
   w->run(b);
   uint64_t c1 = bench_cycles(), ns1 = bench_now_ns();
   long flt1 = minor_faults();
-  long final_rss = status_kb("VmRSS:"), peak_rss = status_kb("VmHWM:");
+  long final_rss, peak_rss;
+  status_rss_kb(&final_rss, &peak_rss);
   if (w->after)
     w->after(b);
 
