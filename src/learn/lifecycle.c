@@ -108,12 +108,17 @@ static void ref_reset(hak_learn_t *l) {
   l->shift_streak = 0;
 }
 
-void hak_learn_set_reference(hak_learn_t *l, const uint64_t *hist, unsigned nbins) {
-  double frac[HAK_LEARN_HIST_BINS];
-  if (!hist || fold(hist, nbins, frac) == 0) return;
+/* A reference given whole (a policy file's, a recalled mix's): usable at once. */
+static void ref_set(hak_learn_t *l, const double *frac) {
   for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->ref[b] = frac[b];
   l->ref_n = l->p.ref_windows;
   l->shift_streak = 0;
+}
+
+void hak_learn_set_reference(hak_learn_t *l, const uint64_t *hist, unsigned nbins) {
+  double frac[HAK_LEARN_HIST_BINS];
+  if (!hist || fold(hist, nbins, frac) == 0) return;
+  ref_set(l, frac);
 }
 
 /* ---- cost of the best configuration ------------------------------------- */
@@ -146,6 +151,9 @@ static void base_cost(hak_learn_t *l, double cost) {
 
 /* ---- mixes learned before ------------------------------------------------ */
 
+/* A slot's last use, for the least recently used one (0 is an empty slot). */
+static uint64_t phase_now(const hak_learn_t *l) { return l->windows ? l->windows : 1; }
+
 /* A LEARN stretch that froze: the mix it froze on and its policy are
  * remembered (in the slot of the same mix, else the empty or least
  * recently used one).  The mix is that of its windows since the mix last
@@ -163,7 +171,7 @@ static void phase_remember(hak_learn_t *l) {
   }
   for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->phase[slot].ref[b] = l->mix[b];
   for (unsigned k = 0; k < l->nknobs; k++) l->phase[slot].cfg[k] = l->best[k];
-  l->phase[slot].used = l->windows ? l->windows : 1;
+  l->phase[slot].used = phase_now(l);
 }
 
 /* The remembered mix nearest to this window's, if it is no further than a
@@ -215,7 +223,6 @@ static unsigned relearn(hak_learn_t *l, const char *reason) {
   best_reset(l);
   ref_reset(l);
   l->learn_windows = 0;
-  l->mix_n = l->mix_off = 0;
   l->prev_total = 0; /* the first window of LEARN pairs with none before it */
   unsigned ev = go(l, HAK_LEARN_STATE_LEARN, reason);
   if (l->tuner.n_movable == 0) ev |= freeze(l, "nothing to learn: every knob pinned");
@@ -229,9 +236,8 @@ static unsigned relearn(hak_learn_t *l, const char *reason) {
 static unsigned recall(hak_learn_t *l, int m) {
   hak_tuner_recall(&l->tuner, l->phase[m].cfg);
   l->state = HAK_LEARN_STATE_FROZEN; /* freeze() remembers only a LEARN stretch */
-  for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->ref[b] = l->phase[m].ref[b];
-  l->ref_n = l->p.ref_windows;
-  l->phase[m].used = l->windows ? l->windows : 1;
+  ref_set(l, l->phase[m].ref);
+  l->phase[m].used = phase_now(l);
   l->recalls++;
   best_reset(l);
   return freeze(l, "size-class histogram shifted to a mix learned before: its policy recalled") | HAK_LEARN_EV_BEST;
