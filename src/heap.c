@@ -4,7 +4,6 @@
  * into the slow path (hak_heap_alloc_class), which gives it a heap of its own. */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 
 #include "check.h"
@@ -808,7 +807,7 @@ bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *
     int tries = 0;
     while (!hak_lock_try_raw(&heaps_lock))
       if (++tries == 200) return false;
-      else sched_yield();
+      else hak_os_yield();
   } else {
     hak_lock(&heaps_lock);
   }

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -60,7 +59,7 @@ hak_front void hak_process_init(void) {
   int zero = 0;
   if (!atomic_compare_exchange_strong(&hak_init_state, &zero, 1)) {
     /* Another thread is reading the options (which never allocates). */
-    while (atomic_load_explicit(&hak_init_state, memory_order_acquire) != 2) sched_yield();
+    while (atomic_load_explicit(&hak_init_state, memory_order_acquire) != 2) hak_os_yield();
     return;
   }
   hak_options_init();
@@ -68,6 +67,7 @@ hak_front void hak_process_init(void) {
   hak_policy_init();
   hak_prof_init();
   hak_site_init();
+  hak_os_note_main_thread(); /* the controller's thread pointer (os.c) */
   hak_control_init();
   /* The thread-exit key exists before any thread can get a heap: a heap
    * made without it would never be abandoned, and its segments would leak
@@ -115,7 +115,7 @@ hak_front void hak_forks_register(void) {
     return;
   }
   while (!forks_registering && atomic_load_explicit(&hak_forks_state, memory_order_acquire) != 2)
-    sched_yield();
+    hak_os_yield();
 }
 
 /* stderr as it was at start: programs such as coreutils close fd 2 in an

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hakmem.h"
+#include "os.h"
 #include "policy.h"
 
 #define HAK_EXPORT __attribute__((visibility("default")))
@@ -355,11 +356,13 @@ hak_inline void hak_forks_need(void) {
 /* init.c: set in the thread that forks, from our prepare handler to our
  * parent or child one.  Every lock is its own then, so the allocations
  * other fork handlers make in between (glibc runs them in an order set by
- * when each was registered, ours maybe among the last) pass through. */
+ * when each was registered, ours maybe among the last) pass through.  The
+ * controller's thread reads the main thread's flag (os.c): when the main
+ * thread forks, it must wait like any other. */
 extern __thread bool hak_fork_owner __attribute__((tls_model("initial-exec")));
 hak_inline void hak_lock(hak_lock_t *l) {
   hak_forks_need();
-  if (hak_unlikely(hak_fork_owner)) return;
+  if (hak_unlikely(hak_fork_owner) && !hak_os_on_side_thread()) return;
   int z = 0;
   if (hak_likely(atomic_compare_exchange_weak_explicit(&l->v, &z, 1, memory_order_acquire,
                                                        memory_order_relaxed)))
@@ -375,7 +378,7 @@ hak_inline bool hak_lock_try_raw(hak_lock_t *l) {
 }
 hak_inline bool hak_lock_try(hak_lock_t *l) {
   hak_forks_need();
-  if (hak_unlikely(hak_fork_owner)) return true;
+  if (hak_unlikely(hak_fork_owner) && !hak_os_on_side_thread()) return true;
   return hak_lock_try_raw(l);
 }
 hak_inline void hak_unlock(hak_lock_t *l) {

@@ -1,8 +1,6 @@
 /* The contended half of hak_lock: spin briefly, then yield the CPU.  Global
  * locks guard only slow paths (Large, Big, segment lists), so a simple
  * test-and-test-and-set lock beats a futex here. */
-#include <sched.h>
-
 #include "internal.h"
 
 hak_front void hak_lock_slow(hak_lock_t *l) {
@@ -16,6 +14,6 @@ hak_front void hak_lock_slow(hak_lock_t *l) {
     if (spins < 64)
       __builtin_ia32_pause();
     else
-      sched_yield();
+      hak_os_yield();
   }
 }

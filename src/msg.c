@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "options.h"
+#include "os.h"
 
 static size_t fmt_num(char *tmp, unsigned long long v, unsigned base) {
   size_t n = 0;
@@ -118,15 +119,12 @@ size_t hak_fmt(char *buf, size_t cap, const char *fmt, ...) {
 }
 
 void hak_write_all(int fd, const char *s, size_t n) {
-  int saved = errno;
   while (n) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EINTR) continue;
+    long w = hak_os_write(fd, s, n);
     if (w <= 0) break;
     s += w;
     n -= (size_t)w;
   }
-  errno = saved;
 }
 
 void hak_fdprintf(int fd, const char *fmt, ...) {

@@ -5,6 +5,9 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -17,6 +20,16 @@
 
 #include "internal.h"
 #include "prof.h"
+
+/* Every kernel call here is made directly (hak_os_sys, os.h). */
+#define OS_SYS(n, a, b, c, d, e, f) hak_os_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+/* An address from mmap or mremap, or NULL. */
+static void *os_addr(long r) { return r < 0 && r > -4096 ? NULL : (void *)r; }
+static void *os_sys_mmap(void *hint, size_t size, int prot, int flags) {
+  return os_addr(OS_SYS(SYS_mmap, hint, size, prot, flags, -1, 0));
+}
+static int os_sys_munmap(void *p, size_t size) { return (int)OS_SYS(SYS_munmap, p, size, 0, 0, 0, 0); }
+static int os_sys_madvise(void *p, size_t size, int advice) { return (int)OS_SYS(SYS_madvise, p, size, advice, 0, 0, 0); }
 
 hak_os_counters_t hak_os;
 static _Atomic int os_fail_maps; /* test hook */
@@ -47,23 +60,19 @@ hak_front static void *os_mmap(void *hint, size_t size) {
 
 static void *os_mmap_raw(void *hint, size_t size) {
   if (os_hook_fails(&os_fail_maps)) return NULL;
-  int saved = errno; /* a failed mmap must not leak its errno to callers */
   /* No MAP_NORESERVE: the kernel's overcommit policy judges every mapping
    * as it judges glibc's, so a request no machine can back fails here
    * (NULL, ENOMEM) instead of handing out a reservation. */
-  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = os_sys_mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
-  errno = saved;
-  return p == MAP_FAILED ? NULL : p;
+  return p;
 }
 
 static void os_munmap_raw(void *p, size_t size) {
   if (!size) return;
-  int saved = errno;
   uint64_t t0 = hak_prof_begin();
-  munmap(p, size);
+  os_sys_munmap(p, size);
   hak_prof_end(HAK_PROF_OS_CALL, t0);
-  errno = saved;
   atomic_fetch_add_explicit(&hak_os.n_munmap, 1, memory_order_relaxed);
 }
 
@@ -123,11 +132,9 @@ void hak_os_unmap(void *p, size_t size) {
   atomic_fetch_sub_explicit(&hak_os.mapped, size, memory_order_relaxed);
 }
 
-/* One madvise, counted; errno as it was (advice is best effort). */
+/* One madvise, counted; 0 or the error (advice is best effort). */
 static int os_madvise_raw(void *p, size_t size, int advice) {
-  int saved = errno;
-  int err = madvise(p, size, advice) ? errno : 0;
-  errno = saved;
+  int err = -os_sys_madvise(p, size, advice);
   atomic_fetch_add_explicit(&hak_os.n_madvise, 1, memory_order_relaxed);
   return err;
 }
@@ -163,37 +170,28 @@ void hak_os_collapse(void *p, size_t size) { os_madvise(p, size, MADV_COLLAPSE);
 
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
   if (new_size > HAK_MAX_REQUEST) return NULL;
-  int saved = errno;
   /* Reserve an aligned target, then move the pages into it. */
-  void *r = mmap(NULL, new_size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void *r = os_sys_mmap(NULL, new_size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   atomic_fetch_add_explicit(&hak_os.n_mmap, 1, memory_order_relaxed);
-  if (r == MAP_FAILED) {
-    errno = saved;
-    return NULL;
-  }
+  if (!r) return NULL;
   uintptr_t a = ((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1);
   os_munmap_raw(r, a - (uintptr_t)r);
   os_munmap_raw((void *)(a + new_size), (uintptr_t)r + align - a);
-  void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)a);
+  void *q = os_addr(OS_SYS(SYS_mremap, p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, a, 0));
   atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
-  if (q == MAP_FAILED) {
+  if (!q) {
     os_munmap_raw((void *)a, new_size);
-    errno = saved;
     return NULL;
   }
-  errno = saved;
   atomic_fetch_add_explicit(&hak_os.mapped, new_size - old_size, memory_order_relaxed);
   return q;
 }
 
 bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size) {
   if (new_size > HAK_MAX_REQUEST) return false;
-  int saved = errno;
-  void *q = mremap(p, old_size, new_size, 0);
+  void *q = os_addr(OS_SYS(SYS_mremap, p, old_size, new_size, 0, 0, 0));
   atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
-  errno = saved;
-  if (q == MAP_FAILED) return false;
+  if (!q) return false;
   atomic_fetch_add_explicit(&hak_os.mapped, new_size - old_size, memory_order_relaxed);
   return true;
 }
@@ -217,35 +215,32 @@ static _Atomic int os_guard_kind;
 
 static int os_guard_probe(void) {
   int kind = GUARD_PROTECT;
-  void *p = mmap(NULL, HAK_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p != MAP_FAILED) {
-    if (madvise(p, HAK_PAGE, MADV_GUARD_INSTALL) == 0) kind = GUARD_MARKER;
-    munmap(p, HAK_PAGE);
+  void *p = os_sys_mmap(NULL, HAK_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  if (p) {
+    if (os_sys_madvise(p, HAK_PAGE, MADV_GUARD_INSTALL) == 0) kind = GUARD_MARKER;
+    os_sys_munmap(p, HAK_PAGE);
   }
   atomic_store_explicit(&os_guard_kind, kind, memory_order_relaxed);
   return kind;
 }
 
 bool hak_os_protect(void *p, size_t size, bool none) {
-  int saved = errno;
   int kind = atomic_load_explicit(&os_guard_kind, memory_order_relaxed);
   if (kind == GUARD_UNKNOWN) kind = os_guard_probe();
-  int r = kind == GUARD_MARKER ? madvise(p, size, none ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE)
-                               : mprotect(p, size, none ? PROT_NONE : PROT_READ | PROT_WRITE);
-  errno = saved;
+  long r = kind == GUARD_MARKER ? os_sys_madvise(p, size, none ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE)
+                                : OS_SYS(SYS_mprotect, p, size, none ? PROT_NONE : PROT_READ | PROT_WRITE, 0, 0, 0);
   return r == 0;
 }
 
 void hak_os_random(void *buf, size_t n) {
-  int saved = errno;
   uint8_t *b = buf;
   size_t got = 0;
   while (got < n) {
-    ssize_t r = getrandom(b + got, n - got, GRND_NONBLOCK);
+    long r = OS_SYS(SYS_getrandom, b + got, n - got, GRND_NONBLOCK, 0, 0, 0);
+    if (r == -EINTR) continue;
     if (r <= 0) break;
     got += (size_t)r;
   }
-  errno = saved;
   if (got == n) return;
   /* No entropy yet (early boot): the 16 bytes the kernel gave this process. */
   const uint8_t *at = (const uint8_t *)getauxval(AT_RANDOM);
@@ -305,7 +300,7 @@ static os_clock_fn os_vdso_find(const char *name) {
 }
 
 hak_front static int os_clock_syscall(clockid_t id, struct timespec *ts) {
-  return (int)syscall(SYS_clock_gettime, id, ts);
+  return (int)OS_SYS(SYS_clock_gettime, id, ts, 0, 0, 0, 0);
 }
 
 /* The vDSO's clock_gettime, or os_clock_syscall where there is none (under
@@ -328,16 +323,41 @@ hak_front uint64_t hak_os_now_ms(void) { return os_clock(CLOCK_MONOTONIC_COARSE)
 hak_front uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
 
 /* Not getpid(): libc's wrapper sits on the page of pthread_atfork (init.c). */
-hak_front int hak_os_pid(void) { return (int)syscall(SYS_getpid); }
+hak_front int hak_os_pid(void) { return (int)OS_SYS(SYS_getpid, 0, 0, 0, 0, 0, 0); }
+
+int hak_os_open(const char *path, int flags, int mode) {
+  long r;
+  do r = OS_SYS(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode, 0, 0);
+  while (r == -EINTR);
+  return r < 0 ? -1 : (int)r;
+}
+long hak_os_read(int fd, void *buf, size_t n) {
+  long r;
+  do r = OS_SYS(SYS_read, fd, buf, n, 0, 0, 0);
+  while (r == -EINTR);
+  return r < 0 ? -1 : r;
+}
+long hak_os_pread(int fd, void *buf, size_t n, uint64_t at) {
+  long r;
+  do r = OS_SYS(SYS_pread64, fd, buf, n, at, 0, 0);
+  while (r == -EINTR);
+  return r < 0 ? -1 : r;
+}
+void hak_os_close(int fd) {
+  if (fd >= 0) OS_SYS(SYS_close, fd, 0, 0, 0, 0, 0);
+}
+void hak_os_sleep_until_ns(uint64_t t) {
+  struct timespec ts = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)};
+  while (OS_SYS(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL, 0, 0) == -EINTR) {
+  }
+}
 
 /* A small file's contents, NUL-terminated (at most cap - 1 bytes); the
- * length read, or -1.  errno as it was. */
+ * length read, or -1. */
 static ssize_t os_read_small(const char *path, char *buf, size_t cap) {
-  int saved = errno;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : -1;
-  if (fd >= 0) close(fd);
-  errno = saved;
+  int fd = hak_os_open(path, O_RDONLY, 0);
+  ssize_t n = fd >= 0 ? hak_os_read(fd, buf, cap - 1) : -1;
+  hak_os_close(fd);
   buf[n > 0 ? n : 0] = 0;
   return n;
 }
@@ -381,9 +401,7 @@ uint64_t hak_os_minflt(void) {
 
 void hak_os_usage(size_t *peak_rss, uint64_t *minflt) {
   struct rusage ru;
-  int saved = errno;
-  bool ok = getrusage(RUSAGE_SELF, &ru) == 0;
-  errno = saved;
+  bool ok = OS_SYS(SYS_getrusage, RUSAGE_SELF, &ru, 0, 0, 0, 0) == 0;
   if (peak_rss) peak_rss[0] = ok ? (size_t)ru.ru_maxrss * 1024 : 0;
   if (minflt) minflt[0] = ok ? (uint64_t)ru.ru_minflt : 0;
 }
@@ -394,18 +412,18 @@ void hak_os_usage(size_t *peak_rss, uint64_t *minflt) {
 static bool costs_once(hak_os_costs_t *c) {
   size_t len = (size_t)4 << 20, touch = 16 * HAK_PAGE;
   uint64_t t0 = hak_os_now_ns();
-  uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uint8_t *p = os_sys_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   uint64_t t1 = hak_os_now_ns();
-  if (p == MAP_FAILED) return false;
+  if (!p) return false;
   for (size_t i = 0; i < touch; i += HAK_PAGE) ((volatile uint8_t *)p)[i] = 1;
   uint64_t t2 = hak_os_now_ns();
-  madvise(p, touch, MADV_DONTNEED);
+  os_sys_madvise(p, touch, MADV_DONTNEED);
   uint64_t t3 = hak_os_now_ns();
-  void *q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
+  void *q = os_addr(OS_SYS(SYS_mremap, p, len, 2 * len, MREMAP_MAYMOVE, 0, 0));
   uint64_t t4 = hak_os_now_ns();
-  if (q != MAP_FAILED) p = q, len *= 2;
+  if (q) p = q, len *= 2;
   uint64_t t5 = hak_os_now_ns();
-  munmap(p, len);
+  os_sys_munmap(p, len);
   uint64_t t6 = hak_os_now_ns();
   c->mmap_ns = (double)(t1 - t0);
   c->fault_ns = (double)(t2 - t1) / (double)(touch / HAK_PAGE);
@@ -425,7 +443,6 @@ static bool costs_once(hak_os_costs_t *c) {
  * tier_shift was measuring). */
 #define COSTS_ROUNDS 5
 void hak_os_costs(hak_os_costs_t *c) {
-  int saved = errno;
   hak_os_costs_t best = {0}, one;
   bool any = false;
   for (int r = 0; r < COSTS_ROUNDS; r++) {
@@ -436,7 +453,6 @@ void hak_os_costs(hak_os_costs_t *c) {
     LEAST(mmap_ns), LEAST(munmap_ns), LEAST(madvise_ns), LEAST(mremap_ns), LEAST(fault_ns);
 #undef LEAST
   }
-  errno = saved;
   *c = any ? best : (hak_os_costs_t){2000, 2000, 1000, 1000, 2000, 0};
 }
 
@@ -449,11 +465,10 @@ void hak_os_costs(hak_os_costs_t *c) {
  * always in cache), the destination made resident by a first, untimed
  * copy. */
 double hak_os_copy_cost(void) {
-  int saved = errno;
   size_t mib = (size_t)1 << 20;
-  uint8_t *area = mmap(NULL, 2 * mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uint8_t *area = os_sys_mmap(NULL, 2 * mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   double best = 0.1;
-  if (area != MAP_FAILED) {
+  if (area) {
     memset(area, 1, mib);
     memcpy(area + mib, area, mib);
     for (int r = 0; r < COSTS_ROUNDS; r++) {
@@ -463,8 +478,105 @@ double hak_os_copy_cost(void) {
       double one = (double)(hak_os_now_ns() - c0) / (double)mib;
       if (r == 0 || one < best) best = one;
     }
-    munmap(area, 2 * mib);
+    os_sys_munmap(area, 2 * mib);
   }
-  errno = saved;
   return best;
+}
+
+/* ---- a thread of our own ------------------------------------------------- */
+
+/* The controller's thread is made with clone(2), not pthread_create.
+ * glibc marks a process that ever had a second pthread as multi-threaded
+ * for good: from then on every stdio call takes its FILE's lock (feof and
+ * ferror: 6 -> 47 ns a pair here), libstdc++'s shared_ptr counts become
+ * atomic, and so on; jq and gcc ran 3 % slower with one idle pthread
+ * beside them.  A thread libc does not know of leaves a single-threaded
+ * program single-threaded to libc.  The price is that it must not use
+ * libc's thread state: it runs on the main thread's thread pointer (the
+ * clone's TLS), so it calls no libc function that sets errno or takes a
+ * libc lock (the OS layer makes its own system calls), and it writes no
+ * thread variable (tests/check_side_thread.py reads the code for both).
+ * Under TSan or ASan, whose runtimes must know every thread, and in a
+ * library first set up on another thread than the main one, it is a
+ * pthread as before. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define OS_SIDE_PTHREAD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define OS_SIDE_PTHREAD 1
+#endif
+#endif
+
+_Atomic uintptr_t hak_os_side_lo, hak_os_side_hi;
+static uintptr_t os_main_tp; /* the main thread's thread pointer */
+
+void hak_os_note_main_thread(void) {
+  if (OS_SYS(SYS_gettid, 0, 0, 0, 0, 0, 0) != OS_SYS(SYS_getpid, 0, 0, 0, 0, 0, 0)) return;
+  uintptr_t tp;
+  __asm__("mov %%fs:0, %0" : "=r"(tp)); /* the TCB's pointer to itself */
+  os_main_tp = tp;
+}
+
+#ifdef OS_SIDE_PTHREAD
+static bool os_side_clone(void *(*fn)(void *), size_t stack) {
+  (void)fn, (void)stack, (void)os_main_tp;
+  return false;
+}
+#else
+static void *(*os_side_fn)(void *);
+static int os_side_tid;
+
+static int os_side_entry(void *arg) {
+  os_side_fn(arg);
+  return 0;
+}
+
+static bool os_side_clone(void *(*fn)(void *), size_t stack) {
+  if (!os_main_tp) return false;
+  size_t guard = HAK_PAGE;
+  uint8_t *lo = os_sys_mmap(NULL, stack + guard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK);
+  if (!lo) return false;
+  OS_SYS(SYS_mprotect, lo, guard, PROT_NONE, 0, 0, 0);
+  os_side_fn = fn;
+  atomic_store_explicit(&hak_os_side_lo, (uintptr_t)lo, memory_order_relaxed);
+  atomic_store_explicit(&hak_os_side_hi, (uintptr_t)lo + stack + guard, memory_order_relaxed);
+  /* pthread_create's flags (a sandbox that checks them lets these pass). */
+  int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
+              CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+  int saved = errno; /* the caller's thread: clone's wrapper sets it on failure */
+  int tid = clone(os_side_entry, lo + stack + guard, flags, NULL, &os_side_tid, (void *)os_main_tp, &os_side_tid);
+  errno = saved;
+  if (tid > 0) return true;
+  atomic_store_explicit(&hak_os_side_hi, 0, memory_order_relaxed);
+  atomic_store_explicit(&hak_os_side_lo, 0, memory_order_relaxed);
+  os_sys_munmap(lo, stack + guard);
+  return false;
+}
+#endif
+
+bool hak_os_side_thread_start(void *(*fn)(void *), size_t stack) {
+  /* It takes no signals: they are the program's. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  bool ok = os_side_clone(fn, stack);
+  if (!ok) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    ok = pthread_create(&t, &attr, fn, NULL) == 0;
+    pthread_attr_destroy(&attr);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return ok;
+}
+
+void hak_os_side_thread_forget(void) {
+  uintptr_t lo = atomic_load_explicit(&hak_os_side_lo, memory_order_relaxed);
+  uintptr_t hi = atomic_load_explicit(&hak_os_side_hi, memory_order_relaxed);
+  atomic_store_explicit(&hak_os_side_hi, 0, memory_order_relaxed);
+  atomic_store_explicit(&hak_os_side_lo, 0, memory_order_relaxed);
+  if (hi) os_sys_munmap((void *)lo, hi - lo);
 }

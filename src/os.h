@@ -3,9 +3,12 @@
 #ifndef HAKMEM_OS_H
 #define HAKMEM_OS_H
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 
 typedef struct hak_os_counters {
   _Atomic size_t mapped, committed, peak_committed;
@@ -69,6 +72,51 @@ typedef struct hak_os_costs {
 } hak_os_costs_t;
 void hak_os_costs(hak_os_costs_t *c); /* all but the copy (left 0) */
 double hak_os_copy_cost(void);        /* ns per byte */
+/* A system call made directly, not through libc's wrapper: those set
+ * errno, a thread's, and the controller runs on a thread of our own that
+ * shares the main thread's thread variables (hak_os_side_thread_start),
+ * so it must leave them alone.  Returns what the kernel does: -errno on
+ * failure. */
+static inline long hak_os_sys(long n, long a, long b, long c, long d, long e, long f) {
+  register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+
+/* Files and sleep, by system calls made directly: errno untouched (the
+ * controller's thread shares the main thread's, below).  -1 on failure;
+ * interrupted calls are made again.  O_CLOEXEC is always added. */
+int hak_os_open(const char *path, int flags, int mode);
+long hak_os_read(int fd, void *buf, size_t n);
+long hak_os_pread(int fd, void *buf, size_t n, uint64_t at);
+static inline void hak_os_yield(void) { hak_os_sys(SYS_sched_yield, 0, 0, 0, 0, 0, 0); }
+static inline long hak_os_write(int fd, const void *buf, size_t n) {
+  long r;
+  do r = hak_os_sys(SYS_write, fd, (long)buf, (long)n, 0, 0, 0);
+  while (r == -EINTR);
+  return r < 0 ? -1 : r;
+}
+void hak_os_close(int fd);
+void hak_os_sleep_until_ns(uint64_t t); /* until hak_os_now_ns() reads t */
+/* The controller's thread (os.c: why it is not a pthread): fn runs on a
+ * stack of `stack` bytes with every signal blocked; false if no thread
+ * could be made.  hak_os_note_main_thread is called at start-up, on the
+ * main thread; a fork child, which has no such thread, forgets its stack. */
+void hak_os_note_main_thread(void);
+bool hak_os_side_thread_start(void *(*fn)(void *), size_t stack);
+void hak_os_side_thread_forget(void);
+extern _Atomic uintptr_t hak_os_side_lo, hak_os_side_hi;
+/* Whether the caller runs on that thread (a pthread one is never it: it
+ * has thread variables of its own). */
+static inline bool hak_os_on_side_thread(void) {
+  uintptr_t lo = atomic_load_explicit(&hak_os_side_lo, memory_order_relaxed);
+  uintptr_t hi = atomic_load_explicit(&hak_os_side_hi, memory_order_relaxed);
+  return (uintptr_t)__builtin_frame_address(0) - lo < hi - lo;
+}
 /* Test hook: fail the next n mappings (0 = never). */
 void hak_os_fail_next_maps(int n);
 

@@ -82,6 +82,9 @@ void hak_prof_snapshot(hak_prof_snap_t *s) {
  * which counts each category's events from its timed ones, saw twice the
  * frees and no mallocs. */
 uint64_t hak_prof_sample(void) {
+  /* The controller's kernel calls are not the program's slow paths, and
+   * its thread has no counters of its own (os.c). */
+  if (hak_os_on_side_thread()) return 0;
   if (prof_left > 1) {
     prof_left--;
     return 0;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #if !defined(HAK_TEST_PRELOAD) && !defined(HAK_TEST_GLIBC)
 #define HAK_TEST_HAVE_API 1 /* hak_* may be called directly */
@@ -88,6 +89,15 @@ static inline __attribute__((format(printf, 4, 5))) void check_fail_(
 static inline int check_failures(void) { return atomic_load(&check_failures_); }
 
 /* Prints the verdict; the value is the process exit status. */
+/* The resident set of this process, in bytes (/proc/self/statm). */
+static inline size_t check_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2) CHECKF(0, "cannot read /proc/self/statm");
+  if (f) fclose(f);
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static inline int check_report(const char *test) {
   int n = check_failures();
   if (n) fprintf(stderr, "%s: FAILED (%d check%s)\n", test, n, n == 1 ? "" : "s");

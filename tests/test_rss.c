@@ -15,17 +15,6 @@
 
 #include "check.h"
 
-static size_t rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2) {
-    CHECKF(0, "cannot read /proc/self/statm");
-    resident = 0;
-  }
-  if (f) fclose(f);
-  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 typedef struct {
   const char *name;
   size_t lo, hi;  /* block sizes, uniform in [lo, hi] */
@@ -84,7 +73,7 @@ int main(void) {
     cls[c].size = map_array(cls[c].cap * sizeof(size_t));
   }
 
-  size_t rss0 = rss_bytes();
+  size_t rss0 = check_rss_bytes();
   uint64_t rng = 2024;
   /* Interleave the classes, as a real program would: each turn allocates
    * 1/256 of every class's total. */
@@ -108,7 +97,7 @@ int main(void) {
       if (got && allocated < 200 * MiB) more = 1;
     }
   }
-  size_t rss1 = rss_bytes();
+  size_t rss1 = check_rss_bytes();
 
   size_t freed = 0;
   for (int c = 0; c < NCLS; c++) {
@@ -124,7 +113,7 @@ int main(void) {
     memmove(k->size, k->size + keep_from, k->count * sizeof(size_t));
   }
   int trimmed = malloc_trim(0);
-  size_t rss2 = rss_bytes();
+  size_t rss2 = check_rss_bytes();
 
   printf("allocated %zu MiB: rss %zu -> %zu MiB\n", allocated / MiB, rss0 / MiB,
          rss1 / MiB);

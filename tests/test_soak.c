@@ -256,14 +256,6 @@ static void fork_now(void) {
 
 /* ---- the resident set */
 
-static size_t rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2) CHECKF(0, "cannot read /proc/self/statm");
-  if (f) fclose(f);
-  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 typedef struct {
   double t;
   size_t rss, live, peak;
@@ -275,7 +267,7 @@ static int nsamples;
 
 static void sample(double t) {
   if (nsamples < MAX_SAMPLES)
-    samples[nsamples++] = (sample_t){t, rss_bytes(), atomic_load(&live_bytes), atomic_load(&live_peak)};
+    samples[nsamples++] = (sample_t){t, check_rss_bytes(), atomic_load(&live_bytes), atomic_load(&live_peak)};
 }
 
 /* The bound: at every sample, RSS <= base + 2 x (peak live bytes so far) +
@@ -347,7 +339,7 @@ int main(int argc, char **argv) {
   double seconds = argc > 1 ? atof(argv[1]) : 8;
   if (!(seconds > 0)) seconds = 8;
   check_hakmem_active();
-  size_t base = rss_bytes();
+  size_t base = check_rss_bytes();
   double t0 = now_seconds();
   int forked = 0;
   sample(0);
@@ -379,7 +371,7 @@ int main(int argc, char **argv) {
 #else
   malloc_trim(0);
 #endif
-  size_t rss_end = rss_bytes();
+  size_t rss_end = check_rss_bytes();
   samples[nsamples < MAX_SAMPLES ? nsamples++ : MAX_SAMPLES - 1] =
       (sample_t){now_seconds() - t0, rss_end, 0, atomic_load(&live_peak)};
 

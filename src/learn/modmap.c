@@ -54,19 +54,14 @@ static bool parse_map(char *line, map_line_t *m) {
 
 /* Calls fn for every line of /proc/self/maps until it returns true. */
 static bool each_map(bool (*fn)(const map_line_t *m, void *arg), void *arg) {
-  int saved = errno;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    errno = saved;
-    return false;
-  }
+  int fd = hak_os_open("/proc/self/maps", O_RDONLY, 0);
+  if (fd < 0) return false;
   size_t cap = (size_t)64 << 10;
   char *buf = hak_os_map_aligned(cap, HAK_PAGE);
   bool done = false;
   size_t have = 0;
   while (buf && !done) {
-    ssize_t r = read(fd, buf + have, cap - 1 - have);
-    if (r < 0 && errno == EINTR) continue;
+    long r = hak_os_read(fd, buf + have, cap - 1 - have);
     if (r <= 0) break;
     have += (size_t)r;
     size_t start = 0;
@@ -82,8 +77,7 @@ static bool each_map(bool (*fn)(const map_line_t *m, void *arg), void *arg) {
     if (have == cap - 1) have = 0; /* a line longer than the buffer: dropped */
   }
   if (buf) hak_os_unmap(buf, cap);
-  close(fd);
-  errno = saved;
+  hak_os_close(fd);
   return done;
 }
 
@@ -123,8 +117,7 @@ static bool find_base(const map_line_t *m, void *arg) {
 static bool pread_all(int fd, void *buf, size_t n, off_t at) {
   size_t got = 0;
   while (got < n) {
-    ssize_t r = pread(fd, (char *)buf + got, n - got, at + (off_t)got);
-    if (r < 0 && errno == EINTR) continue;
+    long r = hak_os_pread(fd, (char *)buf + got, n - got, (uint64_t)at + got);
     if (r <= 0) return false;
     got += (size_t)r;
   }
@@ -141,12 +134,8 @@ static void *scratch(size_t n, size_t *cap) {
 typedef bool (*sym_fn)(const char *name, uintptr_t value, uintptr_t size, void *arg);
 
 static bool each_function(const char *path, sym_fn fn, void *arg, bool *is_exec) {
-  int saved = errno;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    errno = saved;
-    return false;
-  }
+  int fd = hak_os_open(path, O_RDONLY, 0);
+  if (fd < 0) return false;
   bool done = false;
   Elf64_Ehdr eh;
   void *sh = NULL, *syms = NULL, *strs = NULL;
@@ -177,8 +166,7 @@ out:
   if (sh) hak_os_unmap(sh, shcap);
   if (syms) hak_os_unmap(syms, symcap);
   if (strs) hak_os_unmap(strs, strcap);
-  close(fd);
-  errno = saved;
+  hak_os_close(fd);
   return done;
 }
 
@@ -241,13 +229,11 @@ bool hak_mod_of_addr(uintptr_t addr, char *path, size_t cap, uintptr_t *offset) 
   if (!each_map(find_addr, &f)) return false;
   Elf64_Ehdr eh;
   bool is_exec = false;
-  int saved = errno;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = hak_os_open(path, O_RDONLY, 0);
   if (fd >= 0) {
     if (pread_all(fd, &eh, sizeof eh, 0)) is_exec = eh.e_type == ET_EXEC;
-    close(fd);
+    hak_os_close(fd);
   }
-  errno = saved;
   uintptr_t bias;
   if (!module_bias(path, is_exec, &bias)) return false;
   *offset = addr - bias;
@@ -268,14 +254,12 @@ bool hak_mod_resolve(const char *path, const char *symbol, uintptr_t sym_off, ui
   if (symbol && *symbol) each_function(path, sym_named, &n, &is_exec); /* walks them all: false whatever it found */
   bool by_symbol = n.n > 0 && (n.exact || n.n == 1);
   if (!by_symbol) {
-    int saved = errno;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = hak_os_open(path, O_RDONLY, 0);
     Elf64_Ehdr eh;
     if (fd >= 0) {
       if (pread_all(fd, &eh, sizeof eh, 0)) is_exec = eh.e_type == ET_EXEC;
-      close(fd);
+      hak_os_close(fd);
     }
-    errno = saved;
     if (symbol && *symbol) return false; /* the function is gone: the site no longer exists */
   }
   uintptr_t bias;
