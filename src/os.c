@@ -21,15 +21,55 @@
 #include "internal.h"
 #include "prof.h"
 
-/* Every kernel call here is made directly (hak_os_sys, os.h). */
+/* Every kernel call here is made directly (hak_os_sys, os.h), but for
+ * the mappings' under the sanitizers. */
 #define OS_SYS(n, a, b, c, d, e, f) hak_os_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+/* TSan and ASan watch the mappings through libc's mmap family (a range
+ * unmapped and mapped again is new memory to them): under them the
+ * mappings go through libc, errno kept, and the controller is a pthread
+ * (its errno its own; hak_os_side_thread_start). */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define OS_SIDE_PTHREAD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define OS_SIDE_PTHREAD 1
+#endif
+#endif
+#ifdef OS_SIDE_PTHREAD
+#define OS_LIBC(call)              \
+  ({                               \
+    int saved_ = errno;            \
+    long r_ = (long)(call);        \
+    if (r_ == -1) r_ = -errno;     \
+    errno = saved_;                \
+    r_;                            \
+  })
+static void *os_sys_mmap(void *hint, size_t size, int prot, int flags) {
+  int saved = errno;
+  void *p = mmap(hint, size, prot, flags, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+static void *os_sys_mremap(void *p, size_t old_size, size_t new_size, int flags, void *to) {
+  int saved = errno;
+  void *q = mremap(p, old_size, new_size, flags, to);
+  errno = saved;
+  return q == MAP_FAILED ? NULL : q;
+}
+static int os_sys_munmap(void *p, size_t size) { return (int)OS_LIBC(munmap(p, size)); }
+static int os_sys_madvise(void *p, size_t size, int advice) { return (int)OS_LIBC(madvise(p, size, advice)); }
+#else
 /* An address from mmap or mremap, or NULL. */
 static void *os_addr(long r) { return r < 0 && r > -4096 ? NULL : (void *)r; }
 static void *os_sys_mmap(void *hint, size_t size, int prot, int flags) {
   return os_addr(OS_SYS(SYS_mmap, hint, size, prot, flags, -1, 0));
 }
+static void *os_sys_mremap(void *p, size_t old_size, size_t new_size, int flags, void *to) {
+  return os_addr(OS_SYS(SYS_mremap, p, old_size, new_size, flags, to, 0));
+}
 static int os_sys_munmap(void *p, size_t size) { return (int)OS_SYS(SYS_munmap, p, size, 0, 0, 0, 0); }
 static int os_sys_madvise(void *p, size_t size, int advice) { return (int)OS_SYS(SYS_madvise, p, size, advice, 0, 0, 0); }
+#endif
 
 hak_os_counters_t hak_os;
 static _Atomic int os_fail_maps; /* test hook */
@@ -177,7 +217,7 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
   uintptr_t a = ((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1);
   os_munmap_raw(r, a - (uintptr_t)r);
   os_munmap_raw((void *)(a + new_size), (uintptr_t)r + align - a);
-  void *q = os_addr(OS_SYS(SYS_mremap, p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, a, 0));
+  void *q = os_sys_mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)a);
   atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
   if (!q) {
     os_munmap_raw((void *)a, new_size);
@@ -189,7 +229,7 @@ void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t ali
 
 bool hak_os_grow_inplace(void *p, size_t old_size, size_t new_size) {
   if (new_size > HAK_MAX_REQUEST) return false;
-  void *q = os_addr(OS_SYS(SYS_mremap, p, old_size, new_size, 0, 0, 0));
+  void *q = os_sys_mremap(p, old_size, new_size, 0, NULL);
   atomic_fetch_add_explicit(&hak_os.n_mremap, 1, memory_order_relaxed);
   if (!q) return false;
   atomic_fetch_add_explicit(&hak_os.mapped, new_size - old_size, memory_order_relaxed);
@@ -419,7 +459,7 @@ static bool costs_once(hak_os_costs_t *c) {
   uint64_t t2 = hak_os_now_ns();
   os_sys_madvise(p, touch, MADV_DONTNEED);
   uint64_t t3 = hak_os_now_ns();
-  void *q = os_addr(OS_SYS(SYS_mremap, p, len, 2 * len, MREMAP_MAYMOVE, 0, 0));
+  void *q = os_sys_mremap(p, len, 2 * len, MREMAP_MAYMOVE, NULL);
   uint64_t t4 = hak_os_now_ns();
   if (q) p = q, len *= 2;
   uint64_t t5 = hak_os_now_ns();
@@ -496,16 +536,9 @@ double hak_os_copy_cost(void) {
  * clone's TLS), so it calls no libc function that sets errno or takes a
  * libc lock (the OS layer makes its own system calls), and it writes no
  * thread variable (tests/check_side_thread.py reads the code for both).
- * Under TSan or ASan, whose runtimes must know every thread, and in a
- * library first set up on another thread than the main one, it is a
- * pthread as before. */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define OS_SIDE_PTHREAD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define OS_SIDE_PTHREAD 1
-#endif
-#endif
+ * Under TSan or ASan (OS_SIDE_PTHREAD, above), whose runtimes must know
+ * every thread, and in a library first set up on another thread than the
+ * main one, it is a pthread as before. */
 
 _Atomic uintptr_t hak_os_side_lo, hak_os_side_hi;
 static uintptr_t os_main_tp; /* the main thread's thread pointer */
