@@ -21,8 +21,8 @@
 #include "internal.h"
 #include "prof.h"
 
-/* Every kernel call here is made directly (hak_os_sys, os.h), but for
- * the mappings' under the sanitizers. */
+/* Every kernel call here is made directly (hak_os_sys, os.h); under TSan
+ * and ASan the mappings go through libc (below). */
 #define OS_SYS(n, a, b, c, d, e, f) hak_os_sys(n, (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
 /* TSan and ASan watch the mappings through libc's mmap family (a range
  * unmapped and mapped again is new memory to them): under them the
