@@ -28,7 +28,7 @@ static _Atomic bool ctl_stop;
 static _Atomic bool ctl_hurry; /* hak_control_hurry: start without waiting for the age */
 static hak_lock_t ctl_lock = HAK_LOCK_INIT; /* held while a window is processed */
 static uint64_t ctl_start_ms, ctl_after_ms, ctl_min_committed;
-#define CTL_HURRY_COMMITTED ((size_t)128 << 20)
+static size_t ctl_hurry_committed = SIZE_MAX; /* starts it at any age (balanced) */
 static int ctl_pid; /* the process ctl_start_ms and the log belong to */
 static uint64_t ctl_t0_ns;
 
@@ -433,6 +433,11 @@ hak_front void hak_control_init(void) {
   hak_sites_learning = learn_mode; /* Large/Big blocks' sites are recorded */
   ctl_after_ms = learn_mode ? 50 : 200;
   ctl_min_committed = learn_mode ? 0 : (uint64_t)8 << 20;
+  /* A process that holds 128 MiB is worth a thread whatever its age: one
+   * that took 400 MB in its first 200 ms, freed it and waited kept it all.
+   * (Learning starts at 50 ms anyway; sooner, its first windows would be
+   * the heap's warm-up.) */
+  if (!learn_mode) ctl_hurry_committed = (size_t)128 << 20;
 
   if (HAK_OPT_STR(LEARN_LOG)) log_fd = open_path(HAK_OPT_STR(LEARN_LOG));
   else if (mode == HAK_MODE_RESEARCH) log_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
@@ -454,9 +459,7 @@ hak_front void hak_control_tick(uint64_t now_ms) {
    * 64 KiB malloc+free's instructions). */
   size_t committed = LOAD(hak_os.committed);
   if (committed < ctl_min_committed) return;
-  /* A process that holds 128 MiB is worth a thread whatever its age: one
-   * that took 400 MB in its first 200 ms, freed it and waited kept it all. */
-  if (committed < CTL_HURRY_COMMITTED && !atomic_load_explicit(&ctl_hurry, memory_order_relaxed)) {
+  if (committed < ctl_hurry_committed && !atomic_load_explicit(&ctl_hurry, memory_order_relaxed)) {
     if (!now_ms) {
       if (++skip & 15) return;
       now_ms = hak_os_now_ms();
