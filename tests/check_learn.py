@@ -87,20 +87,33 @@ def test_walk(a, d):
 
 
 def test_recall(a, d):
-    log = os.path.join(d, "recall.jsonl")
-    p = run(a, ["phases", log, "back"], HAKMEM_MODE="learning", HAKMEM_LEARN_WINDOW_MS=50, HAKMEM_FREEZE_SEC=2,
-            HAKMEM_LEARN_LOG=log, HAKMEM_LEARN_TRACE=1)
-    check(p.returncode == 0 and "came back" in p.stdout,
-          "phases back: exit %d, stdout %r, stderr %r" % (p.returncode, p.stdout, p.stderr[-800:]))
-    states = "".join(x[0] for x in log_states(log))
     # small: LEARN, FROZEN/CANARY; Large: LEARN, FROZEN/CANARY; small
-    # again: no third LEARN, and the shift back a recall.
-    check(re.match(r"^L(F|C)*C(F|C)*L(F|C)*$", states) is not None, "learn log states: %s" % states)
-    trace = [l for l in p.stderr.splitlines() if "learn " in l and " -> " in l]
-    learns = [i for i, l in enumerate(trace) if "-> LEARN" in l]
-    recalled = [l for l in trace[learns[-1] if learns else 0:] if "shifted to a mix learned before" in l]
-    check(len(recalled) == 1 and "CANARY -> FROZEN" in recalled[0],
-          "the return to small objects: %d recalls; the trace's transitions: %s" % (len(recalled), trace))
+    # again: no third LEARN, and the shift back a recall.  A second try if
+    # the first fails: a stretch is remembered only with 8 windows of its
+    # last mix, and on a loaded machine (CI's parallel suites) the first
+    # stretch, which converges in ~1 s, sometimes has fewer.  With recall
+    # broken both tries fail.
+    for attempt in (1, 2):
+        log = os.path.join(d, "recall%d.jsonl" % attempt)
+        p = run(a, ["phases", log, "back"], HAKMEM_MODE="learning", HAKMEM_LEARN_WINDOW_MS=50,
+                HAKMEM_FREEZE_SEC=2, HAKMEM_LEARN_LOG=log, HAKMEM_LEARN_TRACE=1)
+        problems = []
+        if not (p.returncode == 0 and "came back" in p.stdout):
+            problems.append("phases back: exit %d, stdout %r, stderr %r" % (p.returncode, p.stdout, p.stderr[-800:]))
+        states = "".join(x[0] for x in log_states(log)) if os.path.exists(log) else ""
+        if re.match(r"^L(F|C)*C(F|C)*L(F|C)*$", states) is None:
+            problems.append("learn log states: %s" % states)
+        trace = [l for l in p.stderr.splitlines() if "learn " in l and " -> " in l]
+        learns = [i for i, l in enumerate(trace) if "-> LEARN" in l]
+        recalled = [l for l in trace[learns[-1] if learns else 0:] if "shifted to a mix learned before" in l]
+        if not (len(recalled) == 1 and "CANARY -> FROZEN" in recalled[0]):
+            problems.append("the return to small objects: %d recalls; the trace's transitions: %s" % (len(recalled), trace))
+        if not problems:
+            return
+        if attempt == 1:
+            print("recall: the first try failed (%s); trying again" % "; ".join(problems).replace("hakmem: ", "")[:600])
+    for m in problems:
+        check(False, m)
 
 
 def run_learning(a, d, mode, ms, **kv):
