@@ -41,9 +41,8 @@ static const workload_t *const workloads[] = {
 
 static bench_t bench; /* large (per-thread slots): keep it off the stack */
 
-/* Reads a "Key:   N kB" line of /proc/self/status.  read(2), not stdio, so
- * the measurement itself does not allocate. */
-/* VmRSS and VmHWM from one read of /proc/self/status: the kernel computes
+/* VmRSS and VmHWM from one read(2) of /proc/self/status (not stdio, so
+ * the measurement itself does not allocate): the kernel computes
  * both from one RSS count, so the peak is never below the current value.
  * Read twice, they can be (CI, the debug build's big-churn: VmRSS 132836
  * then VmHWM 132784 kB): the count is summed from per-CPU parts that are

@@ -35,7 +35,10 @@
 #define OS_SIDE_PTHREAD 1
 #endif
 #endif
+/* An address from mmap or mremap, or NULL. */
+static void *os_addr(long r) { return r < 0 && r > -4096 ? NULL : (void *)r; }
 #ifdef OS_SIDE_PTHREAD
+/* libc's call, its result in the kernel's terms (-errno), errno kept. */
 #define OS_LIBC(call)              \
   ({                               \
     int saved_ = errno;            \
@@ -45,22 +48,14 @@
     r_;                            \
   })
 static void *os_sys_mmap(void *hint, size_t size, int prot, int flags) {
-  int saved = errno;
-  void *p = mmap(hint, size, prot, flags, -1, 0);
-  errno = saved;
-  return p == MAP_FAILED ? NULL : p;
+  return os_addr(OS_LIBC(mmap(hint, size, prot, flags, -1, 0)));
 }
 static void *os_sys_mremap(void *p, size_t old_size, size_t new_size, int flags, void *to) {
-  int saved = errno;
-  void *q = mremap(p, old_size, new_size, flags, to);
-  errno = saved;
-  return q == MAP_FAILED ? NULL : q;
+  return os_addr(OS_LIBC(mremap(p, old_size, new_size, flags, to)));
 }
 static int os_sys_munmap(void *p, size_t size) { return (int)OS_LIBC(munmap(p, size)); }
 static int os_sys_madvise(void *p, size_t size, int advice) { return (int)OS_LIBC(madvise(p, size, advice)); }
 #else
-/* An address from mmap or mremap, or NULL. */
-static void *os_addr(long r) { return r < 0 && r > -4096 ? NULL : (void *)r; }
 static void *os_sys_mmap(void *hint, size_t size, int prot, int flags) {
   return os_addr(OS_SYS(SYS_mmap, hint, size, prot, flags, -1, 0));
 }

@@ -7,7 +7,6 @@
  * that lives only a few milliseconds; a fork child starts its own later;
  * exit does not wait for it.  See docs/learning.md. */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <time.h>
