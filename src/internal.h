@@ -423,6 +423,8 @@ struct hak_heap {
   void *lcache[HAK_LCACHE_SLOTS_MAX];
   uint16_t lcache_pages[HAK_LCACHE_SLOTS_MAX];
   unsigned lcache_n;
+  uint32_t slab_takes;             /* slabs it acquired (heap.c) */
+  uint32_t slab_takes_seen;        /* ... when the Large tier last asked for idle segments */
   hak_heap_stats_t stats;
 };
 
@@ -490,6 +492,9 @@ void hak_segment_purge(hak_heap_t *h, uint64_t now, bool force);
 bool hak_segment_purge_try(hak_heap_t *h, uint64_t now, bool force);
 void hak_segment_abandon_all(hak_heap_t *h, uint64_t idle_since);
 bool hak_segment_has_free_slab(hak_heap_t *h, unsigned cls);
+bool hak_segment_held_by(hak_heap_t *h, const hak_segment_t *seg, unsigned n);
+bool hak_heap_release_idle(hak_heap_t *h);
+void hak_segment_cache_given(size_t n);
 void hak_segment_adopt_all(hak_heap_t *h);
 /* Adopts one segment an exited thread left with live slabs of cls's kind
  * (they join h's queues); false if there is none. */

@@ -527,11 +527,22 @@ hak_front void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, s
   } else {
     large_seg_t *ls;
     unsigned i = 0;
+    bool asked = false;
+  search:
     for (int pass = 0;; pass++) {
       for (ls = segs; ls; ls = (large_seg_t *)ls->seg.next)
         if (ls->placement == place && (i = find_run(ls, (unsigned)(pages + extra))) != 0) break;
       if (ls || pass || !large_cache_bytes) break;
       large_cache_flush(hak_os_now_ms(), pol->purge_delay_ms); /* then search once more */
+    }
+    if (!ls && !asked) {
+      /* Segments our small objects left to their empty current slabs, to
+       * the cache first (the heap's lock comes before ours). */
+      asked = true;
+      large_unlock();
+      bool gave = hak_heap_release_idle(h);
+      hak_lock(&large_lock);
+      if (gave) goto search;
     }
     if (!ls && (ls = large_seg_new(pol)) != NULL) {
       ls->placement = place;

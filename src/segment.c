@@ -23,6 +23,20 @@ static _Atomic size_t seg_abandoned_count;
 /* When a heap last took a segment from the cache (ms): the Large tier
  * takes cached segments only from a cache the heaps have stopped using. */
 static _Atomic uint64_t seg_cache_wanted;
+/* Segments in the cache that their heap gave up for the Large tier
+ * (hak_heap_release_idle); whoever takes one from the cache takes one of
+ * these off (under the cache's lock). */
+static size_t seg_cache_given;
+
+static void given_take(void) {
+  if (seg_cache_given) seg_cache_given--;
+}
+
+void hak_segment_cache_given(size_t n) {
+  hak_lock(&seg_cache_lock);
+  seg_cache_given += n;
+  hak_unlock(&seg_cache_lock);
+}
 
 hak_front void hak_segmap_set(void *base, size_t size, bool on) {
   uintptr_t u = (uintptr_t)base >> HAK_SEG_SHIFT;
@@ -157,15 +171,18 @@ hak_front hak_segment_t *hak_segment_cache_take(uint64_t *resident) {
    * a Large block now and then), they would map and fault in new ones for
    * what the Large tier took, and the Large tier would hand the pages back
    * to the OS as they grew (hak_large_release): the Python workload took
-   * 21.2k page faults against 19.7k, 20.2k with this rule.  Then the
-   * newest, most likely still resident. */
+   * 21.2k page faults against 19.7k, 20.2k with this rule.  But segments
+   * a heap gave up for the Large tier (seg_cache_given) it takes at once.
+   * Then the newest, most likely still resident. */
   uint64_t wanted = atomic_load_explicit(&seg_cache_wanted, memory_order_relaxed);
-  if (wanted && hak_os_now_ms() - wanted < hak_purge_tick_ms()) return NULL;
+  bool cycling = wanted && hak_os_now_ms() - wanted < hak_purge_tick_ms();
   hak_lock(&seg_cache_lock);
   hak_segment_t *seg = seg_cache_first;
+  if (cycling && !seg_cache_given) seg = NULL;
   if (seg) {
     seg_list_remove(&seg_cache_first, seg);
     seg_cache_count--;
+    given_take();
   }
   hak_unlock(&seg_cache_lock);
   if (seg) seg_resident(seg, resident);
@@ -186,6 +203,7 @@ static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
   if (seg) {
     seg_list_remove(&seg_cache_first, seg);
     seg_cache_count--;
+    given_take();
   }
   hak_unlock(&seg_cache_lock);
   if (seg) atomic_store_explicit(&seg_cache_wanted, hak_os_now_ms(), memory_order_relaxed);
@@ -578,6 +596,15 @@ hak_front bool hak_segment_has_free_slab(hak_heap_t *h, unsigned cls) {
   for (hak_segment_t *seg = h->segs[seg_kind_index(cls < HAK_NTINY ? HAK_SEG_TINY : HAK_SEG_MID)]; seg; seg = seg->next)
     if (seg->free_mask) return true;
   return false;
+}
+
+/* The owner: do `n` slabs hold its segment, and does the heap have another
+ * of its kind (the last one stays as a spare: slab_release)? */
+bool hak_segment_held_by(hak_heap_t *h, const hak_segment_t *seg, unsigned n) {
+  hak_lock(&h->seg_lock);
+  bool yes = seg->used_slabs == n && (seg->prev || seg->next);
+  hak_unlock(&h->seg_lock);
+  return yes;
 }
 
 hak_front bool hak_segment_adopt(hak_heap_t *h, unsigned cls) {

@@ -72,6 +72,43 @@ static void large_phase(unsigned char fill) {
   check_free(large, LARGE_N, LARGE_SIZE, fill);
 }
 
+/* Small objects of 15 classes (32 MiB), 15 in 16 freed, the rest replaced
+ * at random (each class's current slab then lies in any segment), then all
+ * freed: the segments that only empty current slabs hold go to the cache
+ * when the Large tier wants one (src/heap.c, hak_heap_release_idle): the
+ * Large blocks map at most two segments (8 before), the first one because
+ * a heap gives its idle segments only once it took no slab since the Large
+ * tier's previous ask, the second the heap's spare's worth (a heap keeps
+ * one segment of each kind). */
+static size_t mixed_size(uint64_t k) { return 32 + 16 * (size_t)(k % 15); }
+
+static void mixed_then_large(void) {
+  uint64_t x = 12345;
+  for (int i = 0; i < SMALL_N; i++) {
+    small_blocks[i] = malloc(mixed_size((uint64_t)i));
+    CHECK(small_blocks[i] != NULL);
+    if (small_blocks[i]) memset(small_blocks[i], 6, 32);
+  }
+  for (int i = 0; i < SMALL_N; i++)
+    if (i % 16) free(small_blocks[i]);
+  for (int r = 0; r < SMALL_N; r++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    int j = (int)((x >> 33) % (SMALL_N / 16)) * 16;
+    free(small_blocks[j]);
+    small_blocks[j] = malloc(mixed_size(x >> 20));
+    CHECK(small_blocks[j] != NULL);
+  }
+  for (int i = 0; i < SMALL_N; i += 16) free(small_blocks[i]);
+  hak_usage_t a, b;
+  hak_usage(&a);
+  long f = faults();
+  large_phase(7);
+  hak_usage(&b);
+  trace("mixed->large", &a, &b, faults() - f);
+  CHECKF(segments(&a, &b) <= 2, "after small objects of 15 classes, the Large blocks mapped %zu segments",
+         segments(&a, &b));
+}
+
 int main(void) {
   hak_usage_t u0, u1, u2, u3;
   hak_usage(&u0);
@@ -125,5 +162,6 @@ int main(void) {
   CHECKF(segments(&u4, &u5) <= 2, "the Mid blocks mapped %zu segments", segments(&u4, &u5));
   CHECKF((size_t)(f6 - f5) < PHASE_PAGES / 4, "the Mid blocks took %ld page faults", f6 - f5);
   check_free(mid_blocks, MID_N, MID_SIZE, 5);
+  mixed_then_large();
   return check_report("tier_shift");
 }
