@@ -676,7 +676,8 @@ static bool slab_idle(const hak_slab_t *s) { return s != &hak_slab_empty && s->u
  * free path: the current slab's emptying is the fast path's.)  Returns
  * whether a segment went. */
 bool hak_heap_release_idle(hak_heap_t *h) {
-  if (h == &hak_heap_empty) return false;
+  /* (The secure library's Large tier takes no cached segment.) */
+  if (hak_secure || h == &hak_heap_empty) return false;
   /* Only while the small objects are not growing (no slab taken since the
    * Large tier last asked): the Python workload grows both, and the
    * segments it gave up took their free slabs from its small objects,
