@@ -8,7 +8,9 @@
  * Small objects that take fresh slabs elsewhere release the Large tier's
  * idle pages first (hak_large_release), but not those of the empty
  * segments they will take.  Tiny and Mid segments (64 KiB and 512 KiB
- * slabs) change kind the same way.  Run with HAKMEM_PURGE_DELAY_MS=60000
+ * slabs) change kind the same way.  Last, small objects of many sizes,
+ * all freed: the segments their classes' empty current slabs held go to
+ * the Large tier too (mixed_then_large).  Run with HAKMEM_PURGE_DELAY_MS=60000
  * (and any HAKMEM_LARGE_CACHE: cached spans go back to their segments once
  * the Large tier is quiet).  Linked to libhakmem: malloc is hakmem's and
  * hak_usage is callable. */
