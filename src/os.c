@@ -538,7 +538,7 @@ double hak_os_copy_cost(void) {
 _Atomic uintptr_t hak_os_side_lo, hak_os_side_hi;
 static uintptr_t os_main_tp; /* the main thread's thread pointer */
 
-void hak_os_note_main_thread(void) {
+hak_front void hak_os_note_main_thread(void) {
   if (OS_SYS(SYS_gettid, 0, 0, 0, 0, 0, 0) != OS_SYS(SYS_getpid, 0, 0, 0, 0, 0, 0)) return;
   uintptr_t tp;
   __asm__("mov %%fs:0, %0" : "=r"(tp)); /* the TCB's pointer to itself */
