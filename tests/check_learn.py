@@ -159,16 +159,28 @@ def test_tiers(a, d):
     # under two CPU hogs.  In the debug build the arm is the cheaper one
     # (Large blocks carry its invariant checks: pinned, 1 MiB made 7-19 %
     # more allocations in 3 s), so moving there is right and only the
-    # tries are checked.
-    _, rows = run_learning(a, d, "tiers", 6000)
-    low = [r["state"] == "LEARN" and r["policy"]["big_threshold"] < 2097152 for r in rows]
-    tries = sum(1 for i, x in enumerate(low) if x and (i == 0 or not low[i - 1]))
-    first = ["%s %s %s/%s" % (r["state"][0], r["policy"]["big_threshold"] >> 10, r["reward"], r["ops"])
-             for r in rows[:16]]
-    check((a.debug or sum(low) <= 20) and tries <= 6,
-          "tiers: %d LEARN windows on a lower big threshold in %d tries (of %d windows; states %s); "
-          "the first windows (state, threshold KiB, cost/allocations): %s" % (
-              sum(low), tries, len(rows), "".join(r["state"][0] for r in rows), ", ".join(first)))
+    # tries are checked.  A second try if the first fails: under CI's
+    # parallel suites a few windows of the dearer arm once measured 5-15 %
+    # cheaper than the incumbent's, and the learner stayed 46 windows
+    # (both bugs above fail every try).
+    for attempt in (1, 2):
+        log = os.path.join(d, "tiers.jsonl")
+        if os.path.exists(log):
+            os.unlink(log)
+        _, rows = run_learning(a, d, "tiers", 6000)
+        low = [r["state"] == "LEARN" and r["policy"]["big_threshold"] < 2097152 for r in rows]
+        tries = sum(1 for i, x in enumerate(low) if x and (i == 0 or not low[i - 1]))
+        first = ["%s %s %s/%s" % (r["state"][0], r["policy"]["big_threshold"] >> 10, r["reward"], r["ops"])
+                 for r in rows[:16]]
+        ok = (a.debug or sum(low) <= 20) and tries <= 6
+        problem = ("tiers: %d LEARN windows on a lower big threshold in %d tries (of %d windows; states %s); "
+                   "the first windows (state, threshold KiB, cost/allocations): %s" % (
+                       sum(low), tries, len(rows), "".join(r["state"][0] for r in rows), ", ".join(first)))
+        if ok:
+            return
+        if attempt == 1:
+            print("tiers: the first try failed (%s); trying again" % problem[:600])
+    check(False, problem)
 
 
 def test_copies(a, d):
