@@ -250,11 +250,29 @@ static big_hdr_t *big_grow(big_hdr_t *b, size_t size) {
   return nb;
 }
 
-/* how: the site's decision bits.  Huge pages when the policy asks
- * (HAKMEM_THP, `fast`) and for a site whose Big blocks are reused soon
- * (per-site `cache`): hot buffers written whole, where a 2 MiB page costs
- * one fault instead of 512. */
-static bool big_wants_huge(unsigned how) { return hak_policy()->thp || (how & HAK_SITE_CACHE); }
+/* Set once the program has reused a Big mapping or its fresh ones, the
+ * one being made included, reach BIG_HUGE_MIN: it handles big memory in
+ * volume (see big_wants_huge). */
+static _Atomic bool big_busy;
+static _Atomic size_t big_mapped; /* bytes of fresh mappings so far */
+#define BIG_HUGE_MIN ((size_t)32 << 20)
+
+/* how: the site's decision bits.  Huge pages for a site whose Big blocks
+ * are reused soon (per-site `cache`), and, where the policy asks
+ * (HAKMEM_THP), once the program is busy with big memory: buffers
+ * recycled, or mapped in volume (sort's one 1.8 GB buffer, filled from
+ * both ends), are written densely, where a 2 MiB page costs one fault
+ * instead of 512.  Until then a fresh mapping stays on 4 KiB pages, as
+ * glibc's and jemalloc's do: a program that allocates a few big tables
+ * once may touch part of them (xz -6: a 16 MiB hash table three quarters
+ * resident on 4 KiB pages, all of it on huge pages). */
+static bool big_wants_huge(unsigned how) {
+  return (how & HAK_SITE_CACHE) || (hak_policy()->thp && atomic_load_explicit(&big_busy, memory_order_relaxed));
+}
+
+static void big_set_busy(void) {
+  if (!atomic_load_explicit(&big_busy, memory_order_relaxed)) atomic_store_explicit(&big_busy, true, memory_order_relaxed);
+}
 
 /* Bytes of mapping for a block that ends `end` bytes in: whole grains,
  * and on huge pages (`huge`) whole 2 MiB pages when the block would use at
@@ -328,6 +346,7 @@ static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
   /* Asked before the header's first write, which would otherwise fault
    * the first 2 MiB in on 4 KiB pages: 511 more faults when the block is
    * written (site-reuse: 4.3k of its faults in 25 ops). */
+  if (atomic_fetch_add_explicit(&big_mapped, size, memory_order_relaxed) + size >= BIG_HUGE_MIN) big_set_busy();
   bool huge = big_wants_huge(how);
   if (huge) hak_os_hugepage(b, size, true);
   b->huge = huge;
@@ -417,7 +436,10 @@ hak_front void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, uns
     if (b) big_cache_remove(b);
     hak_unlock(&big_lock);
   }
-  if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
+  if (b) {
+    big_set_busy();
+    HAK_STAT_INC(hak_gstats.bigcache_hits);
+  }
   else HAK_STAT_INC(hak_gstats.bigcache_misses);
   if (b) {
     big_sec_check_freed(b);

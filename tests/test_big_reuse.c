@@ -259,9 +259,50 @@ static void budget_priorities(void) {
   hak_free(q);
 }
 
+/* In a fresh process a plain site's Big mappings stay on 4 KiB pages (a
+ * program that allocates a few big tables once may touch only part of
+ * them) until the program is busy with big memory: its fresh mappings,
+ * the new one included, reach 32 MiB (by_volume), or it reused one from
+ * the BigCache; then new mappings are asked for huge pages where the
+ * policy asks (want: 1 by default, 0 with HAKMEM_THP=0).  Must run first
+ * in its process. */
+static void fresh_mappings_wait_for_busy(int by_volume, int want) {
+  size_t n = 8 * MiB; /* a mapping of 8 MiB and a grain: the 4th reaches 32 MiB */
+  unsigned char *a[5] = {0};
+  int first = by_volume ? 3 : 2;
+  for (int i = 0; i < first; i++) {
+    a[i] = hak_big_alloc(n, 0, false, NULL, 0);
+    CHECK(a[i] != NULL);
+    if (!a[i]) return;
+    int hg = asked_huge(a[i]);
+    if (hg < 0) {
+      printf("fresh_mappings_wait_for_busy: no VmFlags in /proc/self/smaps, not checked\n");
+      for (int j = 0; j <= i; j++) hak_free(a[j]);
+      return;
+    }
+    CHECKF(hg == 0, "fresh mapping %d of a program not yet busy is not asked for huge pages (VmFlags hg: %d)", i, hg);
+  }
+  if (!by_volume) {
+    /* Freed and taken again: the program recycles its Big blocks. */
+    unsigned long long h0 = cache_hits();
+    hak_free(a[1]);
+    a[1] = hak_big_alloc(n, 0, false, NULL, 0);
+    CHECK(a[1] != NULL);
+    CHECKF(cache_hits() == h0 + 1, "the freed mapping was reused");
+    if (a[1]) CHECKF(asked_huge(a[1]) == want, "the reused mapping is %s for huge pages", want ? "asked" : "not asked");
+  }
+  a[first] = hak_big_alloc(n, 0, false, NULL, 0);
+  CHECK(a[first] != NULL);
+  if (a[first])
+    CHECKF(asked_huge(a[first]) == want, "a fresh mapping once the program is busy (%s) is %s for huge pages",
+           by_volume ? "32 MiB mapped with it" : "a mapping reused", want ? "asked" : "not asked");
+  for (int i = 0; i <= first; i++) hak_free(a[i]);
+}
+
 /* A site whose Big blocks are reused soon (`cache`) gets its new mappings
  * on huge pages (one fault per 2 MiB); a plain site's are when the policy
- * asks (want_plain: 1 for HAKMEM_THP's default, 0 for the `big_reuse_nothp`
+ * asks and the program is busy with big memory, as fresh_mappings_wait_for_busy,
+ * run before, made it (want_plain: 1 for HAKMEM_THP's default, 0 for the `big_reuse_nothp`
  * run, which sets HAKMEM_THP=0). */
 static void reusing_site_gets_huge_pages(int want_plain) {
   size_t n = 8 * MiB;
@@ -506,7 +547,12 @@ int main(int argc, char **argv) {
     budget_priorities();
     return check_report("big_reuse priorities");
   }
+  if (argc > 2 && !strcmp(argv[1], "busy_by_reuse")) {
+    fresh_mappings_wait_for_busy(0, atoi(argv[2]));
+    return check_report("big_reuse busy_by_reuse");
+  }
   if (argc > 2 && !strcmp(argv[1], "hugepages")) {
+    fresh_mappings_wait_for_busy(1, atoi(argv[2]));
     reusing_site_gets_huge_pages(atoi(argv[2]));
     grown_block_stays_one_area(atoi(argv[2]));
     tail_on_whole_huge_page(atoi(argv[2]));
@@ -514,6 +560,7 @@ int main(int argc, char **argv) {
     calloc_tail_given_back(atoi(argv[2]));
     return check_report("big_reuse hugepages");
   }
+  fresh_mappings_wait_for_busy(1, 1);
   reusing_site_gets_huge_pages(1);
   smaller_request_reuses_the_mapping();
   calloc_after_frees_is_zero();
