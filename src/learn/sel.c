@@ -4,6 +4,7 @@
  * delegated to UCB1 (ucb1.c) or ELO (elo.c); everything else is shared, so
  * the two algorithms are interchangeable. */
 #include <math.h>
+#include "../fmath.h"
 
 #include "learn.h"
 
@@ -92,7 +93,7 @@ static double ratio(double cost, double ref) {
  * away, never give one: the decision to move was made at the window). */
 static void bracket(hak_sel_t *s, unsigned arm, double before, double after) {
   if (!(before > 0 && after > 0 && s->pairs[arm] > 0)) return;
-  double r = ratio(s->pend_cost, sqrt(before * after));
+  double r = ratio(s->pend_cost, hak_sqrt(before * after));
   uint32_t k = s->pairs[arm] < s->p.mem ? s->pairs[arm] : s->p.mem;
   s->pair[arm] += (r - s->pend_ratio) / k; /* the last sample's weight in the mean is 1/k */
   if (s->streak[arm] > 0 && !clear_win(s, arm)) s->streak[arm] = 0;
