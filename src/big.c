@@ -436,13 +436,10 @@ hak_front void *hak_big_alloc(size_t n, size_t align, bool zero, void *site, uns
     if (b) big_cache_remove(b);
     hak_unlock(&big_lock);
   }
+  if (b) HAK_STAT_INC(hak_gstats.bigcache_hits);
+  else HAK_STAT_INC(hak_gstats.bigcache_misses);
   if (b) {
-    big_set_busy();
-    HAK_STAT_INC(hak_gstats.bigcache_hits);
-  } else {
-    HAK_STAT_INC(hak_gstats.bigcache_misses);
-  }
-  if (b) {
+    big_set_busy(); /* before big_reuse asks big_wants_huge */
     big_sec_check_freed(b);
     b = big_reuse(b, size, how, &dirty);
     if (!b) dirty = 0;
