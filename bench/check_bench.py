@@ -21,6 +21,7 @@ import argparse
 import csv
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -271,6 +272,16 @@ def cmd_sweep(hb, args, bin_path):
                 fail("sweep.md has no row for %s with a tuned cost: %s" % (w, row))
             if not os.path.exists(os.path.join(out, "tuned-%s.policy" % w)):
                 fail("no tuned-%s.policy written" % w)
+            # Each ratio with its bootstrap interval, the ratio inside it.
+            cis = re.findall(r"([0-9.]+) \[([0-9.]+), ([0-9.]+)\]", row[0])
+            if len(cis) != 4 or any(not float(lo) <= float(r) <= float(hi) for r, lo, hi in cis):
+                fail("sweep.md: ratios without their intervals for %s: %s" % (w, row[0]))
+    # The interval itself: equal samples give a point, disjoint ones stay apart.
+    if sw.ratio_ci([2.0] * 7, [1.0] * 7) != (2.0, 2.0):
+        fail("ratio_ci of constant samples: %s" % (sw.ratio_ci([2.0] * 7, [1.0] * 7),))
+    lo, hi = sw.ratio_ci([1.9, 2.0, 2.1] * 3, [0.9, 1.0, 1.1] * 3)
+    if not (1.7 < lo <= 2.0 <= hi < 2.4):
+        fail("ratio_ci of 2:1 samples: [%.3f, %.3f]" % (lo, hi))
     print("ok")
 
 

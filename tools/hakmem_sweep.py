@@ -43,6 +43,7 @@ arm's screening median).
 import csv
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -158,12 +159,26 @@ def by_policy(rows):
     return med
 
 
+def ratio_ci(a, b, n=2000, level=0.90):
+    """A bootstrap interval for median(a) / median(b): each policy's runs
+    resampled with replacement, n times.  On a shared 2-core machine one
+    configuration's runs spread by 10-50 %, so a ratio of medians of 7 runs
+    means little without it.  A fixed seed: the same runs, the same
+    interval."""
+    rng = random.Random(12345)
+    rs = sorted(statistics.median(rng.choices(a, k=len(a))) /
+                statistics.median(rng.choices(b, k=len(b))) for _ in range(n))
+    k = int((1 - level) / 2 * n)
+    return rs[k], rs[n - 1 - k]
+
+
 def write_md(path, screen, confirm, workloads, weight, info):
     med = by_policy(confirm)
     lines = ["# hakmem: learned policy against a coordinate sweep", "",
              "cost = ns per op + %.3g x peak RSS (MiB); lower is better.  The table: medians of "
              "the %d confirmation runs of the screening's best %d fixed arms, the default, "
-             "learned and tuned (fresh seeds); below it, every arm's median over the %d screening runs." % (
+             "learned and tuned (fresh seeds), and in brackets the 90 %% bootstrap interval of "
+             "each ratio; below it, every arm's median over the %d screening runs." % (
                  weight, info["confirm_runs"], CONFIRM_ARMS, info["runs"]), ""]
     lines += ["| workload | default cost | best fixed arm | its cost | learned cost | "
               "learned / best fixed | learned / default | tuned cost | tuned / best fixed | "
@@ -175,6 +190,10 @@ def write_md(path, screen, confirm, workloads, weight, info):
         def m(policy, key):
             rs = med.get((w, policy))
             return statistics.median(r[key] for r in rs) if rs else None
+
+        def ratio(p, q):
+            lo, hi = ratio_ci([r["cost"] for r in med[(w, p)]], [r["cost"] for r in med[(w, q)]])
+            return "%.3f [%.2f, %.2f]" % (m(p, "cost") / m(q, "cost"), lo, hi)
         fixed = sorted({p for (ww, p) in med if ww == w and p.startswith("fixed:")})
         arms = [(m(p, "cost"), p) for p in fixed if m(p, "cost") is not None]
         d, l = m("default", "cost"), m("learned", "cost")
@@ -185,9 +204,11 @@ def write_md(path, screen, confirm, workloads, weight, info):
         best_cost, best = min(arms)
         t = m("tuned", "cost")
         table.append((w, d, best, best_cost, l, t))
-        tcols = "%.2f | %.3f | %.3f" % (t, t / best_cost, t / d) if t is not None else "- | - | -"
-        lines.append("| %s | %.2f | %s | %.2f | %.2f | %.3f | %.3f | %s | %s | %s | %s | %s |" % (
-            w, d, best, best_cost, l, l / best_cost, l / d, tcols, hb.human(m("default", "ops_per_sec")),
+        tcols = "%.2f | %s | %s" % (t, ratio("tuned", best), ratio("tuned", "default")) \
+            if t is not None else "- | - | -"
+        lines.append("| %s | %.2f | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s |" % (
+            w, d, best, best_cost, l, ratio("learned", best), ratio("learned", "default"), tcols,
+            hb.human(m("default", "ops_per_sec")),
             hb.human(m("learned", "ops_per_sec")), hb.mib(m("default", "peak_rss_kb")),
             hb.mib(m("learned", "peak_rss_kb"))))
     if info.get("tuned"):
