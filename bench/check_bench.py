@@ -214,6 +214,12 @@ def cmd_instructions(hb, args, bin_path):
     print("ok")
 
 
+def num(text):
+    """A figure as hb.human prints it: 1.5k, 60M."""
+    mult = {"k": 1e3, "M": 1e6, "G": 1e9}.get(text[-1], 1)
+    return float(text.rstrip("kMG")) * mult
+
+
 def cmd_sweep(hb, args, bin_path):
     sw = load_runner(os.path.join(os.path.dirname(args.runner), "hakmem_sweep.py"), "hakmem_sweep")
     here = os.path.dirname(args.runner)
@@ -276,6 +282,12 @@ def cmd_sweep(hb, args, bin_path):
             cis = re.findall(r"([0-9.]+) \[([0-9.]+), ([0-9.]+)\]", row[0])
             if len(cis) != 4 or any(not float(lo) <= float(r) <= float(hi) for r, lo, hi in cis):
                 fail("sweep.md: ratios without their intervals for %s: %s" % (w, row[0]))
+        # Confirmation runs at least as long as the screening's, per workload.
+        lens = re.search(r"Ops per run, screening / confirmation: (.*)\.", md)
+        for w in workloads:
+            m = lens and re.search(r"\b%s ([0-9.]+[kMG]?) / ([0-9.]+[kMG]?)" % re.escape(w), lens.group(1))
+            if not m or num(m.group(2)) < num(m.group(1)):
+                fail("sweep.md: no confirmation length for %s" % w)
     # The interval itself: equal samples give a point, disjoint ones stay apart.
     if sw.ratio_ci([2.0] * 7, [1.0] * 7) != (2.0, 2.0):
         fail("ratio_ci of constant samples: %s" % (sw.ratio_ci([2.0] * 7, [1.0] * 7),))

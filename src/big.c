@@ -279,10 +279,16 @@ static void big_set_busy(void) {
  * least half of the last one: its 256-511 page faults become one, for at
  * most 1 MiB of RSS beyond the block.  (A block just past a boundary, a
  * 10 MiB buffer and its header page, keeps its tail on 4 KiB pages: a
- * whole huge page there would be 2 MiB for 4 KiB.) */
+ * whole huge page there would be 2 MiB for 4 KiB.)  Not a block under
+ * 2 MiB, which a lowered big threshold or a site's decision makes Big: a
+ * huge page would double a 1 MiB block's RSS, and the kernel zeroes all
+ * of it at the first write (large-ws at a 1 MiB threshold: 219 against
+ * 149 MiB peak RSS, and a learner trying that threshold spent 100 ms
+ * zeroing them). */
 static size_t big_map_size(size_t end, bool huge) {
   size_t size = hak_align_up(end, BIG_GRAIN);
-  if (huge && !hak_secure && (size & (BIG_HUGE - 1)) >= BIG_HUGE / 2) size = hak_align_up(size, BIG_HUGE);
+  if (huge && !hak_secure && size > BIG_HUGE && (size & (BIG_HUGE - 1)) >= BIG_HUGE / 2)
+    size = hak_align_up(size, BIG_HUGE);
   return size;
 }
 

@@ -324,7 +324,9 @@ static void reusing_site_gets_huge_pages(int want_plain) {
 /* On huge pages, a mapping whose last 2 MiB the block would use half of
  * or more ends on a whole huge page (one fault for that part, not 256 or
  * more); one that just crosses a boundary, a 4 MiB block and its header
- * page, does not (2 MiB for 4 KiB).  Without huge pages neither rounds.
+ * page, does not (2 MiB for 4 KiB); nor does a block under 2 MiB (a
+ * lowered threshold's: a whole huge page would double its RSS).  Without
+ * huge pages none rounds.
  * Seen as the usable size: the mapping's end less the header page. */
 static void tail_on_whole_huge_page(int want_huge) {
   hak_trim(); /* new mappings, not cached ones of other sizes */
@@ -339,6 +341,16 @@ static void tail_on_whole_huge_page(int want_huge) {
   else
     CHECKF(ua < 6 * MiB - PAGE, "without huge pages a 5.5 MiB block's mapping was rounded up to %zu", ua + PAGE);
   CHECKF(ub >= just && ub < 4 * MiB + MiB, "a 4 MiB block's mapping ends at %zu: a huge page for its last page", ub + PAGE);
+  size_t small = MiB + MiB / 2;
+  unsigned char *c = hak_big_alloc(small, 0, false, NULL, HAK_SITE_CACHE);
+  CHECK(c != NULL);
+  if (c) {
+    size_t uc = hak_usable_size(c);
+    CHECKF(uc >= small && uc < 2 * MiB - PAGE, "a 1.5 MiB Big block's mapping ends at %zu: a whole huge page", uc + PAGE);
+    fill(c, small, 9);
+    CHECK(holds(c, small, 9));
+    hak_free(c);
+  }
   fill(a, half, 7);
   fill(b, just, 8);
   CHECK(holds(a, half, 7) && holds(b, just, 8));

@@ -34,6 +34,14 @@ tuned again, interleaved, with fresh seeds; the comparison is made on the
 confirmation runs alone.  An arm equal to the default policy (a knob at its
 default value) is not run twice: it is `default`.
 
+A confirmation run lasts at least CONFIRM_SECS of the workload's own time
+under the default policy (more ops than the screening's where the
+workload is shorter): `learned` starts from nothing, and its first FROZEN
+comes after 1-3 s, so in the 0.02-0.3 s most of these workloads take at
+their default length it only measured what the first exploring windows
+cost.  Every policy of a workload runs the same ops, so their costs per op
+compare.
+
 Writes sweep.csv (workload, policy, ops_per_s, peak_rss_kb, minflt, cost:
 one row per run, both passes), confirm.csv (the confirmation runs alone)
 and sweep.md (the confirmation's medians; per workload the best fixed arm,
@@ -62,6 +70,7 @@ SLOW_FACTOR = 20      # a fixed arm this many times slower than the default is s
 SLOW_FLOOR_SECS = 10  # ... but never before this (short runs are noisy)
 CONFIRM_SEED = 1001   # the confirmation's seeds: not the screening's
 TUNE_SECS = 6.0       # the learning run that writes a workload's `tuned` policy lasts this long
+CONFIRM_SECS = {False: 4.0, True: 1.5}  # a confirmation run lasts at least this long (--quick: True)
 
 
 def parse_size(text):
@@ -177,9 +186,10 @@ def write_md(path, screen, confirm, workloads, weight, info):
     lines = ["# hakmem: learned policy against a coordinate sweep", "",
              "cost = ns per op + %.3g x peak RSS (MiB); lower is better.  The table: medians of "
              "the %d confirmation runs of the screening's best %d fixed arms, the default, "
-             "learned and tuned (fresh seeds), and in brackets the 90 %% bootstrap interval of "
+             "learned and tuned (fresh seeds, each run at least %.3g s of the workload under the "
+             "default policy: ops below), and in brackets the 90 %% bootstrap interval of "
              "each ratio; below it, every arm's median over the %d screening runs." % (
-                 weight, info["confirm_runs"], CONFIRM_ARMS, info["runs"]), ""]
+                 weight, info["confirm_runs"], CONFIRM_ARMS, info["confirm_secs"], info["runs"]), ""]
     lines += ["| workload | default cost | best fixed arm | its cost | learned cost | "
               "learned / best fixed | learned / default | tuned cost | tuned / best fixed | "
               "tuned / default | default ops/s | learned ops/s | "
@@ -225,6 +235,10 @@ def write_md(path, screen, confirm, workloads, weight, info):
     if info.get("too_slow"):
         lines += ["", "Stopped after %d x the default's time (or %d s), and left out: %s." % (
             SLOW_FACTOR, SLOW_FLOOR_SECS, "; ".join("%s %s" % wp for wp in info["too_slow"]))]
+    if info.get("confirm_ops"):
+        lines += ["", "Ops per run, screening / confirmation: %s." % "; ".join(
+            "%s %s / %s" % (w, hb.human(info["ops"][w]), hb.human(info["confirm_ops"][w]))
+            for w in workloads if w in info["ops"])]
     lines += ["", "Machine: %s.  Command: %s" % (info["machine"], info["command"])]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -262,6 +276,8 @@ def sweep(args, bin_path, lib, here):
     work_secs = {}  # the workload's own time (its `secs`), from the last warm-up
     too_slow = set()
 
+    length = dict(ops)  # ops per run: the screening's, then the confirmation's
+
     def one(w, p, seed, label):
         progress.show("%s %s %s" % (label, w, p.name))
         timeout = args.timeout
@@ -269,7 +285,7 @@ def sweep(args, bin_path, lib, here):
         if capped:
             timeout = min(timeout, max(SLOW_FLOOR_SECS, SLOW_FACTOR * default_secs[w]))
         t0 = time.monotonic()
-        status, fields, err = hb.run_workload(bin_path, p, w, 1, ops[w], seed, timeout)
+        status, fields, err = hb.run_workload(bin_path, p, w, 1, length[w], seed, timeout)
         progress.step()
         if p.name == "default" and status == "ok":
             default_secs[w] = max(default_secs.get(w, 0.0), time.monotonic() - t0)
@@ -288,7 +304,7 @@ def sweep(args, bin_path, lib, here):
         default's time for the slow-arm cap, whatever the order after it."""
         progress.show("warm-up %s" % w)
         t0 = time.monotonic()
-        status, fields, _ = hb.run_workload(bin_path, pols[0], w, 1, ops[w], seed, args.timeout)
+        status, fields, _ = hb.run_workload(bin_path, pols[0], w, 1, length[w], seed, args.timeout)
         if status == "ok":
             default_secs[w] = max(default_secs.get(w, 0.0), time.monotonic() - t0)
             work_secs[w] = fields["secs"]
@@ -345,6 +361,13 @@ def sweep(args, bin_path, lib, here):
         names = {"default", "learned", "tuned"} | {p for _, p in fixed[:CONFIRM_ARMS]}
         chosen[w] = [p for p in pols_for(w) if p.name in names]
     progress.total -= n_confirm - sum(len(v) for v in chosen.values()) * confirm_runs
+    # Longer runs from here: the slow-arm cap starts again from the
+    # default's time at the new length (its first warm-up).
+    confirm_secs = CONFIRM_SECS[bool(args.quick)] * (min(1.0, scale) if args.scale_given else 1.0)
+    for w in workloads:
+        if work_secs.get(w):
+            length[w] = ops[w] * max(1, int(confirm_secs / work_secs[w] + 0.999))
+        default_secs.pop(w, None)
     confirm = []
     for run in range(confirm_runs):
         for wi, w in enumerate(workloads):
@@ -365,6 +388,7 @@ def sweep(args, bin_path, lib, here):
     write_csv("sweep.csv", screen + confirm)
     write_csv("confirm.csv", confirm)
     info = {"runs": runs, "confirm_runs": confirm_runs, "machine": hb.machine_info(),
+            "confirm_secs": confirm_secs, "ops": ops, "confirm_ops": length,
             "command": " ".join(["hakmem", "bench"] + sys.argv[1:])}
     info["too_slow"] = sorted(too_slow)
     info["tuned"] = tuned_text
