@@ -56,7 +56,9 @@ static large_seg_t *segs;
  * search (large-ws, 3.2M ops: a fifth of the time in the walk and
  * find_run); the index holds four segments to a cache line.  Segments past
  * LKEY_MAX (2 GiB of them) are walked through the list, from lkey_rest. */
-#define LKEY_MAX 512
+#ifndef LKEY_MAX
+#define LKEY_MAX 512 /* a build may set less: the list walk after it is then tested too */
+#endif
 typedef struct {
   large_seg_t *ls;
   uint32_t fit;  /* no search for more pages than this can succeed in it */

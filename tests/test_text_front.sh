@@ -5,7 +5,9 @@
 # Nor does any process run code at the end of our text: the library has no
 # DT_FINI (_fini) and no pthread_atfork stub (CMakeLists.txt, init.c).
 # usage: test_text_front.sh NM LIBRARY SRCDIR READELF [RUN]
-# (RUN 0: no run-time check, for the debug build.)
+# (RUN 0, for the debug build: neither the run-time check nor the 64 KiB
+# bound, which its invariant checks, inside the front functions, exceed;
+# the release build holds both.)
 set -u
 nm=$1 lib=$2 src=$3 readelf=$4 run=${5:-1}
 limit=$((64 * 1024))
@@ -21,7 +23,7 @@ for f in $names; do
   end=$((16#$addr + 16#$size))
   n=$((n + 1))
   [ $end -gt $last ] && last=$end
-  if [ $end -gt $limit ]; then
+  if [ $end -gt $limit ] && [ "$run" = 1 ]; then
     echo "text_front: $f ends at $(printf %#x $end), beyond the first 64 KiB"
     bad=1
   fi
@@ -37,7 +39,8 @@ if awk '$NF == "pthread_atfork" {f = 1} END {exit !f}' <<<"$syms"; then
   echo "text_front: pthread_atfork's stub is linked in, at the end of the text (init.c calls __register_atfork)"
   bad=1
 fi
-[ $bad = 0 ] && printf 'text_front: %d functions, the last ends at %#x (< %#x)\n' $n $last $limit
+[ $bad = 0 ] && printf 'text_front: %d functions, the last ends at %#x (%s %#x)\n' $n $last \
+  "$([ $last -le $limit ] && echo '<=' || echo 'debug build, not bounded by')" $limit
 # And at run time: a process that mallocs a little (sleep) has one 64 KiB
 # window of our text mapped (the kernel's fault-around), not two: one
 # function outside hak_front, called at start-up, mapped a second one into
