@@ -164,23 +164,32 @@ static unsigned prev_used_end(const large_seg_t *ls, unsigned i) {
   return 0;
 }
 
+/* The longest run a search may find in the segment. */
+static inline uint32_t lkey_fit(const large_seg_t *ls) {
+  return ls->free_pages < ls->no_run - 1 ? ls->free_pages : ls->no_run - 1;
+}
+
 /* A segment's entry made current (after its free pages, bound or placement changed). */
 static inline void lkey_sync(const large_seg_t *ls) {
   if (ls->key >= LKEY_MAX) return;
   lkey_t *e = &lkey[ls->key];
-  e->fit = ls->free_pages < ls->no_run - 1 ? ls->free_pages : ls->no_run - 1;
+  e->fit = lkey_fit(ls);
   e->place = ls->placement;
+}
+
+/* The segment as the index's next entry (there is room, and no segment
+ * before it in the list is left out). */
+static void lkey_add(large_seg_t *ls) {
+  ls->key = (uint16_t)lkey_n;
+  lkey[lkey_n++].ls = ls;
+  lkey_sync(ls);
 }
 
 /* The index built again from the list: after a segment left it. */
 static void lkey_rebuild(void) {
   lkey_n = 0;
   large_seg_t *ls = segs;
-  for (; ls && lkey_n < LKEY_MAX; ls = (large_seg_t *)ls->seg.next) {
-    ls->key = (uint16_t)lkey_n;
-    lkey[lkey_n++].ls = ls;
-    lkey_sync(ls);
-  }
+  for (; ls && lkey_n < LKEY_MAX; ls = (large_seg_t *)ls->seg.next) lkey_add(ls);
   lkey_rest = ls;
   for (; ls; ls = (large_seg_t *)ls->seg.next) ls->key = LKEY_MAX;
 }
@@ -295,12 +304,9 @@ static large_seg_t *large_seg_new(const hak_policy_t *pol) {
   ls->seg.next = NULL;
   *pp = ls;
   ls->key = LKEY_MAX;
-  if (lkey_n < LKEY_MAX && !lkey_rest) {
-    ls->key = (uint16_t)lkey_n;
-    lkey[lkey_n++].ls = ls;
-    lkey_sync(ls);
-  } else if (!lkey_rest) {
-    lkey_rest = ls;
+  if (!lkey_rest) {
+    if (lkey_n < LKEY_MAX) lkey_add(ls);
+    else lkey_rest = ls;
   }
   hak_segmap_set(ls, HAK_SEG_SIZE, true);
   return ls;
@@ -601,9 +607,9 @@ hak_front void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, s
     large_seg_t *ls;
     unsigned i = 0;
     bool asked = false;
+    unsigned want = (unsigned)(pages + extra);
   search:
     for (int pass = 0;; pass++) {
-      unsigned want = (unsigned)(pages + extra);
       ls = NULL;
       for (unsigned k = 0; k < lkey_n; k++)
         if (lkey[k].fit >= want && lkey[k].place == place && (i = find_run(lkey[k].ls, want)) != 0) {
@@ -628,10 +634,10 @@ hak_front void *hak_large_alloc(size_t n, size_t align, bool zero, void *site, s
     if (!ls && (ls = large_seg_new(pol)) != NULL) {
       ls->placement = place;
       lkey_sync(ls);
-      i = find_run(ls, (unsigned)(pages + extra));
+      i = find_run(ls, want);
     }
     if (ls) {
-      unsigned total = (unsigned)(pages + extra);
+      unsigned total = want;
       if (extra) {
         /* Keep the aligned part; the pages around it stay free. */
         uintptr_t a = hak_align_up((uintptr_t)ls + (size_t)i * HAK_PAGE, align);
@@ -1020,8 +1026,8 @@ static void large_check_all(void) {
   for (const large_seg_t *ls = segs; ls; ls = (const large_seg_t *)ls->seg.next, k++) {
     cached += large_check_seg(ls);
     used += LPAGES - LHEADER_PAGES - ls->free_pages;
-    uint32_t fit = ls->free_pages < ls->no_run - 1 ? ls->free_pages : ls->no_run - 1;
-    hak_assert(k < lkey_n ? ls->key == k && lkey[k].ls == ls && lkey[k].fit == fit && lkey[k].place == ls->placement
+    hak_assert(k < lkey_n ? ls->key == k && lkey[k].ls == ls && lkey[k].fit == lkey_fit(ls) &&
+                                lkey[k].place == ls->placement
                           : ls->key == LKEY_MAX && (k != lkey_n || lkey_rest == ls),
                "Large segment %p, %u in the list: index entry %u (%u entries) stale", (const void *)ls, k, ls->key,
                lkey_n);
