@@ -206,7 +206,8 @@ struct hak_segment {
   uint32_t slab_shift;
   uint8_t kind;
   uint8_t nslabs;
-  uint8_t pad[2];
+  uint8_t huge;                  /* halves asked for huge pages, a bit each (segment.c) */
+  uint8_t pad;
   _Atomic(hak_heap_t *) heap;    /* owner of a Tiny/Mid segment */
   uint64_t free_mask;            /* slabs not in use */
   uint64_t dirty_mask;           /* free slabs whose pages may be resident */
