@@ -5,6 +5,7 @@
  * /proc/self/smaps ("hg"); contents must survive the purges around them.
  * `test_tiny_huge nothp` (run with HAKMEM_THP=0): nothing is asked.
  * Links the static hak_* library (hak_trim purges at once). */
+#include <pthread.h>
 #include <string.h>
 
 #include "check.h"
@@ -21,6 +22,14 @@ static unsigned char *t[NT];
 static unsigned char *m[NM];
 
 static unsigned char tag(const void *p) { return (unsigned char)((uintptr_t)p >> 6); }
+
+/* A thread's first Tiny block: its heap holds no segment yet. */
+static void *sparse(void *out) {
+  void *p = hak_malloc(TINY);
+  *(int *)out = p ? asked_huge(p) : -2;
+  hak_free(p);
+  return NULL;
+}
 
 int main(int argc, char **argv) {
   int want = !(argc > 1 && !strcmp(argv[1], "nothp"));
@@ -73,5 +82,13 @@ int main(int argc, char **argv) {
   if (hg >= 0) CHECKF(hg == 0, "a half with a purged slab still asks for huge pages");
   for (int i = 0; i < NT; i++) hak_free(t[i]);
   for (int i = 0; i < NM; i++) hak_free(m[i]);
+  /* The emptied segments wait in the cache, the last (asking) one first:
+   * a thread with no segment that takes it must not keep the request. */
+  pthread_t th;
+  int got = -2;
+  CHECK(pthread_create(&th, NULL, sparse, &got) == 0);
+  pthread_join(th, NULL);
+  CHECK(got != -2);
+  if (got >= 0) CHECKF(got == 0, "a sparse heap's segment from the cache asks for huge pages");
   return check_report("tiny_huge");
 }
