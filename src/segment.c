@@ -125,19 +125,21 @@ static void seg_purge_one(hak_segment_t *seg);
 /* Huge pages for Tiny segments, by the Large tier's rule (large.c): a fault
  * costs about as much for 2 MiB as for 4 KiB, and TLB misses fall (jq,
  * 90 MiB of small objects: 25k faults against 5.4k, 0.92 x the time; the
- * Python workload 20k against 10k, 0.91 x).  But a partly used slab of each size class would
- * hold a whole 2 MiB half, so a fresh segment is asked for them only when
- * its heap already holds SEG_HUGE_HEAP Tiny segments (the growing front
- * then wastes at most a half against 16 MiB in use), and never for Mid
- * ones: a 512 KiB slab per class, partly touched, held 7 MiB more in git
- * pack-objects (73 MiB against 66) for no time.  Asked before the header
- * is written: advice cannot merge pages already there.  A purge takes the
- * request back from the halves it touches (khugepaged would fill them in
- * again to 2 MiB), and so does a heap that would not have asked when it
- * takes the segment from the cache.  The committed count stays in 4 KiB
- * pages: a huge half holds more than it says. */
+ * Python workload 20k against 10k, 0.91 x).  But a partly used slab of
+ * each size class would hold a whole 2 MiB half, so a fresh segment is
+ * asked for them only when its heap already holds SEG_HUGE_HEAP Tiny
+ * segments (the growing front then wastes at most a half against 16 MiB
+ * in use), and never for Mid ones: a 512 KiB slab per class, partly
+ * touched, held 7 MiB more in git pack-objects (73 MiB against 66) for no
+ * time.  Asked before the header is written: advice cannot merge pages
+ * already there.  A purge takes the request back from the halves it
+ * touches (khugepaged would fill them in again to 2 MiB), and so does a
+ * heap that would not have asked when it takes the segment from the
+ * cache.  The committed count stays in 4 KiB pages: a huge half holds
+ * more than it says. */
 #define SEG_HUGE_HEAP 4
 #define SEG_HALF (HAK_SEG_SIZE / 2)
+#define SEG_HALVES_ALL ((uint8_t)((1u << (HAK_SEG_SIZE / SEG_HALF)) - 1))
 
 static inline bool seg_huge_now(const hak_heap_t *h, unsigned kind) {
   if (kind != HAK_SEG_TINY || hak_secure || !hak_policy()->thp) return false;
@@ -254,11 +256,12 @@ static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
     if (!seg) return NULL;
     bool huge = seg_huge_now(h, kind);
     if (huge) hak_os_hugepage(seg, HAK_SEG_SIZE, true);
-    seg->huge = huge ? 3 : 0;
+    seg->huge = huge ? SEG_HALVES_ALL : 0;
     hak_os_commit_account((ptrdiff_t)SEG_HEADER_BYTES);
     hak_segmap_set(seg, HAK_SEG_SIZE, true);
   } else if (seg->kind == kind) {
-    if (seg->huge && !seg_huge_now(h, kind)) seg_huge_off(seg, (uint8_t *)seg, HAK_SEG_SIZE); /* a sparse heap's now */
+    if (seg->huge && !seg_huge_now(h, kind)) /* a sparse heap's now */
+      seg_huge_off(seg, (uint8_t *)seg, HAK_SEG_SIZE);
     keep = true;
   } else if (hak_secure) {
     seg_purge_one(seg); /* the dirty mask would mean other slabs; guard pages stay known */
