@@ -61,9 +61,12 @@ static uint64_t clip_of(int i) {
 
 void hak_prof_snapshot(hak_prof_snap_t *s) {
   double npc = ns_per_cycle();
+  s->ns_per_cycle = npc;
   for (int i = 0; i < HAK_PROF_N; i++) {
     uint64_t n = atomic_load_explicit(&prof_calls[i], memory_order_relaxed);
     uint64_t c = atomic_load_explicit(&prof_cycles[i], memory_order_relaxed);
+    s->timed[i] = n;
+    s->cycles[i] = c;
     s->events[i] = n * prof_every * (i == HAK_PROF_REFILL ? HAK_MEASURE_EVERY : 1);
     s->mean_ns[i] = n ? (double)c / (double)n * npc : 0;
     if (n >= 32) {

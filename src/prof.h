@@ -51,11 +51,14 @@ void hak_prof_init(void);
 void hak_prof_print(int fd);
 /* The controller's switch (HAKMEM_PROF keeps measuring on regardless). */
 void hak_prof_measure(bool on);
-/* Per category: slow-path events so far (estimated from the sampled ones)
- * and the mean ns of one over the whole run (stable, unlike a window's). */
+/* Per category: slow-path events so far (estimated from the sampled ones),
+ * the mean ns of one over the whole run (stable, unlike a window's), and
+ * the timed samples and their cycles so far (a window's own mean). */
 typedef struct hak_prof_snap {
   uint64_t events[HAK_PROF_N];
   double mean_ns[HAK_PROF_N];
+  uint64_t timed[HAK_PROF_N], cycles[HAK_PROF_N];
+  double ns_per_cycle;
 } hak_prof_snap_t;
 void hak_prof_snapshot(hak_prof_snap_t *s);
 /* HAKMEM_PROF: the report is printed at exit. */

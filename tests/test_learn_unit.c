@@ -965,6 +965,65 @@ static void unused_knobs(void) {
   printf("[slowest freeze: %u windows, %u with the knob explored] ", worst, worst_flat);
 }
 
+/* A knob that holds state (a cache): the first window after its value
+ * changes costs 3 x (the cache fills or empties), the ones after it the
+ * arm's.  Knob 0 settles (optimum 3, starting at 1: its neighbour is 0.67 x
+ * as dear), knob 1 does not (optimum 1, starting at 2).  Settling, exactly
+ * the windows right after knob 0 changed are marked, each is followed by
+ * the same decision, and LEARN freezes on both optima.  The same knob
+ * without settling is checked too, so that the model is seen to need it:
+ * each trial of a neighbour is then its first window and looks dearer. */
+static unsigned settle_run(hak_learn_t *l, uint64_t *rs, unsigned max, unsigned *bad) {
+  unsigned n = 0;
+  uint64_t h[UB];
+  hak_learn_decision_t last = {.knob = -1};
+  memcpy(last.cfg, hak_learn_applied(l), l->nknobs);
+  while (n < max && hak_learn_state(l) != HAK_LEARN_STATE_FROZEN) {
+    hak_learn_decision_t d;
+    hak_learn_next(l, &d);
+    bool changed = d.cfg[0] != last.cfg[0];
+    if (l->knob[0].settle && d.settle != changed) (*bad)++;
+    if (last.settle && (memcmp(d.cfg, last.cfg, l->nknobs) || d.knob != last.knob)) (*bad)++;
+    unused_hist(rs, false, h);
+    double c = bowl(d.cfg[0], 3, 0.2) * bowl(d.cfg[1], 1, 0.2) * (changed ? 3.0 : 1.0);
+    hak_learn_feed(l, noisy(rs, c, 0.05), h, UB);
+    last = d;
+    n++;
+  }
+  return n;
+}
+
+static void settle_windows(void) {
+  unsigned worst = 0, settled = 0;
+  for (int algo = 0; algo < 2; algo++)
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+      hak_learn_params_t p;
+      params_for_test(&p, (hak_learn_algo_t)algo, seed);
+      hak_learn_knob_t kn[2] = {knob("cache", 5, 1, false), knob("other", 4, 2, false)};
+      hak_learn_t l;
+      uint64_t rs = seed * 131;
+      unsigned bad = 0;
+      CHECK(hak_learn_init(&l, &p, kn, 2) == 0);
+      settle_run(&l, &rs, 3000, &bad);
+      CHECKF(hak_learn_best(&l)[0] == 1, "%s seed %llu: without settling, moved to %u",
+             algo ? "elo" : "ucb1", (unsigned long long)seed, hak_learn_best(&l)[0]);
+
+      kn[0].settle = true;
+      CHECK(hak_learn_init(&l, &p, kn, 2) == 0);
+      rs = seed * 131;
+      unsigned n = settle_run(&l, &rs, 3000, &bad);
+      CHECKF(hak_learn_state(&l) == HAK_LEARN_STATE_FROZEN && hak_learn_best(&l)[0] == 3 &&
+                 hak_learn_best(&l)[1] == 1,
+             "%s seed %llu: %s on %u,%u after %u windows", algo ? "elo" : "ucb1", (unsigned long long)seed,
+             hak_learn_state_name(hak_learn_state(&l)), hak_learn_best(&l)[0], hak_learn_best(&l)[1], n);
+      CHECKF(bad == 0, "%u windows settled wrongly or not repeated", bad);
+      CHECK(l.settle_windows > 0);
+      if (n > worst) worst = n;
+      settled += (unsigned)l.settle_windows;
+    }
+  printf("[slowest freeze: %u windows; %u settling windows in all] ", worst, settled);
+}
+
 /* Odds and ends: state names, invalid knobs, ladder lookup, the L1
  * distance, next() without feed(), estimates. */
 static void api(void) {
@@ -1098,6 +1157,7 @@ int main(int argc, char **argv) {
   RUN_SECTION(lifecycle_phases);
   RUN_SECTION(lifecycle_start_frozen);
   RUN_SECTION(unused_knobs);
+  RUN_SECTION(settle_windows);
   RUN_SECTION(api);
   RUN_SECTION(determinism);
   RUN_SECTION(fmath);

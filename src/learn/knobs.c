@@ -74,6 +74,11 @@ void hak_knobs_init(hak_learn_knob_t *knobs, const hak_policy_t *from) {
      * them past the small classes (ace.c). */
     if (i == HAK_KNOB_BIG_THRESHOLD || i == HAK_KNOB_LARGE_CACHE || i == HAK_KNOB_BIGCACHE || i == HAK_KNOB_W_MAX)
       k->bin_lo = HAK_NCLASS;
+    /* A cache fills or empties after its budget moves: the window right
+     * after a change measures that (large-ws: a 32 MiB Large cache was
+     * judged dearer at every trial, yet costs 0.81 x the default's time
+     * when fixed), so these settle for a window first. */
+    k->settle = i == HAK_KNOB_LARGE_CACHE || i == HAK_KNOB_BIGCACHE || i == HAK_KNOB_SEGMENT_CACHE;
     k->start = (uint8_t)hak_learn_ladder_find(k, hak_knob_value(i, from));
   }
 }

@@ -52,6 +52,11 @@ typedef struct {
    * unused: its arms cannot differ, so the window says nothing about them
    * (the tuner and the canary pass it by, see hak_tuner_unused). */
   uint8_t bin_lo;
+  /* The knob holds state that a change takes a while to reach (a cache
+   * fills or empties): the window right after its value changes measures
+   * the change, not the new value.  That window is not measured and the
+   * next one repeats the decision (see hak_learn_decision_t.settle). */
+  bool settle;
   double value[HAK_LEARN_MAX_ARMS];
 } hak_learn_knob_t;
 
@@ -228,6 +233,8 @@ typedef struct {
   uint8_t cfg[HAK_LEARN_MAX_KNOBS]; /* ladder index per knob for the window */
   int8_t knob;     /* knob under trial (LEARN) or the challenger's (CANARY), -1 none */
   bool challenger; /* a CANARY window given to a challenger */
+  bool settle;     /* a settling knob changed since the last window: not
+                    * measured, and the next window repeats this one */
 } hak_learn_decision_t;
 
 typedef struct {
@@ -251,6 +258,8 @@ typedef struct {
   hak_tuner_t tuner;
   hak_learn_decision_t pend, last;
   bool have_pend;
+  bool repeat;            /* the last window settled: the next repeats it */
+  uint64_t settle_windows; /* windows not measured for settling */
   uint64_t windows;       /* fed or skipped since init */
   uint32_t state_windows; /* in the current state */
   uint32_t learn_windows; /* in the current LEARN stretch */

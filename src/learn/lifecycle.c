@@ -340,7 +340,20 @@ int hak_learn_init(hak_learn_t *l, const hak_learn_params_t *p, const hak_learn_
   return 0;
 }
 
+/* Whether going from `from` to `to` changes a knob that settles. */
+static bool settles(const hak_learn_t *l, const uint8_t *from, const uint8_t *to) {
+  for (unsigned k = 0; k < l->nknobs; k++)
+    if (l->knob[k].settle && from[k] != to[k]) return true;
+  return false;
+}
+
 void hak_learn_next(hak_learn_t *l, hak_learn_decision_t *d) {
+  if (!l->have_pend && l->repeat) { /* the settled decision, now measured */
+    l->pend = l->last;
+    l->pend.settle = false;
+    l->repeat = false;
+    l->have_pend = true;
+  }
   if (!l->have_pend) {
     hak_learn_decision_t *n = &l->pend;
     *n = (hak_learn_decision_t){.state = l->state, .knob = -1};
@@ -359,6 +372,7 @@ void hak_learn_next(hak_learn_t *l, hak_learn_decision_t *d) {
       }
       if (l->canary_acc > 1.0) l->canary_acc = 1.0; /* a postponed one is not followed by a burst */
     }
+    n->settle = settles(l, l->last.cfg, n->cfg);
     l->have_pend = true;
   }
   *d = l->pend;
@@ -377,7 +391,10 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
   l->windows++;
   if (l->state_windows < UINT32_MAX) l->state_windows++;
 
-  bool measured = isfinite(cost);
+  /* A settling window measured the change, not the configuration: it
+   * counts as a window (histogram, budget, state) but its cost is no arm's. */
+  bool measured = isfinite(cost) && !d.settle;
+  if (d.settle) l->settle_windows++;
   if (measured && cost < 0) cost = 0;
   bool is_best = true;
   for (unsigned k = 0; k < l->nknobs; k++) is_best &= d.cfg[k] == l->best[k];
@@ -472,12 +489,15 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
       ev |= go(l, HAK_LEARN_STATE_FROZEN, "canary found nothing");
     break;
   }
+  /* Unless the state moved on (then the decision is a new one anyway). */
+  l->repeat = d.settle && l->state == d.state;
   return ev;
 }
 
 unsigned hak_learn_skip(hak_learn_t *l, uint32_t windows) {
   unsigned ev = 0;
   l->have_pend = false;
+  l->repeat = false;
   l->windows += windows;
   l->state_windows = l->state_windows > UINT32_MAX - windows ? UINT32_MAX : l->state_windows + windows;
   switch (l->state) {
