@@ -83,18 +83,6 @@ static void take_sample(sample_t *s) {
   s->committed = LOAD(hak_os.committed);
 }
 
-/* The window's cost, ns per allocation (lower is better):
- *   (faults x fault + sum of kernel calls x their cost + bytes realloc
- *    copied x copy + sum of slow-path events x their mean time) / ops
- *   +  W x committed MiB
- * Kernel calls are priced once at start (hak_os_costs), copies at the
- * first window that copies (hak_os_copy_cost): a
- * growing buffer's copies are most of its cost (realloc-grow: 70 % of the
- * time in memcpy), and W_MAX and the big threshold decide how often it
- * moves.  A slow-path
- * category's mean time is the window's sampled mean, shrunk toward the
- * run's (event_ns).  Refills are left out: no knob moves their cost, and
- * they are timed only for HAKMEM_PROF's report (heap.c). */
 /* A slow-path event's time in the window: the window's own sampled mean,
  * shrunk toward the run's by PRIOR_SAMPLES pseudo-samples.  The run's mean
  * alone made every arm's event cost the same: large-ws ran 8 % more
@@ -108,6 +96,18 @@ static double event_ns(const sample_t *a, const sample_t *b, int c) {
   return (ns + PRIOR_SAMPLES * b->prof.mean_ns[c]) / (n + PRIOR_SAMPLES);
 }
 
+/* The window's cost, ns per allocation (lower is better):
+ *   (faults x fault + sum of kernel calls x their cost + bytes realloc
+ *    copied x copy + sum of slow-path events x their mean time) / ops
+ *   +  W x committed MiB
+ * Kernel calls are priced once at start (hak_os_costs), copies at the
+ * first window that copies (hak_os_copy_cost): a
+ * growing buffer's copies are most of its cost (realloc-grow: 70 % of the
+ * time in memcpy), and W_MAX and the big threshold decide how often it
+ * moves.  A slow-path
+ * category's mean time is the window's sampled mean, shrunk toward the
+ * run's (event_ns).  Refills are left out: no knob moves their cost, and
+ * they are timed only for HAKMEM_PROF's report (heap.c). */
 static double priced_ns(const sample_t *a, const sample_t *b) {
   /* The copy is priced at the first window that copies (hak_os_copy_cost). */
   if (b->c.realloc_copied != a->c.realloc_copied && !costs.copy_ns_per_byte) costs.copy_ns_per_byte = hak_os_copy_cost();
