@@ -124,28 +124,30 @@ static void seg_purge_one(hak_segment_t *seg);
 
 /* Huge pages for Tiny segments, by the Large tier's rule (large.c): a fault
  * costs about as much for 2 MiB as for 4 KiB, and TLB misses fall (jq,
- * 90 MiB of small objects: 25k faults against 5.4k, 0.92 x the time; the
- * Python workload 20k against 10k, 0.91 x).  But a partly used slab of
- * each size class would hold a whole 2 MiB half, so a fresh segment is
- * asked for them only when its heap already holds SEG_HUGE_HEAP Tiny
- * segments (the growing front then wastes at most a half against 16 MiB
- * in use), and never for Mid ones: a 512 KiB slab per class, partly
- * touched, held 7 MiB more in git pack-objects (73 MiB against 66) for no
- * time.  Asked before the header is written: advice cannot merge pages
- * already there.  A purge takes the request back from the halves it
- * touches (khugepaged would fill them in again to 2 MiB), and so does a
- * heap that would not have asked when it takes the segment from the
- * cache.  The committed count stays in 4 KiB pages: a huge half holds
- * more than it says. */
-#define SEG_HUGE_HEAP 4
+ * 90 MiB of small objects: 25k faults against 2.4k; the Python workload
+ * 20k against 7k).  But a partly used slab of each size class would hold
+ * a whole 2 MiB half, so a fresh segment is asked for them only when its
+ * heap's Tiny segments already have SEG_HUGE_USED slabs in use (3 MiB: the
+ * growing front then wastes at most a half against that; a thread's first
+ * segment never asks, nor does a heap holding sparse segments it adopted
+ * or took back from the cache), and never Mid ones: a 512 KiB slab per
+ * class, partly touched, held 7 MiB more in git pack-objects (73 MiB
+ * against 66) for no time.  Asked before the header is written: advice
+ * cannot merge pages already there.  A purge takes the request back from
+ * the halves it touches (khugepaged would fill them in again to 2 MiB),
+ * and so does a heap that would not have asked when it takes the segment
+ * from the cache.  The committed count stays in 4 KiB pages: a huge half
+ * holds more than it says. */
+#define SEG_HUGE_USED 48
 #define SEG_HALF (HAK_SEG_SIZE / 2)
 #define SEG_HALVES_ALL ((uint8_t)((1u << (HAK_SEG_SIZE / SEG_HALF)) - 1))
 
 static inline bool seg_huge_now(const hak_heap_t *h, unsigned kind) {
   if (kind != HAK_SEG_TINY || hak_secure || !hak_policy()->thp) return false;
-  unsigned n = 0;
-  for (const hak_segment_t *s = h->segs[seg_kind_index(kind)]; s && n < SEG_HUGE_HEAP; s = s->next) n++;
-  return n >= SEG_HUGE_HEAP;
+  unsigned used = 0, n = 0; /* a few segments are enough to see it */
+  for (const hak_segment_t *s = h->segs[seg_kind_index(kind)]; s && n < 16 && used < SEG_HUGE_USED; s = s->next, n++)
+    used += s->used_slabs;
+  return used >= SEG_HUGE_USED;
 }
 
 /* Takes the request back from the halves that [lo, lo+len) touches. */
