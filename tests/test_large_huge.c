@@ -1,5 +1,8 @@
 /* large_huge: Large spans are put on huge pages once the tier holds 32 MiB
- * of them (src/large.c, LARGE_HUGE_MIN), and a purge that leaves part of a
+ * of them (src/large.c, LARGE_HUGE_MIN), or 4 MiB that are at least half of
+ * all the allocator has committed (LARGE_HUGE_DENSE: a program made of
+ * Large spans; checked first, then with 40 MiB of small blocks beside the
+ * spans, which keep them under half), and a purge that leaves part of a
  * 2 MiB half resident takes the request back (khugepaged would fill the
  * half in again).  Checked through the VmFlags of /proc/self/smaps ("hg");
  * contents must survive the huge pages being split by purges around them.
@@ -23,9 +26,40 @@ static int holds(const unsigned char *p, unsigned char tag) {
   return 1;
 }
 
+#define SMALL 256
+#define NSMALL ((int)(((size_t)40 << 20) / SMALL))
+
 int main(int argc, char **argv) {
   int want = !(argc > 1 && !strcmp(argv[1], "nothp"));
   unsigned char *s[N];
+  /* A program of Large spans alone: the first do not ask, those placed
+   * once the tier holds 4 MiB (all of the memory) do. */
+  for (int i = 0; i < 9; i++) {
+    s[i] = hak_malloc(SPAN);
+    CHECK(s[i] != NULL);
+    if (!s[i]) return check_report("large_huge");
+    fill(s[i], (unsigned char)i);
+  }
+  int dense = asked_huge(s[8]);
+  if (dense >= 0) {
+    CHECKF(asked_huge(s[0]) == 0, "the first span asks for huge pages");
+    CHECKF(dense == want, "a span placed after %zu KiB of spans, all the memory, %s huge pages (VmFlags hg: %d)",
+           8 * SPAN >> 10, want ? "does not ask for" : "asks for", dense);
+  }
+  for (int i = 0; i < 9; i++) {
+    CHECKF(holds(s[i], (unsigned char)i), "span %d lost its contents", i);
+    hak_free(s[i]);
+  }
+  hak_trim();
+  /* Then small blocks beside them: the spans stay under half of the
+   * memory, and only the 32 MiB rule applies. */
+  static void *small[NSMALL];
+  for (int i = 0; i < NSMALL; i++) {
+    small[i] = hak_malloc(SMALL);
+    CHECK(small[i] != NULL);
+    if (!small[i]) return check_report("large_huge");
+    memset(small[i], 1, SMALL);
+  }
   for (int i = 0; i < N; i++) {
     s[i] = hak_malloc(SPAN);
     CHECK(s[i] != NULL);
@@ -66,5 +100,6 @@ int main(int argc, char **argv) {
   int hg = one ? asked_huge(one) : -1;
   if (hg >= 0) CHECKF(hg == 0, "a lone span after everything went back asks for huge pages");
   hak_free(one);
+  for (int i = 0; i < NSMALL; i++) hak_free(small[i]);
   return check_report("large_huge");
 }
