@@ -230,22 +230,21 @@ static void guard_lay(large_seg_t *ls, unsigned i, unsigned n) {
     hak_bits_set(ls->guard, g, 1, true);
 }
 
-/* Huge pages for Large spans.  A page fault costs about the same for
- * 4 KiB as for 2 MiB (on this project's test machines, VMs: 15-20 us
- * against 100-300 us), and Large spans are written whole, so a
- * half-segment full of them is best one huge page.  But a few spans alone
- * in a half would each hold 2 MiB, so huge pages start once the tier holds
- * LARGE_HUGE_MIN of spans (a partly used half is then at most 6 % of it;
- * at 8 MiB, mstress held 1.4 x its peak RSS), or, in a program whose
- * memory is mostly Large spans, LARGE_HUGE_DENSE that are at least half
- * of all it has committed: its halves fill with spans (site-frag 10.7k
- * faults against 2.2k, large-ws 11.5k against 3.9k, the same peak RSS),
- * where mstress's few MiB among small blocks stay out.  Only on a half
- * that is clean: a new
- * segment before its header is written, or a half whose pages all went
- * back (advice cannot merge 4 KiB pages already there).  A purge that
- * leaves part of a half resident takes the request back, as the Big tier
- * does (big.c): khugepaged would fill the half in again to 2 MiB. */
+/* Huge pages for Large spans.  A page fault costs about the same for 4 KiB
+ * as for 2 MiB (on this project's test machines, VMs: 15-20 us against
+ * 100-300 us), and Large spans are written whole, so a half-segment full of
+ * them is best one huge page.  But a few spans alone in a half would each
+ * hold 2 MiB, so huge pages start once the tier holds LARGE_HUGE_MIN of
+ * spans (a partly used half is then at most 6 % of it; at 8 MiB, mstress
+ * held 1.4 x its peak RSS), or, in a program whose memory is mostly Large
+ * spans, LARGE_HUGE_DENSE that are at least half of all it has committed:
+ * its halves fill with spans (site-frag 10.7k faults against 2.2k, large-ws
+ * 11.5k against 3.9k, the same peak RSS), where mstress's few MiB among
+ * small blocks stay out.  Only on a half that is clean: a new segment
+ * before its header is written, or a half whose pages all went back (advice
+ * cannot merge 4 KiB pages already there).  A purge that leaves part of a
+ * half resident takes the request back, as the Big tier does (big.c):
+ * khugepaged would fill the half in again to 2 MiB. */
 #define LARGE_HUGE_MIN (((size_t)32 << 20) >> HAK_PAGE_SHIFT)
 #define LARGE_HUGE_DENSE (((size_t)4 << 20) >> HAK_PAGE_SHIFT)
 #define LHALF_PAGES (LPAGES / 2)
