@@ -26,6 +26,17 @@ static int holds(const unsigned char *p, unsigned char tag) {
   return 1;
 }
 
+/* Spans s[0..n), each filled with its tag; 0 if one could not be had. */
+static int place(unsigned char **s, int n) {
+  for (int i = 0; i < n; i++) {
+    s[i] = hak_malloc(SPAN);
+    CHECK(s[i] != NULL);
+    if (!s[i]) return 0;
+    fill(s[i], (unsigned char)i);
+  }
+  return 1;
+}
+
 #define SMALL 256
 #define NSMALL ((int)(((size_t)40 << 20) / SMALL))
 
@@ -34,12 +45,7 @@ int main(int argc, char **argv) {
   unsigned char *s[N];
   /* A program of Large spans alone: the first do not ask, those placed
    * once the tier holds 4 MiB (all of the memory) do. */
-  for (int i = 0; i < 9; i++) {
-    s[i] = hak_malloc(SPAN);
-    CHECK(s[i] != NULL);
-    if (!s[i]) return check_report("large_huge");
-    fill(s[i], (unsigned char)i);
-  }
+  if (!place(s, 9)) return check_report("large_huge");
   int dense = asked_huge(s[8]);
   if (dense >= 0) {
     CHECKF(asked_huge(s[0]) == 0, "the first span asks for huge pages");
@@ -60,12 +66,7 @@ int main(int argc, char **argv) {
     if (!small[i]) return check_report("large_huge");
     memset(small[i], 1, SMALL);
   }
-  for (int i = 0; i < N; i++) {
-    s[i] = hak_malloc(SPAN);
-    CHECK(s[i] != NULL);
-    if (!s[i]) return check_report("large_huge");
-    fill(s[i], (unsigned char)i);
-  }
+  if (!place(s, N)) return check_report("large_huge");
   int last = asked_huge(s[N - 1]);
   if (last < 0) {
     printf("large_huge: no VmFlags in /proc/self/smaps, huge-page requests not checked\n");
