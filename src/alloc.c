@@ -66,6 +66,7 @@ hak_inline bool learn_pick(hak_heap_t *h, size_t *weight) {
 hak_front void *hak_alloc_large_or_big(size_t n, size_t align, bool zero, void *site, bool record) {
   hak_ensure_init();
   hak_control_tick(0);
+  hak_heap_fold_due(hak_tls_heap);
   const hak_policy_t *pol = hak_policy();
   unsigned how = hak_site_lookup(pol->sites, site);
   void *rec = record ? site : site_if_profiled(site);
@@ -291,6 +292,7 @@ hak_front void *hak_realloc_impl(void *p, size_t n, void *site) {
   size_t copied = old < n ? old : n;
   memcpy(q, p, copied);
   HAK_HEAP_STAT(hak_tls_heap, realloc_copied, copied); /* the learner prices copies */
+  hak_heap_fold_due(hak_tls_heap);
   if (seg->kind == HAK_SEG_LARGE && n > old) hak_large_free_moved(seg, p);
   else hak_free_fast(p);
   return q;

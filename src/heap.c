@@ -268,7 +268,6 @@ hak_front hak_heap_t *hak_heap_get(void) {
   return h ? h : &hak_heap_empty;
 }
 
-static void heap_fold_current(hak_heap_t *h);
 
 /* Every few slow calls (policy: 16) a heap looks at the clock for purges
  * that are due: its own free slabs', and the cached and abandoned
@@ -277,8 +276,9 @@ static void heap_fold_current(hak_heap_t *h);
 hak_front hak_noinline static void heap_purge_check(hak_heap_t *h) {
   uint64_t now = hak_os_now_ms();
   if (hak_stats_on && ((h->slow_calls & (HAK_FOLD_EVERY - 1)) == 0 ||
-                       h->fold_epoch != atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed)))
-    heap_fold_current(h);
+                       atomic_load_explicit(&h->fold_epoch, memory_order_relaxed) !=
+                           atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed)))
+    hak_heap_fold_current(h);
   uint64_t due = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
   if (due && now >= due) hak_segment_purge(h, now, false);
   hak_heap_park_tick(now, false);
@@ -287,9 +287,13 @@ hak_front hak_noinline static void heap_purge_check(hak_heap_t *h) {
 }
 
 /* The count inline, the check behind a call (as the compiler split it
- * before hak_front, which keeps it from splitting). */
+ * before hak_front, which keeps it from splitting).  A fold the controller
+ * asked for is done at the first slow call after it, not at the next look
+ * at the clock: 16 slow calls took large-ws 0.1-24 ms, and a window's
+ * counts were then mostly the window before's (hak_heap_fold_now). */
 hak_inline void heap_maybe_purge(hak_heap_t *h) {
   if ((++h->slow_calls & hak_policy()->purge_check_mask) == 0) heap_purge_check(h);
+  else hak_heap_fold_due(h);
 }
 
 /* Statistics of a slab: what the owner allocated from it and freed into it
@@ -329,24 +333,23 @@ static void slab_sync(hak_heap_t *h, hak_slab_t *s) {
 }
 
 /* A heap folds its current slabs every HAK_FOLD_EVERY slow calls, and
- * at its next look at the clock after the controller asks for fresh
- * counts (hak_heap_fold_request): a slab is refilled while it is current
+ * at its next slow call after the controller asks for fresh counts
+ * (hak_heap_fold_now): a slab is refilled while it is current
  * (or becoming so), so theirs are the counts that grow, and a refill only
  * adds.  Other threads' statistics are that far behind, plus what a slab
  * counted in its last turn as current until it is looked at again
  * (retired, collected, current again). */
 _Atomic uint32_t hak_fold_epoch;
 
-static void heap_fold_current(hak_heap_t *h) {
-  h->fold_epoch = atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed);
+void hak_heap_fold_current(hak_heap_t *h) {
+  atomic_store_explicit(&h->fold_epoch, atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed),
+                        memory_order_relaxed);
   for (unsigned c = 0; c < HAK_NCLASS; c++)
     if (h->cur[c] != &hak_slab_empty) slab_sync(h, h->cur[c]);
 }
 
-void hak_heap_fold_request(bool fresh) {
-  atomic_store_explicit(&fold_fresh, fresh, memory_order_relaxed);
-  if (fresh) atomic_fetch_add_explicit(&hak_fold_epoch, 1, memory_order_relaxed);
-}
+void hak_heap_fold_watch(bool fresh) { atomic_store_explicit(&fold_fresh, fresh, memory_order_relaxed); }
+void hak_heap_fold_now(void) { atomic_fetch_add_explicit(&hak_fold_epoch, 1, memory_order_relaxed); }
 
 /* Owner: refills `free`, carving new blocks only if there are none and
  * `carve` says so; with `all`, every free block goes there, other threads'
@@ -864,6 +867,20 @@ bool hak_heaps_foreach(void (*fn)(const hak_heap_stats_t *st, void *arg), void *
   for (hak_heap_t *h = heaps_all; h; h = h->next_all) fn(&h->stats, arg);
   hak_unlock(&heaps_lock);
   return true;
+}
+
+/* Whether every heap that folded for the ask before the last one folded
+ * for the last one too.  Heaps further behind have made no slow call for a
+ * window or more (idle, exited, or allocating from their current slabs
+ * alone): the controller does not wait for them. */
+bool hak_heaps_folded(void) {
+  uint32_t e = atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed);
+  bool done = true;
+  hak_lock(&heaps_lock);
+  for (hak_heap_t *h = heaps_all; h && done; h = h->next_all)
+    done = atomic_load_explicit(&h->fold_epoch, memory_order_relaxed) != e - 1;
+  hak_unlock(&heaps_lock);
+  return done;
 }
 
 /* The controller: the free slabs of every heap whose purge is due, where

@@ -406,7 +406,9 @@ struct hak_heap {
   _Atomic(hak_block_t *) delayed;  /* remote frees into full slabs */
   hak_segment_t *segs[2];          /* owned Tiny / Mid segments */
   uint64_t slow_calls;
-  uint32_t fold_epoch;             /* hak_fold_epoch when it last folded its current slabs */
+  /* hak_fold_epoch when it last folded its current slabs (the controller
+   * reads it: hak_heaps_folded) */
+  _Atomic uint32_t fold_epoch;
   uint32_t measure_tick;           /* refills since the last timed one (HAKMEM_PROF, heap.c) */
   _Atomic uint64_t next_purge;     /* ms: the earliest purge due in its segments, 0 none */
   hak_lock_t seg_lock;             /* its segments (see segment.c) */
@@ -460,12 +462,28 @@ extern _Atomic int hak_init_state;
 void *hak_heap_alloc_class(hak_heap_t *h, unsigned cls, void *site);
 void hak_heap_sample_done(hak_heap_t *h, unsigned cls);
 void hak_heap_sync_stats(hak_heap_t *h);
-/* The controller, each window: with `fresh`, every heap folds its current
- * slabs' counts at its next slow-path tick (the counts it reads a window
- * later are then fresh), and a slab a class leaves is folded then; without,
- * neither (FROZEN: folds are work nobody reads). */
+/* The controller, each window it reads the counts (`fresh`; not in FROZEN:
+ * folds are work nobody reads): a slab a class leaves with many blocks
+ * counted is folded then (set_current), and shortly before the window
+ * ends every heap is asked to fold its current slabs' counts at its next
+ * slow call (hak_heap_fold_now), and waited for a little (hak_heaps_folded:
+ * every heap that folded for the last ask folded for this one). */
 extern _Atomic uint32_t hak_fold_epoch;
-void hak_heap_fold_request(bool fresh);
+void hak_heap_fold_watch(bool fresh);
+void hak_heap_fold_now(void);
+bool hak_heaps_folded(void);
+void hak_heap_fold_current(hak_heap_t *h);
+/* At a slow call: the fold asked for, if it was.  Besides the small
+ * classes' slow paths, the Large and Big ones and a moving realloc look:
+ * a thread whose small blocks all come back to its current slabs through
+ * its own frees makes no small slow call for windows on end (realloc-grow:
+ * 4,000 allocations counted in most windows, 100,000 in one of eight). */
+hak_inline void hak_heap_fold_due(hak_heap_t *h) {
+  if (hak_unlikely(atomic_load_explicit(&h->fold_epoch, memory_order_relaxed) !=
+                   atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed)) &&
+      hak_stats_on && h != &hak_heap_empty)
+    hak_heap_fold_current(h);
+}
 /* This thread's heap, created if needed (the empty heap if that fails). */
 hak_heap_t *hak_heap_get(void);
 void hak_heap_stats_add(hak_heap_stats_t *into, const hak_heap_stats_t *from);
@@ -606,7 +624,7 @@ void hak_stats_write(int fd, bool in_signal);
 void hak_stats_write_json(int fd, bool in_signal); /* one line */
 /* Running totals the controller takes differences of (per class: blocks
  * allocated, refills, refills that carved: the statistics' own counts,
- * fresh when hak_heap_fold_request was called a window before). */
+ * fresh when hak_heap_fold_now was called a little before). */
 typedef struct hak_learn_counts {
   uint64_t allocs[HAK_NCLASS], refills[HAK_NCLASS], carves[HAK_NCLASS];
   uint64_t lb_size[HAK_LB_BINS]; /* every Large and Big allocation, by size */

@@ -26,6 +26,10 @@
  *   tiers MS        Large blocks of 256 KiB-1.5 MiB churned for MS ms, a
  *                   page written each: lowering the big threshold to 1 MiB
  *                   makes some of them Big
+ *   mixes MS        256 live blocks of 8 KiB-512 KiB (log-uniform: Mid and
+ *                   Large) replaced at random for MS ms, the first byte
+ *                   written: a stationary mix whose Mid slabs are mostly
+ *                   refilled by the owner's own frees (few slow calls)
  *   grow MS         16 buffers grown by realloc 1 B-4 KiB at a time, each
  *                   freed at 4 KiB-1 MiB, for MS ms
  *   slack           a 200 KiB buffer realloc'd to 300 KiB where it must
@@ -304,6 +308,22 @@ static int tiers(double ms) {
   return 0;
 }
 
+static int mixes(double ms) {
+  double t0 = now();
+  while ((now() - t0) * 1000 < ms)
+    for (int i = 0; i < 1000; i++) {
+      unsigned k = (unsigned)(next(&rng) % 256);
+      free(slots[k]);
+      unsigned octave = 13 + (unsigned)(next(&rng) % 7); /* 8 KiB .. 512 KiB */
+      size_t n = ((size_t)1 << octave) + next(&rng) % ((size_t)1 << octave);
+      slots[k] = malloc(n);
+      if (slots[k]) *(char *)slots[k] = 1;
+    }
+  for (int k = 0; k < 256; k++) free(slots[k]);
+  printf("mixes\n");
+  return 0;
+}
+
 static int grow(double ms) {
   static char *buf[16];
   static size_t size[16], limit[16];
@@ -351,6 +371,7 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "bursts") && argc > 2) return bursts(atof(argv[2]));
   if (!strcmp(mode, "tiers") && argc > 2) return tiers(atof(argv[2]));
   if (!strcmp(mode, "grow") && argc > 2) return grow(atof(argv[2]));
+  if (!strcmp(mode, "mixes") && argc > 2) return mixes(atof(argv[2]));
   if (!strcmp(mode, "slack")) return slack();
   if (!strcmp(mode, "churn") && argc > 2) {
     double ms = atof(argv[2]), t0 = now();
@@ -370,6 +391,6 @@ int main(int argc, char **argv) {
     printf("threads %d\n", threads_now());
     return 0;
   }
-  fprintf(stderr, "usage: test_learn_prog phases LOG [back] | lifecycle | churn MS [MB] | bursts MS | tiers MS | grow MS | sites | slack | quick\n");
+  fprintf(stderr, "usage: test_learn_prog phases LOG [back] | lifecycle | churn MS [MB] | bursts MS | tiers MS | mixes MS | grow MS | sites | slack | quick\n");
   return 2;
 }

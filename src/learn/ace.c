@@ -60,11 +60,24 @@ typedef struct sample {
   hak_learn_counts_t c;
 } sample_t;
 static sample_t prev;
-/* The heaps were asked to fold their counts at the end of the last window,
+/* The heaps were asked to fold their counts before the end of this window,
  * and of the one before: a window's counts are its own if both were. */
 static bool fold_asked, fold_asked_before;
 /* The window running now settles a cache knob's change (not measured). */
 static bool settling;
+/* The next window plays a challenger, and lasts a third of a window.  In
+ * LEARN every other window is a challenger's, so exploring cost up to half
+ * the run at its arms' price: on large-ws the first trial of a 1 MiB big
+ * threshold cost 4.6 x the incumbent's window (its 1 MiB blocks faulted in
+ * as Big mappings), and the trials were 17 % of a 1.9 s learning run.  A
+ * window's cost is per allocation, so a shorter one measures the same
+ * thing with fewer samples. */
+#define SHORT_DIV 3
+static bool short_next;
+static bool trialing; /* the window running now plays a challenger */
+#define FOLD_LEAD_NS 1000000u /* the heaps are asked to fold this long before a window ends */
+#define FOLD_WAIT_NS 250000u  /* and waited for in steps of this, */
+#define FOLD_WAITS 16         /* at most this many */
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
@@ -156,8 +169,8 @@ static void trace(const char *what) {
   hak_sink_flush(&o);
 }
 
-static void log_window(uint64_t ms, const char *state, bool settle, const hak_policy_t *applied, double cost, uint64_t ops,
-                       const sample_t *a, const sample_t *b) {
+static void log_window(uint64_t ms, const char *state, bool settle, bool trial, const hak_policy_t *applied, double cost,
+                       uint64_t ops, const sample_t *a, const sample_t *b) {
   if (log_fd < 0) return;
   char buf[2048];
   hak_sink_t o = {.buf = buf, .cap = sizeof buf, .fd = log_fd};
@@ -176,7 +189,7 @@ static void log_window(uint64_t ms, const char *state, bool settle, const hak_po
   } else {
     hak_sink_printf(&o, ",\"shift\":null");
   }
-  hak_sink_printf(&o, ",\"settle\":%s", settle ? "true" : "false");
+  hak_sink_printf(&o, ",\"settle\":%s,\"trial\":%s", settle ? "true" : "false", trial ? "true" : "false");
   hak_sink_printf(&o, ",\"ops\":%llu,\"faults\":%llu,\"copied\":%llu,\"committed\":%llu}\n",
                   (unsigned long long)ops, (unsigned long long)(b->faults - a->faults),
                   (unsigned long long)(b->c.realloc_copied - a->c.realloc_copied), (unsigned long long)b->committed);
@@ -241,6 +254,24 @@ static void sites_window(uint32_t windows) {
 
 /* ---- the window ---------------------------------------------------------------- */
 
+/* Whether decision d plays a challenger: another value of the knob on
+ * trial than the best configuration's (LEARN), or a canary's challenger. */
+static bool is_trial(const hak_learn_decision_t *d) {
+  if (d->knob < 0) return false;
+  return d->state == HAK_LEARN_STATE_LEARN ? d->cfg[d->knob] != hak_learn_best(&L)[d->knob] : d->challenger;
+}
+
+/* Whether decision d's window may be short (short_next): it plays a
+ * challenger, measured (a settling one needs the whole window to settle),
+ * and the window just run, if it was short, was fed, and at its rate a
+ * third of a window still holds enough allocations to be fed (else the
+ * challenger would be replayed short, unfed, for ever). */
+static bool plays_short(const hak_learn_decision_t *d, bool fed, uint64_t ops, uint64_t ns) {
+  if (d->settle || !is_trial(d) || (short_next && !fed) || !ns) return false;
+  uint64_t step = (uint64_t)HAK_OPT(LEARN_WINDOW_MS) * 1000000u / SHORT_DIV;
+  return (double)ops * (double)step / (double)ns >= 2.0 * MIN_OPS;
+}
+
 /* `windows`: how many windows long this one was (ctl_sleep: more than one
  * only in FROZEN). */
 static void window(uint32_t windows) {
@@ -249,7 +280,7 @@ static void window(uint32_t windows) {
    * decided below are the next window's. */
   const hak_policy_t *ran = hak_policy();
   const char *ran_state = learning ? hak_learn_state_name(hak_learn_state(&L)) : "FROZEN";
-  bool ran_settle = learning && settling;
+  bool ran_settle = learning && settling, ran_trial = learning && trialing;
   hak_site_clock_keep(true);
   /* Idle memory back to the OS, whoever owns it: what is due. */
   hak_heap_purge_all(now_ms);
@@ -263,11 +294,11 @@ static void window(uint32_t windows) {
   uint64_t ops = cur.ops - prev.ops;
   double cost = -1;
   /* The small-object counts are the statistics', which each heap folds
-   * at its next slow-path tick once asked: a window's difference is its
-   * own if the heaps were asked when it began and when the one before it
-   * began.  FROZEN windows do not ask (folding every current slab is work
-   * the frozen state should not do), so the first watched window after
-   * them starts from stale counts and is skipped. */
+   * at its next slow call once asked (FOLD_LEAD_NS before a window ends):
+   * a window's difference is its own if the heaps were asked before it
+   * began and before it ended.  FROZEN windows do not ask (folding every
+   * current slab is work the frozen state should not do), so the first
+   * watched window after them starts from stale counts and is skipped. */
   bool fresh = fold_asked && fold_asked_before;
   if (learning) {
     hak_learn_state_t before = hak_learn_state(&L);
@@ -287,6 +318,8 @@ static void window(uint32_t windows) {
     hak_learn_decision_t d;
     hak_learn_next(&L, &d);
     settling = d.settle;
+    trialing = is_trial(&d);
+    short_next = plays_short(&d, cost >= 0, ops, cur.ns - prev.ns);
     hak_policy_t p;
     hak_knobs_apply(knobs, d.cfg, &base, &p);
     if (!hak_policy_publish(&p)) {
@@ -301,7 +334,7 @@ static void window(uint32_t windows) {
     hak_prof_measure(d.state != HAK_LEARN_STATE_FROZEN);
     fold_asked_before = fold_asked;
     fold_asked = d.state != HAK_LEARN_STATE_FROZEN;
-    hak_heap_fold_request(fold_asked);
+    hak_heap_fold_watch(fold_asked);
     if (ev & HAK_LEARN_EV_STATE) {
       char what[64];
       hak_fmt(what, sizeof what, "%s -> %s", hak_learn_state_name(before), hak_learn_state_name(d.state));
@@ -315,7 +348,7 @@ static void window(uint32_t windows) {
     }
   }
   sites_window(windows);
-  log_window((cur.ns - ctl_t0_ns) / 1000000, ran_state, ran_settle, ran, cost, ops, &prev, &cur);
+  log_window((cur.ns - ctl_t0_ns) / 1000000, ran_state, ran_settle, ran_trial, ran, cost, ops, &prev, &cur);
   prev = cur;
 }
 
@@ -384,6 +417,7 @@ static void *controller(void *arg) {
   hak_lock(&ctl_lock);
   learner_init();
   take_sample(&prev);
+  short_next = trialing = false;
   fold_asked = fold_asked_before = false; /* the first windows' counts go back before them (a fork child's too) */
   hak_unlock(&ctl_lock);
   atomic_store_explicit(&ctl_state, CTL_RUNNING, memory_order_release);
@@ -392,8 +426,20 @@ static void *controller(void *arg) {
   uint64_t step = (uint64_t)HAK_OPT(LEARN_WINDOW_MS) * 1000000u;
   uint32_t n = 1;
   while (!atomic_load_explicit(&ctl_stop, memory_order_acquire)) {
-    next += step * n;
+    next += short_next ? step / SHORT_DIV : step * n;
+    /* The heaps fold their small-object counts at their first slow call
+     * after the ask, which must come before the window ends to count in
+     * it: asked at the end, large-ws's Mid counts came a window late (0.1 to
+     * 2 x the window's own), and asked 0.3 ms before, in half the windows.
+     * A thread preempted then (two CPU hogs beside it) folds later: the
+     * window waits a little for the heaps that folded last time. */
+    if (fold_asked) {
+      hak_os_sleep_until_ns(next - FOLD_LEAD_NS);
+      hak_heap_fold_now();
+    }
     hak_os_sleep_until_ns(next);
+    for (unsigned i = 0; fold_asked && i < FOLD_WAITS && !hak_heaps_folded(); i++)
+      hak_os_sleep_until_ns(hak_os_now_ns() + FOLD_WAIT_NS);
     if (atomic_load_explicit(&ctl_stop, memory_order_acquire)) break;
     hak_lock(&ctl_lock);
     window(n);
