@@ -77,7 +77,7 @@ static bool short_next;
 static bool trialing; /* the window running now plays a challenger */
 #define FOLD_LEAD_NS 1000000u /* the heaps are asked to fold this long before a window ends */
 #define FOLD_WAIT_NS 250000u  /* and waited for in steps of this, */
-#define FOLD_WAITS 16         /* at most this many */
+#define FOLD_WAITS 40         /* at most this many (10 ms) */
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
