@@ -26,7 +26,7 @@
  *   tiers MS        Large blocks of 256 KiB-1.5 MiB churned for MS ms, a
  *                   page written each: lowering the big threshold to 1 MiB
  *                   makes some of them Big
- *   mixes MS        256 live blocks of 8 KiB-512 KiB (log-uniform: Mid and
+ *   mixes MS        256 live blocks of 8 KiB-1 MiB (log-uniform: Mid and
  *                   Large) replaced at random for MS ms, the first byte
  *                   written: a stationary mix whose Mid slabs are mostly
  *                   refilled by the owner's own frees (few slow calls)
@@ -314,7 +314,7 @@ static int mixes(double ms) {
     for (int i = 0; i < 1000; i++) {
       unsigned k = (unsigned)(next(&rng) % 256);
       free(slots[k]);
-      unsigned octave = 13 + (unsigned)(next(&rng) % 7); /* 8 KiB .. 512 KiB */
+      unsigned octave = 13 + (unsigned)(next(&rng) % 7); /* 8 KiB .. 1 MiB */
       size_t n = ((size_t)1 << octave) + next(&rng) % ((size_t)1 << octave);
       slots[k] = malloc(n);
       if (slots[k]) *(char *)slots[k] = 1;
