@@ -268,17 +268,14 @@ hak_front hak_heap_t *hak_heap_get(void) {
   return h ? h : &hak_heap_empty;
 }
 
-
 /* Every few slow calls (policy: 16) a heap looks at the clock for purges
  * that are due: its own free slabs', and the cached and abandoned
  * segments' (and folds its current slabs' statistics when due).  An idle
  * thread purges nothing. */
 hak_front hak_noinline static void heap_purge_check(hak_heap_t *h) {
   uint64_t now = hak_os_now_ms();
-  if (hak_stats_on && ((h->slow_calls & (HAK_FOLD_EVERY - 1)) == 0 ||
-                       atomic_load_explicit(&h->fold_epoch, memory_order_relaxed) !=
-                           atomic_load_explicit(&hak_fold_epoch, memory_order_relaxed)))
-    hak_heap_fold_current(h);
+  if (hak_stats_on && (h->slow_calls & (HAK_FOLD_EVERY - 1)) == 0) hak_heap_fold_current(h);
+  else hak_heap_fold_due(h);
   uint64_t due = atomic_load_explicit(&h->next_purge, memory_order_relaxed);
   if (due && now >= due) hak_segment_purge(h, now, false);
   hak_heap_park_tick(now, false);
