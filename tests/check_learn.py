@@ -14,6 +14,9 @@ test_learn_prog under LD_PRELOAD:
   tiers       an arm that moves blocks between tiers is tried and left
   mixes       Mid and Large blocks: each window's counts are its own
   copies      realloc copies priced in each window's cost
+  ranges      a knob is tried only where its arms differ: Big blocks alone
+              never try the Large tier's knobs, Large blocks alone never
+              the BigCache's
   lifecycle   the controller under threads that exit, fork children (each
               starts its own controller) and exit() from another thread
   modes       which modes start a controller thread, and when
@@ -224,6 +227,32 @@ def test_tiers(a, d):
     learn_twice(a, d, "tiers", 6000, judge)
 
 
+def test_ranges(a, d):
+    # A knob's arms differ only on some sizes (knobs.c, hak_knob_bins): the
+    # big threshold's on 64 KiB-2 MiB, the Large cache's and W_MAX's below
+    # the threshold, the BigCache's above it.  Windows with no allocation
+    # there pass the knob by.  When every Large or Big allocation counted
+    # for all four, a program of 3-6 MiB blocks spent a quarter of its
+    # learning run on the big threshold's, the Large cache's and W_MAX's
+    # turns and trials (big-buffers), and one of Large blocks alone on the
+    # BigCache's.  Each run must also have tried the knob that does act,
+    # so that the learner is seen to have learned at all.
+    large = {"big_threshold": 2097152, "large_cache": 0, "w_max": 1}
+    _, rows = run_learning(a, d, "bigs", 2500)
+    learn = [r for r in rows if r["state"] == "LEARN"]
+    off = ["%s=%s" % (k, r["policy"][k]) for r in rows for k, v in large.items() if r["policy"][k] != v]
+    check(not off, "bigs: windows played the Large tier's knobs: %s" % off[:8])
+    check(any(r["policy"]["bigcache"] != 134217728 for r in learn),
+          "bigs: no LEARN window tried another BigCache budget (%d LEARN windows of %d)" % (len(learn), len(rows)))
+    _, rows = run_learning(a, d, "mixes", 2500)
+    learn = [r for r in rows if r["state"] == "LEARN"]
+    off = [r["policy"]["bigcache"] for r in rows
+           if r["policy"]["big_threshold"] == 2097152 and r["policy"]["bigcache"] != 134217728]
+    check(not off, "mixes: windows under a 2 MiB big threshold played the BigCache: %s" % off[:8])
+    check(any(r["policy"]["large_cache"] != 0 or r["policy"]["w_max"] != 1 for r in learn),
+          "mixes: no LEARN window tried the Large cache or W_MAX (%d LEARN windows of %d)" % (len(learn), len(rows)))
+
+
 def test_copies(a, d):
     # Buffers grown by realloc: what their moves copy is priced, each
     # window's cost at least the copy at a generous 100 GB/s.
@@ -432,7 +461,7 @@ def test_sites(a, d):
 
 
 TESTS = {"sites": test_sites, "walk": test_walk, "recall": test_recall, "bursts": test_bursts, "tiers": test_tiers,
-         "mixes": test_mixes, "copies": test_copies, "lifecycle": test_lifecycle, "modes": test_modes,
+         "mixes": test_mixes, "ranges": test_ranges, "copies": test_copies, "lifecycle": test_lifecycle, "modes": test_modes,
          "policyfile": test_policyfile, "badfile": test_badfile}
 
 

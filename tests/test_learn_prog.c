@@ -30,6 +30,9 @@
  *                   Large) replaced at random for MS ms, the first byte
  *                   written: a stationary mix whose Mid slabs are mostly
  *                   refilled by the owner's own frees (few slow calls)
+ *   bigs MS         Big blocks of 3-6 MiB in 8 slots (a byte written per
+ *                   page) beside small objects, for MS ms: nothing in the
+ *                   Large tier
  *   grow MS         16 buffers grown by realloc 1 B-4 KiB at a time, each
  *                   freed at 4 KiB-1 MiB, for MS ms
  *   slack           a 200 KiB buffer realloc'd to 300 KiB where it must
@@ -324,6 +327,24 @@ static int mixes(double ms) {
   return 0;
 }
 
+/* Big blocks of 3-6 MiB in 8 slots, a byte written per page, beside small
+ * objects in the others: nothing between the Mid tier's top and 2 MiB. */
+static int bigs(double ms) {
+  double t0 = now();
+  while ((now() - t0) * 1000 < ms) {
+    churn_blocks(4, 8, 3u << 20, 3u << 20);
+    for (int i = 0; i < 400; i++) {
+      unsigned k = 8 + (unsigned)(next(&rng) % (SLOTS - 8));
+      free(slots[k]);
+      slots[k] = malloc(16 + next(&rng) % 400);
+      if (slots[k]) memset(slots[k], 1, 16);
+    }
+  }
+  free_slots();
+  printf("bigs\n");
+  return 0;
+}
+
 static int grow(double ms) {
   static char *buf[16];
   static size_t size[16], limit[16];
@@ -371,6 +392,7 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "bursts") && argc > 2) return bursts(atof(argv[2]));
   if (!strcmp(mode, "tiers") && argc > 2) return tiers(atof(argv[2]));
   if (!strcmp(mode, "grow") && argc > 2) return grow(atof(argv[2]));
+  if (!strcmp(mode, "bigs") && argc > 2) return bigs(atof(argv[2]));
   if (!strcmp(mode, "mixes") && argc > 2) return mixes(atof(argv[2]));
   if (!strcmp(mode, "slack")) return slack();
   if (!strcmp(mode, "churn") && argc > 2) {

@@ -965,6 +965,72 @@ static void unused_knobs(void) {
   printf("[slowest freeze: %u windows, %u with the knob explored] ", worst, worst_flat);
 }
 
+/* A knob whose step down saves memory and nothing else (mem_down): knob 0
+ * a cache of 5 steps starting at 2, whose time is 100 at 2 and up and
+ * half as much again per step below; its memory costs m x (step + 1).
+ * Knob 1 (optimum 1) keeps the learner busy with a second knob.  With
+ * m = 1 memory is 3 % of the cost at step 2: a step down cannot win the
+ * 8 % a move needs, and is never played, in LEARN or as a canary's
+ * challenger; the same knob without mem_down is played there (so the
+ * bound, not the costs, keeps it off).  With the time flat and m = 40
+ * (memory 55 % of the cost) the steps down are tried and taken: the
+ * learner freezes at 0. */
+static unsigned memdown_run(hak_learn_t *l, uint64_t *rs, double m, bool flat, unsigned max, int until,
+                            unsigned *down) {
+  unsigned n = 0;
+  uint64_t h[UB];
+  while (n < max && !(until >= 0 && hak_learn_state(l) == (hak_learn_state_t)until)) {
+    hak_learn_decision_t d;
+    hak_learn_next(l, &d);
+    if (d.cfg[0] < 2) (*down)++;
+    unused_hist(rs, false, h);
+    unsigned a = d.cfg[0];
+    double t = flat || a >= 2 ? 100.0 : 100.0 * (1.0 + 0.5 * (2 - a));
+    double mem = m * (a + 1), c = (t + mem) * bowl(d.cfg[1], 1, 0.2);
+    double noisy_c = noisy(rs, c, 0.05);
+    hak_learn_mem_share(l, mem * bowl(d.cfg[1], 1, 0.2) / noisy_c);
+    hak_learn_feed(l, noisy_c, h, UB);
+    n++;
+  }
+  return n;
+}
+
+static void mem_down(void) {
+  for (int algo = 0; algo < 2; algo++)
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+      hak_learn_params_t p;
+      params_for_test(&p, (hak_learn_algo_t)algo, seed);
+      const char *an = algo ? "elo" : "ucb1";
+      hak_learn_knob_t kn[2] = {knob("cache", 5, 2, false), knob("other", 4, 3, false)};
+      hak_learn_t l;
+      uint64_t rs = seed * 31;
+      unsigned down = 0;
+      CHECK(hak_learn_init(&l, &p, kn, 2) == 0);
+      memdown_run(&l, &rs, 1.0, false, 3000, HAK_LEARN_STATE_FROZEN, &down);
+      CHECKF(down > 0, "%s seed %llu: without mem_down the step down was never played", an,
+             (unsigned long long)seed);
+
+      kn[0].mem_down = true;
+      CHECK(hak_learn_init(&l, &p, kn, 2) == 0);
+      rs = seed * 31;
+      down = 0;
+      memdown_run(&l, &rs, 1.0, false, 3000, HAK_LEARN_STATE_FROZEN, &down);
+      CHECKF(hak_learn_state(&l) == HAK_LEARN_STATE_FROZEN && hak_learn_best(&l)[0] >= 2 &&
+                 hak_learn_best(&l)[1] == 1,
+             "%s seed %llu: %s on %u,%u", an, (unsigned long long)seed, hak_learn_state_name(hak_learn_state(&l)),
+             hak_learn_best(&l)[0], hak_learn_best(&l)[1]);
+      memdown_run(&l, &rs, 1.0, false, 1000, -1, &down); /* FROZEN and CANARY */
+      CHECKF(down == 0, "%s seed %llu: a step down played %u times at 3 %% memory", an, (unsigned long long)seed,
+             down);
+
+      CHECK(hak_learn_init(&l, &p, kn, 2) == 0);
+      memdown_run(&l, &rs, 40.0, true, 3000, HAK_LEARN_STATE_FROZEN, &down);
+      CHECKF(hak_learn_state(&l) == HAK_LEARN_STATE_FROZEN && hak_learn_best(&l)[0] == 0,
+             "%s seed %llu: memory 55 %% of the cost, froze on %u (state %s)", an, (unsigned long long)seed,
+             hak_learn_best(&l)[0], hak_learn_state_name(hak_learn_state(&l)));
+    }
+}
+
 /* A knob that holds state (a cache): the first window after its value
  * changes costs 3 x (the cache fills or empties), the ones after it the
  * arm's.  Knob 0 settles (optimum 3, starting at 1: its neighbour is 0.67 x
@@ -1158,6 +1224,7 @@ int main(int argc, char **argv) {
   RUN_SECTION(lifecycle_start_frozen);
   RUN_SECTION(unused_knobs);
   RUN_SECTION(settle_windows);
+  RUN_SECTION(mem_down);
   RUN_SECTION(api);
   RUN_SECTION(determinism);
   RUN_SECTION(fmath);

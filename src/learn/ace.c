@@ -133,9 +133,12 @@ static double priced_ns(const sample_t *a, const sample_t *b) {
   return t;
 }
 
+static double window_mem(const sample_t *a, const sample_t *b) {
+  return mem_weight * (double)(a->committed + b->committed) / 2 / (1 << 20);
+}
+
 static double window_cost(const sample_t *a, const sample_t *b, double priced, uint64_t ops) {
-  double mib = (double)(a->committed + b->committed) / 2 / (1 << 20);
-  return priced / (double)ops + mem_weight * mib;
+  return priced / (double)ops + window_mem(a, b);
 }
 
 /* ---- output ---------------------------------------------------------------- */
@@ -254,6 +257,18 @@ static void sites_window(uint32_t windows) {
 
 /* ---- the window ---------------------------------------------------------------- */
 
+/* Which allocations each knob acts on, under the best policy (the one a
+ * trial of the knob would start from). */
+static void knob_bins(void) {
+  hak_policy_t p;
+  hak_knobs_apply(knobs, hak_learn_best(&L), &base, &p);
+  for (unsigned k = 0; k < HAK_NKNOBS; k++) {
+    uint8_t lo, hi;
+    hak_knob_bins(k, &p, &lo, &hi);
+    hak_learn_knob_bins(&L, k, lo, hi);
+  }
+}
+
 /* Whether decision d plays a challenger: another value of the knob on
  * trial than the best configuration's (LEARN), or a canary's challenger. */
 static bool is_trial(const hak_learn_decision_t *d) {
@@ -312,6 +327,8 @@ static void window(uint32_t windows) {
         for (unsigned i = 0; i < HAK_NCLASS; i++) hist[i] = cur.c.allocs[i] - prev.c.allocs[i];
         for (unsigned b = 0; b < HAK_LB_BINS; b++) hist[HAK_NCLASS + b] = cur.c.lb_size[b] - prev.c.lb_size[b];
         cost = window_cost(&prev, &cur, priced, ops);
+        knob_bins();
+        hak_learn_mem_share(&L, cost > 0 ? window_mem(&prev, &cur) / cost : 1.0);
         ev = hak_learn_feed(&L, cost, hist, NBINS);
       }
     }

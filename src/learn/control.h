@@ -23,6 +23,8 @@ enum {
 /* The ladders; `start` is the step nearest to the policy's value, and a
  * knob whose option the user set is pinned. */
 void hak_knobs_init(hak_learn_knob_t *knobs, const hak_policy_t *from);
+/* The histogram bins knob `knob` acts on under policy p (hak_learn_knob_t.bin_lo). */
+void hak_knob_bins(unsigned knob, const hak_policy_t *p, uint8_t *lo, uint8_t *hi);
 /* The policy `base` with every knob at its step in cfg. */
 void hak_knobs_apply(const hak_learn_knob_t *knobs, const uint8_t *cfg, const hak_policy_t *base,
                      hak_policy_t *out);

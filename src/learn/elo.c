@@ -37,7 +37,7 @@ void hak_elo_rate(hak_sel_t *s, unsigned arm, double cost) {
 
 unsigned hak_elo_pick(hak_sel_t *s) {
   unsigned c = s->cur, arm[3], k = 0;
-  if (c > 0) arm[k++] = c - 1;
+  if (c > 0 && !s->no_down) arm[k++] = c - 1;
   arm[k++] = c;
   if (c + 1 < s->n) arm[k++] = c + 1;
   double t = s->p.elo_temp > 0 ? s->p.elo_temp : 1.0, top = -INFINITY, w[3], sum = 0;

@@ -61,6 +61,44 @@ bool hak_knob_set(unsigned knob, hak_policy_t *p, double v) {
   return true;
 }
 
+/* The controller's histogram counts Large and Big allocations past the
+ * small classes, by size (hak_lb_bin).  The Large tier takes what lies
+ * between the Mid tier's top and the big threshold, the Big tier the rest. */
+static unsigned large_hi(size_t threshold) {
+  return threshold <= HAK_MID_MAX ? 0 : hak_lb_bin(threshold - 1) + 1;
+}
+
+/* The histogram bins on whose allocations knob `knob`'s arms differ,
+ * under policy p (both 0: every allocation).  The big threshold moves
+ * what lies between its ladder's ends; the Large cache and W_MAX act on
+ * Large spans, the BigCache on Big mappings.  A knob passed over for a
+ * window with nothing there costs no trial: on big-buffers (every block
+ * 5-25 MiB) the big threshold, the Large cache and W_MAX had their turns,
+ * trials and canary challengers, a quarter of the learning run, for
+ * arms that changed nothing. */
+void hak_knob_bins(unsigned knob, const hak_policy_t *p, uint8_t *lo, uint8_t *hi) {
+  unsigned l = 0, h = 0;
+  switch (knob) {
+    case HAK_KNOB_BIG_THRESHOLD: {
+      const knob_def_t *d = &defs[knob];
+      l = HAK_NCLASS + hak_lb_bin((size_t)d->value[0]);
+      h = HAK_NCLASS + large_hi((size_t)d->value[d->n - 1]);
+      break;
+    }
+    case HAK_KNOB_LARGE_CACHE:
+    case HAK_KNOB_W_MAX:
+      l = HAK_NCLASS;
+      h = HAK_NCLASS + large_hi(p->big_threshold);
+      break;
+    case HAK_KNOB_BIGCACHE:
+      l = HAK_NCLASS + hak_lb_bin(p->big_threshold);
+      h = HAK_NCLASS + HAK_LB_BINS;
+      break;
+  }
+  *lo = (uint8_t)l;
+  *hi = (uint8_t)h;
+}
+
 void hak_knobs_init(hak_learn_knob_t *knobs, const hak_policy_t *from) {
   for (unsigned i = 0; i < HAK_NKNOBS; i++) {
     hak_learn_knob_t *k = &knobs[i];
@@ -69,16 +107,16 @@ void hak_knobs_init(hak_learn_knob_t *knobs, const hak_policy_t *from) {
     k->n = defs[i].n;
     memcpy(k->value, defs[i].value, sizeof k->value);
     k->pinned = hak_opt_set[defs[i].option];
-    /* These four act on Large and Big blocks alone (the ladder's lowest big
-     * threshold is the Mid tier's top): the controller's histogram counts
-     * them past the small classes (ace.c). */
-    if (i == HAK_KNOB_BIG_THRESHOLD || i == HAK_KNOB_LARGE_CACHE || i == HAK_KNOB_BIGCACHE || i == HAK_KNOB_W_MAX)
-      k->bin_lo = HAK_NCLASS;
+    hak_knob_bins(i, from, &k->bin_lo, &k->bin_hi);
     /* A cache fills or empties after its budget moves: the window right
      * after a change measures that (large-ws: a 32 MiB Large cache was
      * judged dearer at every trial, yet costs 0.81 x the default's time
      * when fixed), so these settle for a window first. */
     k->settle = i == HAK_KNOB_LARGE_CACHE || i == HAK_KNOB_BIGCACHE || i == HAK_KNOB_SEGMENT_CACHE;
+    /* Less kept, or kept for less long: fewer bytes, never less work.
+     * Trying a smaller BigCache on big-churn (2-64 MiB blocks, 4 % of
+     * whose cost is memory) cost 1,000 x a window for three windows. */
+    k->mem_down = k->settle || i == HAK_KNOB_PURGE_DELAY;
     k->start = (uint8_t)hak_learn_ladder_find(k, hak_knob_value(i, from));
   }
 }

@@ -48,15 +48,24 @@ typedef struct {
   uint8_t start;    /* index applied at start (shipped default or policy file) */
   bool pinned;      /* set explicitly by the user: never moved */
   /* The knob acts only on the allocations counted in histogram bins
-   * bin_lo and up (0: on every one).  A window with none there leaves it
-   * unused: its arms cannot differ, so the window says nothing about them
-   * (the tuner and the canary pass it by, see hak_tuner_unused). */
-  uint8_t bin_lo;
+   * [bin_lo, bin_hi) (bin_hi 0: to the last bin; both 0: on every one).
+   * A window with none there leaves it unused: its arms cannot differ, so
+   * the window says nothing about them (the tuner and the canary pass it
+   * by, see hak_tuner_unused).  hak_learn_knob_bins moves the range as
+   * the policy moves it (a cache of Big blocks acts on what the big
+   * threshold makes Big). */
+  uint8_t bin_lo, bin_hi;
   /* The knob holds state that a change takes a while to reach (a cache
    * fills or empties): the window right after its value changes measures
    * the change, not the new value.  That window is not measured and the
    * next one repeats the decision (see hak_learn_decision_t.settle). */
   bool settle;
+  /* A step down the ladder trades time for memory and nothing else (a
+   * smaller cache, a shorter purge delay: the allocator's work can only
+   * grow): it can gain at most the memory's share of the cost, and is not
+   * tried while that share is below the gain a move needs (see
+   * hak_learn_mem_share). */
+  bool mem_down;
   double value[HAK_LEARN_MAX_ARMS];
 } hak_learn_knob_t;
 
@@ -109,6 +118,7 @@ typedef struct {
   double pend_cost, pend_before, pend_ratio;
   uint8_t last;                        /* arm of the last play; HAK_SEL_NONE after a break */
   double rating[HAK_LEARN_MAX_ARMS];   /* ELO rating (stays 1500 under UCB1) */
+  bool no_down;                        /* cur - 1 cannot win: not played */
 } hak_sel_t;
 
 void hak_sel_params_default(hak_sel_params_t *p);
@@ -278,6 +288,8 @@ typedef struct {
   uint64_t prev_total;
   uint64_t breaks; /* windows not paired with the one before them, for that */
   uint64_t unused_windows; /* LEARN windows whose knob on trial had nothing to act on */
+  double mem_share;        /* of the cost, for the next window (hak_learn_mem_share) */
+  double mem_share_best;   /* the incumbent's last measured window's */
   uint32_t shift_streak;
   /* The mix the current LEARN stretch learns: the mean of its windows'
    * histograms since the mix last changed, shift_k windows in a row off
@@ -321,6 +333,12 @@ unsigned hak_learn_skip(hak_learn_t *l, uint32_t windows);
 uint32_t hak_learn_idle(const hak_learn_t *l);
 /* Give the reference histogram (e.g. stored with a policy file). */
 void hak_learn_set_reference(hak_learn_t *l, const uint64_t *hist, unsigned nbins);
+/* Knob k acts on histogram bins [lo, hi) from the next window on (see
+ * hak_learn_knob_t.bin_lo). */
+void hak_learn_knob_bins(hak_learn_t *l, unsigned k, unsigned lo, unsigned hi);
+/* The memory's share of the next fed window's cost (0..1): an incumbent
+ * window's sets which mem_down knobs may step down (default 1: all). */
+void hak_learn_mem_share(hak_learn_t *l, double share);
 
 hak_learn_state_t hak_learn_state(const hak_learn_t *l);
 const char *hak_learn_reason(const hak_learn_t *l);

@@ -253,6 +253,7 @@ static bool pick_challenger(hak_learn_t *l, unsigned *knob, unsigned *arm) {
     unsigned s = (l->chal_pos + i) % slots, k = s / 2;
     int a = (int)l->best[k] + (s & 1 ? 1 : -1);
     if (!l->tuner.movable[k] || l->tuner.unused[k] || a < 0 || a >= l->knob[k].n) continue;
+    if (!(s & 1) && l->tuner.sel[k].no_down) continue;
     if (i) { /* moved on to another challenger: a fresh trial */
       l->chal_pos = (uint8_t)s;
       l->chal_n = 0;
@@ -292,12 +293,32 @@ static unsigned challenger_cost(hak_learn_t *l, const hak_learn_decision_t *d, d
 static void mark_unused(hak_learn_t *l, const uint64_t *hist, unsigned nbins) {
   bool unused[HAK_LEARN_MAX_KNOBS] = {false};
   for (unsigned k = 0; k < l->nknobs; k++) {
-    if (!hist || l->knob[k].bin_lo == 0) continue;
+    unsigned lo = l->knob[k].bin_lo, hi = l->knob[k].bin_hi;
+    if (!hist || (lo == 0 && hi == 0)) continue;
+    if (hi == 0 || hi > nbins) hi = nbins;
     uint64_t n = 0;
-    for (unsigned b = l->knob[k].bin_lo; b < nbins; b++) n += hist[b];
+    for (unsigned b = lo; b < hi; b++) n += hist[b];
     unused[k] = n == 0;
   }
   hak_tuner_unused(&l->tuner, unused);
+}
+
+void hak_learn_mem_share(hak_learn_t *l, double share) {
+  l->mem_share = share >= 0 && share <= 1 ? share : 1; /* also NaN: no bound */
+}
+
+/* A step down a mem_down knob saves memory at best: its cost is at least
+ * the incumbent's without its memory, (1 - share) x its cost, and a move
+ * needs (1 - gain) x.  Bounded by the incumbent's last window's share. */
+static void bound_down(hak_learn_t *l) {
+  for (unsigned k = 0; k < l->nknobs; k++)
+    l->tuner.sel[k].no_down = l->knob[k].mem_down && l->mem_share_best < l->p.sel.gain;
+}
+
+void hak_learn_knob_bins(hak_learn_t *l, unsigned k, unsigned lo, unsigned hi) {
+  if (k >= l->nknobs) return;
+  l->knob[k].bin_lo = (uint8_t)(lo < 255 ? lo : 255);
+  l->knob[k].bin_hi = (uint8_t)(hi < 255 ? hi : 255);
 }
 
 /* ---- the window loop ---------------------------------------------------- */
@@ -327,6 +348,7 @@ int hak_learn_init(hak_learn_t *l, const hak_learn_params_t *p, const hak_learn_
   best_reset(l);
   ref_reset(l);
   l->last_l1 = -1;
+  l->mem_share = l->mem_share_best = 1;
   l->last = (hak_learn_decision_t){.knob = -1};
   for (unsigned k = 0; k < nknobs; k++) l->last.cfg[k] = l->best[k];
   if (q->start != HAK_LEARN_STATE_LEARN) {
@@ -401,6 +423,10 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
   double frac[HAK_LEARN_HIST_BINS];
   uint64_t total = hist ? fold(hist, nbins, frac) : 0;
   mark_unused(l, hist, nbins);
+  if (measured && is_best) {
+    l->mem_share_best = l->mem_share;
+    bound_down(l);
+  }
   bool hist_ok = total > 0 && total >= l->p.hist_min;
   l->last_l1 = hist_ok && l->ref_n > 0 ? l1_norm(l->ref, frac) : -1;
 

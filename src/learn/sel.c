@@ -47,6 +47,7 @@ void hak_sel_init(hak_sel_t *s, const hak_sel_params_t *p, unsigned n_arms, unsi
   if (n_arms < 1) n_arms = 1;
   if (n_arms > HAK_LEARN_MAX_ARMS) n_arms = HAK_LEARN_MAX_ARMS;
   s->n = (uint8_t)n_arms;
+  s->no_down = false;
   s->cur = (uint8_t)(start < n_arms ? start : n_arms - 1);
   s->switches = 0;
   /* xorshift must not start at 0 (it would stay there) */
@@ -106,7 +107,7 @@ unsigned hak_sel_pick(hak_sel_t *s) {
    * neighbour look like a win; then each neighbour once */
   if (s->count[c] < s->p.base) return c;
   if (s->last != c) return c; /* challenger windows alternate with the incumbent's */
-  if (c > 0 && s->count[c - 1] == 0) return c - 1;
+  if (c > 0 && !s->no_down && s->count[c - 1] == 0) return c - 1;
   if (c + 1 < s->n && s->count[c + 1] == 0) return c + 1;
   return s->p.algo == HAK_LEARN_ELO ? hak_elo_pick(s) : hak_ucb1_pick(s);
 }
