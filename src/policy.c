@@ -24,7 +24,7 @@ static const hak_policy_t policy_boot = {
     .slab_carve_bytes = (size_t)16 << 10,
     .purge_check_mask = 15,
     .realloc_slack_shift = 2,
-    .w_max_eighths = 8,
+    .w_max_eighths = 10,
 };
 
 static hak_policy_t policy_options;

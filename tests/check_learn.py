@@ -237,7 +237,7 @@ def test_ranges(a, d):
     # turns and trials (big-buffers), and one of Large blocks alone on the
     # BigCache's.  Each run must also have tried the knob that does act,
     # so that the learner is seen to have learned at all.
-    large = {"big_threshold": 2097152, "large_cache": 0, "w_max": 1}
+    large = {"big_threshold": 2097152, "large_cache": 0, "w_max": 1.25}
     _, rows = run_learning(a, d, "bigs", 2500)
     learn = [r for r in rows if r["state"] == "LEARN"]
     off = ["%s=%s" % (k, r["policy"][k]) for r in rows for k, v in large.items() if r["policy"][k] != v]
@@ -249,7 +249,7 @@ def test_ranges(a, d):
     off = [r["policy"]["bigcache"] for r in rows
            if r["policy"]["big_threshold"] == 2097152 and r["policy"]["bigcache"] != 134217728]
     check(not off, "mixes: windows under a 2 MiB big threshold played the BigCache: %s" % off[:8])
-    check(any(r["policy"]["large_cache"] != 0 or r["policy"]["w_max"] != 1 for r in learn),
+    check(any(r["policy"]["large_cache"] != 0 or r["policy"]["w_max"] != 1.25 for r in learn),
           "mixes: no LEARN window tried the Large cache or W_MAX (%d LEARN windows of %d)" % (len(learn), len(rows)))
 
 
@@ -305,11 +305,12 @@ def policy_line(p):
     m = re.search(r"^hakmem: policy (\w+=.*?)( \(with the policy file\))?$", p.stderr, re.M)
     if not m:
         return None
-    return dict(kv.split("=") for kv in m.group(1).split())
+    # Values as numbers: the line prints W_MAX as 1.250, a file may say 1.25.
+    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
 
-DEFAULTS = {"big_threshold": "2097152", "purge_delay_ms": "1000", "large_cache": "0",
-            "bigcache": "134217728", "segment_cache": "8", "w_max": "1"}
+DEFAULTS = {"big_threshold": 2097152, "purge_delay_ms": 1000, "large_cache": 0,
+            "bigcache": 134217728, "segment_cache": 8, "w_max": 1.25}
 
 
 def test_policyfile(a, d):
@@ -337,7 +338,7 @@ def test_policyfile(a, d):
     # Read back: the process starts frozen on it.
     p = run(a, ["quick"], HAKMEM_POLICY_FILE=out, HAKMEM_VERBOSE=1)
     got = policy_line(p)
-    want = {k: ("%g" % v if isinstance(v, float) and v != int(v) else str(int(v))) for k, v in pol["knobs"].items()}
+    want = {k: float(v) for k, v in pol["knobs"].items()}
     check(got == want, "policy read back: %s, file says %s" % (got, want))
     # An explicit option pins its knob against the file.
     edited = dict(pol)
@@ -347,7 +348,7 @@ def test_policyfile(a, d):
         json.dump(edited, f)
     p = run(a, ["quick"], HAKMEM_POLICY_FILE=ed, HAKMEM_VERBOSE=1, HAKMEM_BIG_THRESHOLD="128K")
     got = policy_line(p) or {}
-    check(got.get("big_threshold") == "131072" and got.get("purge_delay_ms") == "1000",
+    check(got.get("big_threshold") == 131072 and got.get("purge_delay_ms") == 1000,
           "file + HAKMEM_BIG_THRESHOLD=128K: %s" % got)
     check("hakmem: policy file" not in p.stderr, "a good file reported an error: %r" % p.stderr[-300:])
     # A reference histogram of another layout (74 bins, before Mid reached

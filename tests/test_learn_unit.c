@@ -501,7 +501,7 @@ static double world_cost(world_t *w, const uint8_t *cfg) {
 static void world_knobs(hak_learn_knob_t *k) {
   static const double big[] = {64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20};
   static const double purge[] = {0, 10, 50, 250, 1000, 5000};
-  static const double wmax[] = {1.0, 1.125, 1.25, 1.5};
+  static const double wmax[] = {1.0, 1.25, 1.5, 2.0};
   k[0] = (hak_learn_knob_t){.name = "big_threshold", .n = 6, .start = 5};
   k[1] = (hak_learn_knob_t){.name = "purge_delay_ms", .n = 6, .start = 2};
   k[2] = (hak_learn_knob_t){.name = "w_max", .n = 4, .start = 0, .pinned = true};
@@ -1116,7 +1116,7 @@ static void api(void) {
   CHECK(hak_learn_ladder_find(&big[0], 300 << 10) == 2);
   CHECK(hak_learn_ladder_find(&big[0], 1e12) == 5);
   CHECK(hak_learn_ladder_find(&big[1], 0) == 0);
-  CHECK(hak_learn_ladder_find(&big[2], 1.2) == 2);
+  CHECK(hak_learn_ladder_find(&big[2], 1.4) == 2);
 
   double ref[HAK_LEARN_HIST_BINS] = {0};
   ref[0] = 1.0;

@@ -290,7 +290,7 @@ good HAKMEM_CANARY_FRAC 0 0
 good HAKMEM_W_MAX 1.125 1.125
 bad HAKMEM_CANARY_FRAC 0.9 0.05 "hakmem: HAKMEM_CANARY_FRAC=0.9 is not a number in [0, 0.5] (decimals or a percentage); using 0.05"
 bad HAKMEM_CANARY_FRAC .5x 0.05 "hakmem: HAKMEM_CANARY_FRAC=.5x is not a number in [0, 0.5] (decimals or a percentage); using 0.05"
-bad HAKMEM_W_MAX 0.5 1 "hakmem: HAKMEM_W_MAX=0.5 is not a number in [1, 2] (decimals or a percentage); using 1"
+bad HAKMEM_W_MAX 0.5 1.25 "hakmem: HAKMEM_W_MAX=0.5 is not a number in [1, 2] (decimals or a percentage); using 1.25"
 bad HAKMEM_LEARN_WINDOW_MS 5 50 "$(int_msg HAKMEM_LEARN_WINDOW_MS 5 10 60000 50)"
 # Order in the environment does not matter.
 run HAKMEM_BIGCACHE=1M HAKMEM_VERBOSE=1 HAKMEM_MODE=minimal
