@@ -159,20 +159,43 @@ def test_bursts(a, d):
           "bursts: challenger windows %s ms against the incumbent's %s ms" % (trial, inc[:40]))
 
 
+class Unjudged(Exception):
+    """A run that cannot say either way (the machine too loaded)."""
+
+
 def learn_twice(a, d, mode, ms, judge):
-    """A learning run of MODE judged by judge(rows) (a problem, or None);
-    a second run if the first has a problem, under CI's parallel load."""
+    """A learning run of MODE judged by judge(rows) (a problem, or None; it
+    may raise Unjudged); a second run if the first has a problem, under
+    CI's parallel load.  Two unjudged runs skip the test (exit 77)."""
+    unjudged = 0
     for attempt in (1, 2):
         log = os.path.join(d, mode + ".jsonl")
         if os.path.exists(log):
             os.unlink(log)
         _, rows = run_learning(a, d, mode, ms)
-        problem = judge(rows)
+        try:
+            problem = judge(rows)
+        except Unjudged as e:
+            unjudged += 1
+            problem = str(e)
         if problem is None:
             return
         if attempt == 1:
             print("%s: the first try failed (%s); trying again" % (mode, problem[:600]))
+    if unjudged == 2:
+        raise Unjudged(problem)
     check(False, problem)
+
+
+def on_time(rows, window_ms=50):
+    """Indexes of the windows that lasted about as long as planned (a
+    window, or a third of one for a short trial), after one that did too:
+    a controller starved of CPU woke 100-300 ms late, and a late window's
+    counts and costs are not one window's."""
+    def ok(dt):
+        return any(0.6 * w <= dt <= 1.4 * w for w in (window_ms, window_ms / 3.0))
+    dts = [None] + [rows[i]["t_ms"] - rows[i - 1]["t_ms"] for i in range(1, len(rows))]
+    return [i for i in range(2, len(rows)) if ok(dts[i]) and ok(dts[i - 1])]
 
 
 def test_mixes(a, d):
@@ -184,12 +207,19 @@ def test_mixes(a, d):
     # its 80th percentile at 0.22-0.37 (0.01-0.10 since, 0.10 under two
     # CPU hogs).  Windows of fewer than 4,096 allocations are left out: the
     # learner does not take their mix (hist_min), and under load a starved
-    # window's few allocations are a mix of their own.
+    # window's few allocations are a mix of their own.  So are windows that
+    # did not run their planned length (on_time): beside one CPU hog the
+    # debug build's controller woke up to 300 ms late, and the shift's
+    # 80th percentile was 0.34-0.66 over all windows.  A run with fewer
+    # than 20 windows left says nothing.
     def judge(rows):
-        sh = sorted(r["shift"] for r in rows
-                    if r["state"] == "LEARN" and r["shift"] is not None and r["ops"] >= 4096)
-        p80 = sh[int(len(sh) * 0.8)] if len(sh) >= 10 else None
-        if p80 is not None and p80 < 0.15:
+        sh = sorted(rows[i]["shift"] for i in on_time(rows)
+                    if rows[i]["state"] == "LEARN" and rows[i]["shift"] is not None and rows[i]["ops"] >= 4096)
+        if len(sh) < 20:
+            raise Unjudged("mixes: %d LEARN windows of %d ran their planned length (windows: %s ms)" % (
+                len(sh), len(rows), [rows[i]["t_ms"] - rows[i - 1]["t_ms"] for i in range(1, min(len(rows), 40))]))
+        p80 = sh[int(len(sh) * 0.8)]
+        if p80 < 0.15:
             return None
         return "mixes: 80th percentile of the LEARN windows' shift %s (of %d): %s" % (p80, len(sh), sh)
     learn_twice(a, d, "mixes", 3000, judge)
@@ -478,7 +508,11 @@ def main():
         print("skipped: sanitizer builds cannot preload the library into this program")
         return 77
     with tempfile.TemporaryDirectory() as d:
-        TESTS[a.test](a, d)
+        try:
+            TESTS[a.test](a, d)
+        except Unjudged as e:
+            print("skipped: the machine was too loaded to judge (%s)" % e)
+            return 77
     if failures:
         print("%s: FAILED (%d)" % (a.test, len(failures)))
         return 1
