@@ -37,9 +37,9 @@ void hak_elo_rate(hak_sel_t *s, unsigned arm, double cost) {
 
 unsigned hak_elo_pick(hak_sel_t *s) {
   unsigned c = s->cur, arm[3], k = 0;
-  if (c > 0 && !s->no_down) arm[k++] = c - 1;
+  if (hak_sel_playable(s, (int)c - 1)) arm[k++] = c - 1;
   arm[k++] = c;
-  if (c + 1 < s->n) arm[k++] = c + 1;
+  if (hak_sel_playable(s, (int)c + 1)) arm[k++] = c + 1;
   double t = s->p.elo_temp > 0 ? s->p.elo_temp : 1.0, top = -INFINITY, w[3], sum = 0;
   for (unsigned i = 0; i < k; i++)
     if (s->rating[arm[i]] > top) top = s->rating[arm[i]];

@@ -125,6 +125,11 @@ void hak_sel_params_default(hak_sel_params_t *p);
 void hak_sel_init(hak_sel_t *s, const hak_sel_params_t *p, unsigned n_arms, unsigned start);
 void hak_sel_reset(hak_sel_t *s);            /* forget estimates, keep cur */
 void hak_sel_set(hak_sel_t *s, unsigned arm); /* move cur by decree; cooldown starts */
+/* Whether arm a (cur or a neighbour) exists and may be played: not
+ * cur - 1 while no_down says it cannot win. */
+static inline bool hak_sel_playable(const hak_sel_t *s, int a) {
+  return a >= 0 && a < s->n && !(s->no_down && a == (int)s->cur - 1);
+}
 /* The arm to play next window: cur, or cur +- 1.  First cur until it has
  * `base` windows, then each unplayed neighbour once (cur-1, cur+1), then
  * the algorithm. */

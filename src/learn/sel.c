@@ -107,8 +107,8 @@ unsigned hak_sel_pick(hak_sel_t *s) {
    * neighbour look like a win; then each neighbour once */
   if (s->count[c] < s->p.base) return c;
   if (s->last != c) return c; /* challenger windows alternate with the incumbent's */
-  if (c > 0 && !s->no_down && s->count[c - 1] == 0) return c - 1;
-  if (c + 1 < s->n && s->count[c + 1] == 0) return c + 1;
+  if (hak_sel_playable(s, (int)c - 1) && s->count[c - 1] == 0) return c - 1;
+  if (hak_sel_playable(s, (int)c + 1) && s->count[c + 1] == 0) return c + 1;
   return s->p.algo == HAK_LEARN_ELO ? hak_elo_pick(s) : hak_ucb1_pick(s);
 }
 

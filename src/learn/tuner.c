@@ -70,7 +70,7 @@ static bool looked_around(const hak_sel_t *s) {
   if (s->count[c] < s->p.base) return false;
   for (int d = -1; d <= 1; d += 2) {
     int a = (int)c + d;
-    if (a < 0 || a >= s->n || (d < 0 && s->no_down)) continue;
+    if (!hak_sel_playable(s, a)) continue;
     if (s->count[a] == 0) return false;
     if (s->streak[a] > 0 && s->mean[a] <= (1.0 - s->p.gain) * s->mean[c]) return false;
   }

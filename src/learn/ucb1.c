@@ -34,7 +34,7 @@ unsigned hak_ucb1_pick(const hak_sel_t *s) {
   double bs = hak_ucb1_score(s, c);
   for (int d = -1; d <= 1; d += 2) {
     int a = (int)c + d;
-    if (a < 0 || a >= s->n || (d < 0 && s->no_down)) continue;
+    if (!hak_sel_playable(s, a)) continue;
     double sc = hak_ucb1_score(s, (unsigned)a);
     if (sc > bs) { /* strictly: ties stay on the incumbent */
       bs = sc;
