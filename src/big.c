@@ -267,7 +267,8 @@ static _Atomic size_t big_mapped; /* bytes of fresh mappings so far */
  * once may touch part of them (xz -6: a 16 MiB hash table three quarters
  * resident on 4 KiB pages, all of it on huge pages). */
 static bool big_wants_huge(unsigned how) {
-  return (how & HAK_SITE_CACHE) || (hak_policy()->thp && atomic_load_explicit(&big_busy, memory_order_relaxed));
+  return ((how & HAK_SITE_CACHE) || (hak_policy()->thp && atomic_load_explicit(&big_busy, memory_order_relaxed))) &&
+         hak_os_huge_pays();
 }
 
 static void big_set_busy(void) {
@@ -354,7 +355,10 @@ static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
    * the first 2 MiB in on 4 KiB pages: 511 more faults when the block is
    * written (site-reuse: 4.3k of its faults in 25 ops). */
   bool huge = big_wants_huge(how);
-  if (huge) hak_os_hugepage(b, size, true);
+  if (huge) {
+    hak_os_hugepage(b, size, true);
+    hak_os_huge_first_write(b);
+  }
   b->huge = huge;
   b->surplus = 0;
   b->seg.map_size = size;

@@ -250,7 +250,7 @@ static void guard_lay(large_seg_t *ls, unsigned i, unsigned n) {
 #define LHALF_PAGES (LPAGES / 2)
 
 static inline bool large_huge_now(const hak_policy_t *pol) {
-  if (hak_secure || !pol->thp || large_used_pages < LARGE_HUGE_DENSE) return false;
+  if (hak_secure || !pol->thp || large_used_pages < LARGE_HUGE_DENSE || !hak_os_huge_pays()) return false;
   return large_used_pages >= LARGE_HUGE_MIN ||
          2 * (large_used_pages << HAK_PAGE_SHIFT) >= atomic_load_explicit(&hak_os.committed, memory_order_relaxed);
 }
@@ -291,7 +291,10 @@ static large_seg_t *large_seg_new(const hak_policy_t *pol) {
     if (!ls) return NULL;
     /* Before the header is written: its first fault then maps a huge page. */
     bool huge = large_huge_now(pol);
-    if (huge) hak_os_hugepage(ls, HAK_SEG_SIZE, true);
+    if (huge) {
+      hak_os_hugepage(ls, HAK_SEG_SIZE, true);
+      hak_os_huge_first_write(ls);
+    }
     ls->huge = huge ? 3 : 0;
     hak_os_commit_account((ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
   }

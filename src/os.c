@@ -357,6 +357,49 @@ hak_front static uint64_t os_clock(clockid_t id) {
 hak_front uint64_t hak_os_now_ms(void) { return os_clock(CLOCK_MONOTONIC_COARSE) / 1000000u; }
 hak_front uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
 
+/* Where huge pages cost more than they save.  A virtual machine whose
+ * balloon reports free memory to the host hands it back in 2 MiB blocks,
+ * just the blocks a huge page is made of: the first write to such a page
+ * faults the host in 512 times, 3-10 ms here, while the small pages of a
+ * 4 KiB fault come warm from the guest's split blocks (512 of them: 0.7
+ * ms).  large-ws after 4 s idle: 0.25-0.65 s of system time on huge pages
+ * against 0.06-0.09 s on small ones; 0.02 s on huge pages run back to back.
+ * Memory comes warm or cold as the machine goes (huge pages a process
+ * has just freed come back warm until the balloon reports them, some 2 s
+ * later), so the first write to every fresh huge mapping is timed, on the
+ * thread's CPU clock (a thread preempted meanwhile does not count the
+ * wait; the two reads cost ~0.3 us against a fault of 0.1-10 ms): a slow
+ * one counts up, a fast one down, and two more slow than fast give huge
+ * pages up.  A second later one mapping asks again, and the count goes on
+ * from its answer. */
+#define HUGE_SLOW_NS 1000000u
+#define HUGE_RETRY_MS 1000u
+static _Atomic int os_huge_score; /* 0..2: slow first writes, net */
+static _Atomic uint64_t os_huge_retry_ms;
+static _Atomic bool os_huge_trusted; /* tests: whatever the writes cost */
+
+hak_front bool hak_os_huge_pays(void) {
+  return atomic_load_explicit(&os_huge_score, memory_order_relaxed) < 2 ||
+         hak_os_now_ms() >= atomic_load_explicit(&os_huge_retry_ms, memory_order_relaxed) ||
+         atomic_load_explicit(&os_huge_trusted, memory_order_relaxed);
+}
+
+void hak_os_huge_note(uint64_t ns) {
+  /* Racy between threads, as is fine for a count that only steers. */
+  int s = atomic_load_explicit(&os_huge_score, memory_order_relaxed) + (ns > HUGE_SLOW_NS ? 1 : -1);
+  s = s < 0 ? 0 : s > 2 ? 2 : s;
+  if (s == 2) atomic_store_explicit(&os_huge_retry_ms, hak_os_now_ms() + HUGE_RETRY_MS, memory_order_relaxed);
+  atomic_store_explicit(&os_huge_score, s, memory_order_relaxed);
+}
+
+void hak_os_huge_first_write(void *p) {
+  uint64_t t0 = os_clock(CLOCK_THREAD_CPUTIME_ID);
+  *(volatile uint8_t *)p = 0;
+  hak_os_huge_note(os_clock(CLOCK_THREAD_CPUTIME_ID) - t0);
+}
+
+void hak_os_huge_trust(bool on) { atomic_store_explicit(&os_huge_trusted, on, memory_order_relaxed); }
+
 /* Not getpid(): libc's wrapper sits on the page of pthread_atfork (init.c). */
 hak_front int hak_os_pid(void) { return (int)OS_SYS(SYS_getpid, 0, 0, 0, 0, 0, 0); }
 

@@ -35,6 +35,20 @@ void hak_os_hugepage(void *p, size_t size, bool on);
 /* Whether the kernel grants huge pages to a range that asks for them
  * (transparent_hugepage/enabled is not [never]); read once. */
 bool hak_os_thp_granted(void);
+/* Whether huge pages pay here: false once the first writes to them have
+ * proved slower than the small faults they replace (os.c).  Callers stop
+ * asking for them then. */
+bool hak_os_huge_pays(void);
+/* The first write to a fresh mapping just asked for huge pages: a zero
+ * byte at p (2 MiB-aligned, reading zero, the caller's to write), timed,
+ * which is what decides hak_os_huge_pays. */
+void hak_os_huge_first_write(void *p);
+/* What it does with the time one took, in ns (a test hook too). */
+void hak_os_huge_note(uint64_t ns);
+/* Test hook: huge pages pay whatever the first writes cost (on), so that
+ * a test of where they are asked for does not depend on the machine's
+ * memory being warm; off, the writes decide again. */
+void hak_os_huge_trust(bool on);
 /* Makes [p, p+size) (2 MiB-aligned) huge pages now, the pages present
  * kept (MADV_COLLAPSE, Linux 6.1; best effort). */
 void hak_os_collapse(void *p, size_t size);

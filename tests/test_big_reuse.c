@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include "../src/os.h"
 #include "check.h"
 #include "../src/learn/sites.h"
 #include "../src/os.h"
@@ -543,6 +544,7 @@ static void after_peak(void) {
 }
 
 int main(int argc, char **argv) {
+  hak_os_huge_trust(true); /* not the machine's warm memory on trial */
   if (argc > 2 && !strcmp(argv[1], "batch")) {
     batch(!strcmp(argv[2], "nothread") ? 128 : (size_t)atoi(argv[2]));
     return check_report("big_reuse batch");

@@ -7,9 +7,16 @@
  * half in again).  Checked through the VmFlags of /proc/self/smaps ("hg");
  * contents must survive the huge pages being split by purges around them.
  * `test_large_huge nothp` (run with HAKMEM_THP=0): nothing is asked.
- * Links the static hak_* library (hak_trim purges at once). */
+ * Those checks trust huge pages whatever their first writes cost
+ * (hak_os_huge_trust); `test_large_huge probe` checks the verdict on
+ * those costs (src/os.c): two slow first writes more than fast ones give
+ * huge pages up, a fast one takes them back, and a second later one
+ * mapping asks again.  Links the static hak_* library (hak_trim purges at
+ * once; the OS layer's hooks). */
 #include <string.h>
+#include <unistd.h>
 
+#include "../src/os.h"
 #include "check.h"
 
 #define KiB ((size_t)1 << 10)
@@ -40,7 +47,42 @@ static int place(unsigned char **s, int n) {
 #define SMALL 256
 #define NSMALL ((int)(((size_t)40 << 20) / SMALL))
 
+#define FAST_NS 200000u  /* a warm huge page: 0.1-0.4 ms */
+#define SLOW_NS 6000000u /* one the host must fault in: 3-10 ms */
+
+/* The verdict, fed first-write times, and what it does to a program of
+ * Large spans (which asks once the tier holds 4 MiB, all the memory). */
+static void probe(void) {
+  CHECKF(hak_os_huge_pays(), "huge pages given up before any was written");
+  hak_os_huge_note(FAST_NS);
+  hak_os_huge_note(SLOW_NS);
+  CHECKF(hak_os_huge_pays(), "one slow first write after a fast one gives huge pages up");
+  hak_os_huge_note(SLOW_NS);
+  CHECKF(!hak_os_huge_pays(), "two slow first writes more than fast ones keep huge pages");
+  hak_os_huge_note(FAST_NS);
+  CHECKF(hak_os_huge_pays(), "a fast first write does not take huge pages back");
+  hak_os_huge_note(SLOW_NS);
+  CHECKF(!hak_os_huge_pays(), "slow first writes in the majority again keep huge pages");
+  unsigned char *s[9];
+  if (!place(s, 9)) return;
+  int hg = asked_huge(s[8]);
+  if (hg >= 0) CHECKF(hg == 0, "a span placed after huge pages were given up asks for them (VmFlags hg: %d)", hg);
+  for (int i = 0; i < 9; i++) {
+    CHECKF(holds(s[i], (unsigned char)i), "span %d lost its contents", i);
+    hak_free(s[i]);
+  }
+  usleep(1100 * 1000);
+  CHECKF(hak_os_huge_pays(), "no mapping asks again a second after huge pages were given up");
+  hak_os_huge_note(SLOW_NS);
+  CHECKF(!hak_os_huge_pays(), "a slow answer to asking again does not give huge pages up");
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "probe")) {
+    probe();
+    return check_report("large_huge probe");
+  }
+  hak_os_huge_trust(true);
   int want = !(argc > 1 && !strcmp(argv[1], "nothp"));
   unsigned char *s[N];
   /* A program of Large spans alone: the first do not ask, those placed

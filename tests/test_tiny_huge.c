@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "../src/os.h"
 #include "check.h"
 
 #define KiB ((size_t)1 << 10)
@@ -33,6 +34,7 @@ static void *sparse(void *out) {
 }
 
 int main(int argc, char **argv) {
+  hak_os_huge_trust(true); /* not the machine's warm memory on trial */
   int want = !(argc > 1 && !strcmp(argv[1], "nothp"));
   for (int i = 0; i < NT; i++) {
     t[i] = hak_malloc(TINY);
