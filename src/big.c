@@ -357,7 +357,7 @@ static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
   bool huge = big_wants_huge(how);
   if (huge) {
     hak_os_hugepage(b, size, true);
-    hak_os_huge_first_write(b);
+    if (size >= BIG_HUGE) hak_os_huge_first_write(b); /* a shorter one tells nothing */
   }
   b->huge = huge;
   b->surplus = 0;
