@@ -378,7 +378,8 @@ static _Atomic int os_huge_score; /* 0..2: slow first writes, net */
 static _Atomic uint64_t os_huge_retry_ms;
 static _Atomic bool os_huge_trusted; /* tests: whatever the writes cost */
 
-bool hak_os_huge_pays(void) {
+/* Front text: every process's first Tiny segment asks (segment.c). */
+hak_front bool hak_os_huge_pays(void) {
   return atomic_load_explicit(&os_huge_score, memory_order_relaxed) < 2 ||
          hak_os_now_ms() >= atomic_load_explicit(&os_huge_retry_ms, memory_order_relaxed) ||
          atomic_load_explicit(&os_huge_trusted, memory_order_relaxed);
