@@ -355,10 +355,7 @@ static big_hdr_t *big_map_new(size_t size, size_t map_align, unsigned how) {
    * the first 2 MiB in on 4 KiB pages: 511 more faults when the block is
    * written (site-reuse: 4.3k of its faults in 25 ops). */
   bool huge = big_wants_huge(how);
-  if (huge) {
-    hak_os_hugepage(b, size, true);
-    if (size >= BIG_HUGE) hak_os_huge_first_write(b); /* a shorter one tells nothing */
-  }
+  if (huge) hak_os_hugepage_fresh(b, size);
   b->huge = huge;
   b->surplus = 0;
   b->seg.map_size = size;

@@ -291,10 +291,7 @@ static large_seg_t *large_seg_new(const hak_policy_t *pol) {
     if (!ls) return NULL;
     /* Before the header is written: its first fault then maps a huge page. */
     bool huge = large_huge_now(pol);
-    if (huge) {
-      hak_os_hugepage(ls, HAK_SEG_SIZE, true);
-      hak_os_huge_first_write(ls);
-    }
+    if (huge) hak_os_hugepage_fresh(ls, HAK_SEG_SIZE);
     ls->huge = huge ? 3 : 0;
     hak_os_commit_account((ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
   }

@@ -374,12 +374,12 @@ hak_front uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
  * from its answer. */
 #define HUGE_SLOW_NS 1000000u
 #define HUGE_RETRY_MS 1000u
+#define HUGE_PAGE ((size_t)2 << 20)
 static _Atomic int os_huge_score; /* 0..2: slow first writes, net */
 static _Atomic uint64_t os_huge_retry_ms;
 static _Atomic bool os_huge_trusted; /* tests: whatever the writes cost */
 
-/* Front text: every process's first Tiny segment asks (segment.c). */
-hak_front bool hak_os_huge_pays(void) {
+bool hak_os_huge_pays(void) {
   return atomic_load_explicit(&os_huge_score, memory_order_relaxed) < 2 ||
          hak_os_now_ms() >= atomic_load_explicit(&os_huge_retry_ms, memory_order_relaxed) ||
          atomic_load_explicit(&os_huge_trusted, memory_order_relaxed);
@@ -393,7 +393,9 @@ void hak_os_huge_note(uint64_t ns) {
   atomic_store_explicit(&os_huge_score, s, memory_order_relaxed);
 }
 
-void hak_os_huge_first_write(void *p) {
+void hak_os_hugepage_fresh(void *p, size_t size) {
+  hak_os_hugepage(p, size, true);
+  if (size < HUGE_PAGE) return; /* cannot be one: its write tells nothing */
   uint64_t t0 = os_clock(CLOCK_THREAD_CPUTIME_ID);
   *(volatile uint8_t *)p = 0;
   hak_os_huge_note(os_clock(CLOCK_THREAD_CPUTIME_ID) - t0);

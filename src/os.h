@@ -39,10 +39,10 @@ bool hak_os_thp_granted(void);
  * proved slower than the small faults they replace (os.c).  Callers stop
  * asking for them then. */
 bool hak_os_huge_pays(void);
-/* The first write to a fresh mapping just asked for huge pages: a zero
- * byte at p (2 MiB-aligned, reading zero, the caller's to write), timed,
- * which is what decides hak_os_huge_pays. */
-void hak_os_huge_first_write(void *p);
+/* Asks for huge pages on a fresh mapping [p, p+size) (2 MiB-aligned,
+ * reading zero, its first byte the caller's to write) and makes its first
+ * write, a zero byte at p, timed: what decides hak_os_huge_pays. */
+void hak_os_hugepage_fresh(void *p, size_t size);
 /* What it does with the time one took, in ns (a test hook too). */
 void hak_os_huge_note(uint64_t ns);
 /* Test hook: huge pages pay whatever the first writes cost (on), so that

@@ -143,11 +143,11 @@ static void seg_purge_one(hak_segment_t *seg);
 #define SEG_HALVES_ALL ((uint8_t)((1u << (HAK_SEG_SIZE / SEG_HALF)) - 1))
 
 static inline bool seg_huge_now(const hak_heap_t *h, unsigned kind) {
-  if (kind != HAK_SEG_TINY || hak_secure || !hak_policy()->thp || !hak_os_huge_pays()) return false;
+  if (kind != HAK_SEG_TINY || hak_secure || !hak_policy()->thp) return false;
   unsigned used = 0, n = 0; /* a few segments are enough to see it */
   for (const hak_segment_t *s = h->segs[seg_kind_index(kind)]; s && n < 16 && used < SEG_HUGE_USED; s = s->next, n++)
     used += s->used_slabs;
-  return used >= SEG_HUGE_USED;
+  return used >= SEG_HUGE_USED && hak_os_huge_pays(); /* the verdict last: a small process never asks it */
 }
 
 /* Takes the request back from the halves that [lo, lo+len) touches. */
@@ -257,10 +257,7 @@ static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
     seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
     if (!seg) return NULL;
     bool huge = seg_huge_now(h, kind);
-    if (huge) {
-      hak_os_hugepage(seg, HAK_SEG_SIZE, true);
-      hak_os_huge_first_write(seg);
-    }
+    if (huge) hak_os_hugepage_fresh(seg, HAK_SEG_SIZE);
     seg->huge = huge ? SEG_HALVES_ALL : 0;
     hak_os_commit_account((ptrdiff_t)SEG_HEADER_BYTES);
     hak_segmap_set(seg, HAK_SEG_SIZE, true);
