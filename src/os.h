@@ -41,14 +41,18 @@ bool hak_os_thp_granted(void);
 bool hak_os_huge_pays(void);
 /* Asks for huge pages on a fresh mapping [p, p+size) (2 MiB-aligned,
  * reading zero, its first byte the caller's to write) and makes its first
- * write, a zero byte at p, timed: what decides hak_os_huge_pays. */
-void hak_os_hugepage_fresh(void *p, size_t size);
+ * write, a zero byte at p, timed: what decides hak_os_huge_pays.  Returns
+ * the bytes from p that stay asked: size, or the first 2 MiB alone when
+ * that write was slow. */
+size_t hak_os_hugepage_fresh(void *p, size_t size);
 /* What it does with the time one took, in ns (a test hook too). */
 void hak_os_huge_note(uint64_t ns);
 /* Test hook: huge pages pay whatever the first writes cost (on), so that
  * a test of where they are asked for does not depend on the machine's
  * memory being warm; off, the writes decide again. */
 void hak_os_huge_trust(bool on);
+/* Test hook: the next timed first write took ns (nonzero), whatever it took. */
+void hak_os_huge_fake_next(uint64_t ns);
 /* Makes [p, p+size) (2 MiB-aligned) huge pages now, the pages present
  * kept (MADV_COLLAPSE, Linux 6.1; best effort). */
 void hak_os_collapse(void *p, size_t size);
