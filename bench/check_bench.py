@@ -7,6 +7,10 @@
       a tiny `hakmem bench` run: results.csv, results.md and chart.svg
   check_bench.py ... instructions --alloc LIST
       a tiny `hakmem bench --instructions` run (exit 77 = skip: no valgrind)
+  check_bench.py ... program_instructions --alloc LIST
+      a tiny `hakmem bench --programs --instructions` run (perl and sort,
+      small inputs): every count positive, hakmem's own share counted and
+      below the whole, outputs the same as glibc's (77 = skip: no valgrind)
   check_bench.py ... sweep --alloc hakmem
       a tiny `hakmem bench --sweep` run: every arm but the default's own
       values screened, the best arms confirmed with fresh seeds, sweep.md
@@ -194,23 +198,55 @@ def check_confirm(hb, args, allocs):
             fail("results.md has no rows run again:\n" + sec)
 
 
+def callgrind_rows(args, out, extra, csv_name):
+    """Runs a callgrind mode of the runner into out; its CSV's rows.  Exits
+    77 (skip) where valgrind is missing."""
+    rc = run_runner(args, extra + ["--out", out])
+    if rc == 77:
+        print("skipped: no valgrind")
+        sys.exit(77)
+    if rc:
+        fail("runner exited %d" % rc)
+    with open(os.path.join(out, csv_name)) as f:
+        return list(csv.DictReader(f))
+
+
 def cmd_instructions(hb, args, bin_path):
     with tempfile.TemporaryDirectory() as out:
-        rc = run_runner(args, ["--instructions", "--out", out,
-                               "--ops-scale", "0.05"])
-        if rc == 77:
-            print("skipped: no valgrind")
-            sys.exit(77)
-        if rc:
-            fail("runner exited %d" % rc)
-        with open(os.path.join(out, "instructions.csv")) as f:
-            rows = list(csv.DictReader(f))
+        rows = callgrind_rows(args, out, ["--instructions", "--ops-scale", "0.05"],
+                              "instructions.csv")
         allocs = args.alloc.split(",")
         if len(rows) != len(hb.INSTR_WORKLOADS) * len(allocs):
             fail("instructions.csv has %d rows" % len(rows))
         for r in rows:
             if not (float(r["alloc_per_pair"]) > 0 and float(r["loop_per_pair"]) > 0):
                 fail("implausible count: %s" % r)
+    print("ok")
+
+
+def cmd_program_instructions(hb, args, bin_path):
+    allocs = args.alloc.split(",")
+    with tempfile.TemporaryDirectory() as out:
+        rows = callgrind_rows(args, out, ["--programs", "--instructions", "--workloads",
+                                          "perl,sort", "--ops-scale", "0.01"],
+                              "programs-instructions.csv")
+        if len(rows) != 2 * len(allocs):
+            fail("programs-instructions.csv has %d rows" % len(rows))
+        for r in rows:
+            if r["status"] != "ok" or int(r["ir"]) <= 0:
+                fail("run failed: %s" % r)
+            own = r["ir_allocator"]
+            if (r["allocator"] == "system") != (own == ""):
+                fail("allocator's own count wrongly present or missing: %s" % r)
+            # perl's hash churn calls malloc: its library runs some code
+            if own and not (0 < int(own) < int(r["ir"]) or r["program"] == "sort"):
+                fail("implausible own count: %s" % r)
+        with open(os.path.join(out, "programs-instructions.md")) as f:
+            lines = f.read().splitlines()
+        heads = [i for i, l in enumerate(lines) if l.startswith("### ")]
+        if len(heads) != 2:
+            fail("programs-instructions.md has %d tables" % len(heads))
+        check_md_table(lines, heads[0], allocs)
     print("ok")
 
 
@@ -352,13 +388,14 @@ def main():
     w = sub.add_parser("work")
     w.add_argument("--workload", required=True)
     w.add_argument("--alloc", required=True)
-    for name in ("runner", "instructions", "programs", "sweep"):
+    for name in ("runner", "instructions", "programs", "program_instructions", "sweep"):
         sub.add_parser(name).add_argument("--alloc", required=True)
     args = ap.parse_args()
     hb = load_runner(args.runner)
     bin_path = os.path.join(args.bin_dir, "hakmem-bench-work")
     {"work": cmd_work, "runner": cmd_runner, "instructions": cmd_instructions,
-     "programs": cmd_programs, "sweep": cmd_sweep}[args.cmd](hb, args, bin_path)
+     "programs": cmd_programs, "program_instructions": cmd_program_instructions,
+     "sweep": cmd_sweep}[args.cmd](hb, args, bin_path)
 
 
 if __name__ == "__main__":

@@ -290,7 +290,7 @@ static large_seg_t *large_seg_new(const hak_policy_t *pol) {
     ls = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
     if (!ls) return NULL;
     /* Before the header is written: its first fault then maps a huge page. */
-    ls->huge = !large_huge_now(pol) ? 0 : hak_os_hugepage_fresh(ls, HAK_SEG_SIZE) == HAK_SEG_SIZE ? 3 : 1;
+    ls->huge = large_huge_now(pol) && hak_os_hugepage_fresh(ls, HAK_SEG_SIZE) ? 3 : 0;
     hak_os_commit_account((ptrdiff_t)(LHEADER_PAGES * HAK_PAGE));
   }
   ls->seg.kind = HAK_SEG_LARGE;

@@ -394,25 +394,25 @@ void hak_os_huge_note(uint64_t ns) {
   atomic_store_explicit(&os_huge_score, s, memory_order_relaxed);
 }
 
-/* A slow first write also takes the request back from the rest of its
- * mapping: the kernel hands out the freshest free blocks first, so the
- * blocks after a cold one are cold too (45 huge pages written after 3 s
- * idle: the first 0-5 at 0.3-0.4 ms, then all at 7-9 ms).  (A warm head
- * says nothing of the rest: sort's 90 MiB buffer after 3 s idle still
- * takes 0.25-0.37 s of system time on huge pages in half its runs,
- * against 0.05 s on small ones.) */
-size_t hak_os_hugepage_fresh(void *p, size_t size) {
+/* A slow first write also takes the request back from its mapping (the
+ * page just written stays huge): the kernel hands out the freshest free
+ * blocks first, so the blocks after a cold one are cold too (45 huge
+ * pages written after 3 s idle: the first 0-5 at 0.3-0.4 ms, then all at
+ * 7-9 ms).  (A warm head says nothing of the rest: sort's 90 MiB buffer
+ * after 3 s idle still takes 0.2 s of system time on huge pages in one
+ * run of six, against 0.05 s on small ones.) */
+bool hak_os_hugepage_fresh(void *p, size_t size) {
   hak_os_hugepage(p, size, true);
-  if (size < HUGE_PAGE) return size; /* cannot be one: its write tells nothing */
+  if (size < HUGE_PAGE) return true; /* cannot be one: its write tells nothing */
   uint64_t t0 = os_clock(CLOCK_THREAD_CPUTIME_ID);
   *(volatile uint8_t *)p = 0;
   uint64_t ns = os_clock(CLOCK_THREAD_CPUTIME_ID) - t0;
   uint64_t fake = atomic_exchange_explicit(&os_huge_fake_ns, 0, memory_order_relaxed);
   if (fake) ns = fake;
   hak_os_huge_note(ns);
-  if (ns <= HUGE_SLOW_NS || size == HUGE_PAGE || atomic_load_explicit(&os_huge_trusted, memory_order_relaxed)) return size;
-  hak_os_hugepage((uint8_t *)p + HUGE_PAGE, size - HUGE_PAGE, false);
-  return HUGE_PAGE;
+  if (ns <= HUGE_SLOW_NS || size == HUGE_PAGE || atomic_load_explicit(&os_huge_trusted, memory_order_relaxed)) return true;
+  hak_os_hugepage(p, size, false);
+  return false;
 }
 
 void hak_os_huge_trust(bool on) { atomic_store_explicit(&os_huge_trusted, on, memory_order_relaxed); }

@@ -42,9 +42,9 @@ bool hak_os_huge_pays(void);
 /* Asks for huge pages on a fresh mapping [p, p+size) (2 MiB-aligned,
  * reading zero, its first byte the caller's to write) and makes its first
  * write, a zero byte at p, timed: what decides hak_os_huge_pays.  Returns
- * the bytes from p that stay asked: size, or the first 2 MiB alone when
- * that write was slow. */
-size_t hak_os_hugepage_fresh(void *p, size_t size);
+ * false when that write was slow and the request was taken back from the
+ * mapping (a mapping of one huge page keeps it: nothing is left to spare). */
+bool hak_os_hugepage_fresh(void *p, size_t size);
 /* What it does with the time one took, in ns (a test hook too). */
 void hak_os_huge_note(uint64_t ns);
 /* Test hook: huge pages pay whatever the first writes cost (on), so that

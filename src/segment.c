@@ -256,7 +256,7 @@ static hak_segment_t *seg_obtain(hak_heap_t *h, unsigned kind) {
   } else if (!seg) {
     seg = hak_os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
     if (!seg) return NULL;
-    seg->huge = !seg_huge_now(h, kind) ? 0 : hak_os_hugepage_fresh(seg, HAK_SEG_SIZE) == HAK_SEG_SIZE ? SEG_HALVES_ALL : 1;
+    seg->huge = seg_huge_now(h, kind) && hak_os_hugepage_fresh(seg, HAK_SEG_SIZE) ? SEG_HALVES_ALL : 0;
     hak_os_commit_account((ptrdiff_t)SEG_HEADER_BYTES);
     hak_segmap_set(seg, HAK_SEG_SIZE, true);
   } else if (seg->kind == kind) {

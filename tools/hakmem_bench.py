@@ -13,7 +13,7 @@ results.csv (every run), results.md (median tables, with hakmem's ratio to
 each other allocator and to the best of them, and their geometric means)
 and chart.svg.  --instructions counts instructions per malloc+free pair
 with callgrind instead; --programs times real programs (programs.csv,
-programs.md).  See bench/README.md.
+programs.md), and with --instructions counts theirs.  See bench/README.md.
 """
 import argparse
 import csv
@@ -1263,6 +1263,130 @@ def programs(args, allocs):
     return 1 if failures else 0
 
 
+def program_instructions(prog, alloc, tmp, timeout):
+    """One run of a program under callgrind (every process it starts, every
+    thread): (status, total Ir, Ir in the allocator's own library or None
+    for glibc, sha256 of its stdout)."""
+    import glob
+    import hashlib
+    for f in glob.glob(os.path.join(tmp, "cg.*")) + prog.outputs:
+        if os.path.exists(f):
+            os.remove(f)
+    env = alloc.env()
+    env.update(prog.env)
+    env["LC_ALL"] = "C"
+    cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes",
+           "--callgrind-out-file=" + os.path.join(tmp, "cg.%p")] + prog.argv
+    with open(prog.stdin or os.devnull, "rb") as inp:
+        p = subprocess.run(cmd, stdin=inp, capture_output=True, env=env,
+                           cwd=prog.cwd, timeout=timeout)
+    err = p.stderr.decode(errors="replace")
+    if p.returncode or "cannot be preloaded" in err:
+        return "exit:%d" % p.returncode, 0, None, ""
+    own = os.path.basename(os.path.realpath(alloc.lib)) if alloc.lib else None
+    total = mine = 0
+    for f in glob.glob(os.path.join(tmp, "cg.*")):
+        t, m = callgrind_costs(f, own or "")
+        total, mine = total + t, mine + m
+    h = hashlib.sha256(b"stdout" + p.stdout)  # as run_program hashes
+    for path in prog.outputs:
+        h.update(os.path.basename(path).encode())
+        try:
+            with open(path, "rb") as f:
+                h.update(f.read())
+        except OSError:
+            h.update(b"<missing>")
+    return "ok", total, (mine if own else None), h.hexdigest()
+
+
+def programs_instructions(args, allocs):
+    """`--programs --instructions`: each program's instructions under each
+    allocator, counted by callgrind: exact and repeatable where wall times
+    on a shared machine move by 5-15 % from run to run.  They count work,
+    not cache misses or page faults, so they say how much of a program
+    the allocator's own code is and whether it makes the program execute
+    more, not the whole of its time."""
+    if not shutil.which("valgrind"):
+        print("valgrind not found (install: apt-get install valgrind)",
+              file=sys.stderr)
+        return 77
+    t_start = time.time()
+    os.makedirs(args.out, exist_ok=True)
+    scale = args.scale if args.scale_given else 0.1  # callgrind: ~50 x slower
+    progs = programs_list(args, args.out, scale)
+    if args.workloads != "all":
+        wanted = {w.strip() for w in args.workloads.split(",") if w.strip()}
+        progs = [p for p in progs if p.name in wanted]
+    for p in progs:
+        if p.skip:
+            print("skipping %s: %s" % (p.name, p.skip), file=sys.stderr)
+    progs = [p for p in progs if not p.skip]
+    tmp = os.path.join(args.out, "programs-work", "callgrind")
+    os.makedirs(tmp, exist_ok=True)
+    rows, med, failed = [], {}, []
+    progress = Progress(len(progs) * (1 + len(allocs)))
+    for p in progs:
+        key = (p.name, "")
+        med[key] = {}
+        progress.show("reference  %s  system" % p.name)
+        st, _, _, ref, _ = run_program(p, Alloc("system", None), tmp, args.timeout, None)
+        progress.step()
+        for a in allocs:
+            progress.show("callgrind  %s  %s" % (p.name, a.name))
+            try:
+                st, total, mine, sha = program_instructions(p, a, tmp, args.timeout)
+            except subprocess.TimeoutExpired:
+                st, total, mine, sha = "timeout", 0, None, ""
+            progress.step()
+            if st == "ok" and sha != ref:
+                st = "output differs"
+            rows.append([p.name, a.name, st, total, "" if mine is None else mine, sha])
+            med[key][a.name] = {"status": st, "ir": total / 1e6,
+                                "own": None if mine is None else mine / 1e6}
+            if st != "ok":
+                failed.append("%s under %s: %s" % (p.name, a.name, st))
+    progress.finish()
+    with open(os.path.join(args.out, "programs-instructions.csv"), "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["program", "allocator", "status", "ir", "ir_allocator", "stdout_sha256"])
+        out.writerows(rows)
+    keys = [(p.name, "") for p in progs]
+    cells = lambda key: [key[0]]
+    names = [a.name for a in allocs]
+    share = ["### The allocator's own instructions (millions, and % of the program's)", "",
+             "| program | " + " | ".join(n for n in names if n != "system") + " |",
+             "|---|" + "---:|" * len([n for n in names if n != "system"])]
+    for key in keys:
+        line = [key[0]]
+        for n in names:
+            if n == "system":
+                continue
+            m = med[key].get(n)
+            line.append("%.1f (%.1f %%)" % (m["own"], 100 * m["own"] / m["ir"])
+                        if m and m["status"] == "ok" and m["own"] is not None and m["ir"] else "-")
+        share.append("| " + " | ".join(line) + " |")
+    info = ("Instructions (callgrind Ir, every process and thread) of one run "
+            "per program and allocator, input scale %g; output (stdout and files "
+            "written) compared with a glibc run's.  glibc's malloc lies in libc with everything else, so "
+            "its own share is not shown.  %s; %s; the whole run took %.0f s." % (
+                scale, machine_info(), time.strftime("%Y-%m-%d %H:%M"),
+                time.time() - t_start))
+    parts = ["# hakmem on real programs: instructions", "", info, "",
+             "\n".join(["## Summary", ""] + summary(med, keys, allocs, [
+                 ("instructions, geomean over the programs", "ir", False)]) + [""]),
+             md_table("Instructions (millions)", "ir", "%.1f".__mod__, False, med, keys,
+                      allocs, key_head=("program",), key_cells=cells),
+             "\n".join(share) + "\n"]
+    md_path = os.path.join(args.out, "programs-instructions.md")
+    with open(md_path, "w") as f:
+        f.write("\n".join(parts))
+    print("\n".join(parts[4:]))
+    print("all tables: %s" % md_path)
+    for msg in failed:
+        print("FAILED: %s" % msg, file=sys.stderr)
+    return 1 if failed else 0
+
+
 # ------------------------------------------------------------------- main --
 
 def default_out():
@@ -1320,7 +1444,8 @@ def parse_args(argv):
                     "policy and learning (sweep.csv, sweep.md; see hakmem_sweep.py)")
     ap.add_argument("--instructions", action="store_true",
                     help="count instructions per malloc+free pair with "
-                    "callgrind (tiny-hot, random-mixed)")
+                    "callgrind (tiny-hot, random-mixed); with --programs, each "
+                    "program's instructions (input scale 0.1 unless --ops-scale)")
     ap.add_argument("--lib", default=os.environ.get("HAKMEM_LIB"),
                     help="libhakmem.so (default $HAKMEM_LIB, else beside this script)")
     ap.add_argument("--bin-dir",
@@ -1385,6 +1510,8 @@ def main(argv=None):
     if args.sweep:
         import hakmem_sweep
         return hakmem_sweep.sweep(args, bin_path, args.lib or os.path.join(HERE, "libhakmem.so"), HERE)
+    if args.instructions and args.programs:
+        return programs_instructions(args, allocs)
     if args.instructions:
         return instructions(args, bin_path, allocs)
     if args.programs:
