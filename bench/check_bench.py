@@ -241,6 +241,8 @@ def cmd_program_instructions(hb, args, bin_path):
             # perl's hash churn calls malloc: its library runs some code
             if own and not (0 < int(own) < int(r["ir"]) or r["program"] == "sort"):
                 fail("implausible own count: %s" % r)
+            if r["allocator"] != "hakmem" and int(r["ir_controller"]):
+                fail("a controller thread counted apart for another library: %s" % r)
         with open(os.path.join(out, "programs-instructions.md")) as f:
             lines = f.read().splitlines()
         heads = [i for i, l in enumerate(lines) if l.startswith("### ")]

@@ -1116,6 +1116,23 @@ PROGRAM_CSV = ["run", "program", "allocator", "status", "secs",
                "peak_rss_kb", "output_sha256"]
 
 
+def pick_programs(args, scale):
+    """The programs --workloads names (all by default) that can run here,
+    and (name, why) of those that cannot, which are reported."""
+    progs = programs_list(args, args.out, scale)
+    if args.workloads != "all":
+        wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
+        bad = [w for w in wanted if w not in {p.name for p in progs}]
+        if bad:
+            die("unknown program(s) %s; known: %s" % (
+                ", ".join(bad), ", ".join(p.name for p in progs)))
+        progs = [p for p in progs if p.name in wanted]
+    skipped = [(p.name, p.skip) for p in progs if p.skip]
+    for name, why in skipped:
+        print("skipping %s: %s" % (name, why), file=sys.stderr)
+    return [p for p in progs if not p.skip], skipped
+
+
 def programs(args, allocs):
     t_start = time.time()
     spawn = find_bin(args, "hakmem-bench-spawn")
@@ -1128,20 +1145,9 @@ def programs(args, allocs):
           file=sys.stderr)
     # Input sizes: 1 unless --ops-scale says otherwise (--quick: fewer runs)
     scale = args.scale if args.scale_given else 1.0
-    progs = programs_list(args, args.out, scale)
-    if args.workloads != "all":
-        wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
-        bad = [w for w in wanted if w not in {p.name for p in progs}]
-        if bad:
-            die("unknown program(s) %s; known: %s" % (
-                ", ".join(bad), ", ".join(p.name for p in progs)))
-        progs = [p for p in progs if p.name in wanted]
+    progs, skipped = pick_programs(args, scale)
     tmp = os.path.join(args.out, "programs-work")
     os.makedirs(tmp, exist_ok=True)
-    skipped = [(p.name, p.skip) for p in progs if p.skip]
-    progs = [p for p in progs if not p.skip]
-    for name, why in skipped:
-        print("skipping %s: %s" % (name, why), file=sys.stderr)
     # Reference: one glibc run per program, untimed (it also warms the page
     # cache for the timed runs).
     glibc = Alloc("system", None)
@@ -1265,8 +1271,11 @@ def programs(args, allocs):
 
 def program_instructions(prog, alloc, tmp, timeout):
     """One run of a program under callgrind (every process it starts, every
-    thread): (status, total Ir, Ir in the allocator's own library or None
-    for glibc, sha256 of its stdout)."""
+    thread of theirs): (status, total Ir, Ir in the allocator's own library
+    or None for glibc, sha256 of its output as run_program hashes it, Ir of
+    hakmem's controller threads).  The controller is counted apart: it
+    wakes on the wall clock, which runs ~50 times faster against the
+    program under valgrind, so its share would be ~50 times too large."""
     import glob
     import hashlib
     for f in glob.glob(os.path.join(tmp, "cg.*")) + prog.outputs:
@@ -1276,19 +1285,25 @@ def program_instructions(prog, alloc, tmp, timeout):
     env.update(prog.env)
     env["LC_ALL"] = "C"
     cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes",
+           "--separate-threads=yes",
            "--callgrind-out-file=" + os.path.join(tmp, "cg.%p")] + prog.argv
     with open(prog.stdin or os.devnull, "rb") as inp:
         p = subprocess.run(cmd, stdin=inp, capture_output=True, env=env,
                            cwd=prog.cwd, timeout=timeout)
     err = p.stderr.decode(errors="replace")
     if p.returncode or "cannot be preloaded" in err:
-        return "exit:%d" % p.returncode, 0, None, ""
+        return "exit:%d" % p.returncode, 0, None, "", 0
     own = os.path.basename(os.path.realpath(alloc.lib)) if alloc.lib else None
-    total = mine = 0
+    total = mine = background = 0
     for f in glob.glob(os.path.join(tmp, "cg.*")):
         t, m = callgrind_costs(f, own or "")
-        total, mine = total + t, mine + m
-    h = hashlib.sha256(b"stdout" + p.stdout)  # as run_program hashes
+        with open(f) as fh:  # the controller's thread starts there (src/os.c)
+            controller = re.search(r"^fn=\(\d+\) os_side_entry$", fh.read(), re.M)
+        if controller:
+            background += t
+        else:
+            total, mine = total + t, mine + m
+    h = hashlib.sha256(b"stdout" + p.stdout)
     for path in prog.outputs:
         h.update(os.path.basename(path).encode())
         try:
@@ -1296,7 +1311,7 @@ def program_instructions(prog, alloc, tmp, timeout):
                 h.update(f.read())
         except OSError:
             h.update(b"<missing>")
-    return "ok", total, (mine if own else None), h.hexdigest()
+    return "ok", total, (mine if own else None), h.hexdigest(), background
 
 
 def programs_instructions(args, allocs):
@@ -1313,14 +1328,7 @@ def programs_instructions(args, allocs):
     t_start = time.time()
     os.makedirs(args.out, exist_ok=True)
     scale = args.scale if args.scale_given else 0.1  # callgrind: ~50 x slower
-    progs = programs_list(args, args.out, scale)
-    if args.workloads != "all":
-        wanted = {w.strip() for w in args.workloads.split(",") if w.strip()}
-        progs = [p for p in progs if p.name in wanted]
-    for p in progs:
-        if p.skip:
-            print("skipping %s: %s" % (p.name, p.skip), file=sys.stderr)
-    progs = [p for p in progs if not p.skip]
+    progs, _ = pick_programs(args, scale)
     tmp = os.path.join(args.out, "programs-work", "callgrind")
     os.makedirs(tmp, exist_ok=True)
     rows, med, failed = [], {}, []
@@ -1329,18 +1337,22 @@ def programs_instructions(args, allocs):
         key = (p.name, "")
         med[key] = {}
         progress.show("reference  %s  system" % p.name)
-        st, _, _, ref, _ = run_program(p, Alloc("system", None), tmp, args.timeout, None)
+        st, _, _, ref, tail = run_program(p, Alloc("system", None), tmp, args.timeout, None)
         progress.step()
+        if st != "ok":
+            failed.append("%s fails under glibc (%s): %s" % (p.name, st, tail))
+            progress.total -= len(allocs)
+            continue
         for a in allocs:
             progress.show("callgrind  %s  %s" % (p.name, a.name))
             try:
-                st, total, mine, sha = program_instructions(p, a, tmp, args.timeout)
+                st, total, mine, sha, bg = program_instructions(p, a, tmp, args.timeout)
             except subprocess.TimeoutExpired:
-                st, total, mine, sha = "timeout", 0, None, ""
+                st, total, mine, sha, bg = "timeout", 0, None, "", 0
             progress.step()
             if st == "ok" and sha != ref:
                 st = "output differs"
-            rows.append([p.name, a.name, st, total, "" if mine is None else mine, sha])
+            rows.append([p.name, a.name, st, total, "" if mine is None else mine, bg, sha])
             med[key][a.name] = {"status": st, "ir": total / 1e6,
                                 "own": None if mine is None else mine / 1e6}
             if st != "ok":
@@ -1348,9 +1360,10 @@ def programs_instructions(args, allocs):
     progress.finish()
     with open(os.path.join(args.out, "programs-instructions.csv"), "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["program", "allocator", "status", "ir", "ir_allocator", "stdout_sha256"])
+        out.writerow(["program", "allocator", "status", "ir", "ir_allocator",
+                      "ir_controller", "output_sha256"])
         out.writerows(rows)
-    keys = [(p.name, "") for p in progs]
+    keys = [(p.name, "") for p in progs if p.name in {r[0] for r in rows}]
     cells = lambda key: [key[0]]
     names = [a.name for a in allocs]
     share = ["### The allocator's own instructions (millions, and % of the program's)", "",
@@ -1367,9 +1380,13 @@ def programs_instructions(args, allocs):
         share.append("| " + " | ".join(line) + " |")
     info = ("Instructions (callgrind Ir, every process and thread) of one run "
             "per program and allocator, input scale %g; output (stdout and files "
-            "written) compared with a glibc run's.  glibc's malloc lies in libc with everything else, so "
-            "its own share is not shown.  %s; %s; the whole run took %.0f s." % (
-                scale, machine_info(), time.strftime("%Y-%m-%d %H:%M"),
+            "written) compared with a glibc run's.  glibc's malloc lies in libc "
+            "with everything else, so its own share is not shown.  hakmem's "
+            "controller thread is not counted (it wakes on the wall clock, ~50 "
+            "times faster against the program under valgrind): %s.  %s; %s; the "
+            "whole run took %.0f s." % (
+                scale, ", ".join("%s %.1f M" % (r[0], r[5] / 1e6) for r in rows if r[5])
+                or "none ran", machine_info(), time.strftime("%Y-%m-%d %H:%M"),
                 time.time() - t_start))
     parts = ["# hakmem on real programs: instructions", "", info, "",
              "\n".join(["## Summary", ""] + summary(med, keys, allocs, [
