@@ -16,7 +16,9 @@
  * default budget is kept whole from the first round, in a young process,
  * unless the user set the budget or nothing returns idle memory on time
  * (`batch 0`, `batch 128` with HAKMEM_BIGCACHE=128M, `batch nothread`),
- * and surpluses give way once a peak has passed (`after_peak`).  Links the static hak_*
+ * and surpluses give way once a peak has passed (`after_peak`).  A fresh
+ * mapping whose first write was slow (cold memory) asks for huge pages
+ * no more (`slow_write`, the machine's memory not trusted).  Links the static hak_*
  * library for the Big tier's entry. */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -300,6 +302,33 @@ static void fresh_mappings_wait_for_busy(int by_volume, int want) {
   for (int i = 0; i <= first; i++) hak_free(a[i]);
 }
 
+/* The machine's memory on trial (not trusted): a fresh mapping whose
+ * first write was quick keeps its huge pages, one whose first write was
+ * slow (the host faulting cold memory in) asks for them no more, and the
+ * block works either way.  The first write's time is faked (the test
+ * hook), the rest is real. */
+static void slow_first_write_gives_back(void) {
+  size_t n = 40 * MiB; /* busy by volume with its own mapping */
+  hak_os_huge_fake_next(200000); /* 0.2 ms: a warm huge page */
+  unsigned char *quick = hak_big_alloc(n, 0, false, NULL, 0);
+  hak_os_huge_fake_next(6000000); /* 6 ms: one the host faulted in */
+  unsigned char *slow = hak_big_alloc(n, 0, false, NULL, 0);
+  CHECK(quick && slow);
+  if (!quick || !slow) return;
+  int hq = asked_huge(quick), hs = asked_huge(slow + n - MiB);
+  if (hq < 0) {
+    printf("slow_first_write_gives_back: no VmFlags in /proc/self/smaps, not checked\n");
+  } else {
+    CHECKF(hq == 1, "a fresh mapping whose first write was quick is not asked for huge pages");
+    CHECKF(hs == 0, "a fresh mapping whose first write was slow is still asked for huge pages");
+  }
+  fill(quick, n, 3);
+  fill(slow, n, 4);
+  CHECKF(holds(quick, n, 3) && holds(slow, n, 4), "a block lost its contents");
+  hak_free(quick);
+  hak_free(slow);
+}
+
 /* A site whose Big blocks are reused soon (`cache`) gets its new mappings
  * on huge pages (one fault per 2 MiB); a plain site's are when the policy
  * asks and the program is busy with big memory, as fresh_mappings_wait_for_busy,
@@ -544,6 +573,10 @@ static void after_peak(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "slow_write")) {
+    slow_first_write_gives_back();
+    return check_report("big_reuse slow_write");
+  }
   hak_os_huge_trust(true); /* not the machine's warm memory on trial */
   if (argc > 2 && !strcmp(argv[1], "batch")) {
     batch(!strcmp(argv[2], "nothread") ? 128 : (size_t)atoi(argv[2]));
