@@ -217,10 +217,7 @@ hak_front void hak_free_special(void *p) {
 /* Usable size of a block hakmem handed out, 0 for a pointer that is not
  * the start of one (foreign, interior, or a freed Large/Big block; a freed
  * Tiny/Mid block cannot be told from a live one without a walk). */
-static size_t usable_size(const void *p) {
-  if (hak_secure) return hak_secure_usable(p); /* the requested size */
-  hak_segment_t *seg = hak_segmap_lookup(p);
-  if (!seg) return 0;
+static size_t usable_size_in(hak_segment_t *seg, const void *p) {
   switch (seg->kind) {
     case HAK_SEG_TINY:
     case HAK_SEG_MID: {
@@ -231,6 +228,11 @@ static size_t usable_size(const void *p) {
     case HAK_SEG_BIG: return hak_big_usable(seg, p);
   }
   return 0;
+}
+static size_t usable_size(const void *p) {
+  if (hak_secure) return hak_secure_usable(p); /* the requested size */
+  hak_segment_t *seg = hak_segmap_lookup(p);
+  return seg ? usable_size_in(seg, p) : 0;
 }
 
 HAK_EXPORT void *hak_malloc(size_t n) { return hak_alloc_fast(n); }
@@ -254,7 +256,8 @@ hak_front void *hak_realloc_impl(void *p, size_t n, void *site) {
     hak_free_fast(p);
     return NULL;
   }
-  size_t old = usable_size(p);
+  hak_segment_t *seg = hak_segmap_lookup(p); /* (the secure library returned above) */
+  size_t old = seg ? usable_size_in(seg, p) : 0;
   if (!old) {
     hak_report_misuse("invalid realloc", p, false);
     errno = EINVAL;
@@ -266,7 +269,6 @@ hak_front void *hak_realloc_impl(void *p, size_t n, void *site) {
     return NULL;
   }
   const hak_policy_t *pol = hak_policy();
-  hak_segment_t *seg = hak_segmap_lookup(p);
   bool tiered = seg->kind == HAK_SEG_LARGE || seg->kind == HAK_SEG_BIG;
   if (hak_sites_learning && n > old && tiered) hak_site_grow(site); /* for per-site headroom */
   if (seg->kind == HAK_SEG_LARGE && n > old && n < pol->big_threshold &&
@@ -283,10 +285,12 @@ hak_front void *hak_realloc_impl(void *p, size_t n, void *site) {
    * lost it before 2026-11-30: a policy file from another run made
    * realloc-grow 1.27 x slower, its buffers moving 1.5 x as often). */
   size_t want = n;
-  size_t slack = n >> pol->realloc_slack_shift;
-  unsigned grows = hak_site_lookup(pol->sites, site);
-  if ((grows & HAK_SITE_DECIDED) && !(grows & HAK_SITE_GROW)) slack = 0;
-  if (n > old && seg->kind == HAK_SEG_LARGE && n + slack < pol->big_threshold) want = n + slack;
+  if (n > old && seg->kind == HAK_SEG_LARGE) {
+    size_t slack = n >> pol->realloc_slack_shift;
+    unsigned grows = hak_site_lookup(pol->sites, site);
+    if ((grows & HAK_SITE_DECIDED) && !(grows & HAK_SITE_GROW)) slack = 0;
+    if (n + slack < pol->big_threshold) want = n + slack;
+  }
   void *q = want <= HAK_TINY_MAX ? hak_alloc_fast(want) : hak_malloc_slow(want, site);
   if (!q) return NULL;
   size_t copied = old < n ? old : n;
