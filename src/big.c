@@ -43,7 +43,6 @@ typedef struct big_hdr {
 
 #define BIG_HDR HAK_PAGE
 #define BIG_GRAIN ((size_t)64 << 10) /* mapping sizes round up to this */
-#define BIG_HUGE ((size_t)2 << 20)       /* a transparent huge page */
 /* A mapping reused for a smaller request keeps its resident surplus while
  * it fits in the BigCache budget: decommitting it only for the next larger
  * request to fault it in again costs more than it saves (big-churn: 2-64
@@ -223,9 +222,9 @@ static void unmap_list(big_hdr_t *b) {
  * and 1.4 ms, and one TLB entry after; site-reuse: 1,023 of its 1,078
  * page faults in 40 ops were two such regions). */
 static void big_tail_huge(big_hdr_t *b, size_t old_map, size_t old_length) {
-  size_t lo = old_map & ~(BIG_HUGE - 1);
-  if (!b->huge || hak_secure || lo == old_map || old_length <= lo || b->seg.map_size < lo + BIG_HUGE) return;
-  hak_os_collapse((uint8_t *)b + lo, BIG_HUGE);
+  size_t lo = old_map & ~(HAK_HUGE_PAGE - 1);
+  if (!b->huge || hak_secure || lo == old_map || old_length <= lo || b->seg.map_size < lo + HAK_HUGE_PAGE) return;
+  hak_os_collapse((uint8_t *)b + lo, HAK_HUGE_PAGE);
 }
 
 /* Grows a mapping to `size`: in place when the address space after it is
@@ -288,8 +287,8 @@ static void big_set_busy(void) {
  * zeroing them). */
 static size_t big_map_size(size_t end, bool huge) {
   size_t size = hak_align_up(end, BIG_GRAIN);
-  if (huge && !hak_secure && size > BIG_HUGE && (size & (BIG_HUGE - 1)) >= BIG_HUGE / 2)
-    size = hak_align_up(size, BIG_HUGE);
+  if (huge && !hak_secure && size > HAK_HUGE_PAGE && (size & (HAK_HUGE_PAGE - 1)) >= HAK_HUGE_PAGE / 2)
+    size = hak_align_up(size, HAK_HUGE_PAGE);
   return size;
 }
 
@@ -341,7 +340,7 @@ static big_hdr_t *big_reuse(big_hdr_t *b, size_t size, unsigned how, size_t *dir
      * holding its 2 MiB on 4 KiB page tables, where the block's first
      * writes would fault 511 times: made one huge page now. */
     big_huge(b, true);
-    if (purged && b->seg.map_size > BIG_HUGE) hak_os_collapse(b, BIG_HUGE);
+    if (purged && b->seg.map_size > HAK_HUGE_PAGE) hak_os_collapse(b, HAK_HUGE_PAGE);
   }
   return b;
 }
@@ -384,12 +383,12 @@ static void big_zero(big_hdr_t *b, size_t off, size_t n, size_t dirty) {
   uint8_t *base = (uint8_t *)b;
   size_t end = dirty < off + n ? dirty : off + n;
   if (b->huge && !hak_secure && hak_os_thp_granted()) {
-    size_t lo = hak_align_up(off, BIG_HUGE), hi = end & ~(BIG_HUGE - 1), top = hi;
+    size_t lo = hak_align_up(off, HAK_HUGE_PAGE), hi = end & ~(HAK_HUGE_PAGE - 1), top = hi;
     /* The last partial huge page goes back whole where the mapping holds
      * all of it (its bytes past `end` are surplus or fresh): one that
      * reads had mapped to the zero page, cleared here, was allocated and
      * cleared by a copy-on-write fault first, then cleared again. */
-    if (end > hi && hi >= lo && hi + BIG_HUGE <= b->seg.map_size) top = hi + BIG_HUGE;
+    if (end > hi && hi >= lo && hi + HAK_HUGE_PAGE <= b->seg.map_size) top = hi + HAK_HUGE_PAGE;
     if (top > lo) {
       memset(base + off, 0, lo - off);
       hak_os_discard(base + lo, top - lo);

@@ -374,7 +374,6 @@ hak_front uint64_t hak_os_now_ns(void) { return os_clock(CLOCK_MONOTONIC); }
  * from its answer. */
 #define HUGE_SLOW_NS 1000000u
 #define HUGE_RETRY_MS 1000u
-#define HUGE_PAGE ((size_t)2 << 20)
 static _Atomic int os_huge_score; /* 0..2: slow first writes, net */
 static _Atomic uint64_t os_huge_retry_ms;
 static _Atomic bool os_huge_trusted; /* tests: whatever the writes cost */
@@ -403,14 +402,15 @@ void hak_os_huge_note(uint64_t ns) {
  * 3 runs of 12, against 0.04-0.10 s in the others.) */
 bool hak_os_hugepage_fresh(void *p, size_t size) {
   hak_os_hugepage(p, size, true);
-  if (size < HUGE_PAGE) return true; /* cannot be one: its write tells nothing */
+  if (size < HAK_HUGE_PAGE) return true; /* cannot be one: its write tells nothing */
   uint64_t t0 = os_clock(CLOCK_THREAD_CPUTIME_ID);
   *(volatile uint8_t *)p = 0;
   uint64_t ns = os_clock(CLOCK_THREAD_CPUTIME_ID) - t0;
   uint64_t fake = atomic_exchange_explicit(&os_huge_fake_ns, 0, memory_order_relaxed);
   if (fake) ns = fake;
   hak_os_huge_note(ns);
-  if (ns <= HUGE_SLOW_NS || size == HUGE_PAGE || atomic_load_explicit(&os_huge_trusted, memory_order_relaxed)) return true;
+  if (ns <= HUGE_SLOW_NS || size == HAK_HUGE_PAGE || atomic_load_explicit(&os_huge_trusted, memory_order_relaxed))
+    return true;
   hak_os_hugepage(p, size, false);
   return false;
 }

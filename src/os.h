@@ -32,6 +32,7 @@ void hak_os_discard(void *p, size_t size);
 /* Asks for transparent huge pages on a range, or (on = false) takes the
  * request back, so that khugepaged leaves the range alone (best effort). */
 void hak_os_hugepage(void *p, size_t size, bool on);
+#define HAK_HUGE_PAGE ((size_t)2 << 20) /* a transparent huge page */
 /* Whether the kernel grants huge pages to a range that asks for them
  * (transparent_hugepage/enabled is not [never]); read once. */
 bool hak_os_thp_granted(void);
