@@ -1029,6 +1029,29 @@ def programs_list(args, work, scale):
     return progs
 
 
+def clear_outputs(prog):
+    """Removes the files a program writes, left by its last run."""
+    for f in prog.outputs:
+        if os.path.exists(f):
+            os.remove(f)
+
+
+def output_sha(out_path, prog):
+    """SHA-256 of a run's output: its stdout (saved at out_path) and the
+    files it writes."""
+    import hashlib
+    h = hashlib.sha256()
+    for path in [out_path] + prog.outputs:
+        h.update(b"stdout" if path == out_path else os.path.basename(path).encode())
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            h.update(b"<missing>")
+    return h.hexdigest()
+
+
 def run_program(prog, alloc, tmp, timeout, spawn):
     """Runs one program once.  Returns (status, secs, peak_rss_kb, sha256
     of its output, last line of stderr).  Through the helper spawn
@@ -1037,11 +1060,8 @@ def run_program(prog, alloc, tmp, timeout, spawn):
     than this runner's own, see bench/spawn.c).  Time: wall clock from fork
     to reap; peak RSS: wait4's ru_maxrss (the largest of the program and
     the children it waited for)."""
-    import hashlib
     import threading
-    for f in prog.outputs:
-        if os.path.exists(f):
-            os.remove(f)
+    clear_outputs(prog)
     env = Alloc("system", None).env()
     env.update(prog.env)
     env.update(alloc.setenv)
@@ -1099,17 +1119,8 @@ def run_program(prog, alloc, tmp, timeout, spawn):
         st = "exit:%d" % code
     else:
         st = "ok"
-    h = hashlib.sha256()
-    for path in [out_path] + prog.outputs:
-        h.update(b"stdout" if path == out_path else os.path.basename(path).encode())
-        try:
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-        except OSError:
-            h.update(b"<missing>")
     tail = err.strip().splitlines()[-1:] if err.strip() else []
-    return st, secs, maxrss, h.hexdigest(), tail[0] if tail else ""
+    return st, secs, maxrss, output_sha(out_path, prog), tail[0] if tail else ""
 
 
 PROGRAM_CSV = ["run", "program", "allocator", "status", "secs",
@@ -1272,23 +1283,23 @@ def programs(args, allocs):
 def program_instructions(prog, alloc, tmp, timeout):
     """One run of a program under callgrind (every process it starts, every
     thread of theirs): (status, total Ir, Ir in the allocator's own library
-    or None for glibc, sha256 of its output as run_program hashes it, Ir of
+    or None for glibc, sha256 of its output (output_sha), Ir of
     hakmem's controller threads).  The controller is counted apart: it
     wakes on the wall clock, which runs ~50 times faster against the
     program under valgrind, so its share would be ~50 times too large."""
     import glob
-    import hashlib
-    for f in glob.glob(os.path.join(tmp, "cg.*")) + prog.outputs:
-        if os.path.exists(f):
-            os.remove(f)
+    clear_outputs(prog)
+    for f in glob.glob(os.path.join(tmp, "cg.*")):
+        os.remove(f)
     env = alloc.env()
     env.update(prog.env)
     env["LC_ALL"] = "C"
     cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes",
            "--separate-threads=yes",
            "--callgrind-out-file=" + os.path.join(tmp, "cg.%p")] + prog.argv
-    with open(prog.stdin or os.devnull, "rb") as inp:
-        p = subprocess.run(cmd, stdin=inp, capture_output=True, env=env,
+    out_path = os.path.join(tmp, "stdout")
+    with open(prog.stdin or os.devnull, "rb") as inp, open(out_path, "wb") as out:
+        p = subprocess.run(cmd, stdin=inp, stdout=out, stderr=subprocess.PIPE, env=env,
                            cwd=prog.cwd, timeout=timeout)
     err = p.stderr.decode(errors="replace")
     if p.returncode or "cannot be preloaded" in err:
@@ -1303,15 +1314,7 @@ def program_instructions(prog, alloc, tmp, timeout):
             background += t
         else:
             total, mine = total + t, mine + m
-    h = hashlib.sha256(b"stdout" + p.stdout)
-    for path in prog.outputs:
-        h.update(os.path.basename(path).encode())
-        try:
-            with open(path, "rb") as f:
-                h.update(f.read())
-        except OSError:
-            h.update(b"<missing>")
-    return "ok", total, (mine if own else None), h.hexdigest(), background
+    return "ok", total, (mine if own else None), output_sha(out_path, prog), background
 
 
 def programs_instructions(args, allocs):
