@@ -203,6 +203,21 @@ hak_front void hak_os_hugepage(void *p, size_t size, bool on) {
 #endif
 void hak_os_collapse(void *p, size_t size) { os_madvise(p, size, MADV_COLLAPSE); }
 
+/* Bytes of [p, p + size) resident, by mincore(2), which faults nothing in;
+ * what it could not look at (a range unmapped meanwhile) counts as not. */
+size_t hak_os_resident(const void *p, size_t size) {
+  unsigned char vec[512];
+  size_t pages = 0;
+  uint64_t t0 = hak_prof_begin();
+  for (size_t off = 0; off < size; off += sizeof vec * HAK_PAGE) {
+    size_t len = size - off < sizeof vec * HAK_PAGE ? size - off : sizeof vec * HAK_PAGE;
+    if (OS_SYS(SYS_mincore, (const uint8_t *)p + off, len, vec, 0, 0, 0) != 0) break;
+    for (size_t i = 0; i < (len + HAK_PAGE - 1) >> HAK_PAGE_SHIFT; i++) pages += vec[i] & 1;
+  }
+  hak_prof_end(HAK_PROF_OS_CALL, t0);
+  return pages << HAK_PAGE_SHIFT;
+}
+
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align) {
   if (new_size > HAK_MAX_REQUEST) return NULL;
   /* Reserve an aligned target, then move the pages into it. */

@@ -57,6 +57,7 @@ void hak_os_huge_fake_next(uint64_t ns);
 /* Makes [p, p+size) (2 MiB-aligned) huge pages now, the pages present
  * kept (MADV_COLLAPSE, Linux 6.1; best effort). */
 void hak_os_collapse(void *p, size_t size);
+size_t hak_os_resident(const void *p, size_t size);
 /* Moves [p, p+old) to a fresh align-aligned area of new_size bytes without
  * copying; NULL (and p untouched) on failure. */
 void *hak_os_remap_aligned(void *p, size_t old_size, size_t new_size, size_t align);

@@ -18,8 +18,10 @@
  * (`batch 0`, `batch 128` with HAKMEM_BIGCACHE=128M, `batch nothread`),
  * and surpluses give way once a peak has passed (`after_peak`).  A fresh
  * mapping whose first write was slow (cold memory) asks for huge pages
- * no more (`slow_write`, the machine's memory not trusted).  Links the static hak_*
- * library for the Big tier's entry. */
+ * no more (`slow_write`, the machine's memory not trusted).  A program
+ * that wrote its last fresh mapping whole gets huge pages for the next
+ * (`busy_by_density 1`, and `busy_by_density 0` with HAKMEM_THP=0).
+ * Links the static hak_* library for the Big tier's entry. */
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -265,14 +267,17 @@ static void budget_priorities(void) {
 /* In a fresh process a plain site's Big mappings stay on 4 KiB pages (a
  * program that allocates a few big tables once may touch only part of
  * them) until the program is busy with big memory: its fresh mappings,
- * the new one included, reach 32 MiB (by_volume), or it reused one from
- * the BigCache; then new mappings are asked for huge pages where the
- * policy asks (want: 1 by default, 0 with HAKMEM_THP=0).  Must run first
- * in its process. */
-static void fresh_mappings_wait_for_busy(int by_volume, int want) {
+ * the new one included, reach 32 MiB (BUSY_BY_VOLUME), it reused one from
+ * the BigCache (BUSY_BY_REUSE), or it wrote nearly all of its last fresh
+ * mapping before making the next (BUSY_BY_DENSITY; half of one is not
+ * enough); then new mappings are asked for huge pages where the policy
+ * asks (want: 1 by default, 0 with HAKMEM_THP=0).  Must run first in its
+ * process. */
+enum { BUSY_BY_REUSE, BUSY_BY_VOLUME, BUSY_BY_DENSITY };
+static void fresh_mappings_wait_for_busy(int by, int want) {
   size_t n = 8 * MiB; /* a mapping of 8 MiB and a grain: the 4th reaches 32 MiB */
   unsigned char *a[5] = {0};
-  int first = by_volume ? 3 : 2;
+  int first = by == BUSY_BY_VOLUME ? 3 : 2;
   for (int i = 0; i < first; i++) {
     a[i] = hak_big_alloc(n, 0, false, NULL, 0);
     CHECK(a[i] != NULL);
@@ -284,8 +289,10 @@ static void fresh_mappings_wait_for_busy(int by_volume, int want) {
       return;
     }
     CHECKF(hg == 0, "fresh mapping %d of a program not yet busy is not asked for huge pages (VmFlags hg: %d)", i, hg);
+    /* The first written by half, the second whole. */
+    if (by == BUSY_BY_DENSITY) fill(a[i], i == 0 ? n / 2 : n, (unsigned char)(i + 1));
   }
-  if (!by_volume) {
+  if (by == BUSY_BY_REUSE) {
     /* Freed and taken again: the program recycles its Big blocks. */
     unsigned long long h0 = cache_hits();
     hak_free(a[1]);
@@ -296,9 +303,10 @@ static void fresh_mappings_wait_for_busy(int by_volume, int want) {
   }
   a[first] = hak_big_alloc(n, 0, false, NULL, 0);
   CHECK(a[first] != NULL);
+  static const char *const why[] = {"a mapping reused", "32 MiB mapped with it", "the last one written whole"};
   if (a[first])
     CHECKF(asked_huge(a[first]) == want, "a fresh mapping once the program is busy (%s) is %s for huge pages",
-           by_volume ? "32 MiB mapped with it" : "a mapping reused", want ? "asked" : "not asked");
+           why[by], want ? "asked" : "not asked");
   for (int i = 0; i <= first; i++) hak_free(a[i]);
 }
 
@@ -595,11 +603,15 @@ int main(int argc, char **argv) {
     return check_report("big_reuse priorities");
   }
   if (argc > 2 && !strcmp(argv[1], "busy_by_reuse")) {
-    fresh_mappings_wait_for_busy(0, atoi(argv[2]));
+    fresh_mappings_wait_for_busy(BUSY_BY_REUSE, atoi(argv[2]));
     return check_report("big_reuse busy_by_reuse");
   }
+  if (argc > 2 && !strcmp(argv[1], "busy_by_density")) {
+    fresh_mappings_wait_for_busy(BUSY_BY_DENSITY, atoi(argv[2]));
+    return check_report("big_reuse busy_by_density");
+  }
   if (argc > 2 && !strcmp(argv[1], "hugepages")) {
-    fresh_mappings_wait_for_busy(1, atoi(argv[2]));
+    fresh_mappings_wait_for_busy(BUSY_BY_VOLUME, atoi(argv[2]));
     reusing_site_gets_huge_pages(atoi(argv[2]));
     grown_block_stays_one_area(atoi(argv[2]));
     tail_on_whole_huge_page(atoi(argv[2]));
@@ -607,7 +619,7 @@ int main(int argc, char **argv) {
     calloc_tail_given_back(atoi(argv[2]));
     return check_report("big_reuse hugepages");
   }
-  fresh_mappings_wait_for_busy(1, 1);
+  fresh_mappings_wait_for_busy(BUSY_BY_VOLUME, 1);
   reusing_site_gets_huge_pages(1);
   smaller_request_reuses_the_mapping();
   calloc_after_frees_is_zero();
