@@ -77,10 +77,10 @@ hak_front uint32_t hak_slab_collect(hak_slab_t *slab) {
  * but links them onto `free` a page at a time, as they are needed: only
  * the pages a class uses become resident (a class's last window was
  * 8 KiB of untouched blocks on average, per class per thread:
- * thread-churn at 8 threads 5.8 -> 3.8 MiB, glibc-thread 12.5 -> 11.2),
- * while freed blocks elsewhere are looked for once a window, as before
- * (the refill that does reads the slab's remote-free line, which another
- * thread may be writing). */
+ * thread-churn at 8 threads 5.8 -> 3.8 MiB, glibc-thread 12.5 -> 11.2).
+ * The slab's own freed blocks, its owner's and other threads', go before
+ * the window's next page (hak_heap_alloc_class); freed blocks in the
+ * class's other slabs are looked for once a window. */
 static inline size_t carve_window(unsigned cls) {
   unsigned shift = atomic_load_explicit(&hak_carve_shift[cls], memory_order_relaxed);
   return shift ? (size_t)1 << shift : hak_policy()->slab_carve_bytes;

@@ -3,7 +3,8 @@
  *
  * First, in a fresh thread (a fresh heap): ten 960-byte blocks, 9.4 KiB,
  * make the three pages they lie in resident and no more (src/slab.c: a
- * carve links its blocks a page at a time).  Then it allocates ~200 MiB
+ * carve links its blocks a page at a time), and blocks other threads
+ * freed in a slab come back before its next fresh page.  Then it allocates ~200 MiB
  * in small, mid, large and big blocks and touches it all, frees ~95% (in
  * each class, all but the most recently allocated 5%, so the survivors do
  * not pin every page), calls malloc_trim(0), and requires the resident
@@ -56,10 +57,57 @@ static void *carve_thread(void *arg) {
   return NULL;
 }
 
+/* A slab's freed blocks before a fresh page: in a fresh thread, 832-byte
+ * blocks fill three pages (the third linked whole, 5 blocks), another
+ * thread frees six of the first, and once the third page's blocks are
+ * gone the next six mallocs get the freed six back, not the slab's fourth
+ * page.  (The owner's own frees are taken back first anyway: on top of
+ * the slab's list.) */
+enum { R_SIZE = 832, R_FIRST = 12, R_FREED = 6, R_PAGE3 = 3 };
+static void *free_six(void *arg) {
+  unsigned char **b = arg;
+  for (int k = 0; k < R_FREED; k++) free(b[k]);
+  return NULL;
+}
+static void *reuse_thread(void *arg) {
+  (void)arg;
+  unsigned char *b[R_FIRST + R_PAGE3 + R_FREED];
+  for (int i = 0; i < R_FIRST + R_PAGE3; i++) {
+    b[i] = malloc(R_SIZE);
+    CHECK(b[i] != NULL);
+    if (!b[i]) return NULL;
+    b[i][0] = 1;
+    if (i == R_FIRST - 1) {
+      pthread_t t;
+      CHECK(pthread_create(&t, NULL, free_six, b) == 0 && pthread_join(t, NULL) == 0);
+    }
+  }
+  int in_order = ((uintptr_t)b[0] & 4095) == 0;
+  for (int i = R_FREED; i < R_FIRST + R_PAGE3; i++) in_order &= b[i] == b[0] + (size_t)i * R_SIZE;
+  CHECKF(in_order, "the blocks of a fresh slab came out of order (first at %p)", (void *)b[0]);
+  int reused = 0;
+  for (int i = R_FIRST + R_PAGE3; i < R_FIRST + R_PAGE3 + R_FREED; i++) {
+    b[i] = malloc(R_SIZE);
+    CHECK(b[i] != NULL);
+    if (!b[i]) return NULL;
+    for (int k = 0; k < R_FREED; k++) reused += b[i] == b[0] + (size_t)k * R_SIZE;
+  }
+  CHECKF(reused == R_FREED, "after the slab's third page, %d of %d mallocs took a block another thread freed",
+         reused, R_FREED);
+  if (in_order) {
+    size_t r = resident_pages(b[0], 16 * KiB);
+    CHECKF(r == 3, "%d blocks of %d B live in 3 pages: %zu of the slab's first 4 pages resident",
+           R_FIRST + R_PAGE3, R_SIZE, r);
+  }
+  for (int i = R_FREED; i < R_FIRST + R_PAGE3 + R_FREED; i++) free(b[i]);
+  return NULL;
+}
+
 int main(void) {
   check_hakmem_active();
   pthread_t t;
   CHECK(pthread_create(&t, NULL, carve_thread, NULL) == 0 && pthread_join(t, NULL) == 0);
+  CHECK(pthread_create(&t, NULL, reuse_thread, NULL) == 0 && pthread_join(t, NULL) == 0);
   size_class_t cls[] = {
       {"small", 16, 512, 50 * MiB, NULL, NULL, 0, 0},
       {"mid", 1 * KiB, 32 * KiB, 50 * MiB, NULL, NULL, 0, 0},
