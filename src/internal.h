@@ -247,6 +247,9 @@ hak_inline uint8_t hak_segmap_get_fast(uintptr_t a) {
 }
 void hak_segmap_set(void *base, size_t size, bool on);
 hak_segment_t *hak_segmap_lookup(const void *p); /* header of any interior pointer, or NULL */
+/* Zeroes n bytes for calloc, writing only the pages that are not zero
+ * already (src/zero.c). */
+void hak_clear(void *p, size_t n);
 
 /* ---- statistics ---------------------------------------------------------- */
 /* HAKMEM_BENCH_MINIMAL builds compile statistics out (the gap between the

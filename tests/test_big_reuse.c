@@ -20,7 +20,9 @@
  * mapping whose first write was slow (cold memory) asks for huge pages
  * no more (`slow_write`, the machine's memory not trusted).  A program
  * that wrote its last fresh mapping whole gets huge pages for the next
- * (`busy_by_density 1`, and `busy_by_density 0` with HAKMEM_THP=0).
+ * (`busy_by_density 1`, and `busy_by_density 0` with HAKMEM_THP=0).  On
+ * 4 KiB pages a calloc leaves pages a block only read on the zero page
+ * (`calloc_zero_pages`, with HAKMEM_THP=0).
  * Links the static hak_* library for the Big tier's entry. */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -580,6 +582,38 @@ static void after_peak(void) {
   for (int i = 0; i < N; i++) hak_free(b[i]);
 }
 
+/* On 4 KiB pages (run with HAKMEM_THP=0): a calloc that reuses a mapping
+ * whose last block was only read leaves its pages on the zero page (the
+ * resident set does not grow by the block), and one that reuses a mapping
+ * written sparsely (a byte somewhere in each page) still reads zero. */
+static void calloc_keeps_zero_pages(void) {
+  size_t n = 16 * MiB;
+  unsigned char *p = hak_big_alloc(n, 0, true, NULL, 0);
+  CHECK(p != NULL);
+  if (!p) return;
+  CHECKF(zeros(p, n), "a fresh calloc reads zero");
+  hak_free(p);
+  size_t rss0 = check_rss_bytes();
+  unsigned long long h0 = cache_hits();
+  unsigned char *q = hak_big_alloc(n, 0, true, NULL, 0);
+  CHECK(q != NULL);
+  if (!q) return;
+  CHECKF(cache_hits() == h0 + 1, "the read mapping was reused");
+  CHECKF(zeros(q, n), "the reused calloc reads zero");
+  size_t rss1 = check_rss_bytes();
+  CHECKF(rss1 < rss0 + n / 4, "a calloc over pages only read made %zu KiB resident (block %zu KiB)",
+         (rss1 - rss0) / KiB, n / KiB);
+  for (size_t i = 0; i < n; i += PAGE) q[i + (i / PAGE * 37) % PAGE] = 1;
+  hak_free(q);
+  unsigned char *r = hak_big_alloc(n, 0, true, NULL, 0);
+  CHECK(r != NULL);
+  if (!r) return;
+  size_t dirty = 0;
+  for (size_t i = 0; i < n; i++) dirty += r[i] != 0;
+  CHECKF(dirty == 0, "a calloc over sparsely written pages left %zu bytes not zero", dirty);
+  hak_free(r);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "slow_write")) {
     slow_first_write_gives_back();
@@ -605,6 +639,10 @@ int main(int argc, char **argv) {
   if (argc > 2 && !strcmp(argv[1], "busy_by_reuse")) {
     fresh_mappings_wait_for_busy(BUSY_BY_REUSE, atoi(argv[2]));
     return check_report("big_reuse busy_by_reuse");
+  }
+  if (argc > 1 && !strcmp(argv[1], "calloc_zero_pages")) {
+    calloc_keeps_zero_pages();
+    return check_report("big_reuse calloc_zero_pages");
   }
   if (argc > 2 && !strcmp(argv[1], "busy_by_density")) {
     fresh_mappings_wait_for_busy(BUSY_BY_DENSITY, atoi(argv[2]));
