@@ -4,11 +4,12 @@
  * First, in a fresh thread (a fresh heap): ten 960-byte blocks, 9.4 KiB,
  * make the three pages they lie in resident and no more (src/slab.c: a
  * carve links its blocks a page at a time), and blocks other threads
- * freed in a slab come back before its next fresh page.  Then it allocates ~200 MiB
- * in small, mid, large and big blocks and touches it all, frees ~95% (in
- * each class, all but the most recently allocated 5%, so the survivors do
- * not pin every page), calls malloc_trim(0), and requires the resident
- * set to have dropped by at least half of what was freed. */
+ * freed in a slab come back before its next fresh page.  Then it
+ * allocates ~200 MiB in small, mid, large and big blocks and touches it
+ * all, frees ~95% (in each class, all but the most recently allocated
+ * 5%, so the survivors do not pin every page), calls malloc_trim(0), and
+ * requires the resident set to have dropped by at least half of what was
+ * freed. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sys/mman.h>
