@@ -215,9 +215,11 @@ hak_front void hak_free_special(void *p) {
 }
 
 /* Usable size of a block hakmem handed out, 0 for a pointer that is not
- * the start of one (foreign, interior, or a freed Large/Big block; a freed
- * Tiny/Mid block cannot be told from a live one without a walk). */
+ * the start of one (foreign: no segment, interior, or a freed Large/Big
+ * block; a freed Tiny/Mid block cannot be told from a live one without a
+ * walk). */
 static size_t usable_size_in(hak_segment_t *seg, const void *p) {
+  if (!seg) return 0;
   switch (seg->kind) {
     case HAK_SEG_TINY:
     case HAK_SEG_MID: {
@@ -231,8 +233,7 @@ static size_t usable_size_in(hak_segment_t *seg, const void *p) {
 }
 static size_t usable_size(const void *p) {
   if (hak_secure) return hak_secure_usable(p); /* the requested size */
-  hak_segment_t *seg = hak_segmap_lookup(p);
-  return seg ? usable_size_in(seg, p) : 0;
+  return usable_size_in(hak_segmap_lookup(p), p);
 }
 
 HAK_EXPORT void *hak_malloc(size_t n) { return hak_alloc_fast(n); }
@@ -257,7 +258,7 @@ hak_front void *hak_realloc_impl(void *p, size_t n, void *site) {
     return NULL;
   }
   hak_segment_t *seg = hak_segmap_lookup(p); /* (the secure library returned above) */
-  size_t old = seg ? usable_size_in(seg, p) : 0;
+  size_t old = usable_size_in(seg, p);
   if (!old) {
     hak_report_misuse("invalid realloc", p, false);
     errno = EINVAL;
