@@ -24,5 +24,5 @@ hak_need_packages() {
 }
 
 # The packages every build needs, and the allocators the comparisons use.
-HAK_BUILD_PACKAGES=(cmake make gcc libc6-dev python3)
+HAK_BUILD_PACKAGES=(cmake make gcc g++ libc6-dev python3)
 HAK_COMPARE_PACKAGES=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)

@@ -1,6 +1,6 @@
 /* The malloc family, exported under glibc's names.  Linked or preloaded,
- * these replace glibc's allocator for the whole process; libstdc++'s
- * operator new and delete call them too. */
+ * these replace glibc's allocator for the whole process (C++'s operator
+ * new and delete: cxx.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>

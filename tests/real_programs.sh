@@ -268,6 +268,33 @@ EOF
   gcc -O2 -Wall -o prog prog.c && ./prog
 }
 
+# A C++ compile (cc1plus is C++ too), then the program: maps, strings and
+# vectors through operator new and delete (src/cxx.c).
+cxx_compile() {
+  cat >prog.cc <<'EOF'
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+int main() {
+  std::map<std::string, std::vector<int>> index;
+  for (int i = 0; i < 200000; i++) {
+    std::string key = "k" + std::to_string(i * 7919 % 5003);
+    index[key].push_back(i);
+    if (i % 3 == 0) index.erase("k" + std::to_string(i * 104729 % 5003));
+  }
+  std::vector<std::unique_ptr<std::string>> owned;
+  for (int i = 0; i < 50000; i++) owned.push_back(std::make_unique<std::string>(i % 97, 'x'));
+  unsigned long sum = 0, len = 0;
+  for (auto &kv : index) for (int v : kv.second) sum = sum * 31 + v;
+  for (auto &s : owned) len += s->size();
+  std::printf("%zu keys, sum %lu, len %lu\n", index.size(), sum, len);
+}
+EOF
+  g++ -O2 -Wall -o prog prog.cc && ./prog
+}
+
 git_repo() {
   export HOME=$PWD GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=$PWD/.gitconfig
   export GIT_AUTHOR_DATE="2024-01-02T03:04:05Z" GIT_COMMITTER_DATE="2024-01-02T03:04:05Z"
@@ -298,6 +325,7 @@ run_case python python_churn python3
 run_case perl perl_churn perl
 run_case sort sort_big sort awk md5sum
 run_case gcc gcc_compile gcc
+run_case cxx cxx_compile g++
 run_case git git_repo git seq md5sum
 run_case sed_awk sed_awk sed awk sort md5sum
 
