@@ -28,9 +28,9 @@ static void *cxx_sym(const char *gnu, const char *llvm) {
  * handler that throws from a nothrow new ends the program, as it would
  * escape a noexcept function. */
 static hak_noinline void *cxx_new_failed(size_t n, size_t align, bool nothrow, void *site) {
+  cxx_get_handler_t get;
+  *(void **)&get = cxx_sym("_ZSt15get_new_handlerv", "_ZNSt3__115get_new_handlerEv");
   for (;;) {
-    cxx_get_handler_t get;
-    *(void **)&get = cxx_sym("_ZSt15get_new_handlerv", "_ZNSt3__115get_new_handlerEv");
     cxx_handler_t h = get ? get() : NULL;
     if (!h) break;
     h();

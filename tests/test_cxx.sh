@@ -17,7 +17,7 @@ if ! HAKMEM_PROFILE="$dir/prof" LD_PRELOAD="$lib" "$prog" 2>"$dir/err"; then
 fi
 # The profile's own summary is all that may be on stderr.
 if grep -v -e '^hakmem:  *[0-9][0-9]*\. ' -e '^hakmem: wrote ' -e '^hakmem: leaks at exit' \
-     -e '^hakmem: profile' -e '^hakmem: top ' -e '^cxx: ' "$dir/err" | grep -q .; then
+     -e '^hakmem: profile of ' "$dir/err" | grep -q .; then
   echo "cxx: unexpected output under $lib:"; cat "$dir/err"; exit 1
 fi
 if ! grep -q 'cxx_site_make' "$dir/prof"; then
