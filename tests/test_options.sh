@@ -226,6 +226,13 @@ grep -q 'did you mean' <<<"$err" && fail "[$what] a suggestion for a name nothin
 # prefixes are not ours.
 run HAKMEM_STATS=0 HAKMEM_MODE=balanced HAKMEM_STATS_SIGNAL=0 HAKMEMX=1 XHAKMEM_STATS=1
 expect_silent
+# A name that starts with another's sets only itself (the environment is
+# read in one pass, matched by whole names).
+run HAKMEM_VERBOSE=1 HAKMEM_STATS_SIGNAL=12 HAKMEM_PROFILE_SAMPLE=4096
+expect_value HAKMEM_STATS 0
+expect_value HAKMEM_STATS_SIGNAL 12
+expect_value HAKMEM_PROFILE -
+expect_value HAKMEM_PROFILE_SAMPLE 4096
 
 # ------------------------------------------------------- several at once
 run HAKMEM_VERBOSE=1 HAKMEM_THP=maybe HAKMEM_SEGMENT_CACHE=abc HAKMEM_MODE=turbo HAKMEM_STAT=1 \
