@@ -28,6 +28,14 @@
  * one such window. */
 #define hak_front __attribute__((section(".text.hot.hakmem")))
 
+/* Large zeroed tables (the segment map, the site tables, the learner's
+ * state) go to a section of their own, which the linker places after
+ * .bss: the small variables that every process writes at start-up then
+ * share a few pages instead of one page each between the tables (a
+ * preloaded /bin/true wrote 8 pages of our .bss).  The name starts with
+ * ".sbss." so that gcc and clang both make it NOBITS. */
+#define hak_big_bss __attribute__((section(".sbss.hakmem")))
+
 /* ---- geometry ---------------------------------------------------------- */
 #define HAK_PAGE_SHIFT 12
 #define HAK_PAGE ((size_t)1 << HAK_PAGE_SHIFT)

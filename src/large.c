@@ -64,7 +64,7 @@ typedef struct {
   uint32_t fit;  /* no search for more pages than this can succeed in it */
   uint8_t place; /* its placement */
 } lkey_t;
-static lkey_t lkey[LKEY_MAX];
+hak_big_bss static lkey_t lkey[LKEY_MAX];
 static unsigned lkey_n;
 static large_seg_t *lkey_rest; /* the first segment not in lkey */
 static size_t large_used_pages; /* pages in live or cached spans, all segments */

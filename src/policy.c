@@ -30,7 +30,7 @@ static const hak_policy_t policy_boot = {
 static hak_policy_t policy_options;
 /* Published snapshots (the publisher, the controller thread, is the only
  * writer; readers only follow hak_policy_cur). */
-static hak_policy_t policy_copies[HAK_POLICY_MAX];
+hak_big_bss static hak_policy_t policy_copies[HAK_POLICY_MAX];
 static unsigned policy_ncopies;
 
 _Atomic(const hak_policy_t *) hak_policy_cur = &policy_boot;

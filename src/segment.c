@@ -9,7 +9,7 @@
 #include "policy.h"
 #include "os.h"
 
-_Atomic(uint8_t) hak_segmap[(size_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)];
+hak_big_bss _Atomic(uint8_t) hak_segmap[(size_t)1 << (HAK_MAP_BITS - HAK_SEG_SHIFT)];
 
 static hak_lock_t seg_cache_lock = HAK_LOCK_INIT;
 static hak_segment_t *seg_cache_first; /* empty segments; dirty slabs purged after the delay */

@@ -46,7 +46,7 @@ typedef struct site {
 } site_t;
 
 bool hak_sites_on;
-static site_t sites[SITES];
+hak_big_bss static site_t sites[SITES];
 static uint64_t t0_ms;
 static int stack_depth;
 

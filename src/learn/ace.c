@@ -33,7 +33,7 @@ static uint64_t ctl_t0_ns;
 
 /* The learner and what it drives. */
 static bool learning; /* a lifecycle runs (not in fast/minimal, not all knobs pinned) */
-static hak_learn_t L;
+hak_big_bss static hak_learn_t L;
 static hak_learn_knob_t knobs[HAK_NKNOBS];
 static hak_policy_t base;           /* the fields no knob moves */
 static uint64_t ref_hist[HAK_LEARN_HIST_BINS];

@@ -257,7 +257,7 @@ static bool read_sites(parser_t *p, hak_site_key_t *keys, unsigned *nkeys, unsig
 }
 
 #define FILE_KEYS 512
-static hak_site_key_t file_keys[FILE_KEYS];
+hak_big_bss static hak_site_key_t file_keys[FILE_KEYS];
 
 static bool parse(parser_t *p, hak_policy_t *pol, uint64_t *ref, unsigned nref, char *bad, size_t badcap,
                   unsigned *nkeys) {

@@ -58,13 +58,13 @@ bool hak_site_table_put(hak_site_table_t *t, uintptr_t addr, unsigned flags) {
 }
 
 /* Published tables: never freed (a slow path may still read an old one). */
-static hak_site_table_t tables[HAK_SITE_TABLES];
+hak_big_bss static hak_site_table_t tables[HAK_SITE_TABLES];
 static unsigned ntables;
-static hak_site_table_t building;
+hak_big_bss static hak_site_table_t building;
 
 /* ---- policy-file sites ------------------------------------------------------ */
 #define FILE_SITES 512
-static hak_site_key_t file_sites[FILE_SITES];
+hak_big_bss static hak_site_key_t file_sites[FILE_SITES];
 static bool file_resolved[FILE_SITES];
 static uintptr_t file_addr[FILE_SITES];
 static unsigned nfile;
