@@ -360,6 +360,27 @@ def test_policyfile(a, d):
     hist = pol.get("reference_histogram") or []
     check(len(hist) == 86 and abs(sum(hist) - 1) < 0.01, "reference histogram: %d bins, sum %.3f" % (
         len(hist), sum(hist)))
+    # A process that learned nothing writes and prints nothing: a short
+    # command a script runs after the learning program (its next line) once
+    # wrote its defaults, with an empty histogram, over the program's policy.
+    via = os.path.join(d, "via-shell.json")
+    p = subprocess.run(["sh", "-c", '"$0" churn 1500 && "$0" quick', a.prog], env=env_for(
+        a, HAKMEM_MODE="learning", HAKMEM_POLICY_OUT=via, HAKMEM_LEARN_TRACE=1), capture_output=True, text=True,
+        timeout=90)
+    n = p.stderr.count("hakmem: learned policy")
+    try:
+        with open(via) as f:
+            vhist = json.load(f).get("reference_histogram") or []
+    except (OSError, ValueError):
+        vhist = []
+    check(p.returncode == 0 and n == 1 and abs(sum(vhist) - 1) < 0.01,
+          "a quick run after a learning one: exit %d, %d learned-policy lines (want 1), histogram sum %.3f (want 1)" % (
+              p.returncode, n, sum(vhist)))
+    quick = os.path.join(d, "quick.json")
+    p = run(a, ["quick"], HAKMEM_MODE="learning", HAKMEM_POLICY_OUT=quick, HAKMEM_LEARN_TRACE=1)
+    check(p.returncode == 0 and not os.path.exists(quick) and "learned policy" not in p.stderr,
+          "a process that learned nothing: exit %d, file %s, stderr %r" % (
+              p.returncode, os.path.exists(quick), p.stderr[-300:]))
     log = os.path.join(d, "shifted.jsonl")
     p = run(a, ["tiers", "4000"], HAKMEM_MODE="learning", HAKMEM_POLICY_FILE=out, HAKMEM_LEARN_LOG=log)
     states = log_states(log) if p.returncode == 0 else []

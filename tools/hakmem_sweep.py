@@ -327,8 +327,14 @@ def sweep(args, bin_path, lib, here):
         progress.show("tune %s (%d ops)" % (w, ops[w] * reps))
         status, _, err = hb.run_workload(bin_path, learn, w, 1, ops[w] * reps, 1, args.timeout)
         progress.step()
-        if status != "ok" or not os.path.exists(path):
-            failed.append((w, learn, 1, status if status != "ok" else "no policy written", err))
+        if status != "ok":
+            failed.append((w, learn, 1, status, err))
+            continue
+        if not os.path.exists(path):
+            # Nothing learned (no window with enough allocations to
+            # measure): no policy is written, and `tuned` is the default.
+            tuned[w] = Policy("tuned", lib, {"HAKMEM_MODE": "fast"})
+            tuned_text[w] = "nothing learned (the defaults)"
             continue
         tuned[w] = Policy("tuned", lib, {"HAKMEM_MODE": "fast", "HAKMEM_POLICY_FILE": path})
         tuned_text[w] = policy_summary(path)

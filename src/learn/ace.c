@@ -75,6 +75,11 @@ static bool settling;
 #define SHORT_DIV 3
 static bool short_next;
 static bool trialing; /* the window running now plays a challenger */
+/* Windows whose cost the learner was fed: a process with none learned
+ * nothing (it exited before its first window, or no window had enough
+ * allocations to measure), and has no policy to print or write at exit.
+ * A fork child keeps the count with what the parent learned. */
+static uint32_t fed_windows;
 #define FOLD_LEAD_NS 1000000u /* the heaps are asked to fold this long before a window ends */
 #define FOLD_WAIT_NS 250000u  /* and waited for in steps of this, */
 #define FOLD_WAITS 40         /* at most this many (10 ms) */
@@ -330,6 +335,7 @@ static void window(uint32_t windows) {
         knob_bins();
         hak_learn_mem_share(&L, cost > 0 ? window_mem(&prev, &cur) / cost : 1.0);
         ev = hak_learn_feed(&L, cost, hist, NBINS);
+        fed_windows++;
       }
     }
     hak_learn_decision_t d;
@@ -597,9 +603,18 @@ hak_front void hak_control_exit(void) {
   learner_init();
   hak_policy_t p;
   best_policy(&p);
+  bool decided = false;
   if (hak_sites_learning) { /* the sites' whole run, for the file */
     const hak_site_table_t *t = hak_sites_learn(hak_site_clock(), base.sites, true);
     if (t) p.sites = t;
+    decided = t && t->n;
+  }
+  /* Nothing learned and nothing read from a policy file: nothing to say.
+   * Above all, no file written over the one a process of the same run
+   * learned: a shell that ran the program exits after it. */
+  if (!fed_windows && !decided && !HAK_OPT_STR(POLICY_FILE)) {
+    hak_unlock(&ctl_lock);
+    return;
   }
   if (trace_fd >= 0) {
     char buf[512];
