@@ -80,7 +80,7 @@ def main(argv):
     except OSError:
         pass
     if not recs:
-        print("hakmem: no process reported (a static or setuid program does not load hakmem)",
+        print("hakmem: no process reported (a static or setuid program does not load hakmem; one that ends with _exit, as dash does, runs no exit handler to report)",
               file=sys.stderr)
         return 0
     for line in render(recs[-1]):
