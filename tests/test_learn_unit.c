@@ -825,6 +825,63 @@ static void lifecycle_phases(void) {
   printf("[most breaks: %u] ", worst);
 }
 
+/* A trial so slow that its short window holds few allocations, most of
+ * them the busy window before it counted late (p.carry): its histogram
+ * is not the workload's (here the other phase's mix, 512 draws against
+ * 4096), and it must not break the pair.  Broken, the trial counted as
+ * not played and was played again, window after window (large-ws under
+ * learning: a 16 ms trial of a 1 MiB threshold 15 times in 1.3 s).
+ * Without the carry the same run breaks at every trial. */
+static unsigned trial_tail_run(double carry, uint64_t seed, unsigned *trials, bool *frozen) {
+  world_t w;
+  world_init(&w, seed * 104729);
+  hak_learn_knob_t k[3];
+  world_knobs(k);
+  k[0].start = 1; /* phase 0's optimum: no move to make */
+  k[1].start = 4;
+  hak_learn_params_t p;
+  params_for_test(&p, HAK_LEARN_UCB1, seed);
+  p.carry = carry;
+  hak_learn_t l;
+  CHECK(hak_learn_init(&l, &p, k, 3) == 0);
+  *trials = 0;
+  uint64_t h[NCLASS];
+  for (unsigned i = 0; i < 300 && hak_learn_state(&l) == HAK_LEARN_STATE_LEARN; i++) {
+    hak_learn_decision_t d;
+    hak_learn_next(&l, &d);
+    bool trial = d.knob >= 0 && d.cfg[d.knob] != hak_learn_best(&l)[d.knob];
+    w.phase = trial ? 1 : 0;
+    world_hist(&w, h);
+    if (trial)
+      for (int c = 0; c < NCLASS; c++) h[c] /= 8;
+    w.phase = 0;
+    double cost = world_cost(&w, d.cfg) * (trial ? 20 : 1);
+    *trials += trial;
+    hak_learn_feed(&l, cost, h, NCLASS);
+  }
+  *frozen = hak_learn_state(&l) == HAK_LEARN_STATE_FROZEN;
+  CHECKF(best_is(&l, 1, 4), "carry %.2f seed %llu: best %u %u", carry, (unsigned long long)seed,
+         hak_learn_best(&l)[0], hak_learn_best(&l)[1]);
+  return (unsigned)l.breaks;
+}
+
+static void trial_tail(void) {
+  unsigned most = 0, most_bare = 0;
+  for (uint64_t seed = 1; seed <= 10; seed++) {
+    unsigned trials, bare_trials;
+    bool frozen, bare_frozen;
+    unsigned breaks = trial_tail_run(0.05, seed, &trials, &frozen);
+    CHECKF(breaks == 0 && frozen && trials <= 8, "seed %llu: %u breaks, %u trials, %s", (unsigned long long)seed,
+           breaks, trials, frozen ? "frozen" : "still learning");
+    unsigned bare = trial_tail_run(0, seed, &bare_trials, &bare_frozen);
+    CHECKF(bare > 0 && bare_trials > trials, "seed %llu without the carry: %u breaks, %u trials against %u",
+           (unsigned long long)seed, bare, bare_trials, trials);
+    if (trials > most) most = trials;
+    if (bare_trials > most_bare) most_bare = bare_trials;
+  }
+  printf("[most trials: %u; %u without the carry] ", most, most_bare);
+}
+
 static void lifecycle_start_frozen(void) {
   hak_learn_params_t p;
   params_for_test(&p, HAK_LEARN_UCB1, 1);
@@ -1221,6 +1278,7 @@ int main(int argc, char **argv) {
   RUN_SECTION(lifecycle_recall);
   RUN_SECTION(canary_challenger);
   RUN_SECTION(lifecycle_phases);
+  RUN_SECTION(trial_tail);
   RUN_SECTION(lifecycle_start_frozen);
   RUN_SECTION(unused_knobs);
   RUN_SECTION(settle_windows);

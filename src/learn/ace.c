@@ -403,6 +403,7 @@ static void learner_init(void) {
   prm.sel.seed = (uint64_t)hak_os_pid() * 0x9E3779B97F4A7C15ull;
   prm.canary_frac = HAK_OPT_REAL_VALUE(CANARY_FRAC);
   prm.shift_l1 = HAK_OPT_REAL_VALUE(SHIFT_L1);
+  prm.carry = (double)FOLD_LEAD_NS / ((double)HAK_OPT(LEARN_WINDOW_MS) * 1e6);
   uint64_t per_sec = 1000 / (uint64_t)HAK_OPT(LEARN_WINDOW_MS);
   prm.freeze_after = (uint32_t)((uint64_t)HAK_OPT(FREEZE_SEC) * (per_sec ? per_sec : 1));
   /* FROZEN stretches (nothing measured) alternate with CANARY ones, which

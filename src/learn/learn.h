@@ -235,6 +235,7 @@ typedef struct {
   uint32_t base_min;     /* 4: best-config windows measured before a challenger runs */
   /* shift detection */
   double shift_l1;       /* 0.3: L1 distance of normalised histograms */
+  double carry;          /* 0: share of a window's allocations the next window may count */
   uint32_t shift_k;      /* 3: consecutive shifted windows */
   uint64_t hist_min;     /* 4096: allocations for a window's histogram to count */
   uint32_t ref_windows;  /* 8: windows before the reference histogram is usable */
@@ -291,6 +292,7 @@ typedef struct {
    * the allocation mix compares two workloads, not two arms */
   double prev_frac[HAK_LEARN_HIST_BINS];
   uint64_t prev_total;
+  bool prev_tail;  /* the last window's counts were mostly the one before's */
   uint64_t breaks; /* windows not paired with the one before them, for that */
   uint64_t unused_windows; /* LEARN windows whose knob on trial had nothing to act on */
   double mem_share;        /* of the cost, for the next window (hak_learn_mem_share) */

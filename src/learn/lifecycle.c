@@ -75,12 +75,23 @@ static double l1_norm(const double *ref, const double *frac) {
   return d;
 }
 
+/* The owner may count up to p.carry of a window's allocations in the next
+ * one (ace.c: the heaps fold their small-object counts a little before a
+ * window ends).  A window of nb allocations after one of na is then mostly
+ * the other's tail when that carry could be a quarter of it, and its mix
+ * tells nothing: a slow trial's 16 ms after 50 ms of fast windows (800
+ * allocations against 60,000, its Mid share twice the workload's) broke
+ * every pair it was in, and the trial was played again and again. */
+static bool mostly_tail(const hak_learn_t *l, uint64_t na, uint64_t nb) {
+  return (double)na * l->p.carry > 0.25 * (double)nb;
+}
+
 /* Did the allocation mix change between two windows of `na` and `nb`
  * allocations?  Their distance must exceed the shift threshold by what
  * sampling alone gives two windows: E[L1] <= sqrt(2B/pi * (1/na + 1/nb))
  * over the B bins either one uses (0.16 for 82 bins and 4096 each). */
 static bool mix_changed(const hak_learn_t *l, const double *a, uint64_t na, const double *b, uint64_t nb) {
-  if (na < PAIR_MIN_ALLOCS || nb < PAIR_MIN_ALLOCS) return false;
+  if (na < PAIR_MIN_ALLOCS || nb < PAIR_MIN_ALLOCS || l->prev_tail || mostly_tail(l, na, nb)) return false;
   unsigned used = 0;
   for (unsigned i = 0; i < HAK_LEARN_HIST_BINS; i++) used += a[i] > 0 || b[i] > 0;
   double noise = hak_sqrt(2.0 * used / 3.141592653589793 * (1.0 / (double)na + 1.0 / (double)nb));
@@ -224,6 +235,7 @@ static unsigned relearn(hak_learn_t *l, const char *reason) {
   ref_reset(l);
   l->learn_windows = 0;
   l->prev_total = 0; /* the first window of LEARN pairs with none before it */
+  l->prev_tail = false;
   unsigned ev = go(l, HAK_LEARN_STATE_LEARN, reason);
   if (l->tuner.n_movable == 0) ev |= freeze(l, "nothing to learn: every knob pinned");
   return ev;
@@ -463,6 +475,7 @@ unsigned hak_learn_feed(hak_learn_t *l, double cost, const uint64_t *hist, unsig
         }
         if (!l->mix_off) hist_mean_add(l->mix, &l->mix_n, l->p.ref_mem, frac);
       }
+      l->prev_tail = mostly_tail(l, l->prev_total, total);
       l->prev_total = total;
       for (unsigned b = 0; b < HAK_LEARN_HIST_BINS; b++) l->prev_frac[b] = total ? frac[b] : 0;
       if (is_best) best_cost(l, cost);
