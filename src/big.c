@@ -540,8 +540,12 @@ hak_front void hak_big_free(hak_segment_t *seg, void *p) {
   uint64_t t0 = hak_prof_begin();
   hak_lock(&big_lock);
   b->state = BIG_CACHED;
-  if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE || b->seg.map_size > 4 * big_budget(pol)) {
-    /* Over-aligned, or too big to be worth keeping. */
+  bool plain = (uint8_t *)b->block - (uint8_t *)b == BIG_HDR;
+  if ((uint8_t *)b->block - (uint8_t *)b >= (ptrdiff_t)HAK_SEG_SIZE || b->seg.map_size > 4 * big_budget(pol) ||
+      (plain && b->length - BIG_HDR < pol->big_threshold)) {
+    /* Over-aligned, or too big to be worth keeping, or too small for any
+     * request the policy now sends here save an aligned one (the
+     * threshold went up since it was made: a learner's trial ended). */
     drop = b;
     b->next = NULL;
   } else {
